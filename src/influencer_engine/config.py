@@ -1,0 +1,292 @@
+"""Typed, frozen configuration loaded from TOML. Unknown keys are errors; nothing happens at import."""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import date
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+
+from influencer_engine.errors import ConfigError
+
+__all__ = [
+    "TIERS",
+    "CalibrationRanges",
+    "SimulatorConfig",
+    "TierConfig",
+    "config_path",
+    "load_simulator_config",
+    "load_tier_config",
+]
+
+TIERS = ("nano", "micro", "mid", "macro", "mega")
+PLATFORMS = ("instagram", "tiktok", "youtube")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+Range = tuple[float, float]
+
+
+class TierConfig(_Frozen):
+    """Lower follower bound of each tier above nano."""
+
+    micro: int = 10_000
+    mid: int = 100_000
+    macro: int = 500_000
+    mega: int = 1_000_000
+
+    @model_validator(mode="after")
+    def _increasing(self) -> TierConfig:
+        if not 0 < self.micro < self.mid < self.macro < self.mega:
+            raise ValueError("tier bounds must increase: 0 < micro < mid < macro < mega")
+        return self
+
+    def bounds(self) -> list[int]:
+        return [self.micro, self.mid, self.macro, self.mega]
+
+
+class WorldSection(_Frozen):
+    history_start: date
+    history_end: date
+    campaign_warmup_days: int
+    platform_shares: dict[str, float]
+
+    @model_validator(mode="after")
+    def _check(self) -> WorldSection:
+        if self.history_end <= self.history_start:
+            raise ValueError("history_end must come after history_start")
+        _check_shares("platform_shares", self.platform_shares, PLATFORMS)
+        return self
+
+
+class PopulationSection(_Frozen):
+    tier_shares: dict[str, float]
+    min_followers: int
+    max_followers: int
+    pareto_alpha: float
+    following_median: int
+
+    @field_validator("tier_shares")
+    @classmethod
+    def _tiers(cls, v: dict[str, float]) -> dict[str, float]:
+        _check_shares("tier_shares", v, TIERS)
+        return v
+
+
+class FakeSection(_Frozen):
+    beta_a: dict[str, float]
+    beta_b: dict[str, float]
+    credibility_noise: float
+    credibility_known_share: float
+
+
+class QualitySection(_Frozen):
+    sigma: float
+    price_loading: float
+    mispricing_sigma: float
+
+
+class ReachSection(_Frozen):
+    rate_at_10k: dict[str, float]
+    elasticity: dict[str, float]
+    within_creator_elasticity: float
+    follower_growth_mean: float
+    follower_growth_sd: float
+    engagement_drift_sd: float
+    reach_ratio: dict[str, float]
+    format_impressions: dict[str, float]
+    sponsored_impressions: float
+    dispersion_k: float
+
+
+class EngagementSection(_Frozen):
+    per_impression: dict[str, float]
+    format_engagement: dict[str, float]
+    sponsored_engagement: float
+    inverted_u_peak_log10: float
+    inverted_u_curvature: float
+    dispersion_k: float
+    split_likes: dict[str, float]
+    split_comments: dict[str, float]
+    split_shares: dict[str, float]
+    split_saves: dict[str, float]
+
+
+class PostingSection(_Frozen):
+    posts_median: float
+    posts_sigma: float
+    sponsored_share_mean: float
+    formats: dict[str, dict[str, float]]
+
+    @field_validator("formats")
+    @classmethod
+    def _formats(cls, v: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        for platform, shares in v.items():
+            _check_shares(f"formats.{platform}", shares, tuple(shares))
+        return v
+
+
+class PriceSection(_Frozen):
+    anchor_followers: list[float]
+    anchor_usd: dict[str, list[float]]
+    format_multiplier: dict[str, dict[str, float]]
+    format_price_known: float
+    negotiation_sigma: float
+
+    @model_validator(mode="after")
+    def _check(self) -> PriceSection:
+        for platform, usd in self.anchor_usd.items():
+            if len(usd) != len(self.anchor_followers):
+                raise ValueError(f"anchor_usd.{platform} needs one price per anchor_followers entry")
+        return self
+
+
+class ConversionSection(_Frozen):
+    ctr: dict[str, float]
+    ctr_platform: dict[str, float]
+    rate_by_tier: dict[str, float]
+    off_target_factor: float
+    fit_reference: float
+    off_affinity_factor: float
+    affinity_reference: float
+    quality_loading: float
+    dispersion_k: float
+    revenue_sigma: float
+
+
+class CategoriesSection(_Frozen):
+    shares: dict[str, float]
+    aov_usd: dict[str, float]
+    female_share: dict[str, float]
+    season_fitness: list[float]
+    season_retail: list[float]
+    season_travel: list[float]
+    sponsored_saturation: list[float]
+
+    @model_validator(mode="after")
+    def _check(self) -> CategoriesSection:
+        _check_shares("categories.shares", self.shares, tuple(self.shares))
+        for name in ("aov_usd", "female_share"):
+            if set(getattr(self, name)) != set(self.shares):
+                raise ValueError(f"categories.{name} must name exactly the categories of categories.shares")
+        for name in ("season_fitness", "season_retail", "season_travel", "sponsored_saturation"):
+            if len(getattr(self, name)) != 12:
+                raise ValueError(f"categories.{name} needs 12 monthly values")
+        return self
+
+
+class AudienceSection(_Frozen):
+    countries: dict[str, float]
+    age_by_platform: dict[str, list[float]]
+    home_country_concentration: float
+    niche_concentration: float
+    secondary_concentration: float
+    age_concentration: float
+    communities: int
+    own_community_share: float
+    people_pool: float
+
+    @model_validator(mode="after")
+    def _check(self) -> AudienceSection:
+        _check_shares("audience.countries", self.countries, tuple(self.countries))
+        for platform, shares in self.age_by_platform.items():
+            if len(shares) != 5 or abs(sum(shares) - 1) > 1e-6:
+                raise ValueError(f"audience.age_by_platform.{platform} needs 5 shares summing to 1")
+        return self
+
+
+class CampaignSection(_Frozen):
+    outcomes_per_creator: float
+    creators_per_campaign: float
+    brands_per_1k_creators: float
+    in_niche_share: float
+    follower_weight_exponent: float
+
+
+class CalibrationRanges(_Frozen):
+    er_instagram: dict[str, Range]
+    er_tiktok: dict[str, Range]
+    reach_share: dict[str, Range]
+    price_instagram: dict[str, Range]
+    price_tiktok: dict[str, Range]
+    price_youtube: dict[str, Range]
+    low_fake_share: dict[str, Range]
+    fake_share_overall: Range
+    cpm: dict[str, Range]
+    conversion_rate: dict[str, Range]
+    revenue_per_follower_nano_over_macro: Range
+
+
+class SimulatorConfig(_Frozen):
+    """Every constant of the simulated market (configs/simulator.toml)."""
+
+    world: WorldSection
+    population: PopulationSection
+    fake_followers: FakeSection
+    quality: QualitySection
+    reach: ReachSection
+    engagement: EngagementSection
+    posting: PostingSection
+    price: PriceSection
+    conversion: ConversionSection
+    categories: CategoriesSection
+    audience: AudienceSection
+    campaigns: CampaignSection
+    calibration: CalibrationRanges
+
+
+def _check_shares(name: str, shares: dict[str, float], expected: tuple[str, ...]) -> None:
+    if set(shares) != set(expected):
+        raise ValueError(f"{name} must name exactly {', '.join(expected)}")
+    if any(v < 0 for v in shares.values()) or abs(sum(shares.values()) - 1.0) > 1e-6:
+        raise ValueError(f"{name} must be non-negative shares summing to 1")
+
+
+def config_path(name: str) -> Path:
+    """Path of a committed config: the installed copy, or the repository's configs/ in a source checkout."""
+    packaged = resources.files("influencer_engine").joinpath("_configs", name)
+    if packaged.is_file():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parents[2] / "configs" / name
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _load(model: type[_M], path: Path, section: str | None = None) -> _M:
+    try:
+        with path.open("rb") as fh:
+            raw: dict[str, Any] = tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} does not exist.", fix="pass an existing TOML file") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}.", fix="correct the TOML syntax") from exc
+    data = raw.get(section, {}) if section else raw
+    if section and set(raw) - {section}:
+        extra = ", ".join(sorted(set(raw) - {section}))
+        raise ConfigError(f"{path}: unknown section(s) {extra}.", fix=f"keep only [{section}]")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise ConfigError(
+            f"{path}: key '{where}': {first['msg']} ({exc.error_count()} problem(s) in all).",
+            fix="remove unknown keys and give every required key a value of the right type",
+        ) from exc
+
+
+def load_simulator_config(path: Path | None = None) -> SimulatorConfig:
+    """Load configs/simulator.toml (or the file given)."""
+    return _load(SimulatorConfig, path or config_path("simulator.toml"))
+
+
+def load_tier_config(path: Path | None = None) -> TierConfig:
+    """Load configs/tiers.toml (or the file given)."""
+    return _load(TierConfig, path or config_path("tiers.toml"), section="tiers")
