@@ -65,11 +65,14 @@ def _classify(header: str) -> str | None:
 
 
 def _handle_score(values: pl.Series) -> float:
-    """Share of non-empty values that look like account handles (no spaces, handle characters only)."""
+    """How much a column looks like account handles: handle characters only (no spaces), and mostly lower case
+    (display names such as 'MrBeast' pass the first test but rarely the second)."""
     v = values.drop_nulls()
     if v.is_empty():
         return 0.0
-    return float(v.str.contains(_HANDLE_RE).mean() or 0.0)
+    handle_like = float(v.str.contains(_HANDLE_RE).mean() or 0.0)
+    lower = float((v == v.str.to_lowercase()).mean() or 0.0)
+    return handle_like + 0.5 * lower
 
 
 def read_ranking_file(path: Path) -> tuple[pl.DataFrame, pl.DataFrame, list[str]]:

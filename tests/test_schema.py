@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+import math
+
+import polars as pl
+import pytest
+
+from influencer_engine.config import TierConfig
+from influencer_engine.errors import ContractError
+from influencer_engine.schema import CONTRACTS, audience_columns, check_references, derive_tier, validate
+
+
+def _posts(**cols: list[object]) -> pl.DataFrame:
+    n = len(next(iter(cols.values())))
+    base: dict[str, list[object]] = {
+        "post_id": [f"p{i}" for i in range(n)],
+        "creator_id": ["c1"] * n,
+        "posted_at": ["2025-01-01T00:00:00Z"] * n,
+        "format": ["image"] * n,
+        "likes": [10] * n,
+    }
+    base.update(cols)
+    return pl.DataFrame(base, strict=False)
+
+
+@pytest.mark.parametrize(
+    ("cols", "reason"),
+    [
+        ({"likes": [-1]}, "negative:likes"),
+        ({"likes": [1.5]}, "not_integer:likes"),
+        ({"likes": [math.inf]}, "not_finite:likes"),
+        ({"likes": [math.nan]}, "not_finite:likes"),
+        ({"likes": [1e30]}, "out_of_range:likes"),
+        ({"creator_id": [None]}, "missing_value:creator_id"),
+        ({"format": ["hologram"]}, "unknown:format"),
+        ({"posted_at": ["yesterday"]}, "bad_type:posted_at"),
+        ({"likes": [None]}, "missing_value:counts"),
+        ({"reach": [10], "impressions": [5]}, "inconsistent:reach>impressions"),
+    ],
+)
+def test_row_reasons(cols: dict[str, list[object]], reason: str) -> None:
+    df = pl.concat([_posts(likes=[1]), _posts(**cols).with_columns(pl.lit("px").alias("post_id"))], how="diagonal_relaxed")
+    r = validate(df, "posts", source="t.csv")
+    assert r.rows_out == 1 and r.rows_rejected == 1
+    assert reason in r.rejects["reason"][0].split(";")
+    assert r.rejects["row"][0] == 1 and r.rejects["source"][0] == "t.csv"
+
+
+def test_text_numbers_and_enums_are_normalized() -> None:
+    df = _posts(likes=["1,200", " 7 "], format=[" IMAGE", "Video "])
+    r = validate(df, "posts")
+    assert r.rows_rejected == 0
+    assert r.valid["likes"].to_list() == [1200, 7]
+    assert r.valid["format"].to_list() == ["image", "video"]
+
+
+def test_timestamps_in_many_spellings_and_unix_seconds() -> None:
+    texts = ["2025-01-01T00:00:00Z", "2025-01-01", "2025-01-01 00:00:00", "2025-01-01T02:00:00+02:00"]
+    r = validate(_posts(posted_at=texts, likes=[1] * 4), "posts")
+    assert r.rows_rejected == 0
+    assert r.valid["posted_at"].n_unique() == 1
+    secs = validate(_posts(posted_at=[1735689600], likes=[1]), "posts")
+    assert secs.valid["posted_at"][0] == r.valid["posted_at"][0]
+
+
+def test_duplicates_keep_the_first_and_reject_the_rest() -> None:
+    df = _posts(post_id=["a", "b", "a", "a"], likes=[1, 2, 3, 4])
+    r = validate(df, "posts")
+    assert r.valid["likes"].to_list() == [1, 2]
+    assert r.rejects["row"].to_list() == [2, 3]
+    assert set(r.rejects["reason"]) == {"duplicate:post_id"}
+
+
+def test_composite_key_duplicates() -> None:
+    df = pl.DataFrame(
+        {
+            "campaign_id": ["k1", "k1", "k1"],
+            "creator_id": ["c1", "c2", "c1"],
+            "format": ["image", "image", "image"],
+            "cost": [1.0, 2.0, 3.0],
+        }
+    )
+    r = validate(df, "outcomes")
+    assert r.rejects["reason"].to_list() == ["duplicate:campaign_id+creator_id+format"]
+
+
+def test_share_groups() -> None:
+    cols = audience_columns()["audience_gender"]
+    df = pl.DataFrame(
+        {
+            "creator_id": ["a", "b", "c", "d"],
+            "platform": ["instagram"] * 4,
+            "handle": ["a", "b", "c", "d"],
+            "followers": [100, 100, 100, 100],
+            cols[0]: [0.6, 0.6, 0.6, None],
+            cols[1]: [0.4, 0.6, None, None],
+        }
+    )
+    r = validate(df, "creators")
+    assert r.valid["creator_id"].to_list() == ["a", "d"]
+    assert r.rejects["reason"].to_list() == ["share_sum:audience_gender", "share_partial:audience_gender"]
+
+
+def test_enum_lists() -> None:
+    row = {"campaign_id": ["k1", "k2"], "brand_id": ["b", "b"], "brand_category": ["fitness", "fitness"],
+           "target_age": ["18_24|25_34", "18_24|99_100"], "target_countries": ["us|gb", "US"],
+           "start_date": ["2025-01-01", "2025-01-01"], "end_date": ["2025-01-31", "2024-12-01"]}  # fmt: skip
+    r = validate(pl.DataFrame(row), "campaigns")
+    assert r.valid["campaign_id"].to_list() == ["k1"]
+    assert r.valid["target_countries"][0] == "US|GB"
+    assert r.rejects["reason"][0] == "unknown:target_age;inconsistent:end_date<start_date"
+
+
+def test_missing_required_column_is_a_file_error() -> None:
+    with pytest.raises(ContractError) as err:
+        validate(_posts(likes=[1]).drop("format"), "posts", source="posts.csv")
+    msg = str(err.value)
+    assert "posts.csv" in msg and "'format'" in msg and "Fix:" in msg
+
+
+def test_column_of_text_where_numbers_belong_is_a_file_error() -> None:
+    with pytest.raises(ContractError, match="column 'likes'.*no value could be read as count"):
+        validate(_posts(likes=["many"] * 6), "posts", source="p.csv")
+
+
+def test_nested_column_is_a_file_error() -> None:
+    df = _posts(likes=[1]).with_columns(pl.lit([1, 2]).alias("creator_id"))
+    with pytest.raises(ContractError, match="creator_id"):
+        validate(df, "posts")
+
+
+def test_extra_columns_are_reported_not_kept() -> None:
+    r = validate(_posts(likes=[1]).with_columns(pl.lit(1).alias("caption_len")), "posts")
+    assert r.ignored_columns == ("caption_len",)
+    assert r.valid.columns == CONTRACTS["posts"].names
+
+
+def test_check_references_rejects_orphans_with_their_row() -> None:
+    r = validate(_posts(creator_id=["c1", "ghost", "c1"], likes=[1, 2, 3]), "posts", source="p.csv")
+    r2 = check_references(r, "creator_id", pl.Series(["c1"]), table="posts", source="p.csv", key=("post_id",))
+    assert r2.rows_out == 2 and r2.rows_rejected == 1
+    assert r2.rejects.row(0, named=True) | {} == {
+        "table": "posts", "row": 1, "key": "p1", "reason": "unknown:creator_id", "source": "p.csv"
+    }
+
+
+def test_derive_tier_fills_only_missing() -> None:
+    lf = pl.LazyFrame({"followers": [5, 20_000, 2_000_000, 50], "tier": [None, None, None, "mega"]})
+    out = derive_tier(lf, TierConfig()).collect()
+    assert out["tier"].to_list() == ["nano", "micro", "mega", "mega"]
+
+
+def test_empty_frame_with_header_is_valid() -> None:
+    r = validate(_posts(likes=[1]).head(0), "posts")
+    assert (r.rows_in, r.rows_out, r.rows_rejected) == (0, 0, 0)

@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import polars as pl
+import pytest
+
+from influencer_engine.brief import Brief, TargetAudience
+from influencer_engine.config import SimulatorConfig, TierConfig
+from influencer_engine.schema import validate
+from influencer_engine.simulate.generate import SimulatedMarket, simulate_market
+from influencer_engine.simulate.report import calibration_report, format_report
+from influencer_engine.simulate.world import World
+
+
+def test_same_seed_same_tables(cfg: SimulatorConfig, tiers: TierConfig, small_market: SimulatedMarket) -> None:
+    again = simulate_market(cfg, tiers, 3000, seed=11)
+    for name, frame in small_market.tables().items():
+        assert frame.equals(again.tables()[name]), name
+    assert small_market.truth.equals(again.truth)
+
+
+def test_other_seed_other_tables(cfg: SimulatorConfig, tiers: TierConfig, small_market: SimulatedMarket) -> None:
+    other = simulate_market(cfg, tiers, 3000, seed=12)
+    assert not other.creators["followers"].equals(small_market.creators["followers"])
+
+
+def test_tables_pass_their_contracts(small_market: SimulatedMarket) -> None:
+    for name, frame in small_market.tables().items():
+        assert pl.Object not in frame.schema.dtypes(), name
+        result = validate(frame, name)
+        assert result.rows_rejected == 0, (name, result.reason_counts())
+
+
+def test_market_shape(small_market: SimulatedMarket) -> None:
+    c = small_market.creators
+    assert set(c["platform"]) == {"instagram", "tiktok", "youtube"}
+    nano = (c["tier"] == "nano").mean()
+    assert 0.75 < nano < 0.88  # HypeAuditor: 81.5%
+    # heavy tail: the top 1% of creators hold a large share of all followers
+    f = np.sort(c["followers"].to_numpy())[::-1]
+    assert f[: len(f) // 100].sum() / f.sum() > 0.3
+    # posts: several per creator, organic and sponsored, with nulls where creators share no insights
+    p = small_market.posts
+    assert 30 < p.height / c.height < 70
+    assert 0.05 < p["sponsored"].mean() < 0.25  # type: ignore[operator]
+    assert p["impressions"].null_count() > 0 and p["likes"].null_count() == 0
+
+
+def test_mispricing_exists(small_market: SimulatedMarket) -> None:
+    """Price explains value only in part: among same-tier creators, value per dollar varies several-fold."""
+    c = small_market.creators.join(small_market.truth, on="creator_id")
+    ig = c.filter((pl.col("platform") == "instagram") & (pl.col("tier") == "nano"))
+    value_per_dollar = (ig["real_followers"] * np.exp(0.35 * ig["quality"])) / ig["price_image"]
+    q = value_per_dollar.quantile(0.9) / value_per_dollar.quantile(0.1)  # type: ignore[operator]
+    assert q > 3
+
+
+def test_observed_outcomes_scatter_around_the_truth(small_market: SimulatedMarket) -> None:
+    obs = small_market.outcomes
+    exp = small_market.expected_outcomes
+    for kpi in ("reach", "impressions", "engagements", "clicks", "conversions", "revenue"):
+        ratio = obs[kpi].sum() / exp[f"true_{kpi}"].sum()
+        assert 0.85 < ratio < 1.15, (kpi, ratio)
+
+
+@pytest.fixture(scope="module")
+def world(cfg: SimulatorConfig, tiers: TierConfig) -> World:
+    return World.simulate(cfg, tiers, 4000, seed=5)
+
+
+def _brief(**kw: object) -> Brief:
+    return Brief.model_validate({"brand_category": "fitness", "start_date": date(2026, 1, 10), **kw})
+
+
+def test_oracle_answers_every_kpi(world: World) -> None:
+    out = world.expected_outcomes(_brief())
+    assert out.height == world.creators.height
+    for kpi in ("reach", "impressions", "engagements", "clicks", "conversions", "revenue"):
+        assert (out[kpi] > 0).all(), kpi
+    assert (out["reach"] <= out["impressions"]).all()
+
+
+def test_better_fit_never_lowers_conversions(world: World) -> None:
+    """Direction: targeting the creator's own audience raises expected conversions, never lowers them."""
+    ids = world.creators.filter(pl.col("country") == "US")["creator_id"].head(50).to_list()
+    us = world.expected_outcomes(_brief(target=TargetAudience(countries=("US",))), ids)
+    id_ = world.expected_outcomes(_brief(target=TargetAudience(countries=("ID",))), ids)
+    assert (us["audience_fit"] > id_["audience_fit"]).all()
+    assert (us["conversions"] > id_["conversions"]).all()
+    assert us["reach"].equals(id_["reach"])  # invariance: the target does not change reach
+
+
+def test_affinity_drives_conversions(world: World) -> None:
+    c = world.creators.join(world.truth.select("creator_id", "primary_niche"), on="creator_id")
+    fit_ids = c.filter(pl.col("primary_niche") == "fitness")["creator_id"].to_list()
+    other = c.filter(pl.col("primary_niche") == "gaming")["creator_id"].to_list()
+    b = _brief()
+    per_click = lambda ids: (lambda e: e["conversions"].sum() / e["clicks"].sum())(world.expected_outcomes(b, ids))  # noqa: E731
+    assert per_click(fit_ids) > 1.5 * per_click(other)
+
+
+def test_unique_reach_is_coverage(world: World) -> None:
+    b = _brief()
+    c = world.creators.join(world.truth.select("creator_id", "primary_niche"), on="creator_id")
+    same = (
+        c.filter((pl.col("primary_niche") == "fitness") & (pl.col("country") == "US"))
+        .sort("followers", descending=True)["creator_id"].head(15).to_list()
+    )
+    spread = c.sort("followers", descending=True).unique("primary_niche", keep="first")["creator_id"].to_list()
+    for ids in (same, spread):
+        total = world.expected_outcomes(b, ids)["reach"].sum()
+        unique = world.unique_reach(ids, b)
+        assert 0 < unique < total
+    same_ratio = world.unique_reach(same, b) / world.expected_outcomes(b, same)["reach"].sum()
+    # monotone and submodular: adding a creator never lowers unique reach, and adds less to a bigger set
+    a, x = same[:5], same[5]
+    gain_small = world.unique_reach([*a[:2], x], b) - world.unique_reach(a[:2], b)
+    gain_big = world.unique_reach([*a, x], b) - world.unique_reach(a, b)
+    assert gain_big >= 0 and gain_small >= gain_big - 1e-6
+    assert same_ratio < 0.995
+    assert world.unique_reach(same + same, b) == pytest.approx(world.unique_reach(same, b))
+
+
+def test_world_round_trips_through_disk(tmp_path, cfg: SimulatorConfig, tiers: TierConfig) -> None:  # type: ignore[no-untyped-def]
+    from influencer_engine.simulate.world import write_world
+
+    market = simulate_market(cfg, tiers, 500, seed=3)
+    write_world(market, cfg, tiers, 3, tmp_path)
+    loaded = World.load(tmp_path)
+    direct = World(cfg=cfg, tiers=tiers, seed=3, creators=market.creators, truth=market.truth)
+    b = _brief()
+    assert loaded.expected_outcomes(b).equals(direct.expected_outcomes(b))
+
+
+def _check_report(cfg: SimulatorConfig, market: SimulatedMarket, min_n: int) -> None:
+    rows = calibration_report(cfg, market.creators, market.posts, market.outcomes, market.truth)
+    text = format_report(rows)
+    bad = [r for r in rows if r.n >= min_n and not r.inside]
+    assert not bad, text
+
+
+def test_calibration_well_sampled_figures(cfg: SimulatorConfig, tiers: TierConfig) -> None:
+    """At 30k creators, every figure measured on >= 150 creators or hires is inside its published range."""
+    _check_report(cfg, simulate_market(cfg, tiers, 30_000, seed=7), min_n=150)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [7, 8])
+def test_calibration_every_figure(cfg: SimulatorConfig, tiers: TierConfig, seed: int) -> None:
+    """At the report's default size, every figure is inside its published range."""
+    _check_report(cfg, simulate_market(cfg, tiers, 100_000, seed=seed), min_n=0)
