@@ -45,7 +45,11 @@ def test_validate_reports_rejects_and_writes_manifest(tmp_path: Path, capsys: py
     assert code == 1
     assert "rejected        1" in out
     m = json.loads((tmp_path / "v" / "manifest.json").read_text())
-    assert {k: m["tables"]["posts"][k] for k in ("rows_in", "rows_out", "rows_rejected")} == {"rows_in": 2, "rows_out": 1, "rows_rejected": 1}
+    assert {k: m["tables"]["posts"][k] for k in ("rows_in", "rows_out", "rows_rejected")} == {
+        "rows_in": 2,
+        "rows_out": 1,
+        "rows_rejected": 1,
+    }
     rejects = pl.read_parquet(tmp_path / "v" / "rejects.parquet")
     assert rejects["reason"].to_list() == ["unknown:format;negative:likes"]
 

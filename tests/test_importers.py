@@ -46,7 +46,12 @@ def test_messy_ranking_file_rows_conserved(tmp_path: Path) -> None:
     rows, rejects, _ = read_ranking_file(p)
     assert rows.height + rejects.height == 6
     reasons = dict(zip(rejects["row"].to_list(), rejects["reason"].to_list(), strict=True))
-    assert reasons == {1: "empty_row", 3: "bad_type:followers", 5: "duplicate:handle", 6: "missing_value:handle"}
+    assert reasons == {
+        1: "empty_row",
+        3: "bad_type:followers",
+        5: "duplicate:handle",
+        6: "missing_value:handle",
+    }
     first = rows.row(0, named=True)
     assert first["handle"] == "mrbeast" and first["name"] == "MrBeast"
     assert first["followers"] == 55_600_000 and first["avg_views"] == 38_100_000 and first["avg_comments"] == 19_000
@@ -94,7 +99,11 @@ def test_instagram_posts_synthetic(tmp_path: Path) -> None:
     _reconciles(m)
     assert m["tables"]["creators"]["reasons"] == {"bad_type:followers": 1}
     assert m["tables"]["posts"]["rows_in"] == 5
-    assert m["tables"]["posts"]["reasons"] == {"negative:likes": 1, "duplicate:post_id": 1, "unknown:creator_id": 1}
+    assert m["tables"]["posts"]["reasons"] == {
+        "negative:likes": 1,
+        "duplicate:post_id": 1,
+        "unknown:creator_id": 1,
+    }
     posts = pl.read_parquet(out / "posts.parquet")
     assert posts["post_id"].to_list() == ["AAA", "BBB"]
     assert posts["comments"].to_list() == [3, None]  # 5,000 likes and 0 comments: comments were off

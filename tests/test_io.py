@@ -28,7 +28,7 @@ def test_read_table_errors_name_the_file(tmp_path: Path) -> None:
         read_table(bad)
     broken = tmp_path / "b.parquet"
     broken.write_bytes(b"not parquet")
-    with pytest.raises(InputError, match="b.parquet"):
+    with pytest.raises(InputError, match=r"b\.parquet"):
         read_table(broken)
 
 

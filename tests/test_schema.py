@@ -39,7 +39,10 @@ def _posts(**cols: list[object]) -> pl.DataFrame:
     ],
 )
 def test_row_reasons(cols: dict[str, list[object]], reason: str) -> None:
-    df = pl.concat([_posts(likes=[1]), _posts(**cols).with_columns(pl.lit("px").alias("post_id"))], how="diagonal_relaxed")
+    df = pl.concat(
+        [_posts(likes=[1]), _posts(**cols).with_columns(pl.lit("px").alias("post_id"))],
+        how="diagonal_relaxed",
+    )
     r = validate(df, "posts", source="t.csv")
     assert r.rows_out == 1 and r.rows_rejected == 1
     assert reason in r.rejects["reason"][0].split(";")
@@ -119,7 +122,7 @@ def test_missing_required_column_is_a_file_error() -> None:
 
 
 def test_column_of_text_where_numbers_belong_is_a_file_error() -> None:
-    with pytest.raises(ContractError, match="column 'likes'.*no value could be read as count"):
+    with pytest.raises(ContractError, match=r"column 'likes'.*no value could be read as count"):
         validate(_posts(likes=["many"] * 6), "posts", source="p.csv")
 
 
@@ -140,7 +143,11 @@ def test_check_references_rejects_orphans_with_their_row() -> None:
     r2 = check_references(r, "creator_id", pl.Series(["c1"]), table="posts", source="p.csv", key=("post_id",))
     assert r2.rows_out == 2 and r2.rows_rejected == 1
     assert r2.rejects.row(0, named=True) | {} == {
-        "table": "posts", "row": 1, "key": "p1", "reason": "unknown:creator_id", "source": "p.csv"
+        "table": "posts",
+        "row": 1,
+        "key": "p1",
+        "reason": "unknown:creator_id",
+        "source": "p.csv",
     }
 
 

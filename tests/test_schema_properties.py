@@ -20,7 +20,10 @@ _TEXT = st.one_of(
 )  # fmt: skip
 _VALUES = {
     "int": (pl.Int64, st.one_of(st.integers(-(2**63), 2**63 - 1), st.sampled_from([0, 1, -1, 10**12]))),
-    "float": (pl.Float64, st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.5, 1.0, -0.0]))),
+    "float": (
+        pl.Float64,
+        st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.5, 1.0, -0.0])),
+    ),
     "str": (pl.String, _TEXT),
     "bool": (pl.Boolean, st.booleans()),
 }
@@ -73,7 +76,9 @@ def test_rows_are_conserved_or_the_file_is_refused(table: str, data: st.DataObje
 @pytest.mark.parametrize("table", ["creators", "posts"])
 @_SETTINGS
 @given(data=st.data())
-def test_csv_files_are_conserved_or_refused(table: str, data: st.DataObject, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_csv_files_are_conserved_or_refused(
+    table: str, data: st.DataObject, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     frame = data.draw(frames(table))
     path = tmp_path_factory.mktemp("csv") / f"{table}.csv"
     frame.write_csv(path)

@@ -97,7 +97,11 @@ def test_affinity_drives_conversions(world: World) -> None:
     fit_ids = c.filter(pl.col("primary_niche") == "fitness")["creator_id"].to_list()
     other = c.filter(pl.col("primary_niche") == "gaming")["creator_id"].to_list()
     b = _brief()
-    per_click = lambda ids: (lambda e: e["conversions"].sum() / e["clicks"].sum())(world.expected_outcomes(b, ids))  # noqa: E731
+
+    def per_click(ids: list[str]) -> float:
+        e = world.expected_outcomes(b, ids)
+        return float(e["conversions"].sum() / e["clicks"].sum())
+
     assert per_click(fit_ids) > 1.5 * per_click(other)
 
 
@@ -106,7 +110,9 @@ def test_unique_reach_is_coverage(world: World) -> None:
     c = world.creators.join(world.truth.select("creator_id", "primary_niche"), on="creator_id")
     same = (
         c.filter((pl.col("primary_niche") == "fitness") & (pl.col("country") == "US"))
-        .sort("followers", descending=True)["creator_id"].head(15).to_list()
+        .sort("followers", descending=True)["creator_id"]
+        .head(15)
+        .to_list()
     )
     spread = c.sort("followers", descending=True).unique("primary_niche", keep="first")["creator_id"].to_list()
     for ids in (same, spread):

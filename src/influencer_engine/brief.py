@@ -11,7 +11,15 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from influencer_engine.errors import ConfigError
-from influencer_engine.schema import AGE_BANDS, AUDIENCE_COUNTRIES, CATEGORIES, FORMATS, GENDERS, GOALS, PLATFORMS
+from influencer_engine.schema import (
+    AGE_BANDS,
+    AUDIENCE_COUNTRIES,
+    CATEGORIES,
+    FORMATS,
+    GENDERS,
+    GOALS,
+    PLATFORMS,
+)
 
 __all__ = ["Brief", "TargetAudience", "load_brief"]
 

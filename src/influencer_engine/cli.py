@@ -51,8 +51,11 @@ def simulate(
     out: Annotated[Path | None, typer.Option(help="Folder to write the world to (Parquet + truth/).")] = None,
     creators: Annotated[
         int | None,
-        typer.Option(min=1, help=f"Creators to draw (default {_DEFAULT_CREATORS:,}; {_REPORT_CREATORS:,} for a "
-                                 "report-only run, so every tier has enough creators to measure)."),
+        typer.Option(
+            min=1,
+            help=f"Creators to draw (default {_DEFAULT_CREATORS:,}; {_REPORT_CREATORS:,} for a "
+            "report-only run, so every tier has enough creators to measure).",
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives identical tables.")] = 7,
     report: Annotated[bool, typer.Option("--report", help="Print simulated figures beside published ranges.")] = False,
@@ -124,7 +127,9 @@ def validate_cmd(
 
 
 @app.command()
-def summary(folder: Annotated[Path, typer.Argument(help="A dataset folder (creators, posts, campaigns, outcomes).")]) -> None:
+def summary(
+    folder: Annotated[Path, typer.Argument(help="A dataset folder (creators, posts, campaigns, outcomes).")],
+) -> None:
     """Describe a dataset: creators by platform and tier, posting, engagement, campaign economics."""
     from influencer_engine.dataset import TABLES, find_table, summarize
     from influencer_engine.io import read_table
@@ -136,7 +141,9 @@ def summary(folder: Annotated[Path, typer.Argument(help="A dataset folder (creat
 
 
 @app.command()
-def contracts(table: Annotated[str | None, typer.Argument(help="One table; all when omitted.")] = None) -> None:
+def contracts(
+    table: Annotated[str | None, typer.Argument(help="One table; all when omitted.")] = None,
+) -> None:
     """List the columns each table contract expects."""
     from influencer_engine.schema import CONTRACTS
 
@@ -212,7 +219,8 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
-        app(args=args, prog_name="ie")
+        # --debug is honoured anywhere on the line, not only before the sub-command
+        app(args=[a for a in args if a != "--debug"], prog_name="ie")
     except EngineError as exc:
         if debug:
             raise

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
+from influencer_engine.config import TIERS
 from influencer_engine.errors import InputError
 from influencer_engine.io import Manifest, read_table, table_files
 from influencer_engine.schema import CONTRACTS, ValidationResult, check_references, validate
@@ -94,14 +95,20 @@ def summarize(tables: dict[str, pl.DataFrame]) -> str:
             .sort("platform", "median_followers")
         )
         for r in by.iter_rows(named=True):
-            lines.append(f"  {r['platform']:10} {r['tier'] or '?':6} {r['n']:>8,} creators, median {r['median_followers']:>12,.0f} followers")
+            lines.append(
+                f"  {r['platform']:10} {r['tier'] or '?':6} {r['n']:>8,} creators, "
+                f"median {r['median_followers']:>12,.0f} followers"
+            )
     posts = tables.get("posts")
     if posts is not None and posts.height:
-        per = posts.group_by("creator_id").len()["len"]
-        span = posts.select(pl.col("posted_at").min().alias("a"), pl.col("posted_at").max().alias("b")).row(0)
+        per = float(posts.group_by("creator_id").len().select(pl.col("len").median()).item())
+        first, last = (
+            str(v)[:10]
+            for v in posts.select(pl.col("posted_at").min().alias("a"), pl.col("posted_at").max().alias("b")).row(0)
+        )
+        sponsored = float(posts.select(pl.col("sponsored").cast(pl.Float64).mean().fill_null(0.0)).item())
         lines.append(
-            f"posts: {posts.height:,} ({per.median():.0f} per creator, median), {span[0]:%Y-%m-%d} to {span[1]:%Y-%m-%d}, "
-            f"{posts['sponsored'].mean() or 0:.1%} sponsored"
+            f"posts: {posts.height:,} ({per:.0f} per creator, median), {first} to {last}, {sponsored:.1%} sponsored"
         )
         if creators is not None:
             er = (
@@ -111,7 +118,7 @@ def summarize(tables: dict[str, pl.DataFrame]) -> str:
                 .agg(((pl.col("likes") + pl.col("comments").fill_null(0)) / pl.col("followers")).median().alias("er"))
                 .group_by("platform", "tier")
                 .agg(pl.col("er").median())
-                .sort("platform", "tier")
+                .sort("platform", pl.col("tier").replace_strict(list(TIERS), list(range(len(TIERS))), default=9))
             )
             for r in er.iter_rows(named=True):
                 if r["er"] is not None:
@@ -119,7 +126,10 @@ def summarize(tables: dict[str, pl.DataFrame]) -> str:
     campaigns, outcomes = tables.get("campaigns"), tables.get("outcomes")
     if campaigns is not None and outcomes is not None and outcomes.height:
         tot = outcomes.select(
-            pl.col("cost").sum(), pl.col("impressions").sum(), pl.col("conversions").sum(), pl.col("revenue").sum()
+            pl.col("cost").sum(),
+            pl.col("impressions").sum(),
+            pl.col("conversions").sum(),
+            pl.col("revenue").sum(),
         ).row(0, named=True)
         lines.append(
             f"campaigns: {campaigns.height:,} with {outcomes.height:,} hires; spend ${tot['cost']:,.0f}, "

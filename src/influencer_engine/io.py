@@ -105,7 +105,7 @@ def write_parquet(frame: pl.DataFrame, target: Path) -> Path:
 
 def write_csv(frame: pl.DataFrame, target: Path) -> Path:
     """Write CSV atomically."""
-    return _write(target, lambda p: frame.write_csv(p))
+    return _write(target, frame.write_csv)
 
 
 def write_json(obj: Mapping[str, Any], target: Path) -> Path:
@@ -173,11 +173,7 @@ class Manifest:
 
     def write(self) -> Path:
         """Write rejects.parquet (always, possibly empty) and manifest.json, atomically, manifest last."""
-        rejects = (
-            pl.concat(self._rejects, how="vertical")
-            if self._rejects
-            else pl.DataFrame(schema=REJECT_SCHEMA)
-        )
+        rejects = pl.concat(self._rejects, how="vertical") if self._rejects else pl.DataFrame(schema=REJECT_SCHEMA)
         write_parquet(rejects, self.out_dir / "rejects.parquet")
         body = {
             "command": self.command,

@@ -66,7 +66,13 @@ _DTYPES: dict[str, pl.DataType] = {
     "date": pl.Date(),
 }
 
-REJECT_SCHEMA = {"table": pl.String, "row": pl.Int64, "key": pl.String, "reason": pl.String, "source": pl.String}
+REJECT_SCHEMA = {
+    "table": pl.String,
+    "row": pl.Int64,
+    "key": pl.String,
+    "reason": pl.String,
+    "source": pl.String,
+}
 
 
 @dataclass(frozen=True)
@@ -169,7 +175,14 @@ def _share_cols() -> tuple[Col, ...]:
 
 def _price_cols() -> tuple[Col, ...]:
     return tuple(
-        Col(f"price_{f}", "float", f"list price of one sponsored {f} (USD)", required=False, nullable=True, min=0)
+        Col(
+            f"price_{f}",
+            "float",
+            f"list price of one sponsored {f} (USD)",
+            required=False,
+            nullable=True,
+            min=0,
+        )
         for f in FORMATS
     )
 
@@ -191,18 +204,42 @@ CREATORS = TableContract(
         Col("platform", "enum", "platform of the account", values=PLATFORMS),
         Col("handle", "str", "account handle"),
         Col("followers", "count", "followers (subscribers) now", min=0, max=MAX_COUNT),
-        Col("following", "count", "accounts the creator follows", required=False, nullable=True, min=0,
-            max=MAX_COUNT),
+        Col(
+            "following",
+            "count",
+            "accounts the creator follows",
+            required=False,
+            nullable=True,
+            min=0,
+            max=MAX_COUNT,
+        ),
         Col("country", "str", "creator's country (ISO-2 where known)", required=False, nullable=True),
         Col("language", "str", "main language (ISO 639-1)", required=False, nullable=True),
-        Col("categories", "str", "the creator's niches, '|'-separated, main first", required=False, nullable=True),
-        Col("tier", "enum", "size tier; derived from followers when absent", required=False, nullable=True,
-            values=TIERS),
+        Col(
+            "categories",
+            "str",
+            "the creator's niches, '|'-separated, main first",
+            required=False,
+            nullable=True,
+        ),
+        Col(
+            "tier",
+            "enum",
+            "size tier; derived from followers when absent",
+            required=False,
+            nullable=True,
+            values=TIERS,
+        ),
         *_price_cols(),
-        Col("audience_credibility", "share", "share of followers that are real people", required=False,
-            nullable=True),
+        Col(
+            "audience_credibility",
+            "share",
+            "share of followers that are real people",
+            required=False,
+            nullable=True,
+        ),
         *_share_cols(),
-    ),  # fmt: skip
+    ),
     key=("creator_id",),
     share_groups=audience_columns(),
 )
@@ -269,20 +306,43 @@ BRIEFS = TableContract(
         *_TARGET_COLS,
         Col("start_date", "date", "campaign start"),
         Col("end_date", "date", "campaign end"),
-        Col("platforms", "enum_list", "platforms allowed (null: all)", required=False, nullable=True,
-            values=PLATFORMS),
-        Col("formats", "enum_list", "formats allowed (null: all)", required=False, nullable=True, values=FORMATS),
+        Col(
+            "platforms",
+            "enum_list",
+            "platforms allowed (null: all)",
+            required=False,
+            nullable=True,
+            values=PLATFORMS,
+        ),
+        Col(
+            "formats",
+            "enum_list",
+            "formats allowed (null: all)",
+            required=False,
+            nullable=True,
+            values=FORMATS,
+        ),
         Col("min_creators", "count", "roster size at least", required=False, nullable=True, min=0),
         Col("max_creators", "count", "roster size at most", required=False, nullable=True, min=0),
         Col("max_per_creator", "float", "spend cap per creator (USD)", required=False, nullable=True, min=0),
         Col("min_audience_fit", "share", "minimum audience fit to the target", required=False, nullable=True),
         Col("min_credibility", "share", "minimum audience credibility", required=False, nullable=True),
-        Col("include", "str", "creator ids that must be in the roster, '|'-separated", required=False,
-            nullable=True),
+        Col(
+            "include",
+            "str",
+            "creator ids that must be in the roster, '|'-separated",
+            required=False,
+            nullable=True,
+        ),
         Col("exclude", "str", "creator ids never to pick, '|'-separated", required=False, nullable=True),
-        Col("risk_quantile", "share", "plan on this forecast quantile (null: expected value)", required=False,
-            nullable=True),
-    ),  # fmt: skip
+        Col(
+            "risk_quantile",
+            "share",
+            "plan on this forecast quantile (null: expected value)",
+            required=False,
+            nullable=True,
+        ),
+    ),
     key=("brief_id",),
     rules=(
         ("out_of_range:budget", pl.col("budget") <= 0),
@@ -291,9 +351,7 @@ BRIEFS = TableContract(
     ),
 )
 
-CONTRACTS: dict[str, TableContract] = {
-    c.name: c for c in (CREATORS, POSTS, CAMPAIGNS, OUTCOMES, BRIEFS)
-}
+CONTRACTS: dict[str, TableContract] = {c.name: c for c in (CREATORS, POSTS, CAMPAIGNS, OUTCOMES, BRIEFS)}
 
 
 # ---------------------------------------------------------------------------------------------- casting
@@ -433,7 +491,7 @@ def validate(
             )
         cast = _cast_expr(col, src)
         casts.append(cast.alias(col.name))
-        if src == col.dtype or src == pl.Null:
+        if src in (col.dtype, pl.Null):
             continue
         present = pl.col(col.name).is_not_null()
         if src == pl.String and col.kind not in ("id", "str", "enum", "enum_list"):

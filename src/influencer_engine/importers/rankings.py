@@ -18,8 +18,8 @@ from pathlib import Path
 import polars as pl
 
 from influencer_engine.errors import InputError
-from influencer_engine.io import Manifest
 from influencer_engine.importers._text import country_code, is_junk, normalize_header, parse_number
+from influencer_engine.io import Manifest
 from influencer_engine.schema import CONTRACTS, PLATFORMS, REJECT_SCHEMA, validate
 
 __all__ = ["RANKING_COLUMNS", "import_rankings", "read_ranking_file"]
@@ -70,8 +70,9 @@ def _handle_score(values: pl.Series) -> float:
     v = values.drop_nulls()
     if v.is_empty():
         return 0.0
-    handle_like = float(v.str.contains(_HANDLE_RE).mean() or 0.0)
-    lower = float((v == v.str.to_lowercase()).mean() or 0.0)
+    frame = v.to_frame("v")
+    handle_like = float(frame.select(pl.col("v").str.contains(_HANDLE_RE).mean()).item() or 0.0)
+    lower = float(frame.select((pl.col("v") == pl.col("v").str.to_lowercase()).mean()).item() or 0.0)
     return handle_like + 0.5 * lower
 
 
@@ -128,7 +129,11 @@ def read_ranking_file(path: Path) -> tuple[pl.DataFrame, pl.DataFrame, list[str]
                 groups["avg_engagement"] = groups.pop("avg_comments", [])
             notes.append(
                 f"{path.name}: the views column holds country names; read as country"
-                + (", and the likes / comments columns as authentic / average engagement" if platform == "instagram" else "")
+                + (
+                    ", and the likes / comments columns as authentic / average engagement"
+                    if platform == "instagram"
+                    else ""
+                )
             )
 
     country_cols = groups.get("country", [])
@@ -137,20 +142,31 @@ def read_ranking_file(path: Path) -> tuple[pl.DataFrame, pl.DataFrame, list[str]
     mapped = data.select(
         pl.lit(platform).alias("platform"),
         pl.lit(snapshot, dtype=pl.String).alias("snapshot"),
-        (parse_number(pl.col(groups["rank"][0])).cast(pl.Int64, strict=False) if "rank" in groups
-         else pl.lit(None, pl.Int64)).alias("rank"),
+        (
+            parse_number(pl.col(groups["rank"][0])).cast(pl.Int64, strict=False)
+            if "rank" in groups
+            else pl.lit(None, pl.Int64)
+        ).alias("rank"),
         text_of(handle_col).str.strip_prefix("@").alias("handle"),
         (pl.coalesce([text_of(c) for c in name_cols]) if name_cols else pl.lit(None, pl.String)).alias("name"),
-        (pl.concat_str([text_of(c) for c in category_cols], separator="|", ignore_nulls=True)
-         if category_cols else pl.lit(None, pl.String)).alias("categories"),
-        (pl.coalesce([country_code(pl.col(c)) for c in country_cols]) if country_cols
-         else pl.lit(None, pl.String)).alias("country"),
+        (
+            pl.concat_str([text_of(c) for c in category_cols], separator="|", ignore_nulls=True)
+            if category_cols
+            else pl.lit(None, pl.String)
+        ).alias("categories"),
+        (
+            pl.coalesce([country_code(pl.col(c)) for c in country_cols]) if country_cols else pl.lit(None, pl.String)
+        ).alias("country"),
         *(number(f).alias(f) for f in _NUMERIC),
         pl.lit(path.name).alias("source_file"),
         pl.col("source_row").cast(pl.Int64),
         empty.alias("__empty"),
-        (pl.concat_str([pl.col(c) for c in groups.get("followers", [])], separator="", ignore_nulls=True)
-         .fill_null("").str.strip_chars() != "").alias("__followers_given"),
+        (
+            pl.concat_str([pl.col(c) for c in groups.get("followers", [])], separator="", ignore_nulls=True)
+            .fill_null("")
+            .str.strip_chars()
+            != ""
+        ).alias("__followers_given"),
     ).with_columns(pl.when(pl.col("categories") == "").then(None).otherwise(pl.col("categories")).alias("categories"))
 
     reason = (

@@ -49,7 +49,12 @@ class SimulatedMarket:
     expected_outcomes: pl.DataFrame  # per outcome row: the true expected KPIs the draws were made around
 
     def tables(self) -> dict[str, pl.DataFrame]:
-        return {"creators": self.creators, "posts": self.posts, "campaigns": self.campaigns, "outcomes": self.outcomes}
+        return {
+            "creators": self.creators,
+            "posts": self.posts,
+            "campaigns": self.campaigns,
+            "outcomes": self.outcomes,
+        }
 
 
 def _dirichlet_rows(rng: np.random.Generator, alpha: F64) -> F64:
@@ -65,12 +70,14 @@ def _truncated_pareto(rng: np.random.Generator, lo: F64, hi: F64, alpha: float) 
 
 
 def _ids(prefix: str, n: int, width: int) -> pl.Series:
-    return pl.select(pl.format(f"{prefix}{{}}", pl.int_range(n, eager=False).cast(pl.String).str.zfill(width))).to_series()
+    return pl.select(
+        pl.format(f"{prefix}{{}}", pl.int_range(n, eager=False).cast(pl.String).str.zfill(width))
+    ).to_series()
 
 
-def _creators(cfg: SimulatorConfig, tiers: TierConfig, n: int, rngs: dict[str, np.random.Generator]) -> tuple[
-    pl.DataFrame, pl.DataFrame, CreatorParams, I64
-]:
+def _creators(
+    cfg: SimulatorConfig, tiers: TierConfig, n: int, rngs: dict[str, np.random.Generator]
+) -> tuple[pl.DataFrame, pl.DataFrame, CreatorParams, I64]:
     rng = rngs["creators"]
     pop = cfg.population
     platform = rng.choice(len(PLATFORMS), size=n, p=[cfg.world.platform_shares[p] for p in PLATFORMS])
@@ -149,31 +156,37 @@ def _creators(cfg: SimulatorConfig, tiers: TierConfig, n: int, rngs: dict[str, n
     prices: dict[str, F64] = {}
     for f in FORMATS:
         mult = np.array([pr.format_multiplier[p].get(f, np.nan) for p in PLATFORMS])[platform]
-        listed = np.array([_BASE_FORMAT[p] == f for p in PLATFORMS])[platform] | (prng.random(n) < pr.format_price_known)
+        listed = np.array([_BASE_FORMAT[p] == f for p in PLATFORMS])[platform] | (
+            prng.random(n) < pr.format_price_known
+        )
         prices[f] = np.where(listed, np.round(base * mult, 2), np.nan)
 
     credibility = np.clip(1 - fake + arng.normal(0, cfg.fake_followers.credibility_noise, n), 0, 1)
-    credibility = np.where(arng.random(n) < cfg.fake_followers.credibility_known_share, np.round(credibility, 4), np.nan)
+    credibility = np.where(
+        arng.random(n) < cfg.fake_followers.credibility_known_share, np.round(credibility, 4), np.nan
+    )
 
     creator_id = _ids("c", n, 7)
     country_code = np.array(AUDIENCE_COUNTRIES)[home]
     cats = np.array(CATEGORIES)
-    creators = pl.DataFrame(
-        {
-            "creator_id": creator_id,
-            "platform": np.array(PLATFORMS)[platform],
-            "handle": pl.select(pl.format("{}_{}", pl.lit(cats[primary]), creator_id.str.slice(1))).to_series(),
-            "followers": followers,
-            "following": following,
-            "country": pl.Series([None if c == "OTHER" else str(c) for c in country_code], dtype=pl.String),
-            "language": pl.Series([_LANGUAGE.get(str(c)) for c in country_code], dtype=pl.String),
-            "categories": np.char.add(np.char.add(cats[primary], "|"), cats[secondary]),
-            **{f"price_{f}": prices[f] for f in FORMATS},
-            "audience_credibility": credibility,
-        },
-        strict=False,
-    ).with_columns(pl.col(f"price_{f}").fill_nan(None) for f in FORMATS).with_columns(
-        pl.col("audience_credibility").fill_nan(None)
+    creators = (
+        pl.DataFrame(
+            {
+                "creator_id": creator_id,
+                "platform": np.array(PLATFORMS)[platform],
+                "handle": pl.select(pl.format("{}_{}", pl.lit(cats[primary]), creator_id.str.slice(1))).to_series(),
+                "followers": followers,
+                "following": following,
+                "country": pl.Series([None if c == "OTHER" else str(c) for c in country_code], dtype=pl.String),
+                "language": pl.Series([_LANGUAGE.get(str(c)) for c in country_code], dtype=pl.String),
+                "categories": np.char.add(np.char.add(cats[primary], "|"), cats[secondary]),
+                **{f"price_{f}": prices[f] for f in FORMATS},
+                "audience_credibility": credibility,
+            },
+            strict=False,
+        )
+        .with_columns(pl.col(f"price_{f}").fill_nan(None) for f in FORMATS)
+        .with_columns(pl.col("audience_credibility").fill_nan(None))
     )
     shares = audience_columns()
     share_frame = pl.DataFrame(
@@ -218,7 +231,9 @@ def creator_params(creators: pl.DataFrame, truth: pl.DataFrame) -> CreatorParams
         return joined.select(shares[group]).to_numpy().astype(np.float64)
 
     return CreatorParams(
-        platform=joined.select(pl.col("platform").replace_strict(list(PLATFORMS), list(range(3)))).to_series().to_numpy(),
+        platform=joined.select(pl.col("platform").replace_strict(list(PLATFORMS), list(range(3))))
+        .to_series()
+        .to_numpy(),
         followers=joined["followers"].to_numpy().astype(np.float64),
         real_followers=joined["real_followers"].to_numpy(),
         quality=joined["quality"].to_numpy(),
@@ -233,6 +248,19 @@ def creator_params(creators: pl.DataFrame, truth: pl.DataFrame) -> CreatorParams
 
 def _take(p: CreatorParams, idx: I64) -> CreatorParams:
     return CreatorParams(**{k: getattr(p, k)[idx] for k in p.__dataclass_fields__})
+
+
+def _draw_formats(cfg: SimulatorConfig, platform: I64, u: F64) -> I64:
+    """A format index per row, drawn from its platform's format mix with the uniforms ``u``."""
+    fmt = np.empty(len(platform), dtype=np.int64)
+    for i, name in enumerate(PLATFORMS):
+        sel = platform == i
+        mix = cfg.posting.formats[name]
+        formats = list(mix)
+        cum = np.cumsum([mix[f] for f in formats])
+        idx = np.minimum(np.searchsorted(cum, u[sel]), len(formats) - 1)
+        fmt[sel] = np.array([FORMATS.index(f) for f in formats])[idx]
+    return fmt
 
 
 def _gamma_poisson(rng: np.random.Generator, mean: F64, k: float) -> npt.NDArray[np.int64]:
@@ -263,23 +291,15 @@ def _posts(
     order = np.lexsort((offset, owner))
     owner, offset = owner[order], offset[order]
 
-    fmt = np.empty(m, dtype=np.int64)
     plat = params.platform[owner]
-    u = rng.random(m)
-    for i, p in enumerate(PLATFORMS):
-        sel = plat == i
-        dist = cfg.posting.formats[p]
-        names = list(dist)
-        cum = np.cumsum([dist[f] for f in names])
-        fmt[sel] = np.array([FORMATS.index(f) for f in names])[np.minimum(np.searchsorted(cum, u[sel]), len(names) - 1)]
+    fmt = _draw_formats(cfg, plat, rng.random(m))
     sponsored = rng.random(m) < truth["sponsored_rate"].to_numpy()[owner]
 
     posted = np.datetime64(start.replace(tzinfo=None), "us") + (offset * 1e6).astype("timedelta64[us]")
     days_from_now = (offset - span) / 86400.0
     month = (posted.astype("datetime64[M]").astype(np.int64) % 12 + 1).astype(np.int64)
-    p = _take(params, owner)
     ctx = RowContext(days_from_now=days_from_now, month=month, fmt=fmt, sponsored=sponsored)
-    exp = expected_kpis(cfg, tiers, p, ctx)
+    exp = expected_kpis(cfg, tiers, _take(params, owner), ctx)
 
     impressions = _gamma_poisson(rng, exp["impressions"], cfg.reach.dispersion_k)
     ratio = np.clip(exp["reach"] / np.maximum(exp["impressions"], 1e-9), 0, 1)
@@ -338,8 +358,7 @@ def _brands(cfg: SimulatorConfig, n_creators: int, rng: np.random.Generator) -> 
     named = [c for c in AUDIENCE_COUNTRIES if c != "OTHER"]
     cp = np.array([cfg.audience.countries[c] for c in named])
     countries = [
-        "|".join(sorted(rng.choice(named, size=k, replace=False, p=cp / cp.sum())))
-        for k in rng.integers(1, 4, nb)
+        "|".join(sorted(rng.choice(named, size=k, replace=False, p=cp / cp.sum()))) for k in rng.integers(1, 4, nb)
     ]
     return pl.DataFrame(
         {
@@ -386,7 +405,7 @@ def _campaigns(
     slot_campaign = np.repeat(np.arange(n_camp), size)
     brand_cat = brands["brand_category"].replace_strict(list(CATEGORIES), list(range(len(CATEGORIES)))).to_numpy()
     slot_cat = brand_cat[brand[slot_campaign]]
-    weight = params.followers ** c.follower_weight_exponent
+    weight = params.followers**c.follower_weight_exponent
     primary = truth["primary_niche"].replace_strict(list(CATEGORIES), list(range(len(CATEGORIES)))).to_numpy()
     chosen = np.empty(len(slot_campaign), dtype=np.int64)
     in_niche = rng.random(len(slot_campaign)) < c.in_niche_share
@@ -409,14 +428,7 @@ def _campaigns(
 
     orng = rngs["outcomes"]
     plat = params.platform[chosen]
-    fmt = np.empty(m, dtype=np.int64)
-    u = orng.random(m)
-    for i, p in enumerate(PLATFORMS):
-        sel = plat == i
-        dist = cfg.posting.formats[p]
-        names = list(dist)
-        cum = np.cumsum([dist[f] for f in names])
-        fmt[sel] = np.array([FORMATS.index(f) for f in names])[np.minimum(np.searchsorted(cum, u[sel]), len(names) - 1)]
+    fmt = _draw_formats(cfg, plat, orng.random(m))
     posted = start[slot_campaign].astype("datetime64[us]") + (orng.random(m) * 7 * 86400e6).astype("timedelta64[us]")
     now = np.datetime64(w.history_end) + np.timedelta64(1, "D")
     days_from_now = (posted - now.astype("datetime64[us]")) / np.timedelta64(1, "D")
@@ -438,7 +450,9 @@ def _campaigns(
     # Observed outcomes: over-dispersed draws whose expectations are exactly the truth above.
     impressions_mean, reach_mean = exp["impressions"], exp["reach"]
     reach = _gamma_poisson(orng, reach_mean, cfg.reach.dispersion_k)
-    extra = _gamma_poisson(orng, np.maximum(impressions_mean - reach_mean, 0) * reach / np.maximum(reach_mean, 1e-9), 4.0)
+    extra = _gamma_poisson(
+        orng, np.maximum(impressions_mean - reach_mean, 0) * reach / np.maximum(reach_mean, 1e-9), 4.0
+    )
     impressions = reach + extra
     er = exp["engagements"] / np.maximum(impressions_mean, 1e-9)
     engagements = _gamma_poisson(orng, impressions * er, cfg.engagement.dispersion_k)
@@ -447,7 +461,7 @@ def _campaigns(
     cr = exp["conversions"] / np.maximum(exp["clicks"], 1e-9)
     conversions = _gamma_poisson(orng, clicks * cr, cfg.conversion.dispersion_k)
     sigma = cfg.conversion.revenue_sigma
-    order_value = ctx.aov * np.exp(orng.normal(-sigma**2 / 2, sigma / np.sqrt(np.maximum(conversions, 1)), m))
+    order_value = ctx.aov * np.exp(orng.normal(-(sigma**2) / 2, sigma / np.sqrt(np.maximum(conversions, 1)), m))
     revenue = np.round(conversions * order_value, 2)
 
     price_cols = np.column_stack([creators[f"price_{f}"].fill_null(np.nan).to_numpy() for f in FORMATS])
@@ -497,7 +511,10 @@ def _campaigns(
     )
     # expected values travel with the outcomes in the truth folder, for scoring forecasts
     expected = outcomes.select("campaign_id", "creator_id", "format").with_columns(
-        *(pl.Series(f"true_{k}", exp[k]) for k in ("reach", "impressions", "engagements", "clicks", "conversions", "revenue"))
+        *(
+            pl.Series(f"true_{k}", exp[k])
+            for k in ("reach", "impressions", "engagements", "clicks", "conversions", "revenue")
+        )
     )
     campaigns = campaigns.select(
         "campaign_id", "brand_id", "brand_category", "target_age", "target_gender", "target_countries",

@@ -97,7 +97,9 @@ def audience_fit(p: CreatorParams, ctx: RowContext) -> F64:
     """Share of the audience inside the brief's target: P(age) x P(gender) x P(country) (independence)."""
     assert ctx.target_age is not None and ctx.target_gender is not None and ctx.target_country is not None
     return np.asarray(
-        (p.age * ctx.target_age).sum(1) * (p.gender * ctx.target_gender).sum(1) * (p.country * ctx.target_country).sum(1),
+        (p.age * ctx.target_age).sum(1)
+        * (p.gender * ctx.target_gender).sum(1)
+        * (p.country * ctx.target_country).sum(1),
         dtype=np.float64,
     )
 
@@ -176,5 +178,4 @@ def segment_mix(cfg: SimulatorConfig, p: CreatorParams, community: I64) -> F64:
     own = cfg.audience.own_community_share
     comm = np.full((len(community), k), (1 - own) / max(k - 1, 1))
     comm[np.arange(len(community)), community] = own if k > 1 else 1.0
-    return np.einsum("na,nc,ni,nk->nacik", p.age, p.country, p.interest, comm)
-
+    return np.asarray(np.einsum("na,nc,ni,nk->nacik", p.age, p.country, p.interest, comm), dtype=np.float64)

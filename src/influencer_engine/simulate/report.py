@@ -88,17 +88,21 @@ def calibration_report(
     for tier, (lo, hi) in cal.low_fake_share.items():
         v, n = low_map.get(tier, (None, 0))
         rows.append(CalibrationRow("share of creators with < 10% fake followers", tier, v, lo, hi, n))
-    overall = (truth["fake_share"] * c["followers"]).sum() / c["followers"].sum()
     rows.append(
         CalibrationRow(
-            "fake share of all followers", "all", float(truth["fake_share"].mean() or 0.0), *cal.fake_share_overall,
+            "fake share of all followers",
+            "all",
+            float(truth.select(pl.col("fake_share").mean()).item()),
+            *cal.fake_share_overall,
             truth.height,
         )
     )
-    del overall  # follower-weighted share is dominated by a handful of mega accounts; the source is per account
+    # the mean over accounts, as the source counts it (a follower-weighted share is a handful of mega accounts)
 
     hires = outcomes.join(c.select("creator_id", "platform", "tier", "followers"), on="creator_id")
-    cpm = hires.filter(pl.col("impressions") > 0).with_columns((pl.col("cost") / pl.col("impressions") * 1000).alias("cpm"))
+    cpm = hires.filter(pl.col("impressions") > 0).with_columns(
+        (pl.col("cost") / pl.col("impressions") * 1000).alias("cpm")
+    )
     med = _median_by(cpm, pl.col("cpm"), "platform")
     for platform, (lo, hi) in cal.cpm.items():
         v, n = med.get(platform, (None, 0))
@@ -110,14 +114,20 @@ def calibration_report(
     for tier, (lo, hi) in cal.conversion_rate.items():
         v, n = conv_map.get(tier, (None, 0))
         rows.append(CalibrationRow("conversion rate of clicks", tier, v, lo, hi, n))
-    rpf = hires.group_by("tier").agg((pl.col("revenue").sum() / pl.col("followers").sum()).alias("v"), pl.len().alias("n"))
+    rpf = hires.group_by("tier").agg(
+        (pl.col("revenue").sum() / pl.col("followers").sum()).alias("v"), pl.len().alias("n")
+    )
     rpf_map = {r["tier"]: (r["v"], r["n"]) for r in rpf.iter_rows(named=True)}
     if "nano" in rpf_map and "macro" in rpf_map and rpf_map["macro"][0]:
         ratio = rpf_map["nano"][0] / rpf_map["macro"][0]
         n = rpf_map["nano"][1] + rpf_map["macro"][1]
     else:
         ratio, n = None, 0
-    rows.append(CalibrationRow("revenue per follower, nano / macro", "ratio", ratio, *cal.revenue_per_follower_nano_over_macro, n))
+    rows.append(
+        CalibrationRow(
+            "revenue per follower, nano / macro", "ratio", ratio, *cal.revenue_per_follower_nano_over_macro, n
+        )
+    )
     return rows
 
 

@@ -23,7 +23,14 @@ from influencer_engine.errors import InputError
 from influencer_engine.io import Manifest, TableCount, read_table, write_json, write_parquet
 from influencer_engine.schema import AGE_BANDS, AUDIENCE_COUNTRIES, CATEGORIES, FORMATS, GENDERS, PLATFORMS
 from influencer_engine.simulate.generate import SimulatedMarket, creator_params, simulate_market
-from influencer_engine.simulate.model import KPIS, RowContext, audience_fit, expected_kpis, segment_mix, segment_sizes
+from influencer_engine.simulate.model import (
+    KPIS,
+    RowContext,
+    audience_fit,
+    expected_kpis,
+    segment_mix,
+    segment_sizes,
+)
 
 __all__ = ["World", "write_world"]
 
@@ -139,7 +146,8 @@ class World:
         ctx, formats = self._context(rows, brief, fmt)
         exp = expected_kpis(self.cfg, self.tiers, params, ctx)
         offered = np.array(
-            [f in self.cfg.posting.formats[p] for p, f in zip(rows["platform"], formats, strict=True)], dtype=bool
+            [f in self.cfg.posting.formats[p] for p, f in zip(rows["platform"], formats, strict=True)],
+            dtype=bool,
         )
         out = rows.select("creator_id", "platform", "tier", "followers").with_columns(
             formats.alias("format"),
