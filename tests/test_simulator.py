@@ -153,7 +153,7 @@ def test_calibration_well_sampled_figures(cfg: SimulatorConfig, tiers: TierConfi
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [7, 8])
+@pytest.mark.parametrize("seed", [7, 8, 9])
 def test_calibration_every_figure(cfg: SimulatorConfig, tiers: TierConfig, seed: int) -> None:
     """At the report's default size, every figure is inside its published range."""
     _check_report(cfg, simulate_market(cfg, tiers, 100_000, seed=seed), min_n=0)
