@@ -43,3 +43,23 @@ def test_invalid_toml_is_a_config_error(tmp_path: Path) -> None:
     p.write_text("[tiers\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_tier_config(p)
+
+
+def test_brief_errors_name_the_file_and_field(tmp_path: Path) -> None:
+    from influencer_engine.brief import load_brief
+
+    p = tmp_path / "b.toml"
+    p.write_text('brand_category = "candy"\nstart_date = "2026-01-01"\n')
+    with pytest.raises(ConfigError, match=r"b\.toml.*candy.*Fix: see configs/briefs/"):
+        load_brief(p)
+    p.write_text('brand_category = "food"\nstart_date = "2026-01-01"\nbudgett = 5\n')
+    with pytest.raises(ConfigError, match="budgett"):
+        load_brief(p)
+
+
+def test_example_briefs_load() -> None:
+    from influencer_engine.brief import load_brief
+    from influencer_engine.config import config_path
+
+    for p in sorted((config_path("simulator.toml").parent / "briefs").glob("*.toml")):
+        assert load_brief(p).budget > 0

@@ -8,8 +8,9 @@ from datetime import date
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
+from influencer_engine.config import validated
 from influencer_engine.errors import ConfigError
 from influencer_engine.schema import (
     AGE_BANDS,
@@ -97,12 +98,4 @@ def load_brief(path: Path) -> Brief:
         data = json.loads(raw) if path.suffix.lower() == ".json" else tomllib.loads(raw.decode("utf-8"))
     except (json.JSONDecodeError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"brief {path} is not valid {path.suffix[1:].upper()}: {exc}.", fix="fix its syntax") from exc
-    try:
-        return Brief.model_validate(data)
-    except ValidationError as exc:
-        e = exc.errors()[0]
-        where = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        raise ConfigError(
-            f"brief {path}: field '{where}': {e['msg']}.",
-            fix="see configs/briefs/ for a complete example",
-        ) from exc
+    return validated(Brief, data, source=f"brief {path}", fix="see configs/briefs/ for a complete example")

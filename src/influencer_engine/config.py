@@ -20,6 +20,7 @@ __all__ = [
     "config_path",
     "load_simulator_config",
     "load_tier_config",
+    "validated",
 ]
 
 TIERS = ("nano", "micro", "mid", "macro", "mega")
@@ -271,15 +272,20 @@ def _load(model: type[_M], path: Path, section: str | None = None) -> _M:
     if section and set(raw) - {section}:
         extra = ", ".join(sorted(set(raw) - {section}))
         raise ConfigError(f"{path}: unknown section(s) {extra}.", fix=f"keep only [{section}]")
+    return validated(
+        model, data, source=str(path), fix="remove unknown keys and give every key a value of the right type"
+    )
+
+
+def validated(model: type[_M], data: Any, *, source: str, fix: str) -> _M:
+    """``model.model_validate(data)``, with a pydantic failure turned into one ConfigError naming the key."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise ConfigError(
-            f"{path}: key '{where}': {first['msg']} ({exc.error_count()} problem(s) in all).",
-            fix="remove unknown keys and give every required key a value of the right type",
-        ) from exc
+        more = f" ({exc.error_count()} problems in all)" if exc.error_count() > 1 else ""
+        raise ConfigError(f"{source}: key '{where}': {first['msg']}{more}.", fix=fix) from exc
 
 
 def load_simulator_config(path: Path | None = None) -> SimulatorConfig:
