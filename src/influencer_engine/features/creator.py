@@ -1,0 +1,100 @@
+"""Quality, scale, price and context groups: row-wise features of the creator and the request."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from influencer_engine.config import TIERS
+from influencer_engine.features.catalog import SHRINK_PSEUDO_POSTS, WINDOWS, history_name
+from influencer_engine.schema import FORMATS, PLATFORMS
+
+__all__ = ["context_features", "peer_features", "price_features", "quality_features", "scale_features"]
+
+_BASE_FORMAT = {"instagram": "image", "tiktok": "video", "youtube": "video"}
+PLATFORM_ENUM = pl.Enum(list(PLATFORMS))
+FORMAT_ENUM = pl.Enum(list(FORMATS))
+TIER_ENUM = pl.Enum(list(TIERS))
+
+
+def scale_features(frame: pl.LazyFrame) -> pl.LazyFrame:
+    return frame.with_columns(
+        pl.col("followers").cast(pl.Float64).log10().alias("log10_followers"),
+        (pl.col("followers") * pl.col("audience_credibility")).alias("real_followers_est"),
+        pl.col("tier").cast(TIER_ENUM),
+    )
+
+
+def context_features(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """Platform, format (the brief's, else the creator's base format), month, season, holiday season."""
+    month = pl.col("as_of").dt.month().cast(pl.Int8)
+    return frame.with_columns(
+        pl.col("platform").cast(PLATFORM_ENUM),
+        pl.coalesce(pl.col("format"), pl.col("platform").replace_strict(_BASE_FORMAT)).cast(FORMAT_ENUM).alias("format"),
+        month.alias("month"),
+        ((month % 12) // 3).cast(pl.Int8).alias("season"),
+        month.is_in([11, 12]).cast(pl.Int8).alias("holiday_season"),
+    )
+
+
+def price_features(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """List price of the request's format and price per follower, per expected view and per interaction."""
+    hi = WINDOWS[-1]
+    fmt = pl.col("format").cast(pl.String)
+    price = pl.coalesce(*(pl.when(fmt == f).then(pl.col(f"price_{f}")) for f in FORMATS))
+    views = pl.coalesce(
+        pl.col(history_name("views", "median", hi)),
+        pl.col(history_name("impressions", "median", hi)),
+        pl.col(history_name("reach", "median", hi)),
+    )
+    positive = lambda e: pl.when(e > 0).then(e)  # noqa: E731 - a per-division guard
+    return frame.with_columns(price.alias("price")).with_columns(
+        (pl.col("price") / positive(pl.col("followers"))).alias("price_per_follower"),
+        (pl.col("price") / positive(views)).alias("price_per_expected_view"),
+        (pl.col("price") / positive(pl.col(history_name("interactions", "median", hi)))).alias(
+            "price_per_expected_interaction"
+        ),
+    )
+
+
+def quality_features(frame: pl.LazyFrame) -> pl.LazyFrame:
+    hi = WINDOWS[-1]
+    likes = pl.col(history_name("likes", "median", hi))
+    return frame.with_columns(
+        (pl.col(history_name("comments", "median", hi)) / pl.when(likes > 0).then(likes)).alias(
+            f"comments_per_like_last{hi}"
+        ),
+        (pl.col("following") / pl.when(pl.col("followers") > 0).then(pl.col("followers"))).alias(
+            "following_per_follower"
+        ),
+    )
+
+
+def peer_features(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """Engagement rate, its ratio to same platform x tier peers, and its value shrunk toward the peers.
+
+    Peers are the other rows of the same build, each already point-in-time, so the result stays point-in-time.
+    """
+    hi = WINDOWS[-1]
+    er = f"er_median_last{hi}"
+    peers = ["platform", "tier"]
+    log_er = (pl.col(er) + 1e-6).log()
+    n = pl.col("posts_before").clip(upper_bound=hi).cast(pl.Float64)
+    prior = log_er.median().over(peers)
+    return (
+        frame.with_columns(
+            (
+                pl.col(history_name("interactions", "median", hi))
+                / pl.when(pl.col("followers") > 0).then(pl.col("followers"))
+            ).alias(er)
+        )
+        .with_columns(
+            (pl.col(er) / pl.col(er).median().over(peers)).alias("er_vs_peers"),
+            ((n * log_er + SHRINK_PSEUDO_POSTS * prior) / (n + SHRINK_PSEUDO_POSTS)).exp().alias(f"er_last{hi}_shrunk"),
+        )
+        .with_columns(
+            # no history: the peers' value alone
+            pl.when(pl.col(er).is_null()).then(prior.exp()).otherwise(pl.col(f"er_last{hi}_shrunk")).alias(
+                f"er_last{hi}_shrunk"
+            )
+        )
+    )

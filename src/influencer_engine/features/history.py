@@ -1,0 +1,90 @@
+"""History group: what a creator's posts before the as-of time say about its next post."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from influencer_engine.features.catalog import (
+    CADENCE_DAYS,
+    HISTORY_METRICS,
+    SPONSORED_GAP_WINDOW,
+    WINDOWS,
+    history_name,
+)
+
+__all__ = ["history_features", "post_metrics"]
+
+
+def post_metrics(posts: pl.LazyFrame) -> pl.LazyFrame:
+    """The post columns the history group reads, with ``interactions`` = likes + comments (public everywhere)."""
+    return posts.select(
+        "creator_id",
+        "posted_at",
+        "format",
+        pl.col("sponsored"),
+        *(pl.col(m) for m in HISTORY_METRICS if m != "interactions"),
+        (pl.col("likes") + pl.col("comments").fill_null(0)).alias("interactions"),
+    )
+
+
+def _log_ratio(a: pl.Expr, b: pl.Expr) -> pl.Expr:
+    return (a.cast(pl.Float64) + 1).log() - (b.cast(pl.Float64) + 1).log()
+
+
+def history_features(requests: pl.LazyFrame, posts: pl.LazyFrame) -> pl.LazyFrame:
+    """Per request: trailing statistics of the creator's posts strictly before ``as_of``.
+
+    Point in time: a post at or after ``as_of`` never enters any feature. Requests with no earlier post get
+    ``posts_before = 0`` and nulls elsewhere (the builder's left join).
+    """
+    lo, hi = WINDOWS[0], WINDOWS[-1]
+    past = (
+        requests.select("request_id", "creator_id", "as_of", pl.col("format").alias("request_format"))
+        .join(post_metrics(posts), on="creator_id", how="inner")
+        .filter(pl.col("posted_at") < pl.col("as_of"))
+        .with_columns(
+            # 1 = the latest post before as_of; ties broken by format so the order is deterministic
+            pl.struct(pl.col("posted_at"), pl.col("format"))
+            .rank("ordinal", descending=True)
+            .over("request_id")
+            .alias("_k")
+        )
+    )
+    k = pl.col("_k")
+    age_days = (pl.col("as_of") - pl.col("posted_at")).dt.total_seconds() / 86_400
+    recent = k <= hi
+    aggs: list[pl.Expr] = [
+        pl.len().alias("posts_before"),
+        age_days.max().alias("history_days"),
+        age_days.min().alias("days_since_last_post"),
+        ((age_days <= CADENCE_DAYS).sum() / CADENCE_DAYS * 7).alias(f"posts_per_week_last{CADENCE_DAYS}d"),
+    ]
+    for m in HISTORY_METRICS:
+        for w in WINDOWS:
+            aggs.append(pl.col(m).filter(k <= w).median().alias(history_name(m, "median", w)))
+        aggs.append(pl.col(m).filter(recent).mean().alias(history_name(m, "mean", hi)))
+    inter = pl.col("interactions")
+    gap_window = k <= SPONSORED_GAP_WINDOW
+    sponsored = pl.col("sponsored").fill_null(False)
+    same = pl.col("format") == pl.col("request_format")
+    aggs += [
+        (inter.filter(recent).std() / inter.filter(recent).mean()).alias(f"interactions_cv_last{hi}"),
+        inter.filter(gap_window & sponsored).median().alias("_sponsored_median"),
+        inter.filter(gap_window & ~sponsored & pl.col("sponsored").is_not_null()).median().alias("_organic_median"),
+        pl.col("sponsored").cast(pl.Float64).mean().alias("sponsored_share"),
+        inter.filter(same).median().alias("interactions_median_same_format"),
+        same.cast(pl.Float64).mean().alias("same_format_share"),
+    ]
+    return (
+        past.group_by("request_id")
+        .agg(aggs)
+        .with_columns(
+            _log_ratio(
+                pl.col(history_name("interactions", "median", lo)), pl.col(history_name("interactions", "median", hi))
+            ).alias(f"interactions_trend_{lo}v{hi}"),
+            _log_ratio(pl.col("_sponsored_median"), pl.col("_organic_median")).alias(
+                f"sponsored_gap_last{SPONSORED_GAP_WINDOW}"
+            ),
+        )
+        .drop("_sponsored_median", "_organic_median")
+    )
