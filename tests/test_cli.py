@@ -74,3 +74,25 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
 def test_contracts_lists_columns(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _run(["contracts", "posts"], capsys)
     assert code == 0 and "posted_at" in out and "required" in out
+
+
+def test_features_list_and_build(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(["features", "list", "--group", "audience_fit"], capsys)
+    assert code == 0 and out.count("\n") == 4 and "audience_fit" in out
+    world = tmp_path / "w"
+    assert _run(["simulate", "--creators", "500", "--seed", "2", "--out", str(world)], capsys)[0] == 0
+    code, out, err = _run(["features", "build", "--data", str(world), "--out", str(tmp_path / "f")], capsys)
+    assert code == 0, err
+    m = json.loads((tmp_path / "f" / "manifest.json").read_text())
+    assert m["tables"]["requests"]["rows_out"] == m["tables"]["requests"]["rows_in"] > 0
+    brief = Path(__file__).resolve().parents[1] / "configs" / "briefs" / "fitness_january.toml"
+    code, _, err = _run(
+        ["features", "build", "--data", str(world), "--out", str(tmp_path / "g"), "--brief", str(brief),
+         "--partitions", "3"], capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    assert pl.read_parquet(tmp_path / "g" / "features").height == 500
+    code, _, err = _run(
+        ["features", "build", "--data", str(world), "--out", str(tmp_path / "h"), "--as-of", "May 1"], capsys
+    )
+    assert code == 2 and "YYYY-MM-DD" in err

@@ -230,7 +230,9 @@ def features_list(group: Annotated[str | None, typer.Option(help="Only this grou
 
 @features_app.command("build")
 def features_build(
-    data: Annotated[Path, typer.Option(help="Dataset folder (from `ie simulate`, `ie import` or `ie validate --out`).")],
+    data: Annotated[
+        Path, typer.Option(help="Dataset folder (from `ie simulate`, `ie import` or `ie validate --out`).")
+    ],
     out: Annotated[Path, typer.Option(help="Output folder, e.g. features/demo.")],
     brief: Annotated[Path | None, typer.Option(help="Brief TOML/JSON: one row per creator for this brief.")] = None,
     as_of: Annotated[

@@ -13,7 +13,8 @@ def _target_share(columns: tuple[str, ...], vocab: tuple[str, ...], target: str)
     """Share of the audience inside the target list; a null target means everyone (1.0); unknown shares: null."""
     wanted = pl.col(target).str.split("|")
     inside = pl.sum_horizontal(
-        pl.when(wanted.list.contains(pl.lit(v))).then(pl.col(c)).otherwise(0.0) for c, v in zip(columns, vocab, strict=True)
+        pl.when(wanted.list.contains(pl.lit(v))).then(pl.col(c)).otherwise(0.0)
+        for c, v in zip(columns, vocab, strict=True)
     )
     return pl.when(pl.col(columns[0]).is_null()).then(None).when(pl.col(target).is_null()).then(1.0).otherwise(inside)
 

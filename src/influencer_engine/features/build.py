@@ -11,6 +11,7 @@ from influencer_engine.config import TierConfig
 from influencer_engine.features.audience import affinity_features, audience_fit_features
 from influencer_engine.features.catalog import catalog
 from influencer_engine.features.creator import (
+    BASE_FORMAT,
     context_features,
     peer_features,
     price_features,
@@ -34,6 +35,11 @@ def build_features(
 ) -> pl.LazyFrame:
     """One row per request whose creator is known: the request keys, then every catalog feature in order."""
     creators = derive_tier(creators, tiers)
+    # the planned post's format: the request's, else the creator's base format (every group sees the same one)
+    requests = requests.join(creators.select("creator_id", "platform"), on="creator_id", how="left").select(
+        *(c for c in requests.collect_schema().names() if c != "format"),
+        pl.coalesce(pl.col("format"), pl.col("platform").replace_strict(BASE_FORMAT, default=None)).alias("format"),
+    )
     history = history_features(requests, posts)
     frame = (
         requests.join(creators, on="creator_id", how="inner")

@@ -39,10 +39,14 @@ def catalog() -> list[FeatureSpec]:
     for m in HISTORY_METRICS:
         for w in WINDOWS:
             specs.append(FeatureSpec(history_name(m, "median", w), h, f"median {m} per post over the last {w} posts"))
-        specs.append(FeatureSpec(history_name(m, "mean", WINDOWS[-1]), h, f"mean {m} per post, last {WINDOWS[-1]} posts"))
+        specs.append(
+            FeatureSpec(history_name(m, "mean", WINDOWS[-1]), h, f"mean {m} per post, last {WINDOWS[-1]} posts")
+        )
     lo, hi = WINDOWS[0], WINDOWS[-1]
     specs += [
-        FeatureSpec(f"interactions_trend_{lo}v{hi}", h, f"log ratio of median interactions, last {lo} vs last {hi} posts"),
+        FeatureSpec(
+            f"interactions_trend_{lo}v{hi}", h, f"log ratio of median interactions, last {lo} vs last {hi} posts"
+        ),
         FeatureSpec(f"interactions_cv_last{hi}", h, f"coefficient of variation of interactions, last {hi} posts"),
         FeatureSpec(
             f"sponsored_gap_last{SPONSORED_GAP_WINDOW}",
@@ -65,7 +69,9 @@ def catalog() -> list[FeatureSpec]:
         FeatureSpec("fit_country", "audience_fit", "share of the audience in the brief's countries"),
         FeatureSpec("audience_fit", "audience_fit", "fit_age x fit_gender x fit_country: share inside the target"),
         FeatureSpec("affinity", "affinity", "share of the audience whose main interest is the brand's category"),
-        FeatureSpec("category_rank", "affinity", "2 if the brand's category is the creator's main niche, 1 if listed, 0 if not"),
+        FeatureSpec(
+            "category_rank", "affinity", "2 if the brand's category is the creator's main niche, 1 if listed, 0 if not"
+        ),
         FeatureSpec("audience_credibility", "quality", "share of followers that are real people (reported)"),
         FeatureSpec("er_vs_peers", "quality", "engagement rate over the median of same platform and tier (anomaly)"),
         FeatureSpec(f"comments_per_like_last{hi}", "quality", f"median comments over median likes, last {hi} posts"),
@@ -76,7 +82,9 @@ def catalog() -> list[FeatureSpec]:
         FeatureSpec("tier", "scale", "size tier (nano, micro, mid, macro, mega)"),
         FeatureSpec("price", "price", "list price of one post in the brief's format (USD)"),
         FeatureSpec("price_per_follower", "price", "price / followers"),
-        FeatureSpec("price_per_expected_view", "price", f"price / median views (else impressions, reach), last {hi} posts"),
+        FeatureSpec(
+            "price_per_expected_view", "price", f"price / median views (else impressions, reach), last {hi} posts"
+        ),
         FeatureSpec("price_per_expected_interaction", "price", f"price / median interactions, last {hi} posts"),
         FeatureSpec("platform", "context", "platform"),
         FeatureSpec("format", "context", "format of the planned post"),

@@ -8,9 +8,9 @@ from influencer_engine.config import TIERS
 from influencer_engine.features.catalog import SHRINK_PSEUDO_POSTS, WINDOWS, history_name
 from influencer_engine.schema import FORMATS, PLATFORMS
 
-__all__ = ["context_features", "peer_features", "price_features", "quality_features", "scale_features"]
+__all__ = ["BASE_FORMAT", "context_features", "peer_features", "price_features", "quality_features", "scale_features"]
 
-_BASE_FORMAT = {"instagram": "image", "tiktok": "video", "youtube": "video"}
+BASE_FORMAT = {"instagram": "image", "tiktok": "video", "youtube": "video"}
 PLATFORM_ENUM = pl.Enum(list(PLATFORMS))
 FORMAT_ENUM = pl.Enum(list(FORMATS))
 TIER_ENUM = pl.Enum(list(TIERS))
@@ -29,11 +29,16 @@ def context_features(frame: pl.LazyFrame) -> pl.LazyFrame:
     month = pl.col("as_of").dt.month().cast(pl.Int8)
     return frame.with_columns(
         pl.col("platform").cast(PLATFORM_ENUM),
-        pl.coalesce(pl.col("format"), pl.col("platform").replace_strict(_BASE_FORMAT)).cast(FORMAT_ENUM).alias("format"),
+        pl.coalesce(pl.col("format"), pl.col("platform").replace_strict(BASE_FORMAT)).cast(FORMAT_ENUM).alias("format"),
         month.alias("month"),
         ((month % 12) // 3).cast(pl.Int8).alias("season"),
         month.is_in([11, 12]).cast(pl.Int8).alias("holiday_season"),
     )
+
+
+def _positive(e: pl.Expr) -> pl.Expr:
+    """The value where it is above 0, else null: a divisor that never gives inf or NaN."""
+    return pl.when(e > 0).then(e)
 
 
 def price_features(frame: pl.LazyFrame) -> pl.LazyFrame:
@@ -46,11 +51,10 @@ def price_features(frame: pl.LazyFrame) -> pl.LazyFrame:
         pl.col(history_name("impressions", "median", hi)),
         pl.col(history_name("reach", "median", hi)),
     )
-    positive = lambda e: pl.when(e > 0).then(e)  # noqa: E731 - a per-division guard
     return frame.with_columns(price.alias("price")).with_columns(
-        (pl.col("price") / positive(pl.col("followers"))).alias("price_per_follower"),
-        (pl.col("price") / positive(views)).alias("price_per_expected_view"),
-        (pl.col("price") / positive(pl.col(history_name("interactions", "median", hi)))).alias(
+        (pl.col("price") / _positive(pl.col("followers"))).alias("price_per_follower"),
+        (pl.col("price") / _positive(views)).alias("price_per_expected_view"),
+        (pl.col("price") / _positive(pl.col(history_name("interactions", "median", hi)))).alias(
             "price_per_expected_interaction"
         ),
     )
@@ -60,12 +64,8 @@ def quality_features(frame: pl.LazyFrame) -> pl.LazyFrame:
     hi = WINDOWS[-1]
     likes = pl.col(history_name("likes", "median", hi))
     return frame.with_columns(
-        (pl.col(history_name("comments", "median", hi)) / pl.when(likes > 0).then(likes)).alias(
-            f"comments_per_like_last{hi}"
-        ),
-        (pl.col("following") / pl.when(pl.col("followers") > 0).then(pl.col("followers"))).alias(
-            "following_per_follower"
-        ),
+        (pl.col(history_name("comments", "median", hi)) / _positive(likes)).alias(f"comments_per_like_last{hi}"),
+        (pl.col("following") / _positive(pl.col("followers"))).alias("following_per_follower"),
     )
 
 
@@ -82,10 +82,7 @@ def peer_features(frame: pl.LazyFrame) -> pl.LazyFrame:
     prior = log_er.median().over(peers)
     return (
         frame.with_columns(
-            (
-                pl.col(history_name("interactions", "median", hi))
-                / pl.when(pl.col("followers") > 0).then(pl.col("followers"))
-            ).alias(er)
+            (pl.col(history_name("interactions", "median", hi)) / _positive(pl.col("followers"))).alias(er)
         )
         .with_columns(
             (pl.col(er) / pl.col(er).median().over(peers)).alias("er_vs_peers"),
@@ -93,8 +90,9 @@ def peer_features(frame: pl.LazyFrame) -> pl.LazyFrame:
         )
         .with_columns(
             # no history: the peers' value alone
-            pl.when(pl.col(er).is_null()).then(prior.exp()).otherwise(pl.col(f"er_last{hi}_shrunk")).alias(
-                f"er_last{hi}_shrunk"
-            )
+            pl.when(pl.col(er).is_null())
+            .then(prior.exp())
+            .otherwise(pl.col(f"er_last{hi}_shrunk"))
+            .alias(f"er_last{hi}_shrunk")
         )
     )

@@ -11,8 +11,11 @@ from influencer_engine.features.catalog import (
     WINDOWS,
     history_name,
 )
+from influencer_engine.schema import FORMATS
 
 __all__ = ["history_features", "post_metrics"]
+
+_FORMAT_ENUM = pl.Enum(list(FORMATS))
 
 
 def post_metrics(posts: pl.LazyFrame) -> pl.LazyFrame:
@@ -38,46 +41,55 @@ def history_features(requests: pl.LazyFrame, posts: pl.LazyFrame) -> pl.LazyFram
     ``posts_before = 0`` and nulls elsewhere (the builder's left join).
     """
     lo, hi = WINDOWS[0], WINDOWS[-1]
+    # an integer key per request: grouping on it is much cheaper than on the request_id strings
+    keyed = requests.select(
+        "request_id", "creator_id", "as_of", pl.col("format").alias("request_format")
+    ).with_row_index("_rid")
     past = (
-        requests.select("request_id", "creator_id", "as_of", pl.col("format").alias("request_format"))
-        .join(post_metrics(posts), on="creator_id", how="inner")
+        keyed.join(post_metrics(posts), on="creator_id", how="inner")
         .filter(pl.col("posted_at") < pl.col("as_of"))
         .with_columns(
-            # 1 = the latest post before as_of; ties broken by format so the order is deterministic
-            pl.struct(pl.col("posted_at"), pl.col("format"))
+            # 1 = the latest post before as_of; ties broken by format so the order is deterministic. One integer
+            # key (microseconds * 8 + format code) ranks much faster than a (time, format) struct.
+            (pl.col("posted_at").dt.epoch("us") * 8 + pl.col("format").cast(_FORMAT_ENUM).to_physical().cast(pl.Int64))
             .rank("ordinal", descending=True)
-            .over("request_id")
+            .over("_rid")
             .alias("_k")
         )
     )
     k = pl.col("_k")
-    age_days = (pl.col("as_of") - pl.col("posted_at")).dt.total_seconds() / 86_400
-    recent = k <= hi
-    aggs: list[pl.Expr] = [
-        pl.len().alias("posts_before"),
-        age_days.max().alias("history_days"),
-        age_days.min().alias("days_since_last_post"),
-        ((age_days <= CADENCE_DAYS).sum() / CADENCE_DAYS * 7).alias(f"posts_per_week_last{CADENCE_DAYS}d"),
-    ]
-    for m in HISTORY_METRICS:
-        for w in WINDOWS:
-            aggs.append(pl.col(m).filter(k <= w).median().alias(history_name(m, "median", w)))
-        aggs.append(pl.col(m).filter(recent).mean().alias(history_name(m, "mean", hi)))
+    age_days = (pl.col("as_of") - pl.col("posted_at")).dt.total_microseconds() / 86_400e6
     inter = pl.col("interactions")
     gap_window = k <= SPONSORED_GAP_WINDOW
     sponsored = pl.col("sponsored").fill_null(False)
     same = pl.col("format") == pl.col("request_format")
-    aggs += [
-        (inter.filter(recent).std() / inter.filter(recent).mean()).alias(f"interactions_cv_last{hi}"),
+    # statistics over the whole history before as_of
+    whole = past.group_by("_rid").agg(
+        # request_id travels through the aggregation: joining it back on _rid would re-evaluate the requests,
+        # whose row order after upstream joins is not guaranteed to be the same twice
+        pl.col("request_id").first(),
+        pl.len().alias("posts_before"),
+        age_days.max().alias("history_days"),
+        age_days.min().alias("days_since_last_post"),
+        ((age_days <= CADENCE_DAYS).sum() / CADENCE_DAYS * 7).alias(f"posts_per_week_last{CADENCE_DAYS}d"),
         inter.filter(gap_window & sponsored).median().alias("_sponsored_median"),
         inter.filter(gap_window & ~sponsored & pl.col("sponsored").is_not_null()).median().alias("_organic_median"),
         pl.col("sponsored").cast(pl.Float64).mean().alias("sponsored_share"),
         inter.filter(same).median().alias("interactions_median_same_format"),
         same.cast(pl.Float64).mean().alias("same_format_share"),
-    ]
+    )
+    # windowed statistics read only the last `hi` posts: aggregate them on that (much smaller) frame
+    windowed: list[pl.Expr] = []
+    for m in HISTORY_METRICS:
+        for w in WINDOWS:
+            col = pl.col(m) if w >= hi else pl.col(m).filter(k <= w)
+            windowed.append(col.median().alias(history_name(m, "median", w)))
+        windowed.append(pl.col(m).mean().alias(history_name(m, "mean", hi)))
+    # the coefficient of variation is undefined (null, not NaN) when there is no interaction to vary around
+    windowed.append((inter.std() / pl.when(inter.mean() > 0).then(inter.mean())).alias(f"interactions_cv_last{hi}"))
+    recent = past.filter(k <= hi).group_by("_rid").agg(windowed)
     return (
-        past.group_by("request_id")
-        .agg(aggs)
+        whole.join(recent, on="_rid", how="left")
         .with_columns(
             _log_ratio(
                 pl.col(history_name("interactions", "median", lo)), pl.col(history_name("interactions", "median", hi))
@@ -86,5 +98,5 @@ def history_features(requests: pl.LazyFrame, posts: pl.LazyFrame) -> pl.LazyFram
                 f"sponsored_gap_last{SPONSORED_GAP_WINDOW}"
             ),
         )
-        .drop("_sponsored_median", "_organic_median")
+        .drop("_rid", "_sponsored_median", "_organic_median")
     )

@@ -36,8 +36,8 @@ def build_feature_table(
 
     Requests: one per creator for ``brief`` if given; else one per past hire if the folder has campaigns and
     outcomes (training); else one per creator as of ``as_of`` (default: the day after the latest post).
-    With ``partitions > 1`` the work runs one creator-hash partition at a time (bounded memory) and writes
-    ``part-NNNN.parquet`` files; otherwise ``features.parquet``.
+    With ``partitions > 1`` the work runs one creator-hash partition at a time (bounded memory). Features land
+    in ``out/features/part-NNNN.parquet`` (one file per partition), beside ``manifest.json`` and ``rejects.parquet``.
     """
     paths = {t: find_table(data, t) for t in ("creators", "posts", "campaigns", "outcomes")}
     if paths["creators"] is None:
@@ -87,7 +87,7 @@ def build_feature_table(
         orphans = requests.filter(~known)
         feats = build_features(creators.valid.lazy(), posts.valid.lazy(), requests.filter(known).lazy(), tiers)
         frame = feats.collect()
-        name = "features.parquet" if partitions == 1 else f"part-{i:04d}.parquet"
+        name = f"features/part-{i:04d}.parquet"
         write_parquet(frame, out / name)
         parts.append(name)
         for t, r in (("creators", creators), ("posts", posts)):
@@ -101,7 +101,9 @@ def build_feature_table(
         counts["requests"][1] += frame.height
         counts["requests"][2] += orphans.height
         if orphans.height:
-            reasons["requests"]["unknown:creator_id"] = reasons["requests"].get("unknown:creator_id", 0) + orphans.height
+            reasons["requests"]["unknown:creator_id"] = (
+                reasons["requests"].get("unknown:creator_id", 0) + orphans.height
+            )
             manifest.add_rejects(
                 orphans.select(
                     pl.lit("requests").alias("table"),
@@ -116,6 +118,6 @@ def build_feature_table(
     if campaigns is not None and outcomes is not None:
         manifest.add_result("campaigns", campaigns, [str(paths["campaigns"])])
         manifest.add_result("outcomes", outcomes, [str(paths["outcomes"])])
-    manifest.outputs["features"] = parts[0] if len(parts) == 1 else f"part-0000..{len(parts) - 1:04d}.parquet"
+    manifest.outputs["features"] = f"features/ ({len(parts)} part file(s))"
     manifest.write()
     return manifest

@@ -1,0 +1,196 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
+from influencer_engine.brief import load_brief
+from influencer_engine.config import TierConfig, config_path
+from influencer_engine.features.build import build_features, feature_columns, partitioned
+from influencer_engine.features.catalog import catalog
+from influencer_engine.features.pipeline import build_feature_table
+from influencer_engine.features.requests import brief_requests, snapshot_requests, training_requests
+from influencer_engine.schema import CONTRACTS
+from influencer_engine.simulate.generate import SimulatedMarket
+
+T0 = datetime(2025, 6, 1, tzinfo=UTC)
+
+
+def _creators(n: int = 3) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "creator_id": [f"c{i}" for i in range(n)],
+            "platform": ["instagram", "tiktok", "youtube"][:n],
+            "handle": [f"h{i}" for i in range(n)],
+            "followers": [5_000, 50_000, 2_000_000][:n],
+            "price_image": [20.0, None, None][:n],
+            "price_video": [40.0, 60.0, 30_000.0][:n],
+        }
+    ).pipe(lambda f: pl.concat([pl.DataFrame(schema=CONTRACTS["creators"].schema), f], how="diagonal_relaxed"))
+
+
+def _posts(rows: list[tuple[str, int, str, int, int, bool]]) -> pl.DataFrame:
+    """(creator, hours before T0 (negative: after), format, likes, comments, sponsored)."""
+    frame = pl.DataFrame(
+        {
+            "post_id": [f"p{i}" for i in range(len(rows))],
+            "creator_id": [r[0] for r in rows],
+            "posted_at": [T0 - timedelta(hours=r[1]) for r in rows],
+            "format": [r[2] for r in rows],
+            "likes": [r[3] for r in rows],
+            "comments": [r[4] for r in rows],
+            "sponsored": [r[5] for r in rows],
+        },
+        schema_overrides={"posted_at": pl.Datetime("us", "UTC")},
+    )
+    return pl.concat([pl.DataFrame(schema=CONTRACTS["posts"].schema), frame], how="diagonal_relaxed")
+
+
+def _build(creators: pl.DataFrame, posts: pl.DataFrame, as_of: datetime = T0) -> pl.DataFrame:
+    requests = snapshot_requests(creators.lazy(), as_of)
+    return build_features(creators.lazy(), posts.lazy(), requests, TierConfig()).collect().sort("request_id")
+
+
+def test_feature_names_are_built_from_parameters() -> None:
+    names = feature_columns()
+    assert len(names) == len(set(names))
+    assert {"likes_median_last5", "likes_median_last20", "likes_mean_last20", "interactions_trend_5v20",
+            "interactions_cv_last20", "sponsored_gap_last50", "er_median_last20", "er_last20_shrunk",
+            "posts_per_week_last90d"} <= set(names)  # fmt: skip
+    groups = {s.group for s in catalog()}
+    assert groups == {"history", "audience_fit", "affinity", "quality", "scale", "price", "context"}
+    assert all(s.meaning for s in catalog())
+
+
+def test_history_against_a_hand_computation() -> None:
+    rows = [("c0", h, "image", likes, 1, h % 2 == 0) for h, likes in zip(range(1, 31), range(100, 130), strict=True)]
+    rows.append(("c0", -5, "image", 10_000, 1, False))  # after the as-of time: must not count
+    f = _build(_creators(1), _posts(rows)).row(0, named=True)
+    # the latest post is 1 hour before T0 with 100 likes; the last 5 are 100..104, the last 20 are 100..119
+    assert f["posts_before"] == 30
+    assert f["likes_median_last5"] == 102 and f["likes_median_last20"] == pytest.approx(109.5)
+    assert f["interactions_median_last5"] == 103
+    assert f["days_since_last_post"] == pytest.approx(1 / 24)
+    assert f["posts_per_week_last90d"] == pytest.approx(30 / 90 * 7)
+    assert f["sponsored_share"] == pytest.approx(0.5)
+    assert f["er_median_last20"] == pytest.approx(110.5 / 5_000)
+    assert f["price"] == 20.0 and f["format"] == "image" and f["tier"] == "nano"
+    assert f["audience_fit"] is None and f["affinity"] is None  # no audience data, no brief
+
+
+def test_creator_without_history_gets_nulls_not_a_crash() -> None:
+    f = _build(_creators(3), _posts([("c0", 1, "image", 5, 1, False)]))
+    assert f["posts_before"].to_list() == [1, 0, 0]
+    assert f["likes_median_last20"].null_count() == 2
+    # no same platform x tier peer has history either: nothing to shrink toward
+    assert f["er_last20_shrunk"].null_count() == 2
+    assert f.height == 3
+    # a peer (Instagram nano) without history gets the peers' value
+    peer = pl.concat([_creators(1), _creators(1).with_columns(pl.lit("c9").alias("creator_id"))])
+    g = _build(peer, _posts([("c0", 1, "image", 5, 1, False)]))
+    assert g["er_last20_shrunk"][1] == pytest.approx(g["er_last20_shrunk"][0], rel=1e-3)
+    assert g["er_median_last20"][1] is None
+
+
+_post = st.tuples(
+    st.sampled_from(["c0", "c1", "c2"]),
+    st.integers(1, 24 * 400),
+    st.sampled_from(["image", "video", "carousel", "story"]),
+    st.integers(0, 10**6),
+    st.integers(0, 10**4),
+    st.booleans(),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(before=st.lists(_post, max_size=40), after=st.lists(_post, min_size=1, max_size=20))
+def test_no_leakage_appending_later_posts_changes_nothing(
+    before: list[tuple[str, int, str, int, int, bool]], after: list[tuple[str, int, str, int, int, bool]]
+) -> None:
+    """Features at t use only posts before t: posts at or after t (appended in any order) change nothing."""
+    creators = _creators(3)
+    late = [(c, -h + 1, f, likes, com, s) for c, h, f, likes, com, s in after]  # hours <= 0: at or after T0
+    base = _build(creators, _posts(before))
+    mixed = _posts(late + before)  # later posts first, so order cannot hide a leak
+    assert_frame_equal(base, _build(creators, mixed))
+
+
+def test_training_requests_are_point_in_time(small_market: SimulatedMarket) -> None:
+    m = small_market
+    req = training_requests(m.campaigns.lazy(), m.outcomes.lazy())
+    f = build_features(m.creators.lazy(), m.posts.lazy(), req, TierConfig()).collect()
+    assert f.height == m.outcomes.height
+    # the latest post used is strictly before the campaign start
+    assert (f["days_since_last_post"].drop_nulls() > 0).all()
+    # with the hires' future posts removed, the features are the same
+    cut = m.posts.join(
+        f.select("creator_id", "as_of").group_by("creator_id").agg(pl.col("as_of").min()), on="creator_id"
+    )
+    only_past = cut.filter(pl.col("posted_at") < pl.col("as_of")).drop("as_of")
+    g = build_features(m.creators.lazy(), only_past.lazy(), req, TierConfig()).collect()
+    firsts = f.join(g.select("request_id"), on="request_id").sort("request_id")
+    # requests at each creator's earliest as-of see exactly the same posts
+    earliest = f.group_by("creator_id").agg(pl.col("as_of").min())
+    keep = f.join(earliest, on=["creator_id", "as_of"]).select("request_id")
+    assert_frame_equal(
+        firsts.join(keep, on="request_id").drop("er_vs_peers", "er_last20_shrunk"),
+        g.join(keep, on="request_id").sort("request_id").drop("er_vs_peers", "er_last20_shrunk"),
+    )
+
+
+def test_brief_features_direction(small_market: SimulatedMarket) -> None:
+    brief = load_brief(config_path("briefs/fitness_january.toml"))
+    req = brief_requests(brief, small_market.creators.lazy())
+    f = build_features(small_market.creators.lazy(), small_market.posts.lazy(), req, TierConfig()).collect()
+    assert f.height == small_market.creators.height
+    assert f["audience_fit"].is_between(0, 1).all() and f["affinity"].is_between(0, 1).all()
+    niche = f.join(small_market.truth.select("creator_id", "primary_niche"), on="creator_id")
+    by = niche.group_by(pl.col("primary_niche") == "fitness").agg(pl.col("affinity").mean()).sort("primary_niche")
+    assert by["affinity"][1] > 3 * by["affinity"][0]
+    assert (f["month"] == 1).all() and (f["season"] == 0).all()
+
+
+def test_partitions_match_the_whole_build(small_market: SimulatedMarket) -> None:
+    m = small_market
+    req = snapshot_requests(m.creators.lazy(), datetime(2026, 1, 1, tzinfo=UTC))
+    whole = build_features(m.creators.lazy(), m.posts.lazy(), req, TierConfig()).collect().sort("request_id")
+    parts = pl.concat(list(partitioned(m.creators.lazy(), m.posts.lazy(), req, TierConfig(), 4))).sort("request_id")
+    peer = ["er_vs_peers", "er_last20_shrunk"]  # peer statistics are per partition (documented)
+    assert_frame_equal(whole.drop(peer), parts.drop(peer))
+
+
+def test_feature_table_manifest_conserves_rows(tmp_path: Path, small_market: SimulatedMarket) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    creators = small_market.creators
+    posts = pl.concat([small_market.posts, small_market.posts.head(3)])  # 3 duplicate posts
+    creators.write_parquet(data / "creators.parquet")
+    posts.write_parquet(data / "posts.parquet")
+    m = build_feature_table(data, tmp_path / "out", TierConfig(), partitions=3)
+    for t in m.tables.values():
+        assert t.rows_in == t.rows_out + t.rows_rejected
+    assert m.tables["posts"].reasons == {"duplicate:post_id": 3}
+    out = pl.read_parquet(tmp_path / "out" / "features")
+    assert out.height == creators.height and out["request_id"].is_unique().all()
+
+
+@pytest.mark.realdata
+def test_features_on_real_data(real_data: Path, tmp_path: Path) -> None:
+    from influencer_engine.importers.instagram_posts import import_instagram_posts
+    from influencer_engine.importers.rankings import import_rankings
+
+    import_instagram_posts(real_data / "instagram_posts_2015_2020", tmp_path / "ig")
+    import_rankings(real_data / "top1000_creators_2022", tmp_path / "rk")
+    for name in ("ig", "rk"):
+        m = build_feature_table(tmp_path / name, tmp_path / f"f{name}", TierConfig())
+        assert m.tables["requests"].rows_rejected == 0
+    ig = pl.read_parquet(tmp_path / "fig" / "features")
+    assert ig.height == 720 and (ig["posts_before"] > 0).sum() == 524
+    assert ig["likes_median_last20"].drop_nulls().min() >= 0  # type: ignore[operator]
+    rk = pl.read_parquet(tmp_path / "frk" / "features")
+    assert rk["posts_before"].max() == 0 and rk["followers"].null_count() == 0
