@@ -4,8 +4,8 @@
    time (best of 2) and peak RSS of the process. Target <= 10 s.
 2. The same features written plainly in pandas (benchmarks/pandas_features.py), same input, same run: wall time
    and peak RSS; every feature column asserted equal (floats to 1e-9 relative). Target: Polars >= 10x faster.
-3. ~50M posts from Parquet (the world's posts copied under new creator ids), `ie features build --partitions P`:
-   wall time and peak RSS, against the same build in one partition where memory allows.
+3. ~50M posts from Parquet (the world's posts copied under new creator ids), built partition by partition
+   (`--partitions 4,16,32`): wall time and peak RSS per partition count, showing memory bounded by the chunk.
 
 Needs the bench extra (pandas, pyarrow): pip install -e ".[bench]".
 """
@@ -126,7 +126,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--creators", type=int, default=100_000)
     ap.add_argument("--big-copies", type=int, default=10)
-    ap.add_argument("--partitions", type=int, default=16)
+    ap.add_argument("--partitions", default="16", help="partition count(s) for the big run, e.g. 4,16,64")
     ap.add_argument("--out", type=Path, default=HERE / "results")
     ap.add_argument("--phase", help=argparse.SUPPRESS)
     ap.add_argument("--data", type=Path, help=argparse.SUPPRESS)
@@ -137,7 +137,7 @@ def main() -> None:
     if args.phase == "pandas":
         return phase_pandas(args.data, args.target)
     if args.phase == "big":
-        return phase_big(args.data, args.partitions)
+        return phase_big(args.data, int(args.partitions))
 
     record: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="ie-bench-features-") as tmp:
@@ -157,11 +157,12 @@ def main() -> None:
         if args.big_copies > 0:
             big = work / "big"
             posts = make_big(world, big, args.big_copies)
-            b = _phase(["--phase", "big", "--data", str(big), "--partitions", str(args.partitions)])
-            print(
-                f"{posts:,} posts from Parquet, {args.partitions} partitions: {b['wall_s']} s, peak {b['peak_gb']} GB"
-            )
-            record["big"] = {**b, "partitions": args.partitions}
+            runs = []
+            for parts in (int(x) for x in str(args.partitions).split(",")):
+                b = _phase(["--phase", "big", "--data", str(big), "--partitions", str(parts)])
+                print(f"{posts:,} posts from Parquet, {parts} partitions: {b['wall_s']} s, peak {b['peak_gb']} GB")
+                runs.append({**b, "partitions": parts})
+            record["big"] = runs
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "features.json").write_text(json.dumps(record, indent=2) + "\n")
     print(f"written {args.out / 'features.json'}")

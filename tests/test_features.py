@@ -194,3 +194,25 @@ def test_features_on_real_data(real_data: Path, tmp_path: Path) -> None:
     assert ig["likes_median_last20"].drop_nulls().min() >= 0  # type: ignore[operator]
     rk = pl.read_parquet(tmp_path / "frk" / "features")
     assert rk["posts_before"].max() == 0 and rk["followers"].null_count() == 0
+
+
+def test_equal_to_the_pandas_reference(small_market: SimulatedMarket, tmp_path: Path) -> None:
+    """The benchmark's plain-pandas version of every feature agrees with the Polars builder."""
+    pytest.importorskip("pandas")
+    import sys
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    sys.path.insert(0, str(bench))
+    try:
+        from bench_features import compare
+        from pandas_features import pandas_features
+    finally:
+        sys.path.remove(str(bench))
+    brief = load_brief(config_path("briefs/fitness_january.toml"))
+    m = small_market
+    req = brief_requests(brief, m.creators.lazy()).collect()
+    build_features(m.creators.lazy(), m.posts.lazy(), req.lazy(), TierConfig()).collect().write_parquet(
+        tmp_path / "a.parquet"
+    )
+    pandas_features(m.creators.to_pandas(), m.posts.to_pandas(), req.to_pandas()).to_parquet(tmp_path / "b.parquet")
+    assert compare(tmp_path / "a.parquet", tmp_path / "b.parquet") == len(feature_columns())
