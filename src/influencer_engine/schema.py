@@ -20,6 +20,7 @@ from influencer_engine.errors import ContractError
 __all__ = [
     "AGE_BANDS",
     "AUDIENCE_COUNTRIES",
+    "BASE_FORMAT",
     "CATEGORIES",
     "CONTRACTS",
     "FORMATS",
@@ -45,6 +46,8 @@ CATEGORIES = (
     "fashion", "beauty", "fitness", "food", "travel", "gaming",
     "tech", "parenting", "finance", "home", "entertainment", "sports",
 )  # fmt: skip
+# The format a creator's list price refers to, and the format planned when a brief names none.
+BASE_FORMAT = {"instagram": "image", "tiktok": "video", "youtube": "video"}
 GOALS = ("reach", "engagement", "clicks", "conversions", "revenue", "roas", "emv")
 LIST_SEPARATOR = "|"
 SHARE_TOLERANCE = 0.02

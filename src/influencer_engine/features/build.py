@@ -11,7 +11,6 @@ from influencer_engine.config import TierConfig
 from influencer_engine.features.audience import affinity_features, audience_fit_features
 from influencer_engine.features.catalog import catalog
 from influencer_engine.features.creator import (
-    BASE_FORMAT,
     context_features,
     peer_features,
     price_features,
@@ -19,7 +18,7 @@ from influencer_engine.features.creator import (
     scale_features,
 )
 from influencer_engine.features.history import history_features
-from influencer_engine.schema import derive_tier
+from influencer_engine.schema import BASE_FORMAT, derive_tier
 
 __all__ = ["FeatureBuild", "build_features", "feature_columns", "partitioned"]
 

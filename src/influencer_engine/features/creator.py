@@ -6,11 +6,10 @@ import polars as pl
 
 from influencer_engine.config import TIERS
 from influencer_engine.features.catalog import SHRINK_PSEUDO_POSTS, WINDOWS, history_name
-from influencer_engine.schema import FORMATS, PLATFORMS
+from influencer_engine.schema import BASE_FORMAT, FORMATS, PLATFORMS
 
-__all__ = ["BASE_FORMAT", "context_features", "peer_features", "price_features", "quality_features", "scale_features"]
+__all__ = ["context_features", "peer_features", "price_features", "quality_features", "scale_features"]
 
-BASE_FORMAT = {"instagram": "image", "tiktok": "video", "youtube": "video"}
 PLATFORM_ENUM = pl.Enum(list(PLATFORMS))
 FORMAT_ENUM = pl.Enum(list(FORMATS))
 TIER_ENUM = pl.Enum(list(TIERS))

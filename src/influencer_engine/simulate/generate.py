@@ -16,6 +16,7 @@ from influencer_engine.config import TIERS, SimulatorConfig, TierConfig
 from influencer_engine.schema import (
     AGE_BANDS,
     AUDIENCE_COUNTRIES,
+    BASE_FORMAT,
     CATEGORIES,
     FORMATS,
     GENDERS,
@@ -32,7 +33,6 @@ I64 = npt.NDArray[np.int64]
 
 _LANGUAGE = {"US": "en", "GB": "en", "CA": "en", "AU": "en", "DE": "de", "FR": "fr", "ES": "es", "IT": "it",
              "BR": "pt", "MX": "es", "IN": "en", "ID": "id"}  # fmt: skip
-_BASE_FORMAT = {"instagram": "image", "tiktok": "video", "youtube": "video"}
 _STREAMS = ("creators", "audience", "prices", "posts", "brands", "campaigns", "outcomes")
 
 
@@ -156,9 +156,7 @@ def _creators(
     prices: dict[str, F64] = {}
     for f in FORMATS:
         mult = np.array([pr.format_multiplier[p].get(f, np.nan) for p in PLATFORMS])[platform]
-        listed = np.array([_BASE_FORMAT[p] == f for p in PLATFORMS])[platform] | (
-            prng.random(n) < pr.format_price_known
-        )
+        listed = np.array([BASE_FORMAT[p] == f for p in PLATFORMS])[platform] | (prng.random(n) < pr.format_price_known)
         prices[f] = np.where(listed, np.round(base * mult, 2), np.nan)
 
     credibility = np.clip(1 - fake + arng.normal(0, cfg.fake_followers.credibility_noise, n), 0, 1)
@@ -466,9 +464,9 @@ def _campaigns(
 
     price_cols = np.column_stack([creators[f"price_{f}"].fill_null(np.nan).to_numpy() for f in FORMATS])
     list_price = price_cols[chosen, fmt]
-    base_fmt = np.array([FORMATS.index(_BASE_FORMAT[p]) for p in PLATFORMS])[plat]
+    base_fmt = np.array([FORMATS.index(BASE_FORMAT[p]) for p in PLATFORMS])[plat]
     mult = np.array(
-        [[cfg.price.format_multiplier[p].get(f, 1.0) / cfg.price.format_multiplier[p][_BASE_FORMAT[p]] for f in FORMATS]
+        [[cfg.price.format_multiplier[p].get(f, 1.0) / cfg.price.format_multiplier[p][BASE_FORMAT[p]] for f in FORMATS]
          for p in PLATFORMS]
     )[plat, fmt]  # fmt: skip
     list_price = np.where(np.isnan(list_price), price_cols[chosen, base_fmt] * mult, list_price)

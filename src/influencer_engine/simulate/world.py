@@ -21,7 +21,7 @@ from influencer_engine.brief import Brief
 from influencer_engine.config import SimulatorConfig, TierConfig
 from influencer_engine.errors import InputError
 from influencer_engine.io import Manifest, TableCount, read_table, write_json, write_parquet
-from influencer_engine.schema import AGE_BANDS, AUDIENCE_COUNTRIES, CATEGORIES, FORMATS, GENDERS, PLATFORMS
+from influencer_engine.schema import AGE_BANDS, AUDIENCE_COUNTRIES, BASE_FORMAT, CATEGORIES, FORMATS, GENDERS, PLATFORMS
 from influencer_engine.simulate.generate import SimulatedMarket, creator_params, simulate_market
 from influencer_engine.simulate.model import (
     KPIS,
@@ -35,7 +35,6 @@ from influencer_engine.simulate.model import (
 __all__ = ["World", "write_world"]
 
 F64 = npt.NDArray[np.float64]
-_BASE_FORMAT = {"instagram": "image", "tiktok": "video", "youtube": "video"}
 _CHUNK = 4096
 
 
@@ -112,7 +111,7 @@ class World:
 
     def _context(self, rows: pl.DataFrame, brief: Brief, fmt: str | None) -> tuple[RowContext, pl.Series]:
         n = rows.height
-        formats = rows["platform"].replace_strict(_BASE_FORMAT) if fmt is None else pl.Series([fmt] * n)
+        formats = rows["platform"].replace_strict(BASE_FORMAT) if fmt is None else pl.Series([fmt] * n)
         fmt_idx = formats.replace_strict(list(FORMATS), list(range(len(FORMATS)))).to_numpy()
         start = brief.start_date
         aov = brief.average_order_value or self.cfg.categories.aov_usd[brief.brand_category]
