@@ -19,7 +19,7 @@ import polars as pl
 
 from influencer_engine.errors import InputError
 from influencer_engine.importers._text import country_code, is_junk, normalize_header, parse_number
-from influencer_engine.io import Manifest
+from influencer_engine.io import Manifest, TableCount
 from influencer_engine.schema import CONTRACTS, PLATFORMS, REJECT_SCHEMA, validate
 
 __all__ = ["RANKING_COLUMNS", "import_rankings", "read_ranking_file"]
@@ -215,8 +215,6 @@ def import_rankings(src: Path, out: Path) -> Manifest:
     rankings = pl.concat(frames, how="vertical")
     all_rejects = pl.concat(rejects, how="vertical").cast(REJECT_SCHEMA)  # type: ignore[arg-type]
     reasons = all_rejects.group_by("reason").len().sort("len", descending=True)
-    from influencer_engine.io import TableCount
-
     manifest.tables["rankings"] = TableCount(
         rows_in=rows_in,
         rows_out=rankings.height,

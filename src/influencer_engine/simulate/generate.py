@@ -23,6 +23,7 @@ from influencer_engine.schema import (
     GOALS,
     PLATFORMS,
     audience_columns,
+    derive_tier,
 )
 from influencer_engine.simulate.model import CreatorParams, RowContext, expected_kpis
 
@@ -77,7 +78,7 @@ def _ids(prefix: str, n: int, width: int) -> pl.Series:
 
 def _creators(
     cfg: SimulatorConfig, tiers: TierConfig, n: int, rngs: dict[str, np.random.Generator]
-) -> tuple[pl.DataFrame, pl.DataFrame, CreatorParams, I64]:
+) -> tuple[pl.DataFrame, pl.DataFrame, CreatorParams]:
     rng = rngs["creators"]
     pop = cfg.population
     platform = rng.choice(len(PLATFORMS), size=n, p=[cfg.world.platform_shares[p] for p in PLATFORMS])
@@ -196,13 +197,7 @@ def _creators(
         }
     )
     creators = pl.concat([creators, share_frame], how="horizontal")
-    creators = creators.with_columns(
-        pl.when(pl.col("followers") >= tiers.mega).then(pl.lit("mega"))
-        .when(pl.col("followers") >= tiers.macro).then(pl.lit("macro"))
-        .when(pl.col("followers") >= tiers.mid).then(pl.lit("mid"))
-        .when(pl.col("followers") >= tiers.micro).then(pl.lit("micro"))
-        .otherwise(pl.lit("nano")).alias("tier")
-    )  # fmt: skip
+    creators = derive_tier(creators.lazy(), tiers).collect()
     truth = pl.DataFrame(
         {
             "creator_id": creator_id,
@@ -217,7 +212,7 @@ def _creators(
             "sponsored_rate": sponsored_rate,
         }
     )
-    return creators, truth, params, platform.astype(np.int64)
+    return creators, truth, params
 
 
 def creator_params(creators: pl.DataFrame, truth: pl.DataFrame) -> CreatorParams:
@@ -242,10 +237,6 @@ def creator_params(creators: pl.DataFrame, truth: pl.DataFrame) -> CreatorParams
         country=mat("audience_country"),
         interest=mat("audience_interest"),
     )
-
-
-def _take(p: CreatorParams, idx: I64) -> CreatorParams:
-    return CreatorParams(**{k: getattr(p, k)[idx] for k in p.__dataclass_fields__})
 
 
 def _draw_formats(cfg: SimulatorConfig, platform: I64, u: F64) -> I64:
@@ -297,7 +288,7 @@ def _posts(
     days_from_now = (offset - span) / 86400.0
     month = (posted.astype("datetime64[M]").astype(np.int64) % 12 + 1).astype(np.int64)
     ctx = RowContext(days_from_now=days_from_now, month=month, fmt=fmt, sponsored=sponsored)
-    exp = expected_kpis(cfg, tiers, _take(params, owner), ctx)
+    exp = expected_kpis(cfg, tiers, params.take(owner), ctx)
 
     impressions = _gamma_poisson(rng, exp["impressions"], cfg.reach.dispersion_k)
     ratio = np.clip(exp["reach"] / np.maximum(exp["impressions"], 1e-9), 0, 1)
@@ -443,7 +434,7 @@ def _campaigns(
         target_country=_masks(brands["target_countries"], AUDIENCE_COUNTRIES)[b],
         aov=brands["aov"].to_numpy()[b],
     )
-    exp = expected_kpis(cfg, tiers, _take(params, chosen), ctx)
+    exp = expected_kpis(cfg, tiers, params.take(chosen), ctx)
 
     # Observed outcomes: over-dispersed draws whose expectations are exactly the truth above.
     impressions_mean, reach_mean = exp["impressions"], exp["reach"]
@@ -527,7 +518,7 @@ def simulate_market(cfg: SimulatorConfig, tiers: TierConfig, n_creators: int, se
         raise ValueError("n_creators must be at least 1")
     children = np.random.SeedSequence(seed).spawn(len(_STREAMS))
     rngs = {name: np.random.default_rng(s) for name, s in zip(_STREAMS, children, strict=True)}
-    creators, truth, params, _ = _creators(cfg, tiers, n_creators, rngs)
+    creators, truth, params = _creators(cfg, tiers, n_creators, rngs)
     posts = _posts(cfg, tiers, params, truth, creators["creator_id"], rngs["posts"])
     brands = _brands(cfg, n_creators, rngs["brands"])
     campaigns, outcomes, expected = _campaigns(cfg, tiers, params, creators, truth, brands, rngs)

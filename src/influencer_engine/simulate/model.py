@@ -62,6 +62,10 @@ class CreatorParams:
     country: F64  # (n, 13)
     interest: F64  # (n, 12)
 
+    def take(self, idx: I64 | slice) -> CreatorParams:
+        """The rows ``idx`` (an index array or a slice) of every array."""
+        return CreatorParams(**{k: getattr(self, k)[idx] for k in self.__dataclass_fields__})
+
 
 @dataclass(frozen=True)
 class RowContext:

@@ -21,10 +21,11 @@ from influencer_engine.brief import Brief
 from influencer_engine.config import SimulatorConfig, TierConfig
 from influencer_engine.errors import InputError
 from influencer_engine.io import Manifest, TableCount, read_table, write_json, write_parquet
-from influencer_engine.schema import AGE_BANDS, AUDIENCE_COUNTRIES, BASE_FORMAT, CATEGORIES, FORMATS, GENDERS, PLATFORMS
+from influencer_engine.schema import AGE_BANDS, AUDIENCE_COUNTRIES, BASE_FORMAT, CATEGORIES, FORMATS, GENDERS
 from influencer_engine.simulate.generate import SimulatedMarket, creator_params, simulate_market
 from influencer_engine.simulate.model import (
     KPIS,
+    CreatorParams,
     RowContext,
     audience_fit,
     expected_kpis,
@@ -132,6 +133,19 @@ class World:
         )
         return ctx, formats
 
+    def _expected(
+        self, rows: pl.DataFrame, brief: Brief, fmt: str | None
+    ) -> tuple[CreatorParams, RowContext, pl.Series, dict[str, F64]]:
+        """Model inputs and true expected KPIs of ``rows``; KPIs are NaN where the platform lacks the format."""
+        params = creator_params(rows, self.truth)
+        ctx, formats = self._context(rows, brief, fmt)
+        exp = expected_kpis(self.cfg, self.tiers, params, ctx)
+        offered = np.array(
+            [f in self.cfg.posting.formats[p] for p, f in zip(rows["platform"], formats, strict=True)],
+            dtype=bool,
+        )
+        return params, ctx, formats, {k: np.where(offered, v, np.nan) for k, v in exp.items()}
+
     def expected_outcomes(
         self, brief: Brief, creator_ids: Sequence[str] | None = None, *, fmt: str | None = None
     ) -> pl.DataFrame:
@@ -141,20 +155,13 @@ class World:
         whose platform does not offer ``fmt`` get nulls.
         """
         rows = self._rows(creator_ids)
-        params = creator_params(rows, self.truth)
-        ctx, formats = self._context(rows, brief, fmt)
-        exp = expected_kpis(self.cfg, self.tiers, params, ctx)
-        offered = np.array(
-            [f in self.cfg.posting.formats[p] for p, f in zip(rows["platform"], formats, strict=True)],
-            dtype=bool,
-        )
-        out = rows.select("creator_id", "platform", "tier", "followers").with_columns(
+        params, ctx, formats, exp = self._expected(rows, brief, fmt)
+        return rows.select("creator_id", "platform", "tier", "followers").with_columns(
             formats.alias("format"),
             pl.Series("audience_fit", audience_fit(params, ctx)),
             pl.Series("affinity", params.interest[:, CATEGORIES.index(brief.brand_category)]),
-            *(pl.Series(k, np.where(offered, exp[k], np.nan)).fill_nan(None) for k in KPIS),
+            *(pl.Series(k, exp[k]).fill_nan(None) for k in KPIS),
         )
-        return out
 
     def unique_reach(self, creator_ids: Sequence[str], brief: Brief, *, fmt: str | None = None) -> float:
         """True expected number of distinct people the set reaches (audiences overlap within segments).
@@ -166,23 +173,15 @@ class World:
         ids = list(dict.fromkeys(creator_ids))
         if not ids:
             return 0.0
-        reach = self.expected_outcomes(brief, ids, fmt=fmt)["reach"].fill_null(0.0).to_numpy()
-        return self._coverage(ids, reach)
-
-    def _coverage(self, ids: list[str], reach: F64) -> float:
+        rows = self._rows(ids)
+        params, _, _, exp = self._expected(rows, brief, fmt)
+        reach = np.nan_to_num(exp["reach"], nan=0.0)
+        community = rows.join(self.truth.select("creator_id", "community"), on="creator_id", how="left",
+                              maintain_order="left")["community"].to_numpy()  # fmt: skip
         sizes = segment_sizes(self.cfg)
         load = np.zeros_like(sizes)
-        rows = self._rows(ids)
         for lo in range(0, len(ids), _CHUNK):
-            part = rows.slice(lo, _CHUNK)
-            params = creator_params(part, self.truth)
-            community = part.join(self.truth.select("creator_id", "community"), on="creator_id", how="left",
-                                  maintain_order="left")["community"].to_numpy()  # fmt: skip
-            mix = segment_mix(self.cfg, params, community)
-            load += np.einsum("n,nacik->acik", reach[lo : lo + _CHUNK], mix)
+            part = slice(lo, lo + _CHUNK)
+            mix = segment_mix(self.cfg, params.take(part), community[part])
+            load += np.einsum("n,nacik->acik", reach[part], mix)
         return float((sizes * -np.expm1(-load / sizes)).sum())
-
-    def platform_formats(self, platform: str) -> list[str]:
-        if platform not in PLATFORMS:
-            raise KeyError(platform)
-        return list(self.cfg.posting.formats[platform])
