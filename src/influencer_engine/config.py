@@ -15,9 +15,11 @@ from influencer_engine.errors import ConfigError
 __all__ = [
     "TIERS",
     "CalibrationRanges",
+    "ModelConfig",
     "SimulatorConfig",
     "TierConfig",
     "config_path",
+    "load_model_config",
     "load_simulator_config",
     "load_tier_config",
     "validated",
@@ -296,3 +298,104 @@ def load_simulator_config(path: Path | None = None) -> SimulatorConfig:
 def load_tier_config(path: Path | None = None) -> TierConfig:
     """Load configs/tiers.toml (or the file given)."""
     return _load(TierConfig, path or config_path("tiers.toml"), section="tiers")
+
+
+KPI_NAMES = ("reach", "impressions", "engagements", "clicks", "conversions", "revenue")
+
+
+class LightGBMSection(_Frozen):
+    objective: dict[str, str]
+    tweedie_variance_power: float = 1.5
+    n_estimators: int
+    learning_rate: float
+    num_leaves: int
+    min_child_samples: int
+    subsample: float
+    colsample_bytree: float
+    reg_lambda: float
+    # log-offset of each KPI: a feature ("followers": a rate per follower) or an earlier KPI of the funnel
+    # (its forecast: clicks and conversions per reached person, revenue per conversion)
+    offset: dict[str, str]
+    n_jobs: int = 2
+
+    @field_validator("objective")
+    @classmethod
+    def _objectives(cls, v: dict[str, str]) -> dict[str, str]:
+        if set(v) != set(KPI_NAMES):
+            raise ValueError(f"objective must name exactly {', '.join(KPI_NAMES)}")
+        bad = {k: o for k, o in v.items() if o not in ("poisson", "tweedie", "gamma")}
+        if bad:
+            raise ValueError(f"objectives must be poisson, tweedie or gamma (count objectives), not {bad}")
+        return v
+
+    @field_validator("offset")
+    @classmethod
+    def _offsets(cls, v: dict[str, str]) -> dict[str, str]:
+        if set(v) != set(KPI_NAMES):
+            raise ValueError(f"offset must name exactly {', '.join(KPI_NAMES)}")
+        for kpi, base in v.items():
+            if base in KPI_NAMES and KPI_NAMES.index(base) >= KPI_NAMES.index(kpi):
+                raise ValueError(f"offset of {kpi} must be a feature or an earlier KPI, not {base}")
+        return v
+
+
+class IntervalSection(_Frozen):
+    levels: tuple[float, float, float] = (0.1, 0.5, 0.9)
+    calibration_share: float = 0.2
+    bins: int = 5
+
+    @model_validator(mode="after")
+    def _check(self) -> IntervalSection:
+        lo, mid, hi = self.levels
+        if not 0 < lo < mid < hi < 1:
+            raise ValueError("levels must be three increasing quantiles inside (0, 1)")
+        if not 0.05 <= self.calibration_share <= 0.5 or self.bins < 1:
+            raise ValueError("calibration_share must be in [0.05, 0.5] and bins at least 1")
+        return self
+
+
+class BacktestSection(_Frozen):
+    test_share: float = 0.2
+    folds: int = 1
+
+
+class MediaKitSection(_Frozen):
+    impressions_per_follower: float
+    reach_per_impression: float
+    engagements_per_impression: dict[str, float]
+    clicks_per_reach: float
+    conversions_per_click: float
+
+    @field_validator("engagements_per_impression")
+    @classmethod
+    def _platforms(cls, v: dict[str, float]) -> dict[str, float]:
+        if set(v) != set(PLATFORMS):
+            raise ValueError(f"engagements_per_impression must name exactly {', '.join(PLATFORMS)}")
+        return v
+
+
+class CostSection(_Frozen):
+    emv_cpm_usd: float
+
+
+class ModelConfig(_Frozen):
+    """configs/models.toml: LightGBM settings, monotone constraints, intervals, backtest, baselines, costs."""
+
+    lightgbm: LightGBMSection
+    monotone: dict[str, list[str]]
+    intervals: IntervalSection
+    backtest: BacktestSection
+    media_kit: MediaKitSection
+    costs: CostSection
+
+    @field_validator("monotone")
+    @classmethod
+    def _kpis(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        if set(v) - set(KPI_NAMES):
+            raise ValueError(f"monotone names unknown KPIs {sorted(set(v) - set(KPI_NAMES))}")
+        return v
+
+
+def load_model_config(path: Path | None = None) -> ModelConfig:
+    """Load configs/models.toml (or the file given)."""
+    return _load(ModelConfig, path or config_path("models.toml"))

@@ -11,6 +11,7 @@ from influencer_engine.config import TierConfig
 from influencer_engine.features.audience import affinity_features, audience_fit_features
 from influencer_engine.features.catalog import catalog
 from influencer_engine.features.creator import (
+    CATEGORY_ENUM,
     context_features,
     peer_features,
     price_features,
@@ -52,7 +53,8 @@ def build_features(
         .pipe(quality_features)
         .pipe(peer_features)
     )
-    return frame.select(*KEY_COLUMNS, *feature_columns())
+    # the brand category is compared as a string above; it leaves as an Enum like the other categories
+    return frame.with_columns(pl.col("brand_category").cast(CATEGORY_ENUM)).select(*KEY_COLUMNS, *feature_columns())
 
 
 @dataclass(frozen=True)

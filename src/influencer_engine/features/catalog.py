@@ -88,6 +88,7 @@ def catalog() -> list[FeatureSpec]:
         FeatureSpec("price_per_expected_interaction", "price", f"price / median interactions, last {hi} posts"),
         FeatureSpec("platform", "context", "platform"),
         FeatureSpec("format", "context", "format of the planned post"),
+        FeatureSpec("brand_category", "context", "the brief's brand category (null without a brief)"),
         FeatureSpec("month", "context", "month of the as-of date (1-12)"),
         FeatureSpec("season", "context", "0 winter (Dec-Feb), 1 spring, 2 summer, 3 autumn"),
         FeatureSpec("holiday_season", "context", "1 in November and December (saturated feeds)"),

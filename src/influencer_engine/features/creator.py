@@ -6,13 +6,14 @@ import polars as pl
 
 from influencer_engine.config import TIERS
 from influencer_engine.features.catalog import SHRINK_PSEUDO_POSTS, WINDOWS, history_name
-from influencer_engine.schema import BASE_FORMAT, FORMATS, PLATFORMS
+from influencer_engine.schema import BASE_FORMAT, CATEGORIES, FORMATS, PLATFORMS
 
 __all__ = ["context_features", "peer_features", "price_features", "quality_features", "scale_features"]
 
 PLATFORM_ENUM = pl.Enum(list(PLATFORMS))
 FORMAT_ENUM = pl.Enum(list(FORMATS))
 TIER_ENUM = pl.Enum(list(TIERS))
+CATEGORY_ENUM = pl.Enum(list(CATEGORIES))
 
 
 def scale_features(frame: pl.LazyFrame) -> pl.LazyFrame:

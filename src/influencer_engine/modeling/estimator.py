@@ -1,0 +1,240 @@
+"""One KPI's forecaster: LightGBM with a count objective, monotone constraints and conformal bands.
+
+The estimator follows the scikit-learn contract: ``__init__`` stores its arguments, ``fit`` returns self,
+learned attributes end in ``_``, and predicting before fitting raises ``NotFittedError``. Inputs are Polars
+frames of feature columns (categorical features as strings or Enums); see ``modeling.matrix``.
+
+With ``offset="followers"`` the model forecasts a rate per follower: ``log(followers)`` enters as LightGBM's
+init score, so trees learn multipliers, not the scale that followers already explain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_is_fitted
+
+from influencer_engine.modeling.intervals import ConformalBands
+from influencer_engine.modeling.matrix import CATEGORIES_OF, to_matrix
+
+__all__ = ["KPIModel", "offset_of"]
+
+F64 = npt.NDArray[np.float64]
+
+
+def offset_of(frame: pl.DataFrame, offset: str | None) -> F64:
+    """The log-scale offset of each row (0 without an offset feature)."""
+    if offset is None:
+        return np.zeros(frame.height)
+    return np.log(np.maximum(frame[offset].cast(pl.Float64).fill_null(1.0).to_numpy(), 1.0))
+
+
+class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
+    """LightGBM forecaster of one count KPI, with P10/P50/P90 from split-conformal bands."""
+
+    def __init__(
+        self,
+        *,
+        objective: str = "poisson",
+        tweedie_variance_power: float = 1.5,
+        n_estimators: int = 500,
+        learning_rate: float = 0.04,
+        num_leaves: int = 31,
+        min_child_samples: int = 20,
+        subsample: float = 0.8,
+        colsample_bytree: float = 0.8,
+        reg_lambda: float = 1.0,
+        monotone: Sequence[str] = (),
+        offset: str | None = "followers",
+        levels: Sequence[float] = (0.1, 0.5, 0.9),
+        calibration_share: float = 0.2,
+        bins: int = 5,
+        random_state: int = 0,
+        n_jobs: int = 2,
+    ) -> None:
+        self.objective = objective
+        self.tweedie_variance_power = tweedie_variance_power
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
+        self.subsample = subsample
+        self.colsample_bytree = colsample_bytree
+        self.reg_lambda = reg_lambda
+        self.monotone = monotone
+        self.offset = offset
+        self.levels = levels
+        self.calibration_share = calibration_share
+        self.bins = bins
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    # -- training ---------------------------------------------------------------------------------------
+    def lgb_params(self) -> dict[str, Any]:
+        """The LightGBM parameters this estimator trains with (deterministic for a seed)."""
+        params: dict[str, Any] = {
+            "objective": self.objective,
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_child_samples": self.min_child_samples,
+            "bagging_fraction": self.subsample,
+            "bagging_freq": 1 if self.subsample < 1 else 0,
+            "feature_fraction": self.colsample_bytree,
+            "lambda_l2": self.reg_lambda,
+            "seed": self.random_state,
+            "num_threads": self.n_jobs,
+            "deterministic": True,
+            "force_col_wise": True,
+            "verbosity": -1,
+        }
+        if self.objective == "tweedie":
+            params["tweedie_variance_power"] = self.tweedie_variance_power
+        return params
+
+    def _train(
+        self,
+        x: F64,
+        y: F64,
+        init: F64,
+        names: list[str],
+        *,
+        valid: tuple[F64, F64, F64] | None = None,
+        callbacks: Sequence[Callable[..., Any]] = (),
+    ) -> lgb.Booster:
+        cats = [i for i, n in enumerate(names) if n in CATEGORIES_OF]
+        params = self.lgb_params()
+        unknown = sorted(set(self.monotone) - set(names))
+        if unknown:
+            raise ValueError(f"monotone constraint on unknown feature(s) {unknown}")
+        if self.monotone:
+            params["monotone_constraints"] = [1 if n in self.monotone else 0 for n in names]
+            params["monotone_constraints_method"] = "intermediate"
+        data = lgb.Dataset(x, label=y, init_score=init, feature_name=names, categorical_feature=cats,
+                           free_raw_data=True)  # fmt: skip
+        valid_sets, valid_names = [], []
+        if valid is not None:
+            vx, vy, vinit = valid
+            valid_sets.append(lgb.Dataset(vx, label=vy, init_score=vinit, reference=data))
+            valid_names.append("valid")
+        return lgb.train(
+            params,
+            data,
+            num_boost_round=self.n_estimators,
+            valid_sets=valid_sets,
+            valid_names=valid_names,
+            callbacks=list(callbacks),
+        )
+
+    def fit(
+        self,
+        X: pl.DataFrame,  # noqa: N803 (scikit-learn's name)
+        y: F64 | Sequence[float],
+        *,
+        base_margin: F64 | None = None,
+        time: F64 | None = None,
+        valid: tuple[pl.DataFrame, F64, F64 | None] | None = None,
+        callbacks: Sequence[Callable[..., Any]] = (),
+    ) -> KPIModel:
+        """Fit on feature frame ``X`` and non-negative targets ``y``.
+
+        ``base_margin`` is the log-scale offset of each row (default: ``log(offset feature)``); a funnel model
+        passes the log forecast of an upstream KPI here. With ``calibration_share > 0`` the bands come from the
+        latest share of rows by ``time`` (row order when None): a model fitted on the earlier rows forecasts
+        them. Callers that calibrate on their own hold-out (``calibrate``) pass ``calibration_share=0``.
+        """
+        yv = np.asarray(y, dtype=np.float64)
+        if len(yv) != X.height:
+            raise ValueError(f"X has {X.height} rows but y has {len(yv)}")
+        if np.any(~np.isfinite(yv)) or np.any(yv < 0):
+            raise ValueError("y must be finite and non-negative")
+        names = list(X.columns)
+        x = to_matrix(X, names)
+        init = offset_of(X, self.offset) if base_margin is None else np.asarray(base_margin, dtype=np.float64)
+        # LightGBM does not boost from the average when given init scores: start from the mean rate instead
+        self.intercept_ = float(np.log(max(yv.sum(), 1e-9) / max(float(np.exp(init).sum()), 1e-9)))
+        init = init + self.intercept_
+        vset = None
+        if valid is not None:
+            vx, vy, vm = valid
+            vset = (to_matrix(vx, names), np.asarray(vy, dtype=np.float64),
+                    (offset_of(vx, self.offset) if vm is None else vm) + self.intercept_)  # fmt: skip
+        if self.calibration_share > 0:
+            order = np.argsort(np.asarray(time), kind="stable") if time is not None else np.arange(len(yv))
+            n_cal = max(20, round(len(yv) * self.calibration_share))
+            if len(yv) - n_cal < 50:
+                raise ValueError(f"too few rows to fit and calibrate: {len(yv)} (need at least {n_cal + 50})")
+            fit_idx, cal_idx = order[:-n_cal], order[-n_cal:]
+            early = self._train(x[fit_idx], yv[fit_idx], init[fit_idx], names)
+            self.calibrate(yv[cal_idx], np.exp(early.predict(x[cal_idx], raw_score=True) + init[cal_idx]))
+        self.booster_ = self._train(x, yv, init, names, valid=vset, callbacks=callbacks)
+        self.feature_names_in_ = np.asarray(names, dtype=object)
+        self.n_features_in_ = len(names)
+        return self
+
+    def calibrate(self, y: F64, forecast: F64) -> KPIModel:
+        """Set the bands from held-out targets and their forecasts (by a model that did not see them)."""
+        self.bands_ = ConformalBands.fit(np.asarray(y, dtype=np.float64), forecast, self.levels, self.bins)
+        return self
+
+    # -- prediction -------------------------------------------------------------------------------------
+    def _raw(self, X: pl.DataFrame, base_margin: F64 | None) -> F64:  # noqa: N803
+        check_is_fitted(self, "booster_")
+        names = [str(n) for n in self.feature_names_in_]
+        missing = [n for n in names if n not in X.columns]
+        if missing:
+            raise ValueError(f"X lacks feature(s) {missing[:5]}")
+        raw = np.asarray(self.booster_.predict(to_matrix(X, names), raw_score=True), dtype=np.float64)
+        return raw + self.intercept_ + (offset_of(X, self.offset) if base_margin is None else base_margin)
+
+    def predict(self, X: pl.DataFrame, base_margin: F64 | None = None) -> F64:  # noqa: N803
+        """Expected value of the KPI for each row."""
+        return np.exp(np.minimum(self._raw(X, base_margin), 700.0))
+
+    def predict_quantiles(self, X: pl.DataFrame, mean: F64 | None = None) -> F64:  # noqa: N803
+        """Quantile forecasts at ``levels`` (P10, P50, P90 by default), shape (n, 3)."""
+        check_is_fitted(self, "bands_")
+        return self.bands_.apply(self.predict(X) if mean is None else mean)
+
+    def contributions(self, X: pl.DataFrame) -> F64:  # noqa: N803
+        """Per-feature contributions on the log scale (SHAP values from LightGBM ``pred_contrib``).
+
+        Shape (n, n_features + 1): the last column is the trees' base value. Row sums plus the offset and
+        ``intercept_`` give the log of the forecast, so ``exp(c)`` is the multiplicative effect of a feature.
+        """
+        check_is_fitted(self, "booster_")
+        names = [str(n) for n in self.feature_names_in_]
+        return np.asarray(self.booster_.predict(to_matrix(X, names), pred_contrib=True), dtype=np.float64)
+
+    # -- persistence (text + JSON, never pickle) ---------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """What a bundle needs besides the booster text: parameters, feature order, bands."""
+        check_is_fitted(self, "booster_")
+        return {
+            "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()},
+            "features": [str(n) for n in self.feature_names_in_],
+            "bands": self.bands_.to_dict() if hasattr(self, "bands_") else None,
+            "intercept": self.intercept_,
+            "num_trees": self.booster_.num_trees(),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], booster_text: str) -> KPIModel:
+        params = dict(state["params"])
+        for k in ("monotone", "levels"):
+            params[k] = tuple(params[k])
+        model = cls(**params)
+        model.booster_ = lgb.Booster(model_str=booster_text)
+        model.intercept_ = float(state["intercept"])
+        if state.get("bands") is not None:
+            model.bands_ = ConformalBands.from_dict(state["bands"])
+        model.feature_names_in_ = np.asarray(state["features"], dtype=object)
+        model.n_features_in_ = len(state["features"])
+        if model.booster_.feature_name() != list(state["features"]):
+            raise ValueError("the booster's features differ from the manifest's")
+        return model

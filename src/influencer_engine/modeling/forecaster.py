@@ -1,0 +1,170 @@
+"""The funnel of KPI models: reach -> impressions -> engagements -> clicks -> conversions -> revenue.
+
+Each KPI has its own LightGBM model. A KPI whose offset is an earlier KPI (clicks and conversions on reach,
+revenue on conversions) learns a rate on top of that KPI's forecast, so the noisy, sparse end of the funnel
+borrows the precision of the well-measured top. Bands are calibrated on the latest rows by time, forecast by
+a funnel fitted on the earlier rows only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from influencer_engine.config import KPI_NAMES, ModelConfig
+from influencer_engine.modeling.estimator import KPIModel, offset_of
+
+__all__ = ["Forecast", "KPIForecaster", "MIN_ROWS"]
+
+F64 = npt.NDArray[np.float64]
+MIN_ROWS = 100  # a KPI with fewer observed rows is not modelled
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """Expected value and quantiles (P10, P50, P90) of every modelled KPI, row-aligned with the input."""
+
+    mean: dict[str, F64]
+    quantiles: dict[str, F64]  # (n, 3)
+    levels: tuple[float, ...]
+
+    def to_frame(self) -> pl.DataFrame:
+        cols: dict[str, F64] = {}
+        for k, m in self.mean.items():
+            cols[k] = m
+            for j, lv in enumerate(self.levels):
+                cols[f"{k}_p{round(lv * 100)}"] = self.quantiles[k][:, j]
+        return pl.DataFrame(cols)
+
+
+def kpi_params(config: ModelConfig, kpi: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """KPIModel keyword arguments for ``kpi`` from the config (plus tuned overrides)."""
+    g = config.lightgbm
+    base = g.offset[kpi]
+    params: dict[str, Any] = {
+        "objective": g.objective[kpi],
+        "tweedie_variance_power": g.tweedie_variance_power,
+        "n_estimators": g.n_estimators,
+        "learning_rate": g.learning_rate,
+        "num_leaves": g.num_leaves,
+        "min_child_samples": g.min_child_samples,
+        "subsample": g.subsample,
+        "colsample_bytree": g.colsample_bytree,
+        "reg_lambda": g.reg_lambda,
+        "monotone": tuple(config.monotone.get(kpi, [])),
+        "offset": None if base in KPI_NAMES else base,
+        "levels": tuple(config.intervals.levels),
+        "calibration_share": 0.0,
+        "bins": config.intervals.bins,
+        "n_jobs": g.n_jobs,
+    }
+    params.update(overrides or {})
+    return params
+
+
+class KPIForecaster(BaseEstimator):  # type: ignore[misc]
+    """Every KPI's model plus the funnel that links them (fit once, predict all KPIs together)."""
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        *,
+        kpis: Sequence[str] = KPI_NAMES,
+        overrides: Mapping[str, Mapping[str, Any]] | None = None,
+        random_state: int = 0,
+    ) -> None:
+        self.config = config
+        self.kpis = kpis
+        self.overrides = overrides
+        self.random_state = random_state
+
+    def _base(self, kpi: str) -> str:
+        base = self.config.lightgbm.offset[kpi]
+        # an upstream KPI that is not modelled falls back to followers
+        return base if base not in KPI_NAMES or base in self.models_ else "followers"
+
+    def _margin(self, kpi: str, X: pl.DataFrame, preds: Mapping[str, F64]) -> F64:  # noqa: N803
+        base = self._base(kpi)
+        if base in KPI_NAMES:
+            return np.log(np.maximum(preds[base], 1e-9))
+        return offset_of(X, base)
+
+    def _fit_funnel(
+        self, X: pl.DataFrame, targets: Mapping[str, F64], *, predict_on: pl.DataFrame | None = None  # noqa: N803
+    ) -> tuple[dict[str, KPIModel], dict[str, F64]]:
+        """Fit the funnel on X; return the models and their forecasts on ``predict_on`` (default X)."""
+        self.models_ = {}
+        in_sample: dict[str, F64] = {}
+        out: dict[str, F64] = {}
+        other = X if predict_on is None else predict_on
+        for kpi in KPI_NAMES:
+            if kpi not in self.kpis or kpi not in targets:
+                continue
+            y = np.asarray(targets[kpi], dtype=np.float64)
+            known = np.isfinite(y)
+            if known.sum() < MIN_ROWS:
+                continue
+            params = kpi_params(self.config, kpi, (self.overrides or {}).get(kpi))
+            params["random_state"] = self.random_state
+            if self._base(kpi) not in KPI_NAMES and params["offset"] is None:
+                params["offset"] = "followers"
+            model = KPIModel(**params)
+            margin = self._margin(kpi, X, in_sample)
+            rows = X.filter(pl.Series(known)) if not known.all() else X
+            model.fit(rows, y[known], base_margin=margin[known])
+            self.models_[kpi] = model
+            in_sample[kpi] = model.predict(X, margin)
+            out[kpi] = in_sample[kpi] if predict_on is None else model.predict(other, self._margin(kpi, other, out))
+        return self.models_, out
+
+    def fit(self, X: pl.DataFrame, targets: Mapping[str, F64], *, time: F64) -> KPIForecaster:  # noqa: N803
+        """Fit every KPI on X (features) and ``targets`` (NaN where a KPI was not observed)."""
+        n = X.height
+        order = np.argsort(np.asarray(time), kind="stable")
+        n_cal = max(MIN_ROWS // 5, round(n * self.config.intervals.calibration_share))
+        if n - n_cal < MIN_ROWS:
+            raise ValueError(f"too few rows to fit and calibrate: {n} (need at least {n_cal + MIN_ROWS})")
+        fit_idx, cal_idx = np.sort(order[:-n_cal]), np.sort(order[-n_cal:])
+        sub = {k: np.asarray(v, dtype=np.float64) for k, v in targets.items()}
+        _, cal_pred = self._fit_funnel(X[fit_idx], {k: v[fit_idx] for k, v in sub.items()}, predict_on=X[cal_idx])
+        bands = {}
+        for kpi, pred in cal_pred.items():
+            y = sub[kpi][cal_idx]
+            ok = np.isfinite(y)
+            bands[kpi] = (y[ok], pred[ok])
+        models, _ = self._fit_funnel(X, sub)
+        for kpi, model in models.items():
+            if kpi in bands and len(bands[kpi][0]) >= 20:
+                model.calibrate(*bands[kpi])
+        self.models_ = models
+        self.features_ = list(X.columns)
+        return self
+
+    def predict(self, X: pl.DataFrame) -> Forecast:  # noqa: N803
+        check_is_fitted(self, "models_")
+        mean: dict[str, F64] = {}
+        quant: dict[str, F64] = {}
+        for kpi in KPI_NAMES:
+            if kpi not in self.models_:
+                continue
+            model = self.models_[kpi]
+            mean[kpi] = model.predict(X, self._margin(kpi, X, mean))
+            quant[kpi] = model.predict_quantiles(X, mean[kpi])
+        return Forecast(mean=mean, quantiles=quant, levels=tuple(self.config.intervals.levels))
+
+    def contributions(self, kpi: str, X: pl.DataFrame) -> tuple[F64, F64]:  # noqa: N803
+        """(SHAP contributions of ``kpi``'s own trees, log offset): offset + row sum = log forecast."""
+        check_is_fitted(self, "models_")
+        prior = self.predict(X).mean if self._base(kpi) in KPI_NAMES else {}
+        return self.models_[kpi].contributions(X), self._margin(kpi, X, prior)
+
+    def base_of(self, kpi: str) -> str:
+        check_is_fitted(self, "models_")
+        return self._base(kpi)

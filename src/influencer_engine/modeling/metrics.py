@@ -1,0 +1,52 @@
+"""Forecast metrics: Poisson deviance, MAE on log1p, Spearman rank correlation, interval coverage and width."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from scipy.stats import spearmanr
+
+__all__ = ["coverage", "interval_width", "mae_log1p", "poisson_deviance", "spearman"]
+
+F64 = npt.NDArray[np.float64]
+
+
+def _ok(*arrays: F64) -> npt.NDArray[np.bool_]:
+    mask = np.ones(len(arrays[0]), dtype=bool)
+    for a in arrays:
+        mask &= np.isfinite(a)
+    return mask
+
+
+def poisson_deviance(y: F64, pred: F64) -> float:
+    """Mean Poisson deviance (lower is better); predictions are floored at 1e-9."""
+    ok = _ok(y, pred)
+    y, p = y[ok], np.maximum(pred[ok], 1e-9)
+    term = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / p), 0.0)
+    return float(np.mean(2.0 * (term - (y - p))))
+
+
+def mae_log1p(y: F64, pred: F64) -> float:
+    ok = _ok(y, pred)
+    return float(np.mean(np.abs(np.log1p(np.maximum(y[ok], 0)) - np.log1p(np.maximum(pred[ok], 0)))))
+
+
+def spearman(a: F64, b: F64) -> float:
+    ok = _ok(a, b)
+    if ok.sum() < 3:
+        return float("nan")
+    return float(spearmanr(a[ok], b[ok]).statistic)
+
+
+def coverage(y: F64, lo: F64, hi: F64) -> float:
+    ok = _ok(y, lo, hi)
+    return float(np.mean((y[ok] >= lo[ok]) & (y[ok] <= hi[ok])))
+
+
+def interval_width(lo: F64, hi: F64, mid: F64) -> dict[str, float]:
+    """Mean width on the log1p scale, and the median width relative to the P50."""
+    ok = _ok(lo, hi, mid)
+    return {
+        "width_log1p": float(np.mean(np.log1p(hi[ok]) - np.log1p(lo[ok]))),
+        "width_rel_median": float(np.median((hi[ok] - lo[ok]) / np.maximum(mid[ok], 1.0))),
+    }

@@ -1,0 +1,118 @@
+"""The training table: past hires joined with point-in-time features (as of each campaign's start).
+
+One row per valid outcome. Outcomes rejected by validation (or whose creator or campaign is unknown) are
+counted with their reasons; ``rows_in = rows + rejected`` always holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from influencer_engine.config import KPI_NAMES, TierConfig
+from influencer_engine.dataset import validate_dataset
+from influencer_engine.errors import InputError
+from influencer_engine.features.build import build_features, feature_columns
+from influencer_engine.features.requests import training_requests
+from influencer_engine.schema import CONTRACTS
+
+__all__ = ["TARGETS", "TrainingTable", "fingerprint", "load_training_table", "training_table"]
+
+TARGETS = KPI_NAMES
+
+
+@dataclass(frozen=True)
+class TrainingTable:
+    """Features + targets per past hire, with the validation counts behind it."""
+
+    frame: pl.DataFrame  # request_id, creator_id, as_of, campaign_id, cost, <targets>, <features>
+    source: str
+    rows_in: int  # outcome rows read
+    rejects: pl.DataFrame
+    tables: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def features(self) -> list[str]:
+        return feature_columns()
+
+    def fingerprint(self) -> str:
+        return fingerprint(self.frame)
+
+
+def fingerprint(frame: pl.DataFrame) -> str:
+    """sha256 of a table's content in a fixed row and column order (same data, same fingerprint)."""
+    cols = sorted(frame.columns)
+    ordered = frame.select(cols).sort(cols[:1] + (["request_id"] if "request_id" in cols else []))
+    h = hashlib.sha256()
+    h.update(",".join(f"{c}:{ordered.schema[c]}" for c in cols).encode())
+    for c in cols:
+        s = ordered[c]
+        if s.dtype.is_numeric():
+            h.update(np.ascontiguousarray(s.cast(pl.Float64).fill_null(np.nan).to_numpy()).tobytes())
+        else:
+            h.update("\x1f".join("" if v is None else str(v) for v in s.cast(pl.String).to_list()).encode())
+    return h.hexdigest()
+
+
+def training_table(
+    creators: pl.DataFrame,
+    posts: pl.DataFrame,
+    campaigns: pl.DataFrame,
+    outcomes: pl.DataFrame,
+    tiers: TierConfig,
+    *,
+    source: str = "<memory>",
+) -> pl.DataFrame:
+    """Features for every (valid) hire, joined with its observed KPIs and cost, sorted by campaign start."""
+    requests = training_requests(campaigns.lazy(), outcomes.lazy())
+    feats = build_features(creators.lazy(), posts.lazy(), requests, tiers).collect()
+    labels = outcomes.select(
+        pl.concat_str([pl.col("campaign_id"), pl.col("creator_id"), pl.col("format")], separator=":").alias(
+            "request_id"
+        ),
+        "campaign_id",
+        pl.col("cost").cast(pl.Float64),
+        *(pl.col(k).cast(pl.Float64) for k in TARGETS),
+    )
+    keys = ["request_id", "creator_id", "as_of"]
+    frame = feats.join(labels, on="request_id", how="inner").select(
+        *keys, "campaign_id", "cost", *TARGETS, *(c for c in feats.columns if c not in keys)
+    )
+    return frame.sort("as_of", "request_id")
+
+
+def load_training_table(folder: Path, tiers: TierConfig) -> TrainingTable:
+    """Validate a dataset folder and build its training table."""
+    ds = validate_dataset(folder)
+    missing = [t for t in ("campaigns", "outcomes") if t not in ds.results]
+    if missing:
+        raise InputError(
+            f"{folder} has no {' or '.join(missing)} table, so there is nothing to learn from.",
+            fix="train on a folder with past campaign outcomes (`ie simulate --out DIR` writes one)",
+        )
+    r = ds.results
+    empty_posts = pl.DataFrame(schema=CONTRACTS["posts"].schema)
+    frame = training_table(
+        r["creators"].valid,
+        r["posts"].valid if "posts" in r else empty_posts,
+        r["campaigns"].valid,
+        r["outcomes"].valid,
+        tiers,
+        source=str(folder),
+    )
+    outcomes = r["outcomes"]
+    if frame.height != outcomes.rows_out:
+        raise AssertionError(f"training rows {frame.height} != valid outcomes {outcomes.rows_out}")
+    tables: dict[str, dict[str, Any]] = {
+        name: {"rows_in": res.rows_in, "rows_out": res.rows_out, "rows_rejected": res.rows_rejected}
+        for name, res in r.items()
+    }
+    rejects = pl.concat([res.rejects for res in r.values()], how="vertical_relaxed")
+    if frame.height == 0:
+        raise InputError(f"{folder}: no valid campaign outcomes to train on.", fix="check the rejects with `ie validate`")
+    return TrainingTable(frame=frame, source=str(folder), rows_in=outcomes.rows_in, rejects=rejects, tables=tables)
