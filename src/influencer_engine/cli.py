@@ -261,6 +261,216 @@ def features_build(
     _echo_manifest(out)
 
 
+_TRACKING_HELP = "MLflow tracking URI (default: sqlite file training/mlflow.db)."
+
+
+def _tiers_and_config(config: Path | None) -> tuple[object, object]:
+    from influencer_engine.config import load_model_config, load_tier_config
+
+    return load_tier_config(), load_model_config(config)
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option(help="Dataset folder with campaigns and outcomes (e.g. runs/demo).")],
+    out: Annotated[Path, typer.Option(help="Bundle folder to write, e.g. models/demo.")] = Path("models/demo"),
+    config: Annotated[Path | None, typer.Option(help="Model TOML (default configs/models.toml).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed of the models.")] = 0,
+    tuned: Annotated[bool, typer.Option("--tuned", help="Use the parameters `ie tune` wrote under training/.")] = False,
+    tracking_uri: Annotated[str | None, typer.Option(help=_TRACKING_HELP)] = None,
+    track: Annotated[bool, typer.Option("--track/--no-track", help="Log the run to MLflow.")] = True,
+    register: Annotated[bool, typer.Option("--register/--no-register", help="Register as @champion.")] = True,
+    training_root: Annotated[Path, typer.Option(help="Folder for MLflow and Optuna stores.")] = Path("training"),
+) -> None:
+    """Train every KPI model: backtest beside the baselines, fit on all campaigns, write the bundle."""
+    from influencer_engine.config import ModelConfig, TierConfig
+    from influencer_engine.training.train import train_models
+    from influencer_engine.training.tune import load_tuned
+
+    tiers, cfg = _tiers_and_config(config)
+    assert isinstance(tiers, TierConfig) and isinstance(cfg, ModelConfig)
+    overrides = load_tuned(training_root) if tuned else None
+    if tuned and not overrides:
+        raise InputError(f"no tuned parameters under {training_root}/tuned.", fix="run `ie tune --kpi KPI` first")
+    r = train_models(data, out, cfg, tiers, seed=seed, overrides=overrides, track=track,
+                     training_root=training_root, tracking_uri=tracking_uri, register=register)  # fmt: skip
+    bt = r.backtest
+    typer.echo(f"trained {len(bt.metrics)} KPI models on {r.table.frame.height:,} campaign outcomes "
+               f"in {r.seconds['total']:.1f}s -> {r.bundle}")  # fmt: skip
+    for kpi, d in bt.metrics.items():
+        m = d["model"]
+        best = min((b for b in d if b != "model"), key=lambda b: d[b]["mae_log1p"])
+        typer.echo(f"  {kpi:12} MAE log1p {m['mae_log1p']:.3f} (best baseline {best} {d[best]['mae_log1p']:.3f})  "
+                   f"Spearman {m['spearman']:.3f}  P10-P90 coverage {m['coverage_p10_p90']:.1%}")  # fmt: skip
+    if bt.per_dollar:
+        typer.echo(f"  conversions per dollar, Spearman: {bt.per_dollar['model']:.3f}")
+    typer.echo(f"  report: {r.bundle / 'report' / 'evaluation.md'}")
+    if r.tracking:
+        typer.echo(f"  MLflow run {r.tracking['run_id']} at {r.tracking['tracking_uri']}"
+                   + (f"; registered {r.tracking['registered_uri']} (version {r.tracking['version']})"
+                      if r.tracking.get("registered_uri") else ""))  # fmt: skip
+
+
+@app.command()
+def tune(
+    kpi: Annotated[str, typer.Option(help="KPI to tune: reach, impressions, engagements, clicks, conversions, revenue.")],
+    data: Annotated[Path, typer.Option(help="Dataset folder with campaigns and outcomes.")] = Path("runs/demo"),
+    trials: Annotated[int, typer.Option(min=1, help="Trials to add to the study.")] = 20,
+    seed: Annotated[int, typer.Option(help="Seed of the sampler and the models.")] = 0,
+    config: Annotated[Path | None, typer.Option(help="Model TOML (default configs/models.toml).")] = None,
+    storage: Annotated[str | None, typer.Option(help="Optuna storage URL (default sqlite training/optuna.db).")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help=_TRACKING_HELP)] = None,
+    track: Annotated[bool, typer.Option("--track/--no-track", help="Log the best parameters to MLflow.")] = True,
+    training_root: Annotated[Path, typer.Option(help="Folder for MLflow and Optuna stores.")] = Path("training"),
+) -> None:
+    """Tune one KPI's LightGBM settings with Optuna (resumable study, pruned trials)."""
+    from influencer_engine.config import ModelConfig, TierConfig
+    from influencer_engine.training.data import load_training_table
+    from influencer_engine.training.tune import tune_kpi
+
+    tiers, cfg = _tiers_and_config(config)
+    assert isinstance(tiers, TierConfig) and isinstance(cfg, ModelConfig)
+    t0 = time.perf_counter()
+    table = load_training_table(data, tiers)
+    r = tune_kpi(table, cfg, kpi, trials=trials, root=training_root, seed=seed, storage=storage)
+    typer.echo(f"tuned {kpi}: {r.trials} trials in the study ({r.complete} complete, {r.pruned} pruned) "
+               f"in {time.perf_counter() - t0:.1f}s")  # fmt: skip
+    typer.echo(f"  validation Poisson deviance: best {r.best_value:.4f} vs configured settings {r.default_value:.4f}")
+    typer.echo(f"  best parameters -> {r.path} (use with `ie train --tuned`)")
+    if track:
+        import mlflow
+
+        from influencer_engine.training.tracking import configure
+
+        configure(tracking_uri, training_root, experiment="kpi-tuning")
+        with mlflow.start_run(run_name=f"tune {kpi}"):
+            mlflow.log_params({f"best.{k}": v for k, v in r.best_params.items()} | {"kpi": kpi, "seed": seed})
+            mlflow.log_metrics({"best_poisson_deviance": r.best_value, "default_poisson_deviance": r.default_value,
+                                "trials": r.trials, "pruned": r.pruned})  # fmt: skip
+            mlflow.log_artifact(str(r.path))
+
+
+@app.command()
+def evaluate(
+    model: Annotated[str, typer.Option(help="Bundle folder, or an MLflow URI such as models:/influencer-engine-kpi@champion.")] = "models/demo",
+    data: Annotated[Path | None, typer.Option(help="Dataset folder to backtest on (campaign outcomes).")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for evaluation.json, evaluation.md and charts.")] = Path("runs/evaluation"),
+    shifted_seed: Annotated[list[int] | None, typer.Option(help="Also evaluate on a shifted world of this seed (repeatable).")] = None,
+    shifted_creators: Annotated[int, typer.Option(min=1000, help="Creators of each shifted world.")] = 20_000,
+    real_posts: Annotated[Path | None, typer.Option(help="Imported post histories for the next-post test (`ie import instagram-posts`).")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help=_TRACKING_HELP)] = None,
+    training_root: Annotated[Path, typer.Option(help="Folder of the MLflow store.")] = Path("training"),
+) -> None:
+    """Backtest the model's settings beside the baselines; also on shifted worlds and real post histories."""
+    from influencer_engine.config import load_simulator_config, load_tier_config
+    from influencer_engine.evaluation.backtest import backtest
+    from influencer_engine.evaluation.report import write_report
+    from influencer_engine.training.tracking import load_model
+    from influencer_engine.training.train import load_truth
+
+    tiers = load_tier_config()
+    bundle = load_model(model, tracking_uri=tracking_uri, training_root=training_root)
+    cfg, overrides, seed = bundle.forecaster.config, bundle.forecaster.overrides, bundle.forecaster.random_state
+    sections = {}
+    extra: dict[str, object] = {"model": str(model), "training_data_fingerprint": bundle.manifest["training_data_fingerprint"]}
+    notes = [f"model {model} (trained on {bundle.manifest['training']['data']}); each world is backtested with the "
+             "model's settings: train on earlier campaigns, test on later ones"]  # fmt: skip
+    if data is None and not shifted_seed and real_posts is None:
+        raise InputError("nothing to evaluate.", fix="give --data DIR, --shifted-seed N and/or --real-posts DIR")
+    if data is not None:
+        from influencer_engine.training.data import load_training_table
+
+        table = load_training_table(data, tiers)
+        sections[f"world {data.name}"] = backtest(table.frame, cfg, truth=load_truth(data), overrides=overrides, seed=seed)
+    for s in shifted_seed or []:
+        from influencer_engine.simulate.generate import simulate_market
+        from influencer_engine.simulate.shift import shifted_config
+        from influencer_engine.simulate.world import write_world
+        from influencer_engine.training.data import load_training_table
+
+        shifted, factors = shifted_config(load_simulator_config(), s)
+        folder = out / f"shifted_world_{s}"
+        write_world(simulate_market(shifted, tiers, shifted_creators, s), shifted, tiers, s, folder)
+        table = load_training_table(folder, tiers)
+        sections[f"shifted world (seed {s})"] = backtest(table.frame, cfg, truth=load_truth(folder),
+                                                         overrides=overrides, seed=seed)  # fmt: skip
+        extra[f"shifted_world_{s}"] = {"creators": shifted_creators, "factors": factors, "folder": str(folder)}
+    if real_posts is not None:
+        from influencer_engine.evaluation.nextpost import next_post_backtest
+
+        np_result = next_post_backtest(real_posts, tiers)
+        extra["next_post"] = {"data": str(real_posts), **np_result.to_dict()}
+        notes.append(f"next-post engagement on {real_posts}: MAE log1p model {np_result.metrics['model']['mae_log1p']:.3f} "
+                     f"vs trailing median of the last {np_result.window} posts "
+                     f"{np_result.metrics[f'trailing_median_last{np_result.window}']['mae_log1p']:.3f} "
+                     f"({np_result.improvement_vs_trailing_median:+.1%} better), followers x tier rate "
+                     f"{np_result.metrics['followers_x_tier_rate']['mae_log1p']:.3f}; {np_result.rows['test']:,} test posts")  # fmt: skip
+    paths = write_report(out, sections, title="KPI model evaluation", extra=extra, notes=notes)
+    for name, r in sections.items():
+        won = sum(r.beats.values())
+        cov = ", ".join(f"{k} {d['model']['coverage_p10_p90']:.0%}" for k, d in r.metrics.items())
+        typer.echo(f"{name}: model beats every baseline on {won}/{len(r.beats)} KPIs; "
+                   f"conversions/$ Spearman {r.per_dollar.get('model', float('nan')):.3f}; coverage {cov}")  # fmt: skip
+    for n in notes[1:]:
+        typer.echo(n)
+    typer.echo(f"report: {paths['markdown']} and {paths['json']}")
+
+
+@app.command()
+def forecast(
+    creator: Annotated[str, typer.Option(help="Creator id.")],
+    brief: Annotated[Path, typer.Option(help="Brief TOML/JSON.")],
+    data: Annotated[Path, typer.Option(help="Dataset folder holding the creator and its posts.")] = Path("runs/demo"),
+    model: Annotated[str, typer.Option(help="Bundle folder or MLflow model URI.")] = "models/demo",
+    fmt: Annotated[str | None, typer.Option("--format", help="Post format (default: the creator's base format).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+    tracking_uri: Annotated[str | None, typer.Option(help=_TRACKING_HELP)] = None,
+) -> None:
+    """Forecast one creator for a brief: every KPI with P10/P50/P90, cost per result, and why."""
+    from influencer_engine.brief import load_brief
+    from influencer_engine.config import load_tier_config
+    from influencer_engine.forecast import forecast_brief, reasons_for
+    from influencer_engine.schema import FORMATS
+    from influencer_engine.training.tracking import load_model
+
+    if fmt is not None and fmt not in FORMATS:
+        raise InputError(f"--format '{fmt}' is unknown.", fix=f"use one of {', '.join(FORMATS)}")
+    b = load_brief(brief)
+    bundle = load_model(model, tracking_uri=tracking_uri)
+    result = forecast_brief(bundle, data, b, load_tier_config(), creator_ids=[creator], fmt=fmt)
+    if result.table.height == 0:
+        reasons = ", ".join(result.rejects["reason"].to_list()[:3])
+        raise InputError(f"creator {creator} cannot be forecast ({reasons}).", fix="fix the creator's row")
+    row = result.table.row(0, named=True)
+    goal_kpi = {"reach": "reach", "engagement": "engagements", "clicks": "clicks", "conversions": "conversions",
+                "revenue": "revenue", "roas": "revenue", "emv": "impressions"}.get(b.goal, "conversions")  # fmt: skip
+    why = reasons_for(bundle, result, creator, goal_kpi, b)
+    kpis = [k for k in ("reach", "impressions", "engagements", "clicks", "conversions", "revenue") if k in row]
+    if as_json:
+        typer.echo(json.dumps({"creator": row, "reasons": {goal_kpi: [r.to_dict() for r in why]},
+                               "notes": result.notes}, default=str, indent=2))  # fmt: skip
+        return
+    typer.echo(f"{creator}: {row['platform']} {row['tier']}, {row['format']}, list price ${row['price'] or 0:,.0f}, "
+               f"audience fit {row['audience_fit'] or 0:.0%}")  # fmt: skip
+    typer.echo(f"brief {b.brief_id}: {b.brand_category}, starting {b.start_date}")
+    typer.echo(f"  {'KPI':12} {'expected':>12} {'P10':>12} {'P50':>12} {'P90':>12}")
+    for k in kpis:
+        typer.echo(f"  {k:12} {row[k]:>12,.1f} {row[k + '_p10']:>12,.1f} {row[k + '_p50']:>12,.1f} {row[k + '_p90']:>12,.1f}")
+    figures = [("CPM", "cpm"), ("CPE", "cpe"), ("CPC", "cpc"), ("CPA", "cpa"), ("ROAS", "roas")]
+    for label, key in figures:
+        if row.get(key) is not None:
+            band = f" (P90 case {row[key + '_good']:,.2f}, P10 case {row[key + '_bad']:,.2f})" if row.get(key + "_bad") else ""
+            typer.echo(f"  {label:5} {row[key]:,.2f}{band}")
+    typer.echo(f"  EMV   ${row['emv']:,.0f} at ${bundle.forecaster.config.costs.emv_cpm_usd:g} CPM")
+    base = bundle.forecaster.base_of(goal_kpi)
+    typer.echo(f"why ({goal_kpi}; starts from the {'forecast ' + base if base != 'followers' else 'followers'} "
+               "times the average rate, then):")  # fmt: skip
+    for r in why:
+        typer.echo(f"  - {r.text}")
+    for n in result.notes:
+        typer.echo(f"note: {n}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``ie``: one-line errors for people, tracebacks only with --debug."""
     args = list(sys.argv[1:] if argv is None else argv)

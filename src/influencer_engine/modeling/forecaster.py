@@ -157,6 +157,10 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
             model = self.models_[kpi]
             mean[kpi] = model.predict(X, self._margin(kpi, X, mean))
             quant[kpi] = model.predict_quantiles(X, mean[kpi])
+        if "reach" in mean and "impressions" in mean:
+            # two models, one fact: nobody is reached without an impression
+            mean["reach"] = np.minimum(mean["reach"], mean["impressions"])
+            quant["reach"] = np.minimum(quant["reach"], quant["impressions"])
         return Forecast(mean=mean, quantiles=quant, levels=tuple(self.config.intervals.levels))
 
     def contributions(self, kpi: str, X: pl.DataFrame) -> tuple[F64, F64]:  # noqa: N803

@@ -1,0 +1,121 @@
+"""Backtest reports: JSON for machines, Markdown for people, PNG charts (calibration, feature importance)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from influencer_engine.evaluation.backtest import METHODS, BacktestResult
+from influencer_engine.io import atomic_path, write_json
+
+__all__ = ["calibration_chart", "importance_chart", "markdown_report", "write_report"]
+
+_LABEL = {"model": "model", "media_kit": "media-kit multiplier", "trailing_median": "trailing median",
+          "tier_platform": "tier x platform mean"}  # fmt: skip
+
+
+def markdown_report(sections: Mapping[str, BacktestResult], *, title: str, notes: list[str] | None = None) -> str:
+    """One table per section (world): every KPI, the model beside each baseline."""
+    lines = [f"# {title}", ""]
+    for note in notes or []:
+        lines.append(f"- {note}")
+    if notes:
+        lines.append("")
+    for name, r in sections.items():
+        lines += [f"## {name}", "", f"Rows: {r.rows['train']:,} train, {r.rows['test']:,} test (later campaigns).", ""]
+        truth = any("mae_log1p_true" in m for d in r.metrics.values() for m in d.values())
+        head = "| KPI | method | Poisson deviance | MAE log1p | " + ("MAE log1p vs truth | Spearman vs truth |"
+                                                                   if truth else "Spearman |")  # fmt: skip
+        head += " P10-P90 coverage | width (log1p) |"
+        lines += [head, "|" + "---|" * (head.count("|") - 1)]
+        for kpi, d in r.metrics.items():
+            for m in METHODS:
+                row = d[m]
+                cells = [kpi, _LABEL[m], f"{row['poisson_deviance']:,.2f}", f"{row['mae_log1p']:.3f}"]
+                if truth:
+                    cells.append(f"{row['mae_log1p_true']:.3f}")
+                cells.append(f"{row['spearman']:.3f}")
+                cells.append(f"{row['coverage_p10_p90']:.1%}" if "coverage_p10_p90" in row else "")
+                cells.append(f"{row['width_log1p']:.2f}" if "width_log1p" in row else "")
+                lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+        if r.per_dollar:
+            lines.append("Spearman of conversions per dollar (cost paid)" + (" vs truth: " if truth else ": ")
+                         + ", ".join(f"{_LABEL[m]} {v:.3f}" for m, v in r.per_dollar.items()))  # fmt: skip
+            lines.append("")
+        won = [k for k, v in r.beats.items() if v]
+        lines.append(f"Model beats every baseline on every metric for {len(won)} of {len(r.beats)} KPIs"
+                     + (f" (not: {', '.join(k for k, v in r.beats.items() if not v)})" if len(won) < len(r.beats)
+                        else "") + ".")  # fmt: skip
+        lines.append("")
+    return "\n".join(lines)
+
+
+def calibration_chart(result: BacktestResult, path: Path, *, title: str) -> Path:
+    """Share of test outcomes below each forecast quantile, per KPI, against the nominal level."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 5))
+    levels = [0.1, 0.5, 0.9]
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfect")
+    for kpi, c in result.calibration.items():
+        ax.plot(levels, [c["below_p10"], c["below_p50"], c["below_p90"]], marker="o", label=kpi)
+    ax.set_xlabel("forecast quantile (nominal)")
+    ax.set_ylabel("share of outcomes at or below it")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return path
+
+
+def importance_chart(importance: Mapping[str, Mapping[str, float]], path: Path, *, top: int = 15) -> Path:
+    """Gain importance of the top features, one panel per KPI."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kpis = list(importance)
+    cols = 3
+    rows = int(np.ceil(len(kpis) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 4 * rows), squeeze=False)
+    for ax, kpi in zip(axes.flat, kpis, strict=False):
+        items = sorted(importance[kpi].items(), key=lambda kv: kv[1], reverse=True)[:top][::-1]
+        total = sum(importance[kpi].values()) or 1.0
+        ax.barh([k for k, _ in items], [v / total for _, v in items])
+        ax.set_title(f"{kpi}: share of gain")
+        ax.tick_params(axis="y", labelsize=7)
+    for ax in list(axes.flat)[len(kpis):]:
+        ax.axis("off")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return path
+
+
+def write_report(
+    out: Path, sections: Mapping[str, BacktestResult], *, title: str, extra: Mapping[str, Any] | None = None,
+    notes: list[str] | None = None,
+) -> dict[str, Path]:
+    """evaluation.json, evaluation.md and a calibration chart per section, in ``out``."""
+    body: dict[str, Any] = {"title": title, "sections": {k: v.to_dict() for k, v in sections.items()}}
+    body.update(extra or {})
+    paths = {"json": write_json(body, out / "evaluation.json")}
+    md = markdown_report(sections, title=title, notes=notes)
+    with atomic_path(out / "evaluation.md") as tmp:
+        tmp.write_text(md + "\n", encoding="utf-8")
+    paths["markdown"] = out / "evaluation.md"
+    for name, r in sections.items():
+        slug = name.lower().replace(" ", "_").replace("/", "_")
+        paths[f"calibration_{slug}"] = calibration_chart(r, out / f"calibration_{slug}.png", title=f"Calibration: {name}")
+    return paths

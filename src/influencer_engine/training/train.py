@@ -1,0 +1,125 @@
+"""`ie train`: backtest, fit every KPI on all campaigns, write the bundle and report, track it in MLflow."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from influencer_engine.config import ModelConfig, TierConfig
+from influencer_engine.evaluation.backtest import BacktestResult, backtest
+from influencer_engine.evaluation.report import importance_chart, write_report
+from influencer_engine.features.build import feature_columns
+from influencer_engine.io import read_table
+from influencer_engine.modeling.baselines import Baselines
+from influencer_engine.modeling.forecaster import KPIForecaster
+from influencer_engine.training.bundle import save_bundle
+from influencer_engine.training.data import TrainingTable, load_training_table
+
+__all__ = ["TrainResult", "backtest_metrics", "load_truth", "train_models"]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    bundle: Path
+    backtest: BacktestResult
+    seconds: dict[str, float]
+    tracking: dict[str, Any] | None
+    table: TrainingTable
+
+
+def load_truth(folder: Path) -> pl.DataFrame | None:
+    """A simulated world's true expected outcomes keyed by request_id (None for real data)."""
+    path = folder / "truth" / "expected_outcomes.parquet"
+    if not path.is_file():
+        return None
+    t = read_table(path)
+    return t.select(
+        pl.concat_str([pl.col("campaign_id"), pl.col("creator_id"), pl.col("format")], separator=":").alias(
+            "request_id"
+        ),
+        pl.col("^true_.*$"),
+    )
+
+
+def backtest_metrics(result: BacktestResult) -> dict[str, float]:
+    """Flat metric names for MLflow: backtest.<kpi>.<method>.<metric>."""
+    out: dict[str, float] = {}
+    for kpi, methods in result.metrics.items():
+        for m, row in methods.items():
+            for name, v in row.items():
+                out[f"backtest.{kpi}.{m}.{name}"] = v
+    for m, v in result.per_dollar.items():
+        out[f"backtest.conversions_per_dollar_spearman.{m}"] = v
+    return out
+
+
+def train_models(
+    data: Path,
+    out: Path,
+    config: ModelConfig,
+    tiers: TierConfig,
+    *,
+    seed: int = 0,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    track: bool = True,
+    training_root: Path = Path("training"),
+    tracking_uri: str | None = None,
+    register: bool = True,
+) -> TrainResult:
+    t0 = time.perf_counter()
+    table = load_training_table(data, tiers)
+    truth = load_truth(data)
+    t_features = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    result = backtest(table.frame, config, truth=truth, overrides=overrides, seed=seed)
+    t_backtest = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    features = feature_columns()
+    frame = table.frame
+    targets = {k: frame[k].cast(pl.Float64).fill_null(float("nan")).to_numpy() for k in ("reach", "impressions",
+               "engagements", "clicks", "conversions", "revenue")}  # fmt: skip
+    model = KPIForecaster(config, overrides=overrides, random_state=seed).fit(
+        frame.select(features), targets, time=frame["as_of"].to_numpy()
+    )
+    baselines = Baselines.fit(frame.select(features), targets, config.media_kit)
+    t_fit = time.perf_counter() - t2
+    fingerprint = table.fingerprint()
+    training = {"data": str(data), "rows_in": table.rows_in, "rows": frame.height, "tables": table.tables,
+                "first_campaign": str(frame["as_of"].min()), "last_campaign": str(frame["as_of"].max()),
+                "seed": seed}  # fmt: skip
+    bundle = save_bundle(model, baselines, out, fingerprint=fingerprint, metrics=result.to_dict(), training=training)
+    report_dir = out / "report"
+    paths = write_report(
+        report_dir, {"backtest": result}, title=f"KPI models: backtest on {data}",
+        notes=[f"training data fingerprint {fingerprint[:16]}", f"seed {seed}"],
+    )  # fmt: skip
+    importance = {k: dict(zip(m.booster_.feature_name(), m.booster_.feature_importance("gain").tolist(), strict=True))
+                  for k, m in model.models_.items()}  # fmt: skip
+    paths["importance"] = importance_chart(importance, report_dir / "feature_importance.png")
+    seconds = {"features": t_features, "backtest": t_backtest, "fit": t_fit}
+    tracking = None
+    if track:
+        from influencer_engine.training.tracking import configure, flatten, log_training_run
+
+        uri = configure(tracking_uri, training_root)
+        params = flatten({"config": config.model_dump(mode="json")})
+        params.update(flatten({"overrides": {k: dict(v) for k, v in (overrides or {}).items()}}))
+        params.update({"seed": seed, "data": str(data), "rows": frame.height})
+        metrics = backtest_metrics(result)
+        metrics.update({f"seconds.{k}": v for k, v in seconds.items()})
+        tracking = log_training_run(
+            params=params,
+            metrics=metrics,
+            tags={"run_name": f"train {data.name}", "data_fingerprint": fingerprint, "bundle": str(bundle)},
+            artifacts=list(paths.values()),
+            bundle=bundle,
+            register=register,
+        )
+        tracking["tracking_uri"] = uri
+    seconds["total"] = time.perf_counter() - t0
+    return TrainResult(bundle=bundle, backtest=result, seconds=seconds, tracking=tracking, table=table)
