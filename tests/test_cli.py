@@ -19,9 +19,12 @@ def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
 
 
 def test_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(["demo", "--out", str(tmp_path / "w"), "--creators", "800", "--seed", "3"], capsys)
-    assert code == 0, out
-    assert "1/3 simulated 800 creators" in out and "0 rejected" in out and "campaigns:" in out
+    code, out, err = _run(["demo", "--out", str(tmp_path / "w"), "--creators", "1500", "--seed", "3", "--model-out",
+                           str(tmp_path / "m"), "--no-track"], capsys)  # fmt: skip
+    assert code == 0, err
+    assert "1/5 simulated 1,500 creators" in out and "0 rejected" in out and "campaigns:" in out
+    assert "4/5 trained 6 KPI models" in out and "5/5 forecast 1,500 creators" in out
+    assert (tmp_path / "m" / "manifest.json").is_file() and (tmp_path / "w" / "forecasts" / "fitness-jan.csv").is_file()
     m = json.loads((tmp_path / "w" / "validation" / "manifest.json").read_text())
     assert all(t["rows_rejected"] == 0 for t in m["tables"].values())
 
@@ -96,3 +99,86 @@ def test_features_list_and_build(tmp_path: Path, capsys: pytest.CaptureFixture[s
         ["features", "build", "--data", str(world), "--out", str(tmp_path / "h"), "--as-of", "May 1"], capsys
     )
     assert code == 2 and "YYYY-MM-DD" in err
+
+
+TINY_MODELS = Path(__file__).resolve().parents[1] / "configs" / "models.toml"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A 2,500-creator world trained with small models, tracked in a throwaway MLflow store."""
+    root = tmp_path_factory.mktemp("trained")
+    cfg = root / "models.toml"
+    text = TINY_MODELS.read_text(encoding="utf-8").replace("n_estimators = 300", "n_estimators = 40")
+    cfg.write_text(text, encoding="utf-8")
+    world = root / "w"
+    with pytest.raises(SystemExit):
+        main(["simulate", "--out", str(world), "--creators", "2500", "--seed", "5"])
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--data", str(world), "--out", str(root / "bundle"), "--config", str(cfg),
+              "--training-root", str(root / "training")])  # fmt: skip
+    assert exc.value.code in (0, None)
+    return {"root": root, "world": world, "bundle": root / "bundle", "config": cfg, "training": root / "training"}
+
+
+def test_train_writes_bundle_report_and_mlflow(trained: dict[str, Path]) -> None:
+    bundle = trained["bundle"]
+    manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
+    assert set(manifest["kpis"]) == {"reach", "impressions", "engagements", "clicks", "conversions", "revenue"}
+    assert len(manifest["training_data_fingerprint"]) == 64
+    assert (bundle / "report" / "evaluation.md").is_file() and (bundle / "report" / "calibration_backtest.png").is_file()
+    assert (trained["training"] / "mlflow.db").is_file()
+    import mlflow
+
+    from influencer_engine.training.tracking import load_model
+
+    b = load_model("models:/influencer-engine-kpi@champion", training_root=trained["training"])
+    assert b.manifest["training_data_fingerprint"] == manifest["training_data_fingerprint"]
+    runs = mlflow.search_runs(experiment_names=["kpi-models"])
+    assert len(runs) == 1 and "metrics.backtest.conversions.model.mae_log1p" in runs.columns
+
+
+def test_forecast_prints_bands_costs_and_reasons(trained: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    creator = pl.read_parquet(trained["world"] / "creators.parquet")["creator_id"][0]
+    brief = Path(__file__).resolve().parents[1] / "configs" / "briefs" / "fitness_january.toml"
+    code, out, err = _run(["forecast", "--creator", creator, "--brief", str(brief), "--data", str(trained["world"]),
+                           "--model", str(trained["bundle"])], capsys)  # fmt: skip
+    assert code == 0, err
+    assert "conversions" in out and "P10" in out and "CPA" in out and "why (conversions" in out
+    code, out, err = _run(["forecast", "--creator", "nobody", "--brief", str(brief), "--data",
+                           str(trained["world"]), "--model", str(trained["bundle"])], capsys)  # fmt: skip
+    assert code == 2 and "nobody" in err and "Traceback" not in err
+
+
+def test_evaluate_writes_reports(trained: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(["evaluate", "--model", str(trained["bundle"]), "--data", str(trained["world"]),
+                           "--out", str(tmp_path / "e")], capsys)  # fmt: skip
+    assert code == 0, err
+    body = json.loads((tmp_path / "e" / "evaluation.json").read_text(encoding="utf-8"))
+    section = body["sections"]["world w"]
+    assert set(section["metrics"]["conversions"]) == {"model", "media_kit", "trailing_median", "tier_platform"}
+    assert "| conversions | model |" in (tmp_path / "e" / "evaluation.md").read_text(encoding="utf-8")
+
+
+def test_tampered_bundle_is_refused(trained: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    copy = tmp_path / "b"
+    shutil.copytree(trained["bundle"], copy)
+    with (copy / "kpi_clicks.txt").open("a", encoding="utf-8") as fh:
+        fh.write("\n")
+    code, _, err = _run(["evaluate", "--model", str(copy), "--data", str(trained["world"])], capsys)
+    assert code == 2 and "checksum" in err and "Traceback" not in err
+
+
+def test_tune_resumes_its_study(trained: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["tune", "--kpi", "conversions", "--trials", "3", "--data", str(trained["world"]), "--config",
+            str(trained["config"]), "--training-root", str(trained["training"]), "--no-track"]  # fmt: skip
+    code, out, err = _run(args, capsys)
+    assert code == 0, err
+    assert "3 trials in the study" in out
+    code, out, err = _run(args, capsys)
+    assert code == 0, err
+    assert "6 trials in the study" in out
+    tuned = json.loads((trained["training"] / "tuned" / "conversions.json").read_text(encoding="utf-8"))
+    assert tuned["trials"] == 6 and "learning_rate" in tuned["params"]

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Annotated
 
+import polars as pl
 import typer
 
 from influencer_engine.errors import EngineError, InputError
@@ -166,28 +167,58 @@ def demo(
     out: Annotated[Path, typer.Option(help="Folder for the demo world.")] = Path("runs/demo"),
     creators: Annotated[int, typer.Option(min=1, help="Creators to draw.")] = _DEFAULT_CREATORS,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    model_out: Annotated[Path, typer.Option(help="Bundle folder for the trained models.")] = Path("models/demo"),
+    brief: Annotated[Path | None, typer.Option(help="Brief to forecast (default configs/briefs/fitness_january.toml).")] = None,
+    train_models: Annotated[bool, typer.Option("--train/--no-train", help="Train and forecast after simulating.")] = True,
+    track: Annotated[bool, typer.Option("--track/--no-track", help="Log training to MLflow (training/).")] = True,
+    training_root: Annotated[Path, typer.Option(help="Folder for the MLflow store.")] = Path("training"),
 ) -> None:
-    """The main job end to end on the simulated world: simulate, validate, summarize."""
-    from influencer_engine.config import load_simulator_config, load_tier_config
+    """The main job end to end on the simulated world: simulate, validate, summarize, train, forecast a brief."""
+    from influencer_engine.brief import load_brief
+    from influencer_engine.config import config_path, load_model_config, load_simulator_config, load_tier_config
     from influencer_engine.dataset import summarize, validate_dataset
-    from influencer_engine.io import Manifest
+    from influencer_engine.io import Manifest, write_csv
     from influencer_engine.simulate.generate import simulate_market
     from influencer_engine.simulate.world import write_world
 
+    steps = 5 if train_models else 3
     cfg, tiers = load_simulator_config(), load_tier_config()
     t0 = time.perf_counter()
     market = simulate_market(cfg, tiers, creators, seed)
     write_world(market, cfg, tiers, seed, out)
-    typer.echo(f"1/3 simulated {creators:,} creators (seed {seed}) in {time.perf_counter() - t0:.1f}s -> {out}")
+    typer.echo(f"1/{steps} simulated {creators:,} creators (seed {seed}) in {time.perf_counter() - t0:.1f}s -> {out}")
     ds = validate_dataset(out)
     ds.to_manifest(Manifest(command="validate world", out_dir=out / "validation", params={"path": str(out)})).write()
     bad = sum(r.rows_rejected for r in ds.results.values())
-    typer.echo(f"2/3 validated {sum(r.rows_in for r in ds.results.values()):,} rows: {bad:,} rejected "
+    typer.echo(f"2/{steps} validated {sum(r.rows_in for r in ds.results.values()):,} rows: {bad:,} rejected "
                f"(manifest: {out / 'validation' / 'manifest.json'})")  # fmt: skip
-    typer.echo("3/3 summary")
+    typer.echo(f"3/{steps} summary")
     typer.echo(summarize({name: r.valid for name, r in ds.results.items()}))
     if bad:
         raise EngineError(f"the simulated world broke its own contracts ({bad} rows).", fix="report this as a bug")
+    if not train_models:
+        return
+    from influencer_engine.forecast import forecast_brief
+    from influencer_engine.training.bundle import load_bundle
+    from influencer_engine.training.train import train_models as run_training
+
+    t1 = time.perf_counter()
+    r = run_training(out, model_out, load_model_config(), tiers, track=track, training_root=training_root)
+    won = sum(r.backtest.beats.values())
+    typer.echo(f"4/{steps} trained {len(r.backtest.metrics)} KPI models in {time.perf_counter() - t1:.1f}s -> "
+               f"{model_out}; backtest: beats every baseline on {won}/{len(r.backtest.beats)} KPIs, conversions "
+               f"per dollar Spearman {r.backtest.per_dollar.get('model', float('nan')):.3f} "
+               f"(report: {model_out / 'report' / 'evaluation.md'})")  # fmt: skip
+    b = load_brief(brief or config_path("briefs/fitness_january.toml"))
+    fc = forecast_brief(load_bundle(model_out), out, b, tiers)
+    write_csv(fc.table, out / "forecasts" / f"{b.brief_id}.csv")
+    top = fc.table.filter(pl.col("price").is_not_null()).sort("cpa", nulls_last=True).head(5)
+    typer.echo(f"5/{steps} forecast {fc.table.height:,} creators for brief {b.brief_id} -> "
+               f"{out / 'forecasts' / (b.brief_id + '.csv')}; lowest expected cost per conversion:")  # fmt: skip
+    for row in top.iter_rows(named=True):
+        typer.echo(f"  {row['creator_id']} {row['platform']:9} {row['tier']:5} price ${row['price']:>9,.0f}  "
+                   f"conversions {row['conversions']:6.1f} (P10 {row['conversions_p10']:.1f}, P90 "
+                   f"{row['conversions_p90']:.1f})  CPA ${row['cpa']:,.2f}")  # fmt: skip
 
 
 @import_app.command("instagram-posts")

@@ -24,8 +24,16 @@ def default_uri(root: Path) -> str:
 
 def configure(tracking_uri: str | None, root: Path, experiment: str = EXPERIMENT) -> str:
     """Point MLflow at ``tracking_uri`` (default: sqlite in ``root``) and select the experiment."""
+    import logging
+    import os
+    import warnings
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import mlflow
 
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module=r"mlflow\..*")
     root.mkdir(parents=True, exist_ok=True)
     uri = tracking_uri or default_uri(root)
     mlflow.set_tracking_uri(uri)

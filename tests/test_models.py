@@ -1,0 +1,259 @@
+"""KPI models: estimator contract, domain behaviour, intervals, baselines, bundles, explanations, bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from influencer_engine.config import KPI_NAMES, ModelConfig, TierConfig, load_model_config
+from influencer_engine.errors import ContractError
+from influencer_engine.evaluation.backtest import backtest, time_splits
+from influencer_engine.features.build import feature_columns
+from influencer_engine.modeling.baselines import Baselines
+from influencer_engine.modeling.costs import per_cost
+from influencer_engine.modeling.estimator import KPIModel
+from influencer_engine.modeling.explain import explain
+from influencer_engine.modeling.forecaster import Forecast, KPIForecaster
+from influencer_engine.modeling.intervals import ConformalBands
+from influencer_engine.modeling.matrix import check_features
+from influencer_engine.simulate.generate import SimulatedMarket
+from influencer_engine.training.bundle import SCHEMA_VERSION, BundleError, load_bundle, save_bundle
+from influencer_engine.training.data import fingerprint, training_table
+
+FEATURES = feature_columns()
+
+
+def tiny_config(n_estimators: int = 40) -> ModelConfig:
+    cfg = load_model_config()
+    return cfg.model_copy(update={"lightgbm": cfg.lightgbm.model_copy(update={"n_estimators": n_estimators,
+                                                                             "learning_rate": 0.15})})  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def table(small_market: SimulatedMarket, tiers: TierConfig) -> pl.DataFrame:
+    m = small_market
+    return training_table(m.creators, m.posts, m.campaigns, m.outcomes, tiers)
+
+
+def targets(frame: pl.DataFrame) -> dict[str, np.ndarray]:
+    return {k: frame[k].cast(pl.Float64).to_numpy() for k in KPI_NAMES}
+
+
+@pytest.fixture(scope="module")
+def forecaster(table: pl.DataFrame) -> KPIForecaster:
+    return KPIForecaster(tiny_config()).fit(table.select(FEATURES), targets(table), time=table["as_of"].to_numpy())
+
+
+def test_training_table_has_one_row_per_outcome(small_market: SimulatedMarket, table: pl.DataFrame) -> None:
+    assert table.height == small_market.outcomes.height
+    assert table["as_of"].is_sorted()
+    assert list(table.columns[-len(FEATURES) :]) == FEATURES
+
+
+def test_estimator_contract(table: pl.DataFrame) -> None:
+    model = KPIModel(n_estimators=10, monotone=("followers",), calibration_share=0.2)
+    assert model.get_params()["monotone"] == ("followers",)  # __init__ stores only
+    with pytest.raises(NotFittedError):
+        model.predict(table.select(FEATURES))
+    fitted = model.fit(table.select(FEATURES), table["reach"].to_numpy(), time=table["as_of"].to_numpy())
+    assert fitted is model and hasattr(model, "booster_") and hasattr(model, "bands_")
+    assert model.n_features_in_ == len(FEATURES)
+    twin = clone(model)
+    assert not hasattr(twin, "booster_") and twin.get_params() == model.get_params()
+
+
+def test_same_seed_same_forecast(table: pl.DataFrame) -> None:
+    x, y = table.select(FEATURES), table["conversions"].to_numpy()
+    a = KPIModel(n_estimators=20, random_state=3, calibration_share=0.2).fit(x, y).predict(x)
+    b = KPIModel(n_estimators=20, random_state=3, calibration_share=0.2).fit(x, y).predict(x)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_reach_never_falls_as_real_followers_rise(forecaster: KPIForecaster, table: pl.DataFrame) -> None:
+    rows = table.select(FEATURES).head(40)
+    prev = None
+    for scale in (0.5, 1.0, 2.0, 4.0, 16.0):
+        x = rows.with_columns(
+            (pl.col("followers") * scale).alias("followers"),
+            (pl.col("real_followers_est") * scale).alias("real_followers_est"),
+            (pl.col("log10_followers") + math.log10(scale)).alias("log10_followers"),
+        )
+        reach = forecaster.predict(x).mean["reach"]
+        if prev is not None:
+            assert np.all(reach >= prev * (1 - 1e-9))
+        prev = reach
+
+
+def test_better_audience_fit_never_lowers_conversions(forecaster: KPIForecaster, table: pl.DataFrame) -> None:
+    rows = table.select(FEATURES).head(40)
+    prev = None
+    for fit in (0.0, 0.1, 0.3, 0.6, 1.0):
+        x = rows.with_columns(*(pl.lit(fit).alias(c) for c in ("audience_fit", "fit_age", "fit_gender", "fit_country")))
+        conv = forecaster.models_["conversions"].predict(x, np.zeros(x.height))  # the conversions trees alone
+        if prev is not None:
+            assert np.all(conv >= prev * (1 - 1e-9))
+        prev = conv
+
+
+def test_quantiles_are_ordered_and_reach_within_impressions(forecaster: KPIForecaster, table: pl.DataFrame) -> None:
+    fc = forecaster.predict(table.select(FEATURES))
+    for k in KPI_NAMES:
+        q = fc.quantiles[k]
+        assert q.shape == (table.height, 3)
+        assert np.all(q[:, 0] <= q[:, 1]) and np.all(q[:, 1] <= q[:, 2]) and np.all(q >= 0)
+    assert np.all(fc.mean["reach"] <= fc.mean["impressions"])
+
+
+def test_conformal_bands_cover_their_level() -> None:
+    rng = np.random.default_rng(0)
+    mean = np.exp(rng.uniform(0, 8, 40_000))
+    y = rng.poisson(mean * np.exp(rng.normal(0, 0.5, len(mean))))
+    bands = ConformalBands.fit(y[:20_000].astype(float), mean[:20_000], (0.1, 0.5, 0.9), bins=5)
+    q = bands.apply(mean[20_000:])
+    inside = np.mean((y[20_000:] >= q[:, 0]) & (y[20_000:] <= q[:, 2]))
+    assert 0.78 <= inside <= 0.82
+    assert ConformalBands.from_dict(bands.to_dict()) == bands
+
+
+def test_baselines(table: pl.DataFrame) -> None:
+    cfg = load_model_config()
+    b = Baselines.fit(table.select(FEATURES), targets(table), cfg.media_kit)
+    x = table.select(FEATURES)
+    np.testing.assert_allclose(b.predict("media_kit", x, "impressions"), x["followers"].to_numpy() * 0.157)
+    tp = b.predict("tier_platform", x, "reach")
+    assert np.all(np.isfinite(tp))
+    tm = b.predict("trailing_median", x, "reach")
+    has = x["reach_median_last20"].is_not_null().to_numpy()
+    np.testing.assert_allclose(tm[has], x["reach_median_last20"].to_numpy()[has])
+    np.testing.assert_allclose(tm[~has & x["views_median_last20"].is_null().to_numpy()
+                                  & x["impressions_median_last20"].is_null().to_numpy()],
+                               tp[~has & x["views_median_last20"].is_null().to_numpy()
+                                  & x["impressions_median_last20"].is_null().to_numpy()])  # fmt: skip
+    assert Baselines.from_dict(json.loads(json.dumps(b.to_dict()))) == b
+
+
+def test_time_splits_train_before_test() -> None:
+    t = np.array(sorted(np.datetime64("2025-01-01") + np.arange(100).astype("timedelta64[D]")))
+    for tr, te in time_splits(t, 0.3, folds=3):
+        assert t[tr].max() < t[te].min()
+    assert sum(len(te) for _, te in time_splits(t, 0.3, folds=3)) == 30
+
+
+def test_backtest_reports_every_kpi_and_method(table: pl.DataFrame, small_market: SimulatedMarket) -> None:
+    truth = small_market.expected_outcomes.select(
+        pl.concat_str(["campaign_id", "creator_id", "format"], separator=":").alias("request_id"), pl.col("^true_.*$")
+    )
+    r = backtest(table, tiny_config(), truth=truth)
+    assert set(r.metrics) == set(KPI_NAMES)
+    for d in r.metrics.values():
+        assert set(d) == {"model", "media_kit", "trailing_median", "tier_platform"}
+        assert 0.0 <= d["model"]["coverage_p10_p90"] <= 1.0
+    assert r.rows["train"] + r.rows["test"] == table.height
+    assert -1 <= r.per_dollar["model"] <= 1
+
+
+def test_per_cost_figures() -> None:
+    fc = Forecast(
+        mean={"impressions": np.array([10_000.0]), "engagements": np.array([500.0]), "clicks": np.array([50.0]),
+              "conversions": np.array([2.0]), "revenue": np.array([200.0])},
+        quantiles={k: np.array([[lo, mid, hi]]) for k, lo, mid, hi in (
+            ("impressions", 5000, 9000, 20000), ("engagements", 200, 450, 900), ("clicks", 10, 40, 100),
+            ("conversions", 0, 1, 5), ("revenue", 0, 100, 500))},
+        levels=(0.1, 0.5, 0.9),
+    )  # fmt: skip
+    c = per_cost(fc, np.array([100.0]), emv_cpm_usd=12.0).row(0, named=True)
+    assert c["cpm"] == pytest.approx(10.0) and c["cpe"] == pytest.approx(0.2) and c["cpc"] == pytest.approx(2.0)
+    assert c["cpa"] == pytest.approx(50.0) and c["cpa_good"] == pytest.approx(20.0) and c["cpa_bad"] is None
+    assert c["roas"] == pytest.approx(2.0) and c["emv"] == pytest.approx(120.0)
+
+
+def test_explanations_add_up_and_read_as_words(forecaster: KPIForecaster, table: pl.DataFrame) -> None:
+    row = table.select(FEATURES).head(1)
+    contrib, margin = forecaster.contributions("conversions", row)
+    model = forecaster.models_["conversions"]
+    total = contrib.sum(axis=1) + margin + model.intercept_
+    np.testing.assert_allclose(np.exp(total), forecaster.predict(row).mean["conversions"], rtol=1e-6)
+    reasons = explain(forecaster, "conversions", row, target="18-34 in US", top=4)
+    assert len(reasons) == 4
+    assert all("conversions" in r.text and "%" in r.text for r in reasons)
+    effects = [abs(math.log1p(r.effect)) for r in reasons]
+    assert effects == sorted(effects, reverse=True)
+
+
+def test_bundle_round_trip_and_refusals(forecaster: KPIForecaster, table: pl.DataFrame, tmp_path: Path) -> None:
+    base = Baselines.fit(table.select(FEATURES), targets(table), forecaster.config.media_kit)
+    out = save_bundle(forecaster, base, tmp_path / "b", fingerprint=fingerprint(table), metrics={}, training={})
+    loaded = load_bundle(out)
+    x = table.select(FEATURES).head(200)
+    a, b = forecaster.predict(x), loaded.forecaster.predict(x)
+    for k in KPI_NAMES:
+        np.testing.assert_allclose(a.mean[k], b.mean[k], rtol=1e-12)
+        np.testing.assert_allclose(a.quantiles[k], b.quantiles[k], rtol=1e-12)
+    assert not list(out.glob("*.pkl")) and not list(out.glob("*.pickle"))
+    # a saved again bundle replaces the old one whole
+    save_bundle(forecaster, base, out, fingerprint="x", metrics={}, training={})
+    assert load_bundle(out).manifest["training_data_fingerprint"] == "x"
+    # tampered model file
+    f = out / "kpi_reach.txt"
+    f.write_text(f.read_text(encoding="utf-8").replace("learning_rate", "learning_ratf", 1), encoding="utf-8")
+    with pytest.raises(BundleError, match="checksum"):
+        load_bundle(out)
+    # older schema
+    save_bundle(forecaster, base, out, fingerprint="x", metrics={}, training={})
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    manifest["schema_version"] = SCHEMA_VERSION - 1
+    (out / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(BundleError, match="schema"):
+        load_bundle(out)
+    with pytest.raises(BundleError, match="not a model bundle"):
+        load_bundle(tmp_path / "nothing")
+
+
+def test_feature_table_bad_input(table: pl.DataFrame) -> None:
+    frame = table.select("request_id", *FEATURES).head(10)
+    with pytest.raises(ContractError, match="audience_fit"):
+        check_features(frame.drop("audience_fit"), FEATURES, source="f.parquet")
+    bad = frame.with_columns(pl.col("platform").cast(pl.String)).with_columns(
+        pl.when(pl.int_range(pl.len()) == 2).then(pl.lit("snapchat")).otherwise(pl.col("platform")).alias("platform"),
+        pl.when(pl.int_range(pl.len()) == 5).then(None).otherwise(pl.col("followers")).alias("followers"),
+    )
+    checked = check_features(bad, FEATURES, source="f.parquet")
+    assert checked.valid.height + checked.rejects.height == checked.rows_in == 10
+    reasons = dict(zip(checked.rejects["row"].to_list(), checked.rejects["reason"].to_list(), strict=True))
+    assert reasons == {2: "unseen:platform=snapchat", 5: "null:followers"}
+    with pytest.raises(ContractError, match="not a number"):
+        check_features(frame.with_columns(pl.col("price").cast(pl.String)), FEATURES, source="f.parquet")
+
+
+@pytest.mark.realdata
+def test_next_post_on_real_instagram(real_data: Path, tmp_path: Path, tiers: TierConfig) -> None:
+    from influencer_engine.evaluation.nextpost import next_post_backtest
+    from influencer_engine.importers.instagram_posts import import_instagram_posts
+
+    import_instagram_posts(real_data / "instagram_posts_2015_2020", tmp_path / "ig")
+    r = next_post_backtest(tmp_path / "ig", tiers, n_estimators=100)
+    assert r.rows["train"] > 0 and r.rows["test"] > 0
+    assert r.rows["posts_scored"] == r.rows["train"] + r.rows["test"] + r.rows["without_earlier_post"]
+    m = r.metrics
+    assert m["model"]["mae_log1p"] < m["followers_x_tier_rate"]["mae_log1p"]
+    assert m["model"]["mae_log1p"] < m["trailing_median_last20"]["mae_log1p"]
+
+
+def test_shifted_world_is_deterministic_and_bounded() -> None:
+    from influencer_engine.config import load_simulator_config
+    from influencer_engine.simulate.shift import shifted_config
+
+    base = load_simulator_config()
+    a, fa = shifted_config(base, 8)
+    b, fb = shifted_config(base, 8)
+    assert a == b and fa == fb and a != base
+    for fac in fa.values():
+        for v in fac.values() if isinstance(fac, dict) else [fac]:
+            assert math.exp(-0.3) - 1e-12 <= v <= math.exp(0.3) + 1e-12
