@@ -126,7 +126,9 @@ def test_train_writes_bundle_report_and_mlflow(trained: dict[str, Path]) -> None
     manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
     assert set(manifest["kpis"]) == {"reach", "impressions", "engagements", "clicks", "conversions", "revenue"}
     assert len(manifest["training_data_fingerprint"]) == 64
-    assert (bundle / "report" / "evaluation.md").is_file() and (bundle / "report" / "calibration_backtest.png").is_file()
+    assert (bundle / "report" / "evaluation.md").is_file() and (
+        bundle / "report" / "calibration_backtest.png"
+    ).is_file()
     assert (trained["training"] / "mlflow.db").is_file()
     import mlflow
 
@@ -151,7 +153,7 @@ def test_forecast_prints_bands_costs_and_reasons(trained: dict[str, Path], capsy
 
 
 def test_evaluate_writes_reports(trained: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = _run(["evaluate", "--model", str(trained["bundle"]), "--data", str(trained["world"]),
+    code, _, err = _run(["evaluate", "--model", str(trained["bundle"]), "--data", str(trained["world"]),
                            "--out", str(tmp_path / "e")], capsys)  # fmt: skip
     assert code == 0, err
     body = json.loads((tmp_path / "e" / "evaluation.json").read_text(encoding="utf-8"))
@@ -160,7 +162,9 @@ def test_evaluate_writes_reports(trained: dict[str, Path], tmp_path: Path, capsy
     assert "| conversions | model |" in (tmp_path / "e" / "evaluation.md").read_text(encoding="utf-8")
 
 
-def test_tampered_bundle_is_refused(trained: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_tampered_bundle_is_refused(
+    trained: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import shutil
 
     copy = tmp_path / "b"

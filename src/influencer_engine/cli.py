@@ -168,8 +168,12 @@ def demo(
     creators: Annotated[int, typer.Option(min=1, help="Creators to draw.")] = _DEFAULT_CREATORS,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
     model_out: Annotated[Path, typer.Option(help="Bundle folder for the trained models.")] = Path("models/demo"),
-    brief: Annotated[Path | None, typer.Option(help="Brief to forecast (default configs/briefs/fitness_january.toml).")] = None,
-    train_models: Annotated[bool, typer.Option("--train/--no-train", help="Train and forecast after simulating.")] = True,
+    brief: Annotated[
+        Path | None, typer.Option(help="Brief to forecast (default configs/briefs/fitness_january.toml).")
+    ] = None,
+    train_models: Annotated[
+        bool, typer.Option("--train/--no-train", help="Train and forecast after simulating.")
+    ] = True,
     track: Annotated[bool, typer.Option("--track/--no-track", help="Log training to MLflow (training/).")] = True,
     training_root: Annotated[Path, typer.Option(help="Folder for the MLflow store.")] = Path("training"),
 ) -> None:
@@ -344,7 +348,9 @@ def train(
 
 @app.command()
 def tune(
-    kpi: Annotated[str, typer.Option(help="KPI to tune: reach, impressions, engagements, clicks, conversions, revenue.")],
+    kpi: Annotated[
+        str, typer.Option(help="KPI to tune: reach, impressions, engagements, clicks, conversions, revenue.")
+    ],
     data: Annotated[Path, typer.Option(help="Dataset folder with campaigns and outcomes.")] = Path("runs/demo"),
     trials: Annotated[int, typer.Option(min=1, help="Trials to add to the study.")] = 20,
     seed: Annotated[int, typer.Option(help="Seed of the sampler and the models.")] = 0,
@@ -383,12 +389,20 @@ def tune(
 
 @app.command()
 def evaluate(
-    model: Annotated[str, typer.Option(help="Bundle folder, or an MLflow URI such as models:/influencer-engine-kpi@champion.")] = "models/demo",
+    model: Annotated[
+        str, typer.Option(help="Bundle folder, or an MLflow URI such as models:/influencer-engine-kpi@champion.")
+    ] = "models/demo",
     data: Annotated[Path | None, typer.Option(help="Dataset folder to backtest on (campaign outcomes).")] = None,
-    out: Annotated[Path, typer.Option(help="Folder for evaluation.json, evaluation.md and charts.")] = Path("runs/evaluation"),
-    shifted_seed: Annotated[list[int] | None, typer.Option(help="Also evaluate on a shifted world of this seed (repeatable).")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for evaluation.json, evaluation.md and charts.")] = Path(
+        "runs/evaluation"
+    ),
+    shifted_seed: Annotated[
+        list[int] | None, typer.Option(help="Also evaluate on a shifted world of this seed (repeatable).")
+    ] = None,
     shifted_creators: Annotated[int, typer.Option(min=1000, help="Creators of each shifted world.")] = 20_000,
-    real_posts: Annotated[Path | None, typer.Option(help="Imported post histories for the next-post test (`ie import instagram-posts`).")] = None,
+    real_posts: Annotated[
+        Path | None, typer.Option(help="Imported post histories for the next-post test (`ie import instagram-posts`).")
+    ] = None,
     tracking_uri: Annotated[str | None, typer.Option(help=_TRACKING_HELP)] = None,
     training_root: Annotated[Path, typer.Option(help="Folder of the MLflow store.")] = Path("training"),
 ) -> None:
@@ -403,7 +417,10 @@ def evaluate(
     bundle = load_model(model, tracking_uri=tracking_uri, training_root=training_root)
     cfg, overrides, seed = bundle.forecaster.config, bundle.forecaster.overrides, bundle.forecaster.random_state
     sections = {}
-    extra: dict[str, object] = {"model": str(model), "training_data_fingerprint": bundle.manifest["training_data_fingerprint"]}
+    extra: dict[str, object] = {
+        "model": str(model),
+        "training_data_fingerprint": bundle.manifest["training_data_fingerprint"],
+    }
     notes = [f"model {model} (trained on {bundle.manifest['training']['data']}); each world is backtested with the "
              "model's settings: train on earlier campaigns, test on later ones"]  # fmt: skip
     if data is None and not shifted_seed and real_posts is None:
@@ -412,7 +429,9 @@ def evaluate(
         from influencer_engine.training.data import load_training_table
 
         table = load_training_table(data, tiers)
-        sections[f"world {data.name}"] = backtest(table.frame, cfg, truth=load_truth(data), overrides=overrides, seed=seed)
+        sections[f"world {data.name}"] = backtest(
+            table.frame, cfg, truth=load_truth(data), overrides=overrides, seed=seed
+        )
     for s in shifted_seed or []:
         from influencer_engine.simulate.generate import simulate_market
         from influencer_engine.simulate.shift import shifted_config
@@ -431,11 +450,14 @@ def evaluate(
 
         np_result = next_post_backtest(real_posts, tiers)
         extra["next_post"] = {"data": str(real_posts), **np_result.to_dict()}
-        notes.append(f"next-post engagement on {real_posts}: MAE log1p model {np_result.metrics['model']['mae_log1p']:.3f} "
-                     f"vs trailing median of the last {np_result.window} posts "
-                     f"{np_result.metrics[f'trailing_median_last{np_result.window}']['mae_log1p']:.3f} "
-                     f"({np_result.improvement_vs_trailing_median:+.1%} better), followers x tier rate "
-                     f"{np_result.metrics['followers_x_tier_rate']['mae_log1p']:.3f}; {np_result.rows['test']:,} test posts")  # fmt: skip
+        m = np_result.metrics
+        notes.append(
+            f"next-post engagement on {real_posts}: MAE log1p model {m['model']['mae_log1p']:.3f} "
+            f"vs trailing median of the last {np_result.window} posts "
+            f"{m[f'trailing_median_last{np_result.window}']['mae_log1p']:.3f} "
+            f"({np_result.improvement_vs_trailing_median:+.1%} better), followers x tier rate "
+            f"{m['followers_x_tier_rate']['mae_log1p']:.3f}; {np_result.rows['test']:,} test posts"
+        )
     paths = write_report(out, sections, title="KPI model evaluation", extra=extra, notes=notes)
     for name, r in sections.items():
         won = sum(r.beats.values())
@@ -453,7 +475,9 @@ def forecast(
     brief: Annotated[Path, typer.Option(help="Brief TOML/JSON.")],
     data: Annotated[Path, typer.Option(help="Dataset folder holding the creator and its posts.")] = Path("runs/demo"),
     model: Annotated[str, typer.Option(help="Bundle folder or MLflow model URI.")] = "models/demo",
-    fmt: Annotated[str | None, typer.Option("--format", help="Post format (default: the creator's base format).")] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="Post format (default: the creator's base format).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
     tracking_uri: Annotated[str | None, typer.Option(help=_TRACKING_HELP)] = None,
 ) -> None:
@@ -486,11 +510,17 @@ def forecast(
     typer.echo(f"brief {b.brief_id}: {b.brand_category}, starting {b.start_date}")
     typer.echo(f"  {'KPI':12} {'expected':>12} {'P10':>12} {'P50':>12} {'P90':>12}")
     for k in kpis:
-        typer.echo(f"  {k:12} {row[k]:>12,.1f} {row[k + '_p10']:>12,.1f} {row[k + '_p50']:>12,.1f} {row[k + '_p90']:>12,.1f}")
+        typer.echo(
+            f"  {k:12} {row[k]:>12,.1f} {row[k + '_p10']:>12,.1f} {row[k + '_p50']:>12,.1f} {row[k + '_p90']:>12,.1f}"
+        )
     figures = [("CPM", "cpm"), ("CPE", "cpe"), ("CPC", "cpc"), ("CPA", "cpa"), ("ROAS", "roas")]
     for label, key in figures:
         if row.get(key) is not None:
-            band = f" (P90 case {row[key + '_good']:,.2f}, P10 case {row[key + '_bad']:,.2f})" if row.get(key + "_bad") else ""
+            band = (
+                f" (P90 case {row[key + '_good']:,.2f}, P10 case {row[key + '_bad']:,.2f})"
+                if row.get(key + "_bad")
+                else ""
+            )
             typer.echo(f"  {label:5} {row[key]:,.2f}{band}")
     typer.echo(f"  EMV   ${row['emv']:,.0f} at ${bundle.forecaster.config.costs.emv_cpm_usd:g} CPM")
     base = bundle.forecaster.base_of(goal_kpi)

@@ -55,8 +55,11 @@ def forecast_features(bundle: Bundle, features: pl.DataFrame, brief: Brief | Non
     notes: list[str] = []
     if brief is not None and brief.average_order_value and "conversions" in fc.mean:
         aov = float(brief.average_order_value)
-        fc = Forecast(mean={**fc.mean, "revenue": fc.mean["conversions"] * aov},
-                      quantiles={**fc.quantiles, "revenue": fc.quantiles["conversions"] * aov}, levels=fc.levels)  # fmt: skip
+        fc = Forecast(
+            mean={**fc.mean, "revenue": fc.mean["conversions"] * aov},
+            quantiles={**fc.quantiles, "revenue": fc.quantiles["conversions"] * aov},
+            levels=fc.levels,
+        )
         notes.append(f"revenue = conversions x the brief's average order value ${aov:,.2f}")
     price = frame["price"].cast(pl.Float64).fill_null(np.nan).to_numpy()
     costs = per_cost(fc, price, emv_cpm_usd=bundle.forecaster.config.costs.emv_cpm_usd)
@@ -86,7 +89,9 @@ def forecast_brief(
     """Forecast creators of the dataset folder ``data`` for ``brief`` (all creators, or ``creator_ids``)."""
     cpath, ppath = find_table(data, "creators"), find_table(data, "posts")
     if cpath is None:
-        raise InputError(f"{data} has no creators table.", fix="point --data at a folder from `ie simulate` or `ie import`")
+        raise InputError(
+            f"{data} has no creators table.", fix="point --data at a folder from `ie simulate` or `ie import`"
+        )
     creators = scan_table(cpath)
     if creator_ids is not None:
         creators = creators.filter(pl.col("creator_id").is_in(list(creator_ids)))

@@ -24,10 +24,11 @@ from influencer_engine.modeling.metrics import coverage, interval_width, mae_log
 __all__ = ["BacktestResult", "backtest", "score_predictions", "time_splits"]
 
 F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.intp]
 METHODS = ("model", *BASELINES)
 
 
-def time_splits(times: F64, test_share: float, folds: int = 1) -> list[tuple[F64, F64]]:
+def time_splits(times: npt.NDArray[Any], test_share: float, folds: int = 1) -> list[tuple[I64, I64]]:
     """Expanding-window splits: fold i trains on rows before its cutoff and tests on the next block.
 
     The last ``test_share`` of rows by time is cut into ``folds`` consecutive blocks.

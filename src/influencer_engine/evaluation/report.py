@@ -94,7 +94,7 @@ def importance_chart(importance: Mapping[str, Mapping[str, float]], path: Path, 
         ax.barh([k for k, _ in items], [v / total for _, v in items])
         ax.set_title(f"{kpi}: share of gain")
         ax.tick_params(axis="y", labelsize=7)
-    for ax in list(axes.flat)[len(kpis):]:
+    for ax in list(axes.flat)[len(kpis) :]:
         ax.axis("off")
     fig.tight_layout()
     with atomic_path(path) as tmp:
@@ -104,7 +104,11 @@ def importance_chart(importance: Mapping[str, Mapping[str, float]], path: Path, 
 
 
 def write_report(
-    out: Path, sections: Mapping[str, BacktestResult], *, title: str, extra: Mapping[str, Any] | None = None,
+    out: Path,
+    sections: Mapping[str, BacktestResult],
+    *,
+    title: str,
+    extra: Mapping[str, Any] | None = None,
     notes: list[str] | None = None,
 ) -> dict[str, Path]:
     """evaluation.json, evaluation.md and a calibration chart per section, in ``out``."""
@@ -117,5 +121,7 @@ def write_report(
     paths["markdown"] = out / "evaluation.md"
     for name, r in sections.items():
         slug = name.lower().replace(" ", "_").replace("/", "_")
-        paths[f"calibration_{slug}"] = calibration_chart(r, out / f"calibration_{slug}.png", title=f"Calibration: {name}")
+        paths[f"calibration_{slug}"] = calibration_chart(
+            r, out / f"calibration_{slug}.png", title=f"Calibration: {name}"
+        )
     return paths

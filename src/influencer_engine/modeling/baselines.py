@@ -92,8 +92,9 @@ class Baselines:
     @staticmethod
     def _groups(frame: pl.DataFrame) -> npt.NDArray[np.str_]:
         return (
-            frame.select(pl.concat_str([pl.col("platform").cast(pl.String), pl.col("tier").cast(pl.String)],
-                                       separator="|"))  # fmt: skip
+            frame.select(
+                pl.concat_str([pl.col("platform").cast(pl.String), pl.col("tier").cast(pl.String)], separator="|")
+            )
             .to_series()
             .to_numpy()
             .astype(str)
@@ -106,6 +107,9 @@ class Baselines:
         return np.array([table.get(x, f) for x, f in zip(g, fallback, strict=True)], dtype=np.float64)
 
     def media_kit_forecast(self, frame: pl.DataFrame, kpi: str) -> F64:
+        return np.asarray(self._media_kit(frame, kpi), dtype=np.float64)
+
+    def _media_kit(self, frame: pl.DataFrame, kpi: str) -> Any:
         mk = self.media_kit
         followers = _col(frame, "followers")
         impressions = followers * mk["impressions_per_follower"]

@@ -32,7 +32,9 @@ def offset_of(frame: pl.DataFrame, offset: str | None) -> F64:
     """The log-scale offset of each row (0 without an offset feature)."""
     if offset is None:
         return np.zeros(frame.height)
-    return np.log(np.maximum(frame[offset].cast(pl.Float64).fill_null(1.0).to_numpy(), 1.0))
+    return np.asarray(
+        np.log(np.maximum(frame[offset].cast(pl.Float64).fill_null(1.0).to_numpy(), 1.0)), dtype=np.float64
+    )
 
 
 class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
@@ -133,7 +135,7 @@ class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
 
     def fit(
         self,
-        X: pl.DataFrame,  # noqa: N803 (scikit-learn's name)
+        X: pl.DataFrame,
         y: F64 | Sequence[float],
         *,
         base_margin: F64 | None = None,
@@ -183,7 +185,7 @@ class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         return self
 
     # -- prediction -------------------------------------------------------------------------------------
-    def _raw(self, X: pl.DataFrame, base_margin: F64 | None) -> F64:  # noqa: N803
+    def _raw(self, X: pl.DataFrame, base_margin: F64 | None) -> F64:
         check_is_fitted(self, "booster_")
         names = [str(n) for n in self.feature_names_in_]
         missing = [n for n in names if n not in X.columns]
@@ -192,16 +194,16 @@ class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         raw = np.asarray(self.booster_.predict(to_matrix(X, names), raw_score=True), dtype=np.float64)
         return raw + self.intercept_ + (offset_of(X, self.offset) if base_margin is None else base_margin)
 
-    def predict(self, X: pl.DataFrame, base_margin: F64 | None = None) -> F64:  # noqa: N803
+    def predict(self, X: pl.DataFrame, base_margin: F64 | None = None) -> F64:
         """Expected value of the KPI for each row."""
         return np.exp(np.minimum(self._raw(X, base_margin), 700.0))
 
-    def predict_quantiles(self, X: pl.DataFrame, mean: F64 | None = None) -> F64:  # noqa: N803
+    def predict_quantiles(self, X: pl.DataFrame, mean: F64 | None = None) -> F64:
         """Quantile forecasts at ``levels`` (P10, P50, P90 by default), shape (n, 3)."""
         check_is_fitted(self, "bands_")
         return self.bands_.apply(self.predict(X) if mean is None else mean)
 
-    def contributions(self, X: pl.DataFrame) -> F64:  # noqa: N803
+    def contributions(self, X: pl.DataFrame) -> F64:
         """Per-feature contributions on the log scale (SHAP values from LightGBM ``pred_contrib``).
 
         Shape (n, n_features + 1): the last column is the trees' base value. Row sums plus the offset and

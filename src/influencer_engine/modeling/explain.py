@@ -66,17 +66,23 @@ def _pct(v: Any) -> str:
 
 _DESCRIBE: dict[str, Callable[[Mapping[str, Any], str], str]] = {
     "audience_fit": lambda r, t: f"audience fit with {t} ({_pct(r.get('audience_fit'))} of the audience in target)",
-    "affinity": lambda r, t: f"audience interest in {r.get('brand_category') or 'the category'} "
-    f"({_pct(r.get('affinity'))} mainly into it)",
+    "affinity": lambda r, t: (
+        f"audience interest in {r.get('brand_category') or 'the category'} ({_pct(r.get('affinity'))} mainly into it)"
+    ),
     "category": lambda r, t: f"brand category {r.get('brand_category') or 'unknown'}",
-    "quality": lambda r, t: f"audience quality (credibility {_pct(r.get('audience_credibility'))}, "
-    f"engagement {_num(r.get('er_vs_peers'))}x peers)",
+    "quality": lambda r, t: (
+        f"audience quality (credibility {_pct(r.get('audience_credibility'))}, "
+        f"engagement {_num(r.get('er_vs_peers'))}x peers)"
+    ),
     "scale": lambda r, t: f"size ({_num(r.get('followers'))} followers, {r.get('tier')})",
     "price": lambda r, t: f"price signals (list price ${_num(r.get('price'))})",
-    "history": lambda r, t: f"recent results (median {_num(r.get('interactions_median_last20'))} interactions, "
-    f"{_num(r.get('views_median_last20') or r.get('impressions_median_last20'))} views per post)",
-    "cadence": lambda r, t: f"posting activity ({_num(r.get('posts_per_week_last90d'))} posts a week, "
-    f"{_num(r.get('posts_before'))} posts)",
+    "history": lambda r, t: (
+        f"recent results (median {_num(r.get('interactions_median_last20'))} interactions, "
+        f"{_num(r.get('views_median_last20') or r.get('impressions_median_last20'))} views per post)"
+    ),
+    "cadence": lambda r, t: (
+        f"posting activity ({_num(r.get('posts_per_week_last90d'))} posts a week, {_num(r.get('posts_before'))} posts)"
+    ),
     "sponsored": lambda r, t: f"sponsored-post track record ({_pct(r.get('sponsored_share'))} of posts sponsored)",
     "format": lambda r, t: f"{r.get('format')} on {r.get('platform')}",
     "timing": lambda r, t: f"timing ({_MONTHS[int(r['month']) - 1] if r.get('month') else 'unknown month'})",

@@ -21,7 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 from influencer_engine.config import KPI_NAMES, ModelConfig
 from influencer_engine.modeling.estimator import KPIModel, offset_of
 
-__all__ = ["Forecast", "KPIForecaster", "MIN_ROWS"]
+__all__ = ["MIN_ROWS", "Forecast", "KPIForecaster"]
 
 F64 = npt.NDArray[np.float64]
 MIN_ROWS = 100  # a KPI with fewer observed rows is not modelled
@@ -90,14 +90,18 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
         # an upstream KPI that is not modelled falls back to followers
         return base if base not in KPI_NAMES or base in self.models_ else "followers"
 
-    def _margin(self, kpi: str, X: pl.DataFrame, preds: Mapping[str, F64]) -> F64:  # noqa: N803
+    def _margin(self, kpi: str, X: pl.DataFrame, preds: Mapping[str, F64]) -> F64:
         base = self._base(kpi)
         if base in KPI_NAMES:
             return np.log(np.maximum(preds[base], 1e-9))
         return offset_of(X, base)
 
     def _fit_funnel(
-        self, X: pl.DataFrame, targets: Mapping[str, F64], *, predict_on: pl.DataFrame | None = None  # noqa: N803
+        self,
+        X: pl.DataFrame,
+        targets: Mapping[str, F64],
+        *,
+        predict_on: pl.DataFrame | None = None,
     ) -> tuple[dict[str, KPIModel], dict[str, F64]]:
         """Fit the funnel on X; return the models and their forecasts on ``predict_on`` (default X)."""
         self.models_ = {}
@@ -124,7 +128,7 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
             out[kpi] = in_sample[kpi] if predict_on is None else model.predict(other, self._margin(kpi, other, out))
         return self.models_, out
 
-    def fit(self, X: pl.DataFrame, targets: Mapping[str, F64], *, time: F64) -> KPIForecaster:  # noqa: N803
+    def fit(self, X: pl.DataFrame, targets: Mapping[str, F64], *, time: F64) -> KPIForecaster:
         """Fit every KPI on X (features) and ``targets`` (NaN where a KPI was not observed)."""
         n = X.height
         order = np.argsort(np.asarray(time), kind="stable")
@@ -147,7 +151,7 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
         self.features_ = list(X.columns)
         return self
 
-    def predict(self, X: pl.DataFrame) -> Forecast:  # noqa: N803
+    def predict(self, X: pl.DataFrame) -> Forecast:
         check_is_fitted(self, "models_")
         mean: dict[str, F64] = {}
         quant: dict[str, F64] = {}
@@ -163,7 +167,7 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
             quant["reach"] = np.minimum(quant["reach"], quant["impressions"])
         return Forecast(mean=mean, quantiles=quant, levels=tuple(self.config.intervals.levels))
 
-    def contributions(self, kpi: str, X: pl.DataFrame) -> tuple[F64, F64]:  # noqa: N803
+    def contributions(self, kpi: str, X: pl.DataFrame) -> tuple[F64, F64]:
         """(SHAP contributions of ``kpi``'s own trees, log offset): offset + row sum = log forecast."""
         check_is_fitted(self, "models_")
         prior = self.predict(X).mean if self._base(kpi) in KPI_NAMES else {}

@@ -62,7 +62,7 @@ def check_features(
             casts.append(pl.col(f).cast(pl.String).cast(pl.Enum(list(CATEGORIES_OF[f])), strict=False))
         else:
             dtype = frame.schema[f]
-            if not (dtype.is_numeric() or dtype == pl.Boolean or dtype == pl.Null):
+            if not (dtype.is_numeric() or dtype in (pl.Boolean, pl.Null)):
                 raise ContractError(
                     f"feature is {dtype}, not a number",
                     file=source,

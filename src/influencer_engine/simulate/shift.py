@@ -34,12 +34,13 @@ def shifted_config(cfg: SimulatorConfig, seed: int, strength: float = 0.3) -> tu
         for f in fields:
             value = body[section][f]
             if isinstance(value, dict):
-                fac = {k: float(np.exp(rng.uniform(-strength, strength))) for k in value}
-                body[section][f] = {k: v * fac[k] for k, v in value.items()}
+                per_key = {k: float(np.exp(rng.uniform(-strength, strength))) for k in value}
+                body[section][f] = {k: v * per_key[k] for k, v in value.items()}
+                factors[f"{section}.{f}"] = per_key
             else:
-                fac = float(np.exp(rng.uniform(-strength, strength)))
-                body[section][f] = value * fac
-            factors[f"{section}.{f}"] = fac
+                one = float(np.exp(rng.uniform(-strength, strength)))
+                body[section][f] = value * one
+                factors[f"{section}.{f}"] = one
     # elasticities above 1 would make reach grow faster than followers; keep the published regime
     body["reach"]["elasticity"] = {k: min(v, 0.98) for k, v in body["reach"]["elasticity"].items()}
     return SimulatorConfig.model_validate(body), factors

@@ -114,5 +114,7 @@ def load_training_table(folder: Path, tiers: TierConfig) -> TrainingTable:
     }
     rejects = pl.concat([res.rejects for res in r.values()], how="vertical_relaxed")
     if frame.height == 0:
-        raise InputError(f"{folder}: no valid campaign outcomes to train on.", fix="check the rejects with `ie validate`")
+        raise InputError(
+            f"{folder}: no valid campaign outcomes to train on.", fix="check the rejects with `ie validate`"
+        )
     return TrainingTable(frame=frame, source=str(folder), rows_in=outcomes.rows_in, rejects=rejects, tables=tables)

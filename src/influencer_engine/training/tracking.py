@@ -5,6 +5,7 @@ Nothing here runs at import: the CLI calls ``configure`` with the URI it was giv
 
 from __future__ import annotations
 
+import math
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,7 +13,15 @@ from typing import Any
 
 from influencer_engine.errors import InputError
 
-__all__ = ["REGISTERED_MODEL", "load_model", "configure", "default_uri", "flatten", "load_bundle_uri", "log_training_run"]
+__all__ = [
+    "REGISTERED_MODEL",
+    "configure",
+    "default_uri",
+    "flatten",
+    "load_bundle_uri",
+    "load_model",
+    "log_training_run",
+]
 
 REGISTERED_MODEL = "influencer-engine-kpi"
 EXPERIMENT = "kpi-models"
@@ -76,7 +85,7 @@ def log_training_run(
         flat = {k: (str(v) if isinstance(v, (list, tuple)) else v) for k, v in params.items()}
         for i in range(0, len(flat), 90):  # MLflow caps params per batch
             mlflow.log_params(dict(list(flat.items())[i : i + 90]))
-        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v == v})
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if not math.isnan(float(v))})
         for a in artifacts:
             mlflow.log_artifact(str(a), artifact_path="report")
         info = mlflow.pyfunc.log_model(

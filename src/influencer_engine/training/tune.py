@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from influencer_engine.config import KPI_NAMES, ModelConfig
@@ -98,13 +99,13 @@ def tune_kpi(
     upstream = [k for k in KPI_NAMES[: KPI_NAMES.index(kpi)]]
     funnel = KPIForecaster(config, kpis=tuple(upstream), random_state=seed)
     base = config.lightgbm.offset[kpi]
+    m_tr: npt.NDArray[np.float64] | None = None
+    m_va: npt.NDArray[np.float64] | None = None
     if base in KPI_NAMES:
         funnel.fit(tr.select(features), {k: tr[k].cast(pl.Float64).fill_null(np.nan).to_numpy() for k in upstream},
                    time=tr["as_of"].to_numpy())  # fmt: skip
         m_tr = np.log(np.maximum(funnel.predict(tr.select(features)).mean[base], 1e-9))
         m_va = np.log(np.maximum(funnel.predict(va.select(features)).mean[base], 1e-9))
-    else:
-        m_tr = m_va = None
     x_tr, x_va = tr.select(features).filter(pl.Series(ok_tr)), va.select(features).filter(pl.Series(ok_va))
 
     def fit(params: dict[str, Any], callbacks: list[Any]) -> tuple[KPIModel, float]:
