@@ -6,12 +6,15 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import polars as pl
 import typer
 
 from influencer_engine.errors import EngineError, InputError
+
+if TYPE_CHECKING:
+    from influencer_engine.config import ModelConfig, TierConfig
 
 __all__ = ["app", "main"]
 
@@ -299,7 +302,7 @@ def features_build(
 _TRACKING_HELP = "MLflow tracking URI (default: sqlite file training/mlflow.db)."
 
 
-def _tiers_and_config(config: Path | None) -> tuple[object, object]:
+def _tiers_and_config(config: Path | None) -> tuple[TierConfig, ModelConfig]:
     from influencer_engine.config import load_model_config, load_tier_config
 
     return load_tier_config(), load_model_config(config)
@@ -318,12 +321,10 @@ def train(
     training_root: Annotated[Path, typer.Option(help="Folder for MLflow and Optuna stores.")] = Path("training"),
 ) -> None:
     """Train every KPI model: backtest beside the baselines, fit on all campaigns, write the bundle."""
-    from influencer_engine.config import ModelConfig, TierConfig
     from influencer_engine.training.train import train_models
     from influencer_engine.training.tune import load_tuned
 
     tiers, cfg = _tiers_and_config(config)
-    assert isinstance(tiers, TierConfig) and isinstance(cfg, ModelConfig)
     overrides = load_tuned(training_root) if tuned else None
     if tuned and not overrides:
         raise InputError(f"no tuned parameters under {training_root}/tuned.", fix="run `ie tune --kpi KPI` first")
@@ -361,12 +362,10 @@ def tune(
     training_root: Annotated[Path, typer.Option(help="Folder for MLflow and Optuna stores.")] = Path("training"),
 ) -> None:
     """Tune one KPI's LightGBM settings with Optuna (resumable study, pruned trials)."""
-    from influencer_engine.config import ModelConfig, TierConfig
     from influencer_engine.training.data import load_training_table
     from influencer_engine.training.tune import tune_kpi
 
     tiers, cfg = _tiers_and_config(config)
-    assert isinstance(tiers, TierConfig) and isinstance(cfg, ModelConfig)
     t0 = time.perf_counter()
     table = load_training_table(data, tiers)
     r = tune_kpi(table, cfg, kpi, trials=trials, root=training_root, seed=seed, storage=storage)
@@ -483,7 +482,7 @@ def forecast(
 ) -> None:
     """Forecast one creator for a brief: every KPI with P10/P50/P90, cost per result, and why."""
     from influencer_engine.brief import load_brief
-    from influencer_engine.config import load_tier_config
+    from influencer_engine.config import KPI_NAMES, load_tier_config
     from influencer_engine.forecast import forecast_brief, reasons_for
     from influencer_engine.schema import FORMATS
     from influencer_engine.training.tracking import load_model
@@ -500,7 +499,7 @@ def forecast(
     goal_kpi = {"reach": "reach", "engagement": "engagements", "clicks": "clicks", "conversions": "conversions",
                 "revenue": "revenue", "roas": "revenue", "emv": "impressions"}.get(b.goal, "conversions")  # fmt: skip
     why = reasons_for(bundle, result, creator, goal_kpi, b)
-    kpis = [k for k in ("reach", "impressions", "engagements", "clicks", "conversions", "revenue") if k in row]
+    kpis = [k for k in KPI_NAMES if k in row]
     if as_json:
         typer.echo(json.dumps({"creator": row, "reasons": {goal_kpi: [r.to_dict() for r in why]},
                                "notes": result.notes}, default=str, indent=2))  # fmt: skip

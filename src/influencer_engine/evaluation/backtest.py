@@ -20,6 +20,7 @@ from influencer_engine.features.build import feature_columns
 from influencer_engine.modeling.baselines import BASELINES, Baselines
 from influencer_engine.modeling.forecaster import KPIForecaster
 from influencer_engine.modeling.metrics import coverage, interval_width, mae_log1p, poisson_deviance, spearman
+from influencer_engine.training.data import targets_of
 
 __all__ = ["BacktestResult", "backtest", "score_predictions", "time_splits"]
 
@@ -59,10 +60,6 @@ class BacktestResult:
                 "calibration": self.calibration, "beats_every_baseline": self.beats}  # fmt: skip
 
 
-def _targets(frame: pl.DataFrame) -> dict[str, F64]:
-    return {k: frame[k].cast(pl.Float64).fill_null(np.nan).to_numpy() for k in KPI_NAMES if k in frame.columns}
-
-
 def backtest(
     table: pl.DataFrame,
     config: ModelConfig,
@@ -77,7 +74,7 @@ def backtest(
     parts = []
     for train_idx, test_idx in time_splits(times, config.backtest.test_share, config.backtest.folds):
         train, test = table[train_idx], table[test_idx]
-        y = _targets(train)
+        y = targets_of(train)
         model = KPIForecaster(config, overrides=overrides, random_state=seed).fit(
             train.select(features), y, time=train["as_of"].to_numpy()
         )

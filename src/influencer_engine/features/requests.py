@@ -13,7 +13,7 @@ import polars as pl
 from influencer_engine.brief import Brief
 from influencer_engine.schema import AGE_BANDS, AUDIENCE_COUNTRIES, GENDERS
 
-__all__ = ["REQUEST_SCHEMA", "brief_requests", "snapshot_requests", "training_requests"]
+__all__ = ["REQUEST_SCHEMA", "brief_requests", "outcome_request_id", "snapshot_requests", "training_requests"]
 
 REQUEST_SCHEMA: dict[str, pl.DataType] = {
     "request_id": pl.String(),
@@ -31,15 +31,20 @@ def _midnight(d: date) -> datetime:
     return datetime(d.year, d.month, d.day, tzinfo=UTC)
 
 
+def outcome_request_id() -> pl.Expr:
+    """The request id of a past hire: campaign:creator:format (the outcomes table's key)."""
+    return pl.concat_str([pl.col("campaign_id"), pl.col("creator_id"), pl.col("format")], separator=":").alias(
+        "request_id"
+    )
+
+
 def training_requests(campaigns: pl.LazyFrame, outcomes: pl.LazyFrame) -> pl.LazyFrame:
     """One request per past hire, as of the campaign's first day (features use only posts before it)."""
     return (
         outcomes.select("campaign_id", "creator_id", "format")
         .join(campaigns, on="campaign_id", how="left")
         .select(
-            pl.concat_str([pl.col("campaign_id"), pl.col("creator_id"), pl.col("format")], separator=":").alias(
-                "request_id"
-            ),
+            outcome_request_id(),
             pl.col("creator_id"),
             pl.col("start_date").cast(pl.Datetime("us")).dt.replace_time_zone("UTC").alias("as_of"),
             pl.col("format"),

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from influencer_engine.config import KPI_NAMES, MediaKitSection
+from influencer_engine.config import MediaKitSection
 
 __all__ = ["BASELINES", "Baselines"]
 
@@ -158,6 +158,3 @@ class Baselines:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Baselines:
         return cls(media_kit=d["media_kit"], ratios=d["ratios"], group_means=d["group_means"])
-
-
-assert set(_HIST) <= set(KPI_NAMES)

@@ -147,20 +147,23 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
         for kpi, model in models.items():
             if kpi in bands and len(bands[kpi][0]) >= 20:
                 model.calibrate(*bands[kpi])
-        self.models_ = models
         self.features_ = list(X.columns)
         return self
 
+    def _chain(self, X: pl.DataFrame, stop: str | None = None) -> dict[str, F64]:
+        """Expected values down the funnel (every KPI, or those before ``stop``), as the margins see them."""
+        mean: dict[str, F64] = {}
+        for kpi in KPI_NAMES:
+            if kpi == stop:
+                break
+            if kpi in self.models_:
+                mean[kpi] = self.models_[kpi].predict(X, self._margin(kpi, X, mean))
+        return mean
+
     def predict(self, X: pl.DataFrame) -> Forecast:
         check_is_fitted(self, "models_")
-        mean: dict[str, F64] = {}
-        quant: dict[str, F64] = {}
-        for kpi in KPI_NAMES:
-            if kpi not in self.models_:
-                continue
-            model = self.models_[kpi]
-            mean[kpi] = model.predict(X, self._margin(kpi, X, mean))
-            quant[kpi] = model.predict_quantiles(X, mean[kpi])
+        mean = self._chain(X)
+        quant = {kpi: self.models_[kpi].predict_quantiles(X, m) for kpi, m in mean.items()}
         if "reach" in mean and "impressions" in mean:
             # two models, one fact: nobody is reached without an impression
             mean["reach"] = np.minimum(mean["reach"], mean["impressions"])
@@ -170,7 +173,7 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
     def contributions(self, kpi: str, X: pl.DataFrame) -> tuple[F64, F64]:
         """(SHAP contributions of ``kpi``'s own trees, log offset): offset + row sum = log forecast."""
         check_is_fitted(self, "models_")
-        prior = self.predict(X).mean if self._base(kpi) in KPI_NAMES else {}
+        prior = self._chain(X, stop=kpi) if self._base(kpi) in KPI_NAMES else {}
         return self.models_[kpi].contributions(X), self._margin(kpi, X, prior)
 
     def base_of(self, kpi: str) -> str:

@@ -25,7 +25,7 @@ from influencer_engine.schema import (
     audience_columns,
     derive_tier,
 )
-from influencer_engine.simulate.model import CreatorParams, RowContext, expected_kpis
+from influencer_engine.simulate.model import KPIS, CreatorParams, RowContext, expected_kpis
 
 __all__ = ["SimulatedMarket", "creator_params", "simulate_market"]
 
@@ -500,10 +500,7 @@ def _campaigns(
     )
     # expected values travel with the outcomes in the truth folder, for scoring forecasts
     expected = outcomes.select("campaign_id", "creator_id", "format").with_columns(
-        *(
-            pl.Series(f"true_{k}", exp[k])
-            for k in ("reach", "impressions", "engagements", "clicks", "conversions", "revenue")
-        )
+        *(pl.Series(f"true_{k}", exp[k]) for k in KPIS)
     )
     campaigns = campaigns.select(
         "campaign_id", "brand_id", "brand_category", "target_age", "target_gender", "target_countries",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from influencer_engine.config import TIERS, SimulatorConfig, TierConfig
+from influencer_engine.config import KPI_NAMES, TIERS, SimulatorConfig, TierConfig
 from influencer_engine.schema import AUDIENCE_COUNTRIES, CATEGORIES, FORMATS, PLATFORMS
 
 __all__ = [
@@ -30,7 +30,7 @@ __all__ = [
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
-KPIS = ("reach", "impressions", "engagements", "clicks", "conversions", "revenue")
+KPIS = KPI_NAMES
 
 
 def tier_index(followers: npt.NDArray[np.int64] | F64, tiers: TierConfig) -> I64:

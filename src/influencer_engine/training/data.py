@@ -12,18 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from influencer_engine.config import KPI_NAMES, TierConfig
 from influencer_engine.dataset import validate_dataset
 from influencer_engine.errors import InputError
-from influencer_engine.features.build import build_features, feature_columns
-from influencer_engine.features.requests import training_requests
+from influencer_engine.features.build import build_features
+from influencer_engine.features.requests import outcome_request_id, training_requests
 from influencer_engine.schema import CONTRACTS
 
-__all__ = ["TARGETS", "TrainingTable", "fingerprint", "load_training_table", "training_table"]
+__all__ = ["TrainingTable", "fingerprint", "load_training_table", "targets_of", "training_table"]
 
-TARGETS = KPI_NAMES
+F64 = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)
@@ -35,10 +36,6 @@ class TrainingTable:
     rows_in: int  # outcome rows read
     rejects: pl.DataFrame
     tables: dict[str, dict[str, int]] = field(default_factory=dict)
-
-    @property
-    def features(self) -> list[str]:
-        return feature_columns()
 
     def fingerprint(self) -> str:
         return fingerprint(self.frame)
@@ -59,29 +56,30 @@ def fingerprint(frame: pl.DataFrame) -> str:
     return h.hexdigest()
 
 
+def targets_of(frame: pl.DataFrame, kpis: tuple[str, ...] | list[str] = KPI_NAMES) -> dict[str, F64]:
+    """Each KPI column present in ``frame`` as float64, NaN where it was not observed."""
+    return {k: frame[k].cast(pl.Float64).fill_null(np.nan).to_numpy() for k in kpis if k in frame.columns}
+
+
 def training_table(
     creators: pl.DataFrame,
     posts: pl.DataFrame,
     campaigns: pl.DataFrame,
     outcomes: pl.DataFrame,
     tiers: TierConfig,
-    *,
-    source: str = "<memory>",
 ) -> pl.DataFrame:
     """Features for every (valid) hire, joined with its observed KPIs and cost, sorted by campaign start."""
     requests = training_requests(campaigns.lazy(), outcomes.lazy())
     feats = build_features(creators.lazy(), posts.lazy(), requests, tiers).collect()
     labels = outcomes.select(
-        pl.concat_str([pl.col("campaign_id"), pl.col("creator_id"), pl.col("format")], separator=":").alias(
-            "request_id"
-        ),
+        outcome_request_id(),
         "campaign_id",
         pl.col("cost").cast(pl.Float64),
-        *(pl.col(k).cast(pl.Float64) for k in TARGETS),
+        *(pl.col(k).cast(pl.Float64) for k in KPI_NAMES),
     )
     keys = ["request_id", "creator_id", "as_of"]
     frame = feats.join(labels, on="request_id", how="inner").select(
-        *keys, "campaign_id", "cost", *TARGETS, *(c for c in feats.columns if c not in keys)
+        *keys, "campaign_id", "cost", *KPI_NAMES, *(c for c in feats.columns if c not in keys)
     )
     return frame.sort("as_of", "request_id")
 
@@ -103,7 +101,6 @@ def load_training_table(folder: Path, tiers: TierConfig) -> TrainingTable:
         r["campaigns"].valid,
         r["outcomes"].valid,
         tiers,
-        source=str(folder),
     )
     outcomes = r["outcomes"]
     if frame.height != outcomes.rows_out:

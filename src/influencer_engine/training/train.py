@@ -14,11 +14,12 @@ from influencer_engine.config import ModelConfig, TierConfig
 from influencer_engine.evaluation.backtest import BacktestResult, backtest
 from influencer_engine.evaluation.report import importance_chart, write_report
 from influencer_engine.features.build import feature_columns
+from influencer_engine.features.requests import outcome_request_id
 from influencer_engine.io import read_table
 from influencer_engine.modeling.baselines import Baselines
 from influencer_engine.modeling.forecaster import KPIForecaster
 from influencer_engine.training.bundle import save_bundle
-from influencer_engine.training.data import TrainingTable, load_training_table
+from influencer_engine.training.data import TrainingTable, load_training_table, targets_of
 
 __all__ = ["TrainResult", "backtest_metrics", "load_truth", "train_models"]
 
@@ -38,12 +39,7 @@ def load_truth(folder: Path) -> pl.DataFrame | None:
     if not path.is_file():
         return None
     t = read_table(path)
-    return t.select(
-        pl.concat_str([pl.col("campaign_id"), pl.col("creator_id"), pl.col("format")], separator=":").alias(
-            "request_id"
-        ),
-        pl.col("^true_.*$"),
-    )
+    return t.select(outcome_request_id(), pl.col("^true_.*$"))
 
 
 def backtest_metrics(result: BacktestResult) -> dict[str, float]:
@@ -81,8 +77,7 @@ def train_models(
     t2 = time.perf_counter()
     features = feature_columns()
     frame = table.frame
-    targets = {k: frame[k].cast(pl.Float64).fill_null(float("nan")).to_numpy() for k in ("reach", "impressions",
-               "engagements", "clicks", "conversions", "revenue")}  # fmt: skip
+    targets = targets_of(frame)
     model = KPIForecaster(config, overrides=overrides, random_state=seed).fit(
         frame.select(features), targets, time=frame["as_of"].to_numpy()
     )

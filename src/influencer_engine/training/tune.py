@@ -25,7 +25,7 @@ from influencer_engine.io import write_json
 from influencer_engine.modeling.estimator import KPIModel
 from influencer_engine.modeling.forecaster import KPIForecaster, kpi_params
 from influencer_engine.modeling.metrics import poisson_deviance
-from influencer_engine.training.data import TrainingTable
+from influencer_engine.training.data import TrainingTable, targets_of
 
 __all__ = ["TuneResult", "load_tuned", "tune_kpi"]
 
@@ -92,17 +92,16 @@ def tune_kpi(
     cut = frame["as_of"].cast(pl.Int64).quantile(1 - config.backtest.test_share)
     is_valid = (frame["as_of"].cast(pl.Int64) >= cut).to_numpy()
     tr, va = frame.filter(pl.Series(~is_valid)), frame.filter(pl.Series(is_valid))
-    y_tr = tr[kpi].cast(pl.Float64).fill_null(np.nan).to_numpy()
-    y_va = va[kpi].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    y_tr, y_va = targets_of(tr, [kpi])[kpi], targets_of(va, [kpi])[kpi]
     ok_tr, ok_va = np.isfinite(y_tr), np.isfinite(y_va)
     # the funnel upstream of the KPI, fitted once with the configured settings
-    upstream = [k for k in KPI_NAMES[: KPI_NAMES.index(kpi)]]
+    upstream = list(KPI_NAMES[: KPI_NAMES.index(kpi)])
     funnel = KPIForecaster(config, kpis=tuple(upstream), random_state=seed)
     base = config.lightgbm.offset[kpi]
     m_tr: npt.NDArray[np.float64] | None = None
     m_va: npt.NDArray[np.float64] | None = None
     if base in KPI_NAMES:
-        funnel.fit(tr.select(features), {k: tr[k].cast(pl.Float64).fill_null(np.nan).to_numpy() for k in upstream},
+        funnel.fit(tr.select(features), targets_of(tr, upstream),
                    time=tr["as_of"].to_numpy())  # fmt: skip
         m_tr = np.log(np.maximum(funnel.predict(tr.select(features)).mean[base], 1e-9))
         m_va = np.log(np.maximum(funnel.predict(va.select(features)).mean[base], 1e-9))
@@ -111,8 +110,6 @@ def tune_kpi(
     def fit(params: dict[str, Any], callbacks: list[Any]) -> tuple[KPIModel, float]:
         p = kpi_params(config, kpi, params)
         p["random_state"] = seed
-        if p["offset"] is None and base not in KPI_NAMES:
-            p["offset"] = base
         model = KPIModel(**p)
         mt = None if m_tr is None else m_tr[ok_tr]
         mv = None if m_va is None else m_va[ok_va]
