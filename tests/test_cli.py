@@ -22,8 +22,10 @@ def test_demo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     code, out, err = _run(["demo", "--out", str(tmp_path / "w"), "--creators", "1500", "--seed", "3", "--model-out",
                            str(tmp_path / "m"), "--no-track"], capsys)  # fmt: skip
     assert code == 0, err
-    assert "1/5 simulated 1,500 creators" in out and "0 rejected" in out and "campaigns:" in out
-    assert "4/5 trained 6 KPI models" in out and "5/5 forecast 1,500 creators" in out
+    assert "1/6 simulated 1,500 creators" in out and "0 rejected" in out and "campaigns:" in out
+    assert "4/6 trained 6 KPI models" in out and "5/6 forecast 1,500 creators" in out
+    assert "6/6 planned brief fitness-jan" in out and "certified gap" in out
+    assert pl.read_csv(tmp_path / "w" / "plan" / "roster.csv").height >= 5
     assert (tmp_path / "m" / "manifest.json").is_file() and (tmp_path / "w" / "forecasts" / "fitness-jan.csv").is_file()
     m = json.loads((tmp_path / "w" / "validation" / "manifest.json").read_text())
     assert all(t["rows_rejected"] == 0 for t in m["tables"].values())
@@ -186,3 +188,79 @@ def test_tune_resumes_its_study(trained: dict[str, Path], capsys: pytest.Capture
     assert "6 trials in the study" in out
     tuned = json.loads((trained["training"] / "tuned" / "conversions.json").read_text(encoding="utf-8"))
     assert tuned["trials"] == 6 and "learning_rate" in tuned["params"]
+
+
+BRIEF = Path(__file__).resolve().parents[1] / "configs" / "briefs" / "fitness_january.toml"
+
+
+def test_plan_writes_roster_totals_and_certified_gap(
+    trained: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "plan"
+    code, text, err = _run(["plan", "--brief", str(BRIEF), "--data", str(trained["world"]), "--model",
+                            str(trained["bundle"]), "--out", str(out)], capsys)  # fmt: skip
+    assert code == 0, err
+    assert "certified gap" in text and "unique reach" in text
+    roster = pl.read_parquet(out / "roster.parquet")
+    assert pl.read_csv(out / "roster.csv").height == roster.height
+    assert 5 <= roster.height <= 40  # roster_min, roster_max of the brief
+    for kpi in ("reach", "impressions", "engagements", "clicks", "conversions", "revenue"):
+        assert {kpi, f"{kpi}_p10", f"{kpi}_p50", f"{kpi}_p90"} <= set(roster.columns)
+    assert {"cpa", "cpm", "roas", "emv", "audience_fit", "reasons"} <= set(roster.columns)
+    assert roster["reasons"].str.len_chars().min() > 0  # type: ignore[operator]
+    doc = json.loads((out / "totals.json").read_text())
+    t = doc["totals"]
+    assert t["spend"] <= 50_000 and t["solver"]["certified_gap"] <= 0.005
+    assert t["conversions"]["p10"] <= t["conversions"]["expected"] <= t["conversions"]["p90"]
+    assert t["unique_reach"]["expected"] <= t["reach"]["expected"] + 1e-6
+    assert roster.filter(pl.col("tier") == "macro").height <= 3 and roster["price"].max() <= 10_000  # type: ignore[operator]
+    assert (roster["audience_fit"] >= 0.05).all()
+
+
+def test_plan_infeasible_brief_names_the_constraint(
+    trained: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = BRIEF.read_text().replace("budget = 50000", "budget = 100").replace("roster_min = 5", "roster_min = 30")
+    bad = tmp_path / "tight.toml"
+    bad.write_text(text)
+    code, _, err = _run(["plan", "--brief", str(bad), "--data", str(trained["world"]), "--model",
+                         str(trained["bundle"]), "--out", str(tmp_path / "p")], capsys)  # fmt: skip
+    assert code == 2 and "Traceback" not in err and err.count("\n") == 1
+    assert "budget $100 is short by at least $" in err and "Fix:" in err
+
+
+def test_whatif_frontier_table_and_charts(
+    trained: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "wi"
+    code, _, err = _run(["whatif", "--brief", str(BRIEF), "--budgets", "2000:40000:4", "--data",
+                            str(trained["world"]), "--model", str(trained["bundle"]), "--out", str(out),
+                            "--scenario", "tiktok=platforms:tiktok"], capsys)  # fmt: skip
+    assert code == 0, err
+    t = pl.read_parquet(out / "frontier.parquet")
+    assert set(t["scenario"]) == {"as briefed", "nano and micro only", "instagram only", "tiktok"}
+    for name in ("as briefed", "nano and micro only"):
+        s = t.filter(pl.col("scenario") == name).sort("budget")
+        assert s.height == 4 and (s["expected"].diff().drop_nulls() >= -1e-9).all()
+        assert (s["p10"] <= s["expected"]).all() and (s["expected"] <= s["p90"]).all()
+        assert (s["spend"] <= s["budget"] + 1e-6).all()
+    assert t.filter(pl.col("scenario") == "nano and micro only")["n_macro"].sum() == 0
+    assert (out / "frontier.png").stat().st_size > 10_000
+    assert "plotly" in (out / "frontier.html").read_text()[:500_000].lower()
+    code, _, err = _run(["whatif", "--brief", str(BRIEF), "--budgets", "a:b"], capsys)
+    assert code == 2 and "--budgets" in err
+
+
+def test_evaluate_planner_scores_against_the_oracle(
+    trained: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, text, err = _run(["evaluate", "--planner", "--briefs-per-goal", "1", "--data", str(trained["world"]),
+                            "--model", str(trained["bundle"]), "--out", str(tmp_path / "ev")], capsys)  # fmt: skip
+    assert code == 0, err
+    body = json.loads((tmp_path / "ev" / "planner_evaluation.json").read_text())
+    summary = body["world w"]["summary"]
+    assert set(summary) == {"reach", "engagement", "clicks", "conversions", "revenue", "roas", "emv"}
+    for goal, e in summary.items():
+        if e["briefs"]:
+            assert e["planner"]["mean_share"] <= 1.0 + 1e-6, goal  # the oracle is the best roster on the truth
+    assert "top_followers" in text

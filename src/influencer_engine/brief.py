@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
-from influencer_engine.config import validated
+from influencer_engine.config import TIERS, validated
 from influencer_engine.errors import ConfigError
 from influencer_engine.schema import (
     AGE_BANDS,
@@ -22,9 +22,10 @@ from influencer_engine.schema import (
     PLATFORMS,
 )
 
-__all__ = ["Brief", "TargetAudience", "load_brief"]
+__all__ = ["Brief", "Constraints", "MixLimit", "Scenario", "TargetAudience", "load_brief"]
 
 Goal = Literal["reach", "engagement", "clicks", "conversions", "revenue", "roas", "emv"]
+Risk = Literal["expected", "p50", "p10"]
 
 
 class TargetAudience(BaseModel):
@@ -55,6 +56,88 @@ class TargetAudience(BaseModel):
         return self
 
 
+class MixLimit(BaseModel):
+    """Limits on one tier's or platform's part of the roster: creator counts and shares of the roster's spend."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_count: int | None = None
+    max_count: int | None = None
+    min_share: float | None = None  # of the roster's spend, 0..1
+    max_share: float | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> MixLimit:
+        for name in ("min_count", "max_count"):
+            v = getattr(self, name)
+            if v is not None and v < 0:
+                raise ValueError(f"{name} must be >= 0")
+        for name in ("min_share", "max_share"):
+            v = getattr(self, name)
+            if v is not None and not 0.0 <= v <= 1.0:
+                raise ValueError(f"{name} is a share of spend: use a number from 0 to 1")
+        if self.min_count is not None and self.max_count is not None and self.min_count > self.max_count:
+            raise ValueError(f"min_count {self.min_count} > max_count {self.max_count}")
+        if self.min_share is not None and self.max_share is not None and self.min_share > self.max_share:
+            raise ValueError(f"min_share {self.min_share} > max_share {self.max_share}")
+        return self
+
+
+class Constraints(BaseModel):
+    """What a roster must respect besides the budget. Every field is optional."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    roster_min: int | None = None
+    roster_max: int | None = None
+    max_spend_per_creator: float | None = None
+    min_audience_fit: float | None = None  # share of the audience inside the target, 0..1
+    min_credibility: float | None = None  # share of real followers, 0..1
+    include: tuple[str, ...] = ()  # creator ids that must be in the roster
+    exclude: tuple[str, ...] = ()  # creator ids that must not be
+    tiers: dict[str, MixLimit] = {}
+    platforms: dict[str, MixLimit] = {}
+
+    @model_validator(mode="after")
+    def _check(self) -> Constraints:
+        if self.roster_min is not None and self.roster_min < 0:
+            raise ValueError("roster_min must be >= 0")
+        if self.roster_max is not None and self.roster_max < 1:
+            raise ValueError("roster_max must be >= 1")
+        if self.roster_min is not None and self.roster_max is not None and self.roster_min > self.roster_max:
+            raise ValueError(f"roster_min {self.roster_min} > roster_max {self.roster_max}")
+        if self.max_spend_per_creator is not None and self.max_spend_per_creator <= 0:
+            raise ValueError("max_spend_per_creator must be positive")
+        for name in ("min_audience_fit", "min_credibility"):
+            v = getattr(self, name)
+            if v is not None and not 0.0 <= v <= 1.0:
+                raise ValueError(f"{name} is a share: use a number from 0 to 1")
+        both = sorted(set(self.include) & set(self.exclude))
+        if both:
+            raise ValueError(f"creator(s) {', '.join(both[:5])} are both included and excluded")
+        for group, vocab in (("tiers", TIERS), ("platforms", PLATFORMS)):
+            unknown = [k for k in getattr(self, group) if k not in vocab]
+            if unknown:
+                raise ValueError(f"constraints.{group}: unknown {unknown}; use some of {', '.join(vocab)}")
+            limits: dict[str, MixLimit] = getattr(self, group)
+            low = sum(v.min_share or 0.0 for v in limits.values())
+            if low > 1.0 + 1e-9:
+                raise ValueError(f"constraints.{group}: the min_share values add up to {low:.2f}, more than 1")
+        return self
+
+
+class Scenario(BaseModel):
+    """A variant of the brief for what-if comparisons: the fields it sets replace the brief's."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    tiers: tuple[str, ...] | None = None
+    platforms: tuple[str, ...] | None = None
+    constraints: Constraints | None = None
+    risk: Risk | None = None
+
+
 class Brief(BaseModel):
     """A campaign brief. Fields beyond the audience and dates are used by the planner."""
 
@@ -70,6 +153,18 @@ class Brief(BaseModel):
     platforms: tuple[str, ...] = PLATFORMS
     formats: tuple[str, ...] = FORMATS
     average_order_value: float | None = None
+    tiers: tuple[str, ...] = TIERS  # tiers allowed in the roster
+    constraints: Constraints = Constraints()
+    risk: Risk = "expected"  # plan on expected values, or on a low quantile for a risk-averse planner
+    scenarios: tuple[Scenario, ...] = ()
+
+    def with_scenario(self, scenario: Scenario) -> Brief:
+        """This brief with a scenario's fields in place of its own."""
+        changes = {k: getattr(scenario, k) for k in ("tiers", "platforms", "constraints", "risk")}
+        data = {**self.model_dump(), **{k: v for k, v in changes.items() if v is not None}}
+        data["brief_id"] = f"{self.brief_id}:{scenario.name}"
+        data["scenarios"] = ()
+        return Brief.model_validate(data)
 
     @model_validator(mode="after")
     def _check(self) -> Brief:
@@ -79,12 +174,20 @@ class Brief(BaseModel):
             raise ValueError("budget must be positive")
         if self.end_date is not None and self.end_date < self.start_date:
             raise ValueError("end_date comes before start_date")
-        for name, vocab in (("platforms", PLATFORMS), ("formats", FORMATS)):
+        for name, vocab in (("platforms", PLATFORMS), ("formats", FORMATS), ("tiers", TIERS)):
             unknown = [v for v in getattr(self, name) if v not in vocab]
             if unknown:
                 raise ValueError(f"{name}: unknown {unknown}; use some of {', '.join(vocab)}")
         if self.goal not in GOALS:  # pragma: no cover - Literal already checks
             raise ValueError(f"goal must be one of {GOALS}")
+        names = [s.name for s in self.scenarios]
+        if len(set(names)) != len(names):
+            raise ValueError("scenario names must be unique")
+        for name, vocab in (("tiers", TIERS), ("platforms", PLATFORMS)):
+            for sc in self.scenarios:
+                unknown = [v for v in getattr(sc, name) or () if v not in vocab]
+                if unknown:
+                    raise ValueError(f"scenario '{sc.name}' {name}: unknown {unknown}; use some of {', '.join(vocab)}")
         return self
 
 

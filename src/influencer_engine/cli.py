@@ -180,7 +180,8 @@ def demo(
     track: Annotated[bool, typer.Option("--track/--no-track", help="Log training to MLflow (training/).")] = True,
     training_root: Annotated[Path, typer.Option(help="Folder for the MLflow store.")] = Path("training"),
 ) -> None:
-    """The main job end to end on the simulated world: simulate, validate, summarize, train, forecast a brief."""
+    """The main job end to end on the simulated world: simulate, validate, summarize, train, forecast and plan a
+    brief (roster with its certified gap)."""
     from influencer_engine.brief import load_brief
     from influencer_engine.config import config_path, load_model_config, load_simulator_config, load_tier_config
     from influencer_engine.dataset import summarize, validate_dataset
@@ -188,7 +189,7 @@ def demo(
     from influencer_engine.simulate.generate import simulate_market
     from influencer_engine.simulate.world import write_world
 
-    steps = 5 if train_models else 3
+    steps = 6 if train_models else 3
     cfg, tiers = load_simulator_config(), load_tier_config()
     t0 = time.perf_counter()
     market = simulate_market(cfg, tiers, creators, seed)
@@ -217,7 +218,8 @@ def demo(
                f"per dollar Spearman {r.backtest.per_dollar.get('model', float('nan')):.3f} "
                f"(report: {model_out / 'report' / 'evaluation.md'})")  # fmt: skip
     b = load_brief(brief or config_path("briefs/fitness_january.toml"))
-    fc = forecast_brief(load_bundle(model_out), out, b, tiers)
+    bundle = load_bundle(model_out)
+    fc = forecast_brief(bundle, out, b, tiers)
     write_csv(fc.table, out / "forecasts" / f"{b.brief_id}.csv")
     top = fc.table.filter(pl.col("price").is_not_null()).sort("cpa", nulls_last=True).head(5)
     typer.echo(f"5/{steps} forecast {fc.table.height:,} creators for brief {b.brief_id} -> "
@@ -226,6 +228,18 @@ def demo(
         typer.echo(f"  {row['creator_id']} {row['platform']:9} {row['tier']:5} price ${row['price']:>9,.0f}  "
                    f"conversions {row['conversions']:6.1f} (P10 {row['conversions_p10']:.1f}, P90 "
                    f"{row['conversions_p90']:.1f})  CPA ${row['cpa']:,.2f}")  # fmt: skip
+    from influencer_engine.config import load_planner_config
+    from influencer_engine.planner.plan import PlanInputs, audience_table, plan, write_plan
+
+    t2 = time.perf_counter()
+    result = plan(bundle, PlanInputs(fc, audience_table(out)), b, load_planner_config())
+    paths = write_plan(result, out / "plan")
+    t, sol = result.totals, result.totals["solver"]
+    typer.echo(f"6/{steps} planned brief {b.brief_id} in {time.perf_counter() - t2:.1f}s: {t['creators']} creators, "
+               f"spend ${t['spend']:,.0f} of ${b.budget:,.0f}, expected {b.goal} {t['goal']['expected']:,.0f} "
+               f"(P10 {t['goal']['p10']:,.0f}, P90 {t['goal']['p90']:,.0f}), unique reach "
+               f"{t['unique_reach']['expected']:,.0f}; certified gap {sol['certified_gap']:.2%} -> "
+               f"{paths['roster.csv']}")  # fmt: skip
 
 
 @import_app.command("instagram-posts")
@@ -404,8 +418,21 @@ def evaluate(
     ] = None,
     tracking_uri: Annotated[str | None, typer.Option(help=_TRACKING_HELP)] = None,
     training_root: Annotated[Path, typer.Option(help="Folder of the MLflow store.")] = Path("training"),
+    planner: Annotated[
+        bool, typer.Option("--planner", help="Score planned rosters against the oracle on --data / shifted worlds.")
+    ] = False,
+    briefs_per_goal: Annotated[int, typer.Option(min=1, help="Random briefs per goal (--planner).")] = 20,
+    seed: Annotated[int, typer.Option(help="Seed of the random briefs (--planner).")] = 0,
 ) -> None:
-    """Backtest the model's settings beside the baselines; also on shifted worlds and real post histories."""
+    """Backtest the model's settings beside the baselines; also on shifted worlds and real post histories.
+
+    With --planner: rosters planned from forecasts, scored with the simulator's truth against the oracle roster
+    and the heuristics planners use (top followers, top engagement rate, lowest media-kit CPE).
+    """
+    if planner:
+        _evaluate_planner(model, data, out, shifted_seed or [], shifted_creators, briefs_per_goal, seed,
+                          tracking_uri, training_root)  # fmt: skip
+        return
     from influencer_engine.config import load_simulator_config, load_tier_config
     from influencer_engine.evaluation.backtest import backtest
     from influencer_engine.evaluation.report import write_report
@@ -468,6 +495,145 @@ def evaluate(
     typer.echo(f"report: {paths['markdown']} and {paths['json']}")
 
 
+def _evaluate_planner(model: str, data: Path | None, out: Path, shifted: list[int], creators: int, per_goal: int,
+                      seed: int, tracking_uri: str | None, training_root: Path) -> None:  # fmt: skip
+    from influencer_engine.config import load_model_config, load_planner_config, load_simulator_config, load_tier_config
+    from influencer_engine.evaluation.planner_eval import evaluate_planner, summary_lines
+    from influencer_engine.training.bundle import load_bundle
+    from influencer_engine.training.tracking import load_model
+
+    if data is None and not shifted:
+        raise InputError("nothing to evaluate the planner on.", fix="give --data WORLD and/or --shifted-seed N")
+    tiers, cfg = load_tier_config(), load_planner_config()
+    worlds = []
+    if data is not None:
+        worlds.append((f"world {data.name}", data, load_model(model, tracking_uri=tracking_uri,
+                                                                 training_root=training_root)))  # fmt: skip
+    for s in shifted:
+        from influencer_engine.simulate.generate import simulate_market
+        from influencer_engine.simulate.shift import shifted_config
+        from influencer_engine.simulate.world import write_world
+        from influencer_engine.training.train import train_models
+
+        shifted_cfg, _ = shifted_config(load_simulator_config(), s)
+        folder = out / f"shifted_world_{s}"
+        write_world(simulate_market(shifted_cfg, tiers, creators, s), shifted_cfg, tiers, s, folder)
+        typer.echo(f"shifted world {s}: {creators:,} creators in {folder}; training a model within it")
+        train_models(folder, folder / "model", load_model_config(), tiers, seed=seed, track=False, register=False)
+        worlds.append((f"shifted world (seed {s})", folder, load_bundle(folder / "model")))
+    report: dict[str, object] = {}
+    for name, folder, bundle in worlds:
+        t0 = time.perf_counter()
+        ev = evaluate_planner(bundle, folder, cfg, tiers, per_goal=per_goal, seed=seed)
+        report[name] = ev.to_dict()
+        typer.echo(f"{name}: {per_goal} random briefs per goal, {time.perf_counter() - t0:.0f} s; true value as a "
+                   "share of the oracle roster's (mean):")  # fmt: skip
+        for line in summary_lines(ev):
+            typer.echo("  " + line)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "planner_evaluation.json"
+    tmp = path.with_name(".planner_evaluation.json.tmp")
+    tmp.write_text(json.dumps(report, indent=2, default=float) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    typer.echo(f"report: {path}")
+
+
+def _plan_inputs(brief: Path, data: Path, model: str, tracking_uri: str | None, planner_config: Path | None):  # type: ignore[no-untyped-def]
+    from influencer_engine.brief import load_brief
+    from influencer_engine.config import load_planner_config, load_tier_config
+    from influencer_engine.planner.plan import load_inputs
+    from influencer_engine.training.tracking import load_model
+
+    b = load_brief(brief)
+    cfg = load_planner_config(planner_config)
+    bundle = load_model(model, tracking_uri=tracking_uri)
+    return b, cfg, bundle, load_inputs(bundle, data, b, load_tier_config())
+
+
+@app.command()
+def plan(
+    brief: Annotated[Path, typer.Option(help="Brief TOML/JSON (examples in configs/briefs/).")],
+    out: Annotated[Path, typer.Option(help="Folder for roster.csv/.parquet, totals.json, filtered.parquet.")] = Path(
+        "runs/plan"
+    ),
+    data: Annotated[Path, typer.Option(help="Dataset folder of candidate creators and their posts.")] = Path(
+        "runs/demo"
+    ),
+    model: Annotated[str, typer.Option(help="Bundle folder or MLflow model URI.")] = "models/demo",
+    planner_config: Annotated[Path | None, typer.Option("--config", help="Planner TOML.")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help=_TRACKING_HELP)] = None,
+) -> None:
+    """Pick the roster for a brief: forecasts for every candidate, the best roster with its certified gap."""
+    from influencer_engine.planner.plan import plan as make_plan
+    from influencer_engine.planner.plan import write_plan
+
+    b, cfg, bundle, inputs = _plan_inputs(brief, data, model, tracking_uri, planner_config)
+    result = make_plan(bundle, inputs, b, cfg)
+    paths = write_plan(result, out)
+    t, sol = result.totals, result.totals["solver"]
+    goal = t["goal"]
+    typer.echo(f"brief {b.brief_id}: goal {b.goal}, budget ${b.budget:,.0f}; {sol['candidates']:,} eligible "
+               f"candidates ({result.filtered.height:,} filtered out, {result.rejects.height:,} rejected)")  # fmt: skip
+    typer.echo(f"roster: {t['creators']} creators, spend ${t['spend']:,.0f} ({t['spend_share']:.0%} of budget)")
+    typer.echo(f"  {b.goal}: expected {goal['expected']:,.2f} (P10 {goal['p10']:,.2f}, P90 {goal['p90']:,.2f})")
+    ur = t["unique_reach"]
+    typer.echo(f"  unique reach {ur['expected']:,.0f} (P10 {ur['p10']:,.0f}, P90 {ur['p90']:,.0f}; "
+               f"{ur['duplication']:.0%} of summed reach is duplicated)")  # fmt: skip
+    for k in ("conversions", "revenue"):
+        if k in t:
+            typer.echo(f"  {k} {t[k]['expected']:,.1f} (P10 {t[k]['p10']:,.1f}, P90 {t[k]['p90']:,.1f})")
+    typer.echo(f"  solver: {sol['status']}, certified gap {sol['certified_gap']:.3%} to the upper bound "
+               f"{sol['bound']:,.2f}, {sol['seconds']:.2f} s ({sol['method']})")  # fmt: skip
+    for row in result.roster.head(10).iter_rows(named=True):
+        typer.echo(f"  {row['creator_id']} {row['platform']:9} {row['tier']:5} ${row['price']:>9,.0f}  "
+                   f"{b.goal} {row['goal_value']:,.1f}  {(row.get('reasons') or '').split(';')[0]}")  # fmt: skip
+    if result.roster.height > 10:
+        typer.echo(f"  ... {result.roster.height - 10} more in {paths['roster.csv']}")
+    for n in result.notes:
+        typer.echo(f"note: {n}")
+    typer.echo(f"wrote {', '.join(str(p) for p in paths.values())}")
+
+
+@app.command()
+def whatif(
+    brief: Annotated[Path, typer.Option(help="Brief TOML/JSON; its [[scenarios]] are compared too.")],
+    budgets: Annotated[str, typer.Option(help="FROM:TO:STEPS, or a comma list of budgets.")] = "5000:200000:20",
+    out: Annotated[Path, typer.Option(help="Folder for frontier.csv/.parquet/.png/.html.")] = Path("runs/whatif"),
+    data: Annotated[Path, typer.Option(help="Dataset folder of candidate creators and their posts.")] = Path(
+        "runs/demo"
+    ),
+    model: Annotated[str, typer.Option(help="Bundle folder or MLflow model URI.")] = "models/demo",
+    scenario: Annotated[
+        list[str] | None,
+        typer.Option(help="Extra scenario NAME=tiers:nano,micro[;platforms:tiktok] (repeatable)."),
+    ] = None,
+    planner_config: Annotated[Path | None, typer.Option("--config", help="Planner TOML.")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help=_TRACKING_HELP)] = None,
+) -> None:
+    """The goal against budget with a P10-P90 band, the marginal return per $1,000 and the roster mix."""
+    from influencer_engine.planner.whatif import parse_budgets, parse_scenario, write_whatif
+    from influencer_engine.planner.whatif import whatif as run_whatif
+
+    levels = parse_budgets(budgets)
+    extra = tuple(parse_scenario(s) for s in scenario or [])
+    b, cfg, bundle, inputs = _plan_inputs(brief, data, model, tracking_uri, planner_config)
+    result = run_whatif(inputs, b, cfg, levels, emv_cpm_usd=bundle.forecaster.config.costs.emv_cpm_usd,
+                        scenarios=(*b.scenarios, *extra))  # fmt: skip
+    paths = write_whatif(result, out)
+    t = result.table
+    typer.echo(f"{'scenario':16} {'budget':>10} {'expected':>14} {'P10':>14} {'P90':>14} {'per +$1k':>10} "
+               f"{'creators':>8}  mix")  # fmt: skip
+    for r in t.iter_rows(named=True):
+        if r["status"] == "infeasible":
+            typer.echo(f"{r['scenario']:16} {r['budget']:>10,.0f}  infeasible: {r['reason']}")
+            continue
+        mix = " ".join(f"{k[2:]} {int(r[k])}" for k in r if k.startswith("n_") and r[k])
+        marginal = "" if r["marginal_per_1000"] is None else f"{r['marginal_per_1000']:,.1f}"
+        typer.echo(f"{r['scenario']:16} {r['budget']:>10,.0f} {r['expected']:>14,.1f} {r['p10']:>14,.1f} "
+                   f"{r['p90']:>14,.1f} {marginal:>10} {r['creators']:>8}  {mix}")  # fmt: skip
+    typer.echo(f"wrote {', '.join(str(p) for p in paths.values())}")
+
+
 @app.command()
 def forecast(
     creator: Annotated[str, typer.Option(help="Creator id.")],
@@ -484,6 +650,7 @@ def forecast(
     from influencer_engine.brief import load_brief
     from influencer_engine.config import KPI_NAMES, load_tier_config
     from influencer_engine.forecast import forecast_brief, reasons_for
+    from influencer_engine.planner.problem import GOAL_KPI
     from influencer_engine.schema import FORMATS
     from influencer_engine.training.tracking import load_model
 
@@ -496,8 +663,7 @@ def forecast(
         reasons = ", ".join(result.rejects["reason"].to_list()[:3])
         raise InputError(f"creator {creator} cannot be forecast ({reasons}).", fix="fix the creator's row")
     row = result.table.row(0, named=True)
-    goal_kpi = {"reach": "reach", "engagement": "engagements", "clicks": "clicks", "conversions": "conversions",
-                "revenue": "revenue", "roas": "revenue", "emv": "impressions"}.get(b.goal, "conversions")  # fmt: skip
+    goal_kpi = GOAL_KPI[b.goal]
     why = reasons_for(bundle, result, creator, goal_kpi, b)
     kpis = [k for k in KPI_NAMES if k in row]
     if as_json:

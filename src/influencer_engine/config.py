@@ -399,3 +399,38 @@ class ModelConfig(_Frozen):
 def load_model_config(path: Path | None = None) -> ModelConfig:
     """Load configs/models.toml (or the file given)."""
     return _load(ModelConfig, path or config_path("models.toml"))
+
+
+class PlannerAudienceSection(_Frozen):
+    people_pool: float  # people a campaign can reach on the platforms; segment sizes split it
+
+    @field_validator("people_pool")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("people_pool must be positive")
+        return v
+
+
+class SolverSection(_Frozen):
+    mip_rel_gap: float  # HiGHS stops once the roster is certified within this share of the bound
+    time_limit_s: float
+    max_reach_rounds: int  # improvement rounds of the unique-reach solver
+
+
+class MonteCarloSection(_Frozen):
+    draws: int
+    seed: int
+
+
+class PlannerConfig(_Frozen):
+    """configs/planner.toml: the audience model behind unique reach, solver limits, Monte Carlo bands."""
+
+    audience: PlannerAudienceSection
+    solver: SolverSection
+    monte_carlo: MonteCarloSection
+
+
+def load_planner_config(path: Path | None = None) -> PlannerConfig:
+    """Load configs/planner.toml (or the file given)."""
+    return _load(PlannerConfig, path or config_path("planner.toml"))

@@ -12,7 +12,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import polars as pl
 
 from influencer_engine.features.catalog import catalog
@@ -95,21 +94,32 @@ def explain(
     """The ``top`` groups of features that moved ``kpi``'s forecast for the single row ``row`` the most."""
     if row.height != 1:
         raise ValueError("explain takes exactly one row")
-    contrib, _ = forecaster.contributions(kpi, row)
+    return explain_rows(forecaster, kpi, row, target=target, top=top)[0]
+
+
+def explain_rows(
+    forecaster: KPIForecaster, kpi: str, rows: pl.DataFrame, *, target: str = "the target", top: int = 5
+) -> list[list[Reason]]:
+    """``explain`` for every row of ``rows`` with one batch of contributions."""
+    if rows.height == 0:
+        return []
+    contrib, _ = forecaster.contributions(kpi, rows)
     names = forecaster.features_
     spec = {s.name: s.group for s in catalog()}
     groups: dict[str, list[int]] = {}
     for i, n in enumerate(names):
         groups.setdefault(_group_of(n, spec.get(n, "other")), []).append(i)
-    values = row.row(0, named=True)
-    values = {k: (v.value if hasattr(v, "value") else v) for k, v in values.items()}
-    reasons = []
-    for g, idx in groups.items():
-        total = float(np.sum(contrib[0, idx]))
-        describe = _DESCRIBE.get(g, lambda r, t, g=g: g)
-        effect = math.expm1(total)
-        sign = "+" if effect >= 0 else "-"
-        reasons.append(Reason(group=g, text=f"{describe(values, target)}: {sign}{abs(effect):.0%} {kpi}",
-                              effect=effect, features=tuple(names[i] for i in idx)))  # fmt: skip
-    reasons.sort(key=lambda r: abs(math.log1p(r.effect)), reverse=True)
-    return reasons[:top]
+    sums = {g: contrib[:, idx].sum(axis=1) for g, idx in groups.items()}
+    out = []
+    for k, raw in enumerate(rows.iter_rows(named=True)):
+        values = {key: (v.value if hasattr(v, "value") else v) for key, v in raw.items()}
+        reasons = []
+        for g, idx in groups.items():
+            describe = _DESCRIBE.get(g, lambda r, t, g=g: g)
+            effect = math.expm1(float(sums[g][k]))
+            sign = "+" if effect >= 0 else "-"
+            reasons.append(Reason(group=g, text=f"{describe(values, target)}: {sign}{abs(effect):.0%} {kpi}",
+                                  effect=effect, features=tuple(names[i] for i in idx)))  # fmt: skip
+        reasons.sort(key=lambda r: abs(math.log1p(r.effect)), reverse=True)
+        out.append(reasons[:top])
+    return out

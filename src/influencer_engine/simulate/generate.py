@@ -509,12 +509,24 @@ def _campaigns(
     return campaigns, outcomes, expected
 
 
+def _streams(seed: int) -> dict[str, np.random.Generator]:
+    children = np.random.SeedSequence(seed).spawn(len(_STREAMS))
+    return {name: np.random.default_rng(s) for name, s in zip(_STREAMS, children, strict=True)}
+
+
+def simulate_creators(
+    cfg: SimulatorConfig, tiers: TierConfig, n_creators: int, seed: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Only the creators and their hidden truth (no posts or campaigns): the same rows simulate_market draws."""
+    creators, truth, _ = _creators(cfg, tiers, n_creators, _streams(seed))
+    return creators, truth
+
+
 def simulate_market(cfg: SimulatorConfig, tiers: TierConfig, n_creators: int, seed: int) -> SimulatedMarket:
     """Draw a market of ``n_creators`` creators. The same seed and config give identical tables."""
     if n_creators < 1:
         raise ValueError("n_creators must be at least 1")
-    children = np.random.SeedSequence(seed).spawn(len(_STREAMS))
-    rngs = {name: np.random.default_rng(s) for name, s in zip(_STREAMS, children, strict=True)}
+    rngs = _streams(seed)
     creators, truth, params = _creators(cfg, tiers, n_creators, rngs)
     posts = _posts(cfg, tiers, params, truth, creators["creator_id"], rngs["posts"])
     brands = _brands(cfg, n_creators, rngs["brands"])

@@ -1,0 +1,228 @@
+"""From forecasts and a brief to an optimization problem: who is eligible, what each is worth, which rows bind.
+
+Every candidate row either becomes a column of the problem or is filtered with a reason (rows in = eligible +
+filtered). Constraints become linear rows ``lo <= A x <= hi``; shares of spend are written homogeneously
+(sum over the tier of price x (1 - share) - sum over the rest of price x share >= 0), so a roster that meets
+them keeps meeting them as the budget grows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import highspy
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+import scipy.sparse as sp
+
+from influencer_engine.brief import Brief, MixLimit
+from influencer_engine.config import TIERS
+from influencer_engine.errors import EngineError
+from influencer_engine.planner.knapsack import Problem, highs
+from influencer_engine.schema import PLATFORMS
+
+__all__ = [
+    "GOAL_KPI",
+    "Candidates",
+    "PlanInfeasible",
+    "RowInfo",
+    "build_candidates",
+    "explain_infeasible",
+    "goal_values",
+]
+
+F64 = npt.NDArray[np.float64]
+GOAL_KPI = {"reach": "reach", "engagement": "engagements", "clicks": "clicks", "conversions": "conversions",
+            "revenue": "revenue", "roas": "revenue", "emv": "impressions"}  # fmt: skip
+RISK_SUFFIX = {"expected": "", "p50": "_p50", "p10": "_p10"}
+
+
+class PlanInfeasible(EngineError):
+    """No roster meets the brief; ``reasons`` says which constraint fails and by how much."""
+
+    def __init__(self, reasons: list[str], *, fix: str) -> None:
+        self.reasons = reasons
+        super().__init__("The brief cannot be met: " + "; ".join(reasons) + ".", fix=fix)
+
+
+@dataclass(frozen=True)
+class RowInfo:
+    label: str  # plain words, e.g. "budget $50,000" or "micro creators >= 2"
+    unit: str  # "$" or "creators"
+
+
+@dataclass(frozen=True)
+class Candidates:
+    table: pl.DataFrame  # eligible forecast rows; row i is column i of the problem
+    filtered: pl.DataFrame  # creator_id, reason: candidates left out, and why
+    problem: Problem
+    rows: tuple[RowInfo, ...]
+
+
+def goal_values(table: pl.DataFrame, goal: str, risk: str, *, emv_cpm_usd: float) -> F64:
+    """What each candidate adds to an additive goal (for reach: its own reach), at the brief's risk level."""
+    col = GOAL_KPI[goal] + RISK_SUFFIX[risk]
+    v = table[col].cast(pl.Float64).fill_null(np.nan).to_numpy().copy()
+    v = np.nan_to_num(v, nan=0.0)
+    if goal == "emv":
+        v = v * emv_cpm_usd / 1000.0
+    if goal == "roas":  # planned as net return: revenue minus what the creator costs
+        v = v - table["price"].cast(pl.Float64).to_numpy()
+    return np.asarray(v, dtype=np.float64)
+
+
+def _money(v: float) -> str:
+    return f"${v:,.0f}"
+
+
+def _filters(table: pl.DataFrame, brief: Brief) -> pl.Expr:
+    """The first reason a row is not eligible (null: eligible)."""
+    c = brief.constraints
+    kpi = GOAL_KPI[brief.goal] + RISK_SUFFIX[brief.risk]
+    checks: list[tuple[pl.Expr, pl.Expr]] = [
+        (pl.col("creator_id").is_in(list(c.exclude)), pl.lit("excluded by the brief")),
+        (~pl.col("platform").is_in(list(brief.platforms)), pl.format("platform {} not in the brief", "platform")),
+        (~pl.col("tier").is_in(list(brief.tiers)), pl.format("tier {} not allowed by the brief", "tier")),
+        (~pl.col("format").is_in(list(brief.formats)), pl.format("format {} not in the brief", "format")),
+        (pl.col("price").is_null() | (pl.col("price") <= 0), pl.lit("no price")),
+        (pl.col(kpi).is_null(), pl.lit(f"no {kpi} forecast")),
+        (pl.col("price") > brief.budget, pl.lit(f"price above the budget {_money(brief.budget)}")),
+    ]
+    if c.max_spend_per_creator is not None:
+        cap = c.max_spend_per_creator
+        checks.append((pl.col("price") > cap, pl.lit(f"price above the per-creator cap {_money(cap)}")))
+    if c.min_audience_fit is not None:
+        checks.append((pl.col("audience_fit").is_null(), pl.lit("audience fit unknown")))
+        checks.append((pl.col("audience_fit") < c.min_audience_fit,
+                       pl.lit(f"audience fit below {c.min_audience_fit:.0%}")))  # fmt: skip
+    if c.min_credibility is not None:
+        checks.append((pl.col("audience_credibility").is_null(), pl.lit("audience credibility unknown")))
+        checks.append((pl.col("audience_credibility") < c.min_credibility,
+                       pl.lit(f"audience credibility below {c.min_credibility:.0%}")))  # fmt: skip
+    expr = pl.lit(None, dtype=pl.String)
+    for cond, reason in reversed(checks):
+        expr = pl.when(cond.fill_null(False)).then(reason).otherwise(expr)
+    return expr
+
+
+def _mix_rows(
+    limits: dict[str, MixLimit], member: dict[str, npt.NDArray[np.bool_]], price: F64, what: str
+) -> list[tuple[F64, float, float, RowInfo]]:
+    rows: list[tuple[F64, float, float, RowInfo]] = []
+    for name, lim in limits.items():
+        inside = member[name].astype(np.float64)
+        lo = -np.inf if lim.min_count is None else float(lim.min_count)
+        hi = np.inf if lim.max_count is None else float(lim.max_count)
+        if np.isfinite(lo) or np.isfinite(hi):
+            label = f"{name} {what} " + (
+                f"{lim.min_count}-{lim.max_count}"
+                if np.isfinite(lo) and np.isfinite(hi)
+                else f">= {lim.min_count}"
+                if np.isfinite(lo)
+                else f"<= {lim.max_count}"
+            )
+            rows.append((inside, lo, hi, RowInfo(label, "creators")))
+        if lim.min_share is not None and lim.min_share > 0:
+            rows.append((price * (inside - lim.min_share), 0.0, np.inf,
+                         RowInfo(f"{name} share of spend >= {lim.min_share:.0%}", "$")))  # fmt: skip
+        if lim.max_share is not None and lim.max_share < 1:
+            rows.append((price * (inside - lim.max_share), -np.inf, 0.0,
+                         RowInfo(f"{name} share of spend <= {lim.max_share:.0%}", "$")))  # fmt: skip
+    return rows
+
+
+def build_candidates(table: pl.DataFrame, brief: Brief) -> Candidates:
+    """Eligible candidates of a forecast table and the brief's constraints as a problem."""
+    c = brief.constraints
+    known = set(table["creator_id"].to_list())
+    missing = [i for i in c.include if i not in known]
+    if missing:
+        raise PlanInfeasible(
+            [f"must-include creator(s) {', '.join(missing[:5])} are not among the candidates"],
+            fix="check the ids against the candidate data, or drop them from constraints.include",
+        )
+    marked = table.with_columns(_filters(table, brief).alias("_reason"))
+    blocked = marked.filter(pl.col("creator_id").is_in(list(c.include)) & pl.col("_reason").is_not_null())
+    if blocked.height:
+        why = [f"must-include {r['creator_id']} is ruled out ({r['_reason']})" for r in blocked.iter_rows(named=True)]
+        raise PlanInfeasible(why, fix="relax the constraint that rules it out, or drop it from constraints.include")
+    eligible = marked.filter(pl.col("_reason").is_null()).drop("_reason")
+    filtered = marked.filter(pl.col("_reason").is_not_null()).select("creator_id", pl.col("_reason").alias("reason"))
+
+    price = eligible["price"].cast(pl.Float64).to_numpy()
+    n = eligible.height
+    tiers = eligible["tier"].to_numpy()
+    plats = eligible["platform"].to_numpy()
+    rows: list[tuple[F64, float, float, RowInfo]] = [
+        (price, -np.inf, float(brief.budget), RowInfo(f"budget {_money(brief.budget)}", "$"))
+    ]
+    if c.roster_min is not None or c.roster_max is not None:
+        lo = -np.inf if c.roster_min is None else float(c.roster_min)
+        hi = np.inf if c.roster_max is None else float(c.roster_max)
+        label = "roster size " + (f"{c.roster_min}-{c.roster_max}" if c.roster_min is not None and c.roster_max
+                                  is not None else f">= {c.roster_min}" if c.roster_min is not None
+                                  else f"<= {c.roster_max}")  # fmt: skip
+        rows.append((np.ones(n), lo, hi, RowInfo(label, "creators")))
+    rows += _mix_rows(c.tiers, {t: tiers == t for t in TIERS}, price, "creators")
+    rows += _mix_rows(c.platforms, {p: plats == p for p in PLATFORMS}, price, "creators")
+    a = sp.csr_matrix(np.vstack([r[0] for r in rows])) if n else sp.csr_matrix((len(rows), 0))
+    fixed = eligible["creator_id"].is_in(list(c.include)).to_numpy()
+    tier_idx = np.array([TIERS.index(t) for t in tiers], dtype=np.int64)
+    plat_idx = np.array([PLATFORMS.index(p) for p in plats], dtype=np.int64)
+    problem = Problem(
+        cost=price.astype(np.float64),
+        A=a,
+        lo=np.array([r[1] for r in rows], dtype=np.float64),
+        hi=np.array([r[2] for r in rows], dtype=np.float64),
+        names=tuple(r[3].label for r in rows),
+        fixed=fixed.astype(bool),
+        group=tier_idx * len(PLATFORMS) + plat_idx,
+    )
+    return Candidates(table=eligible, filtered=filtered, problem=problem, rows=tuple(r[3] for r in rows))
+
+
+def explain_infeasible(cand: Candidates, budget: float) -> list[str]:
+    """Which constraints cannot be met together, and by at least how much (an elastic LP over all candidates).
+
+    Each row gets slack columns; the LP minimizes the total slack (dollars over the budget, creators short);
+    the rows left with slack are the ones to relax, and the slack is the least they must move.
+    """
+    p = cand.problem
+    m, n = p.A.shape
+    unit_scale = np.array([budget if r.unit == "$" else 1.0 for r in cand.rows])
+    eye = sp.identity(m, format="csr")
+    a = sp.hstack([p.A, -eye, eye]).tocsc()  # A x - s_up + s_down, with lo <= . <= hi
+    h = highs()
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = n + 2 * m, m
+    lp.col_cost_ = np.concatenate([np.zeros(n), 1.0 / unit_scale, 1.0 / unit_scale])
+    lp.col_lower_ = np.concatenate([p.fixed.astype(np.float64), np.zeros(2 * m)])
+    lp.col_upper_ = np.concatenate([np.ones(n), np.full(2 * m, highspy.kHighsInf)])
+    lp.row_lower_ = np.where(np.isfinite(p.lo), p.lo, -highspy.kHighsInf)
+    lp.row_upper_ = np.where(np.isfinite(p.hi), p.hi, highspy.kHighsInf)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = a.indptr, a.indices, a.data
+    lp.sense_ = highspy.ObjSense.kMinimize
+    h.passModel(lp)
+    h.run()
+    s = np.asarray(h.getSolution().col_value)
+    up, down = s[n : n + m], s[n + m :]
+    reasons = []
+    for i, row in enumerate(cand.rows):
+        amount = max(up[i], down[i])
+        if amount <= 1e-6 * unit_scale[i]:
+            continue
+        how = _money(amount) if row.unit == "$" else f"{amount:,.1f} creators"
+        if row.label.startswith("budget"):
+            reasons.append(f"{row.label} is short by at least {how}")
+        elif "share" in row.label:
+            reasons.append(f"{row.label} cannot be met with the eligible candidates and the other constraints")
+        else:
+            reasons.append(f"{row.label} is off by at least {how}")
+    if not reasons:
+        reasons.append("the constraints can be met only by fractions of creators; no whole roster meets them all")
+    eligible = cand.table.height
+    if eligible < 50:
+        reasons.append(f"only {eligible} candidates pass the brief's filters")
+    return reasons

@@ -1,0 +1,196 @@
+"""Budget what-ifs: the goal against budget with a P10-P90 band, marginal return, roster mix, scenarios."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from influencer_engine.brief import Brief, Scenario
+from influencer_engine.config import TIERS, PlannerConfig
+from influencer_engine.errors import ConfigError
+from influencer_engine.planner.plan import PlanInputs, plan_candidates, prepare
+from influencer_engine.planner.problem import PlanInfeasible
+from influencer_engine.schema import PLATFORMS
+
+__all__ = ["WhatIf", "parse_budgets", "parse_scenario", "whatif", "write_whatif"]
+
+BASE = "as briefed"
+
+
+@dataclass(frozen=True)
+class WhatIf:
+    brief: Brief
+    table: pl.DataFrame  # one row per scenario x budget
+
+
+def parse_budgets(spec: str) -> list[float]:
+    """'5000:200000:20' -> 20 budgets from 5,000 to 200,000; '10000,20000' -> those budgets."""
+    try:
+        if ":" in spec:
+            lo, hi, n = spec.split(":")
+            values = np.linspace(float(lo), float(hi), int(n)).tolist()
+        else:
+            values = [float(v) for v in spec.split(",") if v.strip()]
+    except ValueError as exc:
+        raise ConfigError(f"--budgets '{spec}' is not understood.",
+                          fix="use FROM:TO:STEPS (5000:200000:20) or a list (10000,20000,50000)") from exc  # fmt: skip
+    if not values or min(values) <= 0:
+        raise ConfigError(f"--budgets '{spec}' needs positive budgets.", fix="use for example 5000:200000:20")
+    return sorted(set(values))
+
+
+def parse_scenario(spec: str) -> Scenario:
+    """'small=tiers:nano,micro;platforms:tiktok' -> a scenario named 'small' with those tiers and platforms."""
+    name, _, body = spec.partition("=")
+    fields: dict[str, tuple[str, ...]] = {}
+    for part in filter(None, body.split(";")):
+        key, _, values = part.partition(":")
+        if key.strip() not in ("tiers", "platforms") or not values:
+            raise ConfigError(f"--scenario '{spec}': '{part}' is not understood.",
+                              fix="use NAME=tiers:nano,micro or NAME=platforms:tiktok,instagram")  # fmt: skip
+        fields[key.strip()] = tuple(v.strip() for v in values.split(",") if v.strip())
+        vocab = TIERS if key.strip() == "tiers" else PLATFORMS
+        unknown = [v for v in fields[key.strip()] if v not in vocab]
+        if unknown:
+            raise ConfigError(f"--scenario '{spec}': unknown {key.strip()} {unknown}.", fix=f"use {', '.join(vocab)}")
+    if not name.strip() or not fields:
+        raise ConfigError(f"--scenario '{spec}' needs a name and a change.", fix="use NAME=tiers:nano,micro")
+    try:
+        return Scenario(name=name.strip(), **fields)
+    except ValueError as exc:
+        raise ConfigError(f"--scenario '{spec}': {exc}.", fix="use tiers and platforms the engine knows") from exc
+
+
+def _mix(table: pl.DataFrame) -> dict[str, float]:
+    spend = float(table["price"].sum()) if table.height else 0.0
+    out: dict[str, float] = {}
+    for col, vocab in (("tier", TIERS), ("platform", PLATFORMS)):
+        for v in vocab:
+            part = table.filter(pl.col(col) == v)
+            out[f"n_{v}"] = float(part.height)
+            out[f"spend_share_{v}"] = float(part["price"].sum()) / spend if spend else 0.0
+    return out
+
+
+def whatif(inputs: PlanInputs, brief: Brief, cfg: PlannerConfig, budgets: list[float], *, emv_cpm_usd: float,
+           scenarios: tuple[Scenario, ...] | None = None) -> WhatIf:  # fmt: skip
+    """Plan every scenario at every budget (ascending, each warm-started with the roster one step down)."""
+    variants = [(BASE, brief.model_copy(update={"budget": max(budgets)}))]
+    for sc in brief.scenarios if scenarios is None else scenarios:
+        variants.append((sc.name, brief.with_scenario(sc).model_copy(update={"budget": max(budgets)})))
+    rows: list[dict[str, Any]] = []
+    for name, variant in variants:
+        try:
+            prep = prepare(inputs, variant, cfg, emv_cpm_usd=emv_cpm_usd)
+        except PlanInfeasible as exc:
+            rows += [{"scenario": name, "budget": b, "status": "infeasible", "reason": "; ".join(exc.reasons)}
+                     for b in budgets]  # fmt: skip
+            continue
+        prev, prev_value, prev_budget = None, None, None
+        for b in budgets:
+            try:
+                sol, totals = plan_candidates(prep, cfg, budget=b, incumbent=prev)
+            except PlanInfeasible as exc:
+                rows.append({"scenario": name, "budget": b, "status": "infeasible", "reason": "; ".join(exc.reasons)})
+                continue
+            goal = totals["goal"]
+            roster = prep.candidates.table[sol.chosen.tolist()]
+            marginal: float | None = (None if prev_value is None or prev_budget is None
+                        else (goal["expected"] - prev_value) / (b - prev_budget) * 1000.0)  # fmt: skip
+            rows.append({
+                "scenario": name, "budget": b, "status": sol.status, "reason": None,
+                "goal": brief.goal, "expected": goal["expected"], "p10": goal["p10"], "p50": goal["p50"],
+                "p90": goal["p90"], "marginal_per_1000": marginal, "spend": totals["spend"],
+                "creators": totals["creators"], "certified_gap": sol.gap,
+                "unique_reach": totals["unique_reach"]["expected"],
+                "conversions": totals.get("conversions", {}).get("expected"),
+                **_mix(roster),
+            })  # fmt: skip
+            prev, prev_value, prev_budget = sol.chosen, goal["expected"], b
+    return WhatIf(brief=brief, table=pl.DataFrame(rows, infer_schema_length=None))
+
+
+def _label(goal: str) -> str:
+    return {"reach": "unique reach", "roas": "ROAS", "emv": "EMV ($)", "engagement": "engagements"}.get(goal, goal)
+
+
+def write_whatif(result: WhatIf, out: Path) -> dict[str, Path]:
+    """frontier.csv / .parquet, frontier.png (matplotlib) and frontier.html (plotly, self-contained)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {k: out / f"frontier.{k}" for k in ("csv", "parquet", "png", "html")}
+    t = result.table
+    for key, write in (("csv", t.write_csv), ("parquet", t.write_parquet)):
+        tmp = paths[key].with_name(f".{paths[key].name}.tmp")
+        write(tmp)
+        tmp.replace(paths[key])
+    ok = t.filter(pl.col("status") != "infeasible") if "status" in t.columns else t
+    goal = _label(result.brief.goal)
+    names = list(dict.fromkeys(t["scenario"].to_list()))
+
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw={"width_ratios": [3, 2]})
+    for name in names:
+        s = ok.filter(pl.col("scenario") == name)
+        if s.height == 0:
+            continue
+        line = ax.plot(s["budget"], s["expected"], marker="o", ms=3, label=name)[0]
+        ax.fill_between(s["budget"], s["p10"], s["p90"], alpha=0.2, color=line.get_color())
+    ax.set_xlabel("budget ($)")
+    ax.set_ylabel(f"{goal} (line: expected; band: P10-P90)")
+    ax.set_title(f"{result.brief.brief_id}: {goal} against budget")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    base = ok.filter(pl.col("scenario") == names[0])
+    bottom = np.zeros(base.height)
+    width = float(np.max(base["budget"].to_numpy(), initial=1.0)) / 40
+    for tier in TIERS:
+        share = base[f"spend_share_{tier}"].to_numpy() if base.height else np.zeros(0)
+        bx.bar(base["budget"], share, bottom=bottom, width=width, label=tier)
+        bottom += share
+    bx.set_xlabel("budget ($)")
+    bx.set_ylabel("share of spend")
+    bx.set_title(f"tier mix ({names[0]})")
+    bx.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = paths["png"].with_name(".frontier.png.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(paths["png"])
+
+    pf = make_subplots(rows=1, cols=3, column_widths=[0.5, 0.25, 0.25],
+                       subplot_titles=(f"{goal} against budget (P10-P90 band)", f"tier mix ({names[0]})",
+                                       f"platform mix ({names[0]})"))  # fmt: skip
+    for name in names:
+        s = ok.filter(pl.col("scenario") == name)
+        if s.height == 0:
+            continue
+        x = s["budget"].to_list()
+        pf.add_trace(go.Scatter(x=x + x[::-1], y=s["p90"].to_list() + s["p10"].to_list()[::-1], fill="toself",
+                                opacity=0.2, line={"width": 0}, name=f"{name} P10-P90", hoverinfo="skip"),
+                     row=1, col=1)  # fmt: skip
+        pf.add_trace(go.Scatter(x=x, y=s["expected"].to_list(), mode="lines+markers", name=name,
+                                customdata=np.column_stack([s["creators"].to_numpy(), s["marginal_per_1000"]
+                                                            .fill_null(np.nan).to_numpy()]),
+                                hovertemplate="budget $%{x:,.0f}<br>expected %{y:,.0f}<br>creators %{customdata[0]}"
+                                "<br>marginal per $1,000: %{customdata[1]:,.1f}<extra></extra>"),
+                     row=1, col=1)  # fmt: skip
+    for where, vocab in ((2, TIERS), (3, PLATFORMS)):
+        for v in vocab:
+            bar = go.Bar(x=base["budget"].to_list(), y=base[f"spend_share_{v}"].to_list(), name=v,
+                         hovertemplate=f"{v}: %{{y:.0%}} of spend<extra></extra>")  # fmt: skip
+            pf.add_trace(bar, row=1, col=where)
+    pf.update_layout(barmode="stack", title=f"What-if: {result.brief.brief_id}", height=520)
+    tmp = paths["html"].with_name(".frontier.html.tmp")
+    pf.write_html(tmp, include_plotlyjs=True, full_html=True)
+    tmp.replace(paths["html"])
+    return paths

@@ -1,0 +1,248 @@
+"""The planner: exactness of the reduced knapsack, unique reach with its bound, infeasibility, properties."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from influencer_engine.brief import Brief, Constraints, MixLimit, load_brief
+from influencer_engine.config import TIERS, load_planner_config
+from influencer_engine.errors import ConfigError
+from influencer_engine.planner.coverage import AudienceModel, solve_reach
+from influencer_engine.planner.knapsack import solve_additive, solve_milp
+from influencer_engine.planner.problem import PlanInfeasible, build_candidates, explain_infeasible, goal_values
+from influencer_engine.schema import PLATFORMS
+
+BRIEFS = Path(__file__).resolve().parents[1] / "configs" / "briefs"
+
+
+def candidate_table(n: int, seed: int) -> pl.DataFrame:
+    """A forecast table like forecast_brief's: prices, KPIs with bands, fit, credibility."""
+    rng = np.random.default_rng(seed)
+    price = np.round(np.exp(rng.normal(6, 1.2, n)), 2)
+    conv = price**0.8 * np.exp(rng.normal(-3, 0.8, n))
+    reach = price * np.exp(rng.normal(3, 0.5, n))
+    cols: dict[str, object] = {
+        "creator_id": [f"c{i:04d}" for i in range(n)],
+        "platform": rng.choice(PLATFORMS, n).tolist(),
+        "tier": rng.choice(TIERS, n).tolist(),
+        "format": ["video"] * n,
+        "price": price,
+        "audience_fit": rng.uniform(0, 0.6, n),
+        "audience_credibility": rng.uniform(0.5, 1, n),
+    }
+    for kpi, v in (("reach", reach), ("impressions", reach * 1.6), ("engagements", reach * 0.05),
+                   ("clicks", reach * 0.01), ("conversions", conv), ("revenue", conv * 60)):  # fmt: skip
+        cols[kpi], cols[f"{kpi}_p10"], cols[f"{kpi}_p50"], cols[f"{kpi}_p90"] = v, v * 0.4, v * 0.9, v * 1.9
+    return pl.DataFrame(cols)
+
+
+def brief(goal: str = "conversions", budget: float = 5_000, **limits: object) -> Brief:
+    return Brief(brief_id="t", goal=goal, budget=budget, brand_category="fitness", start_date=date(2026, 1, 5),
+                 constraints=Constraints(**limits))  # type: ignore[arg-type]  # fmt: skip
+
+
+def brute_force(table: pl.DataFrame, b: Brief, values: np.ndarray) -> float:
+    cand = build_candidates(table, b)
+    best = -np.inf
+    for k in range(cand.problem.n + 1):
+        for combo in itertools.combinations(range(cand.problem.n), k):
+            idx = np.array(combo, dtype=np.int64)
+            if cand.problem.feasible(idx):
+                best = max(best, float(values[idx].sum()))
+    return best
+
+
+def test_example_briefs_load() -> None:
+    for path in sorted(BRIEFS.glob("*.toml")):
+        b = load_brief(path)
+        assert b.constraints is not None and b.goal
+
+
+@pytest.mark.parametrize(
+    ("body", "key"),
+    [
+        ("[constraints]\nroster_min = 9\nroster_max = 3\n", "roster_min 9 > roster_max 3"),
+        ("[constraints.tiers.giant]\nmax_count = 1\n", "unknown ['giant']"),
+        ("[constraints]\ninclude = ['a']\nexclude = ['a']\n", "both included and excluded"),
+        ("[constraints.platforms.tiktok]\nmin_share = 0.7\n[constraints.platforms.youtube]\nmin_share = 0.6\n",
+         "add up to 1.30"),
+        ("[constraints.tiers.micro]\nmax_share = 1.5\n", "share of spend"),
+    ],
+)  # fmt: skip
+def test_bad_constraints_name_the_problem(tmp_path: Path, body: str, key: str) -> None:
+    p = tmp_path / "b.toml"
+    p.write_text('brand_category = "fitness"\nstart_date = "2026-01-05"\n' + body)
+    with pytest.raises(ConfigError) as exc:
+        load_brief(p)
+    assert key in str(exc.value) and "b.toml" in str(exc.value)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_knapsack_matches_brute_force(seed: int) -> None:
+    table = candidate_table(12, seed)
+    b = brief(budget=float(table["price"].sum()) * 0.4, roster_min=2, roster_max=6,
+              tiers={"nano": MixLimit(max_count=2)}, platforms={"tiktok": MixLimit(max_share=0.6)})  # fmt: skip
+    cand = build_candidates(table, b)
+    v = goal_values(cand.table, "conversions", "expected", emv_cpm_usd=12)
+    sol = solve_additive(cand.problem, v, gap=1e-9)
+    best = brute_force(table, b, v)
+    assert cand.problem.feasible(sol.chosen)
+    assert sol.value == pytest.approx(best, rel=1e-7)
+    assert sol.bound >= best - 1e-6
+
+
+def test_reduction_keeps_optimality_against_plain_milp() -> None:
+    table = candidate_table(4000, 7)
+    b = brief(budget=40_000, roster_min=5, roster_max=30, tiers={"micro": MixLimit(min_count=3, max_share=0.5)},
+              platforms={"instagram": MixLimit(min_share=0.2)})  # fmt: skip
+    cand = build_candidates(table, b)
+    v = goal_values(cand.table, "conversions", "expected", emv_cpm_usd=12)
+    ours = solve_additive(cand.problem, v, gap=1e-6)
+    plain = solve_milp(cand.problem, v, gap=1e-6, time_limit=120)
+    assert cand.problem.feasible(ours.chosen) and cand.problem.feasible(plain.chosen)
+    assert ours.value >= plain.value * (1 - 1e-5)
+    assert ours.bound >= plain.value - 1e-6  # the certificate covers the true optimum
+    assert ours.stats["after_fixing"] < cand.problem.n / 10
+
+
+def audience(n: int, seed: int, pool: float = 2e6) -> AudienceModel:
+    rng = np.random.default_rng(seed)
+    factors = tuple(rng.dirichlet(np.full(k, 0.5), size=n) for k in (3, 4, 2))
+    return AudienceModel.from_shares(factors, np.ones(n), pool)
+
+
+def test_unique_reach_is_below_summed_reach_and_counts_overlap() -> None:
+    aud = audience(5, 1)
+    r = np.full(5, 1e5)
+    one = aud.unique_reach(np.array([0]), r[:1])
+    assert one == pytest.approx(1e5, rel=0.1)
+    both = aud.unique_reach(np.array([0, 0]), r[:2])  # the same audience twice adds less than twice
+    assert one < both < 2 * one
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_reach_solver_bound_covers_brute_force(seed: int) -> None:
+    table = candidate_table(11, seed).with_columns((pl.col("reach") * 40).alias("reach"))
+    b = brief("reach", budget=float(table["price"].sum()) * 0.5, roster_max=5)
+    cand = build_candidates(table, b)
+    aud = audience(cand.problem.n, seed, pool=3e6)
+    reach = goal_values(cand.table, "reach", "expected", emv_cpm_usd=12)
+    sol = solve_reach(cand.problem, aud, reach, gap=1e-9, rounds=20)
+    best = 0.0
+    for k in range(cand.problem.n + 1):
+        for combo in itertools.combinations(range(cand.problem.n), k):
+            idx = np.array(combo, dtype=np.int64)
+            if cand.problem.feasible(idx):
+                best = max(best, aud.unique_reach(idx, reach[idx]))
+    assert cand.problem.feasible(sol.chosen)
+    assert sol.value <= best + 1e-6
+    assert sol.bound >= best - 1e-6  # the certified bound really bounds the optimum
+    assert sol.value >= best * 0.97
+
+
+def test_infeasible_brief_says_which_constraint_and_by_how_much() -> None:
+    table = candidate_table(60, 3)
+    b = brief(budget=100.0, roster_min=10)
+    cand = build_candidates(table, b)
+    assert solve_additive(cand.problem, np.ones(cand.problem.n)).status == "infeasible"
+    reasons = explain_infeasible(cand, 100.0)
+    cheapest10 = float(np.sort(cand.table["price"].to_numpy())[:10].sum())
+    assert any("budget $100 is short by at least" in r for r in reasons)
+    short = float(next(r for r in reasons if r.startswith("budget")).split("$")[-1].replace(",", ""))
+    assert short == pytest.approx(cheapest10 - 100.0, abs=1.0)  # roster of the 10 cheapest, whole creators
+
+    no_mega = table.filter(pl.col("tier") != "mega")
+    cand = build_candidates(no_mega, brief(budget=1e6, tiers={"mega": MixLimit(min_count=2)}))
+    assert any(r.startswith("mega creators >= 2 is off by at least 2.0 creators") for r in
+               explain_infeasible(cand, 1e6))  # fmt: skip
+
+
+def test_must_include_that_a_filter_rules_out_is_explained() -> None:
+    table = candidate_table(30, 4)
+    dear = table.sort("price", descending=True)["creator_id"][0]
+    with pytest.raises(PlanInfeasible) as exc:
+        build_candidates(table, brief(budget=1e6, max_spend_per_creator=10.0, include=(dear,)))
+    assert dear in str(exc.value) and "per-creator cap" in str(exc.value)
+    with pytest.raises(PlanInfeasible, match="not among the candidates"):
+        build_candidates(table, brief(include=("nobody",)))
+
+
+def test_filtered_rows_account_for_every_candidate() -> None:
+    table = candidate_table(200, 5)
+    b = brief(min_audience_fit=0.2, min_credibility=0.7, max_spend_per_creator=800.0, exclude=("c0001",))
+    cand = build_candidates(table, b)
+    assert cand.table.height + cand.filtered.height == table.height
+    reasons = set(cand.filtered["reason"].to_list())
+    assert "excluded by the brief" in reasons and "audience fit below 20%" in reasons
+
+
+def test_planner_config_loads() -> None:
+    cfg = load_planner_config()
+    assert cfg.audience.people_pool > 0 and 0 < cfg.solver.mip_rel_gap < 0.01
+
+
+@st.composite
+def instances(draw: st.DrawFn) -> tuple[pl.DataFrame, Brief, Brief]:
+    n = draw(st.integers(6, 25))
+    table = candidate_table(n, draw(st.integers(0, 10_000)))
+    ids = table["creator_id"].to_list()
+    include = tuple(draw(st.lists(st.sampled_from(ids), max_size=2, unique=True)))
+    exclude = tuple(i for i in draw(st.lists(st.sampled_from(ids), max_size=3, unique=True)) if i not in include)
+    cheap_enough = float(table.filter(pl.col("creator_id").is_in(list(include)))["price"].sum())
+    b1 = draw(st.floats(50, 5_000)) + cheap_enough
+    b2 = b1 + draw(st.floats(0, 5_000))
+    limits = {
+        "roster_max": draw(st.integers(max(2, len(include)), 10)),
+        "include": include,
+        "exclude": exclude,
+        "tiers": {"mega": MixLimit(max_count=draw(st.integers(0, 2)))},
+        "platforms": {"youtube": MixLimit(max_share=draw(st.floats(0.2, 1.0)))},
+    }
+    goal = draw(st.sampled_from(["conversions", "engagement", "roas", "reach"]))
+    return table, brief(goal, b1, **limits), brief(goal, b2, **limits)
+
+
+@settings(max_examples=int(__import__("os").environ.get("HYPOTHESIS_EXAMPLES", "40")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(instances())
+def test_roster_properties(case: tuple[pl.DataFrame, Brief, Brief]) -> None:
+    table, small, large = case
+    market = audience(table.height, 0)  # one audience per creator, whichever candidates a budget leaves eligible
+    values = []
+    prev = None
+    for b in (small, large):
+        try:
+            cand = build_candidates(table, b)
+        except PlanInfeasible:
+            return
+        v = goal_values(cand.table, b.goal, "expected", emv_cpm_usd=12)
+        if b.goal == "reach":
+            rows = np.flatnonzero(np.isin(table["creator_id"].to_numpy(), cand.table["creator_id"].to_numpy()))
+            aud = market.take(rows)
+            sol = solve_reach(cand.problem, aud, v, gap=1e-9, incumbent=prev)
+            again = solve_reach(cand.problem, aud, v, gap=1e-9, incumbent=prev)
+        else:
+            sol = solve_additive(cand.problem, v, gap=1e-9, incumbent=prev)
+            again = solve_additive(cand.problem, v, gap=1e-9, incumbent=prev)
+        if sol.status == "infeasible":
+            assert explain_infeasible(cand, b.budget)
+            return
+        chosen = cand.table[sol.chosen.tolist()]
+        assert float(chosen["price"].sum()) <= b.budget + 1e-6  # never over budget
+        assert cand.problem.feasible(sol.chosen)  # every constraint row holds
+        assert chosen.height <= (b.constraints.roster_max or 10**9)
+        assert chosen.filter(pl.col("tier") == "mega").height <= (b.constraints.tiers["mega"].max_count or 0)
+        ids = set(chosen["creator_id"].to_list())
+        assert set(b.constraints.include) <= ids and not ids & set(b.constraints.exclude)
+        assert np.array_equal(sol.chosen, again.chosen)  # same brief, same roster
+        values.append(sol.value)
+        # the smaller budget's roster is feasible at the larger budget: hand it over as the incumbent
+        prev = np.flatnonzero(np.isin(cand.table["creator_id"].to_numpy(), chosen["creator_id"].to_numpy()))
+    assert values[1] >= values[0] - 1e-6 * max(1.0, abs(values[0]))  # value never drops with more budget
