@@ -211,6 +211,8 @@ def test_plan_writes_roster_totals_and_certified_gap(
     doc = json.loads((out / "totals.json").read_text())
     t = doc["totals"]
     assert t["spend"] <= 50_000 and t["solver"]["certified_gap"] <= 0.005
+    c = t["candidates"]
+    assert c["rows_in"] == c["eligible"] + c["filtered"] + c["rejected"] == 2500
     assert t["conversions"]["p10"] <= t["conversions"]["expected"] <= t["conversions"]["p90"]
     assert t["unique_reach"]["expected"] <= t["reach"]["expected"] + 1e-6
     assert roster.filter(pl.col("tier") == "macro").height <= 3 and roster["price"].max() <= 10_000  # type: ignore[operator]

@@ -210,7 +210,11 @@ def instances(draw: st.DrawFn) -> tuple[pl.DataFrame, Brief, Brief]:
     return table, brief(goal, b1, **limits), brief(goal, b2, **limits)
 
 
-@settings(max_examples=int(__import__("os").environ.get("HYPOTHESIS_EXAMPLES", "40")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=int(__import__("os").environ.get("HYPOTHESIS_EXAMPLES", "40")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(instances())
 def test_roster_properties(case: tuple[pl.DataFrame, Brief, Brief]) -> None:
     table, small, large = case

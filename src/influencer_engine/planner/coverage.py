@@ -29,7 +29,6 @@ from influencer_engine.planner.knapsack import Problem, Solution, relax, repair,
 
 __all__ = ["AudienceModel", "solve_reach"]
 
-_TRACE = False
 _GREEDY_POOL = 4000  # candidates the lazy greedy considers (by their own reach, or reach per dollar)
 
 F64 = npt.NDArray[np.float64]
@@ -259,7 +258,7 @@ def solve_reach(
         return Solution(np.zeros(0, np.int64), float("nan"), float("nan"), "infeasible", stats)
     flat = np.zeros(problem.n)
     flat[first.cols] = first.x
-    starts = [repair(problem, reach, np.flatnonzero(flat > 0.5)), _best_single(problem, reach),
+    starts = [repair(problem, reach, np.flatnonzero(flat > 0.5), milp=False), _best_single(problem, reach),
               _lazy_greedy(problem, audience, reach, per_dollar=True),
               _lazy_greedy(problem, audience, reach, per_dollar=False)]  # fmt: skip
     if incumbent is not None and incumbent.size and problem.feasible(incumbent):
@@ -275,17 +274,17 @@ def solve_reach(
     bound = first.bound * first.scale  # without overlap, the summed reach bounds unique reach
     x = np.zeros(problem.n)
     x[best] = 1.0
+    warm = best
     used = 0
-    for used in range(1, rounds + 1):
+    for used in range(1, rounds + 1):  # noqa: B007 - the count is reported
         lx = audience.load_x(x, reach)
         fx = audience.covered(lx)
         grad = audience.gains_upper(reach, lx)
-        rel = relax(problem, grad, time_limit=time_limit)
+        rel = relax(problem, grad, time_limit=time_limit, per_group=16, seed=warm)
         if rel is None:
             break
+        warm = rel.cols[rel.x > 1e-9]
         bound = min(bound, fx + rel.bound * rel.scale - float(grad @ x))
-        if _TRACE:
-            print(f"  round {used}: f(x) {fx:,.0f} bound {bound:,.0f} best {best_value:,.0f}")
         vertex = np.zeros(problem.n)
         vertex[rel.cols] = rel.x
         for roster in (repair(problem, grad, np.flatnonzero(vertex > 0.5), milp=False),):

@@ -40,6 +40,7 @@ I64 = npt.NDArray[np.int64]
 B8 = npt.NDArray[np.bool_]
 _INF = highspy.kHighsInf
 _FILL_POOL = 5000  # best value-per-dollar columns a greedy fill walks through
+_QUICK_NODES = 50  # branch-and-bound nodes of the quick (not proven) MILPs: a deterministic work limit
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def highs() -> highspy.Highs:
 
 
 def _lp(problem: Problem, values: F64, *, integer: bool, time_limit: float, gap: float,
-        start: F64 | None = None) -> highspy.Highs:  # fmt: skip
+        start: F64 | None = None, nodes: int | None = None) -> highspy.Highs:  # fmt: skip
     """A HiGHS model of ``problem`` (LP relaxation or MILP), solved."""
     m, n = problem.A.shape
     h = highs()
@@ -104,6 +105,8 @@ def _lp(problem: Problem, values: F64, *, integer: bool, time_limit: float, gap:
     h.setOptionValue("threads", 1)
     if integer:
         h.setOptionValue("mip_rel_gap", float(gap))
+        if nodes is not None:  # a work limit, not a clock: the same input gives the same roster on any machine
+            h.setOptionValue("mip_max_nodes", int(nodes))
     lp = highspy.HighsLp()
     lp.num_col_, lp.num_row_ = n, m
     lp.col_cost_ = values
@@ -340,19 +343,23 @@ def _round_and_fill(problem: Problem, values: F64, x: F64) -> I64 | None:
         return (rows, vals) if ok else None
 
     size_rows = roster_rows(problem)
+    csr_rows = problem.A.tocsr()
+    helpers: dict[int, I64] = {}
     # repair: for a row under its minimum, add the best-ratio candidate that raises it and keeps every cap
     for _ in range(problem.n):
         short = np.flatnonzero(ax < lo)
         if short.size == 0:
             break
         r = int(short[0])
-        row = problem.A.getrow(r)
-        helps = row.indices[(row.data > 0) & ~take[row.indices]]
-        if helps.size > _FILL_POOL:
-            helps = helps[np.argpartition(-ratio[helps], _FILL_POOL - 1)[:_FILL_POOL]]
+        if r not in helpers:
+            row = csr_rows.getrow(r)
+            helps = row.indices[row.data > 0]
+            if helps.size > _FILL_POOL:
+                helps = helps[np.argpartition(-ratio[helps], _FILL_POOL - 1)[:_FILL_POOL]]
+            helpers[r] = helps[np.argsort(-ratio[helps])]
         picked = False
         if not np.any(ax[size_rows] >= hi[size_rows] - 0.5):
-            for j in helps[np.argsort(-ratio[helps])]:
+            for j in helpers[r][~take[helpers[r]]]:
                 hit = fits(int(j))
                 if hit is not None:
                     ax[hit[0]] += hit[1]
@@ -361,7 +368,10 @@ def _round_and_fill(problem: Problem, values: F64, x: F64) -> I64 | None:
                     break
         if not picked:  # caps are full: drop the weakest member that does not help this row, then retry
             members = np.flatnonzero(take & ~problem.fixed)
-            coef = np.asarray(problem.A[r, members].todense()).ravel() if members.size else np.zeros(0)
+            dense_r = np.zeros(problem.n)
+            lo_r, up_r = csr_rows.indptr[r], csr_rows.indptr[r + 1]
+            dense_r[csr_rows.indices[lo_r:up_r]] = csr_rows.data[lo_r:up_r]
+            coef = dense_r[members]
             droppable = members[coef <= 0]
             dropped = False
             for j in droppable[np.argsort(ratio[droppable])]:
@@ -398,11 +408,12 @@ def roster_rows(problem: Problem) -> npt.NDArray[np.bool_]:
     return ones & np.isfinite(problem.hi)
 
 
-def repair(problem: Problem, values: F64, chosen: I64, *, time_limit: float = 0.5, milp: bool = True) -> I64 | None:
+def repair(problem: Problem, values: F64, chosen: I64, *, time_limit: float = 60.0, milp: bool = True) -> I64 | None:
     """A roster made to meet the lower limits (adding, or swapping out the weakest), then filled while caps allow.
 
-    When simple moves cannot meet the limits (spend shares can need many swaps), a short HiGHS MILP over the
-    roster and the promising columns finds a feasible roster close to it.
+    When simple moves cannot meet the limits (spend shares can need many swaps), a small HiGHS MILP over the
+    roster and each class's best columns finds a feasible roster close to it (a node limit, not a clock, so
+    the result does not depend on the machine's load).
     """
     x = np.zeros(problem.n)
     x[chosen] = 1.0
@@ -410,9 +421,10 @@ def repair(problem: Problem, values: F64, chosen: I64, *, time_limit: float = 0.
     if fixed is not None or problem.n == 0 or not milp:
         return fixed
     scale = float(np.max(np.abs(values))) or 1.0
-    cols = np.union1d(_seed_columns(problem, values / scale, 64), chosen).astype(np.int64)
+    cols = np.union1d(_seed_columns(problem, values / scale, 24), chosen).astype(np.int64)
     keep = np.isin(cols, chosen) * 0.05  # a small premium for staying close to the roster handed in
-    h = _lp(problem.take(cols), values[cols] / scale + keep, integer=True, time_limit=time_limit, gap=0.01)
+    h = _lp(problem.take(cols), values[cols] / scale + keep, integer=True, time_limit=time_limit, gap=0.01,
+            nodes=_QUICK_NODES)  # fmt: skip
     picked, _, _, _ = _mip_result(h, cols.size)
     return None if picked is None else cols[picked]
 

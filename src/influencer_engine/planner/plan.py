@@ -210,6 +210,10 @@ def plan(bundle: Bundle, inputs: PlanInputs, brief: Brief, cfg: PlannerConfig, *
     """The roster for a brief, with totals, the certified gap and each creator's top reasons."""
     prep = prepare(inputs, brief, cfg, emv_cpm_usd=bundle.forecaster.config.costs.emv_cpm_usd)
     sol, totals = plan_candidates(prep, cfg)
+    scored, rejected = inputs.forecast.table.height, inputs.forecast.rejects.height
+    cand = prep.candidates
+    totals["candidates"] = {"rows_in": scored + rejected, "rejected": rejected, "filtered": cand.filtered.height,
+                            "eligible": cand.table.height}  # fmt: skip
     roster = prep.candidates.table[sol.chosen.tolist()]
     roster = roster.with_columns(pl.Series("goal_value", prep.values[sol.chosen]))
     if reasons and roster.height:
