@@ -14,6 +14,8 @@ Plain HiGHS MILP stalls on 100k+ candidates. The reduction keeps optimality:
 from __future__ import annotations
 
 import itertools
+import os
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,9 +90,26 @@ class Solution:
         return max(0.0, self.bound - self.value) / max(abs(self.value), 1e-12)
 
 
+_BANNER_SHOWN = False
+
+
 def highs() -> highspy.Highs:
-    """A silent HiGHS instance."""
-    h = highspy.Highs()  # type: ignore[no-untyped-call]
+    """A silent HiGHS instance. HiGHS >= 1.16 prints a banner on the first construction in a process, before
+    any option can be set; that first construction runs with the process's stdout pointed at /dev/null."""
+    global _BANNER_SHOWN  # noqa: PLW0603 - once per process, as HiGHS prints it
+    if _BANNER_SHOWN:
+        h = highspy.Highs()  # type: ignore[no-untyped-call]
+    else:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        try:
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 1)
+                h = highspy.Highs()  # type: ignore[no-untyped-call]
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+        _BANNER_SHOWN = True
     h.silent()
     return h
 
