@@ -530,11 +530,9 @@ def _evaluate_planner(model: str, data: Path | None, out: Path, shifted: list[in
                    "share of the oracle roster's (mean):")  # fmt: skip
         for line in summary_lines(ev):
             typer.echo("  " + line)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "planner_evaluation.json"
-    tmp = path.with_name(".planner_evaluation.json.tmp")
-    tmp.write_text(json.dumps(report, indent=2, default=float) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    from influencer_engine.io import write_json
+
+    path = write_json(report, out / "planner_evaluation.json")
     typer.echo(f"report: {path}")
 
 

@@ -16,7 +16,7 @@ from influencer_engine.config import KPI_NAMES, PlannerConfig, TierConfig
 from influencer_engine.dataset import find_table
 from influencer_engine.errors import InputError
 from influencer_engine.forecast import BriefForecast, describe_target, forecast_brief
-from influencer_engine.io import scan_table
+from influencer_engine.io import scan_table, write_csv, write_json, write_parquet
 from influencer_engine.modeling.explain import explain_rows
 from influencer_engine.planner.coverage import AudienceModel, solve_reach
 from influencer_engine.planner.knapsack import Problem, Solution, solve_additive
@@ -233,22 +233,14 @@ def plan(bundle: Bundle, inputs: PlanInputs, brief: Brief, cfg: PlannerConfig, *
     return Plan(brief, roster, totals, sol, prep.candidates.filtered, inputs.forecast.rejects, notes)
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    tmp.replace(path)
-
-
 def write_plan(result: Plan, out: Path) -> dict[str, Path]:
     """roster.csv, roster.parquet, totals.json, filtered.parquet, rejects.parquet (atomic writes)."""
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {name: out / name for name in ("roster.csv", "roster.parquet", "totals.json", "filtered.parquet",
-                                           "rejects.parquet")}  # fmt: skip
-    _atomic_write(paths["roster.csv"], result.roster.write_csv)
-    _atomic_write(paths["roster.parquet"], result.roster.write_parquet)
-    _atomic_write(paths["filtered.parquet"], result.filtered.write_parquet)
-    _atomic_write(paths["rejects.parquet"], result.rejects.write_parquet)
     doc = {"brief": json.loads(result.brief.model_dump_json()), "totals": result.totals, "notes": result.notes,
            "roster": result.roster.select("creator_id", "platform", "tier", "price").to_dicts()}  # fmt: skip
-    _atomic_write(paths["totals.json"], lambda p: p.write_text(json.dumps(doc, indent=2, default=float) + "\n"))
-    return paths
+    return {
+        "roster.csv": write_csv(result.roster, out / "roster.csv"),
+        "roster.parquet": write_parquet(result.roster, out / "roster.parquet"),
+        "totals.json": write_json(doc, out / "totals.json"),
+        "filtered.parquet": write_parquet(result.filtered, out / "filtered.parquet"),
+        "rejects.parquet": write_parquet(result.rejects, out / "rejects.parquet"),
+    }

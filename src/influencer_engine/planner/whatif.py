@@ -12,6 +12,7 @@ import polars as pl
 from influencer_engine.brief import Brief, Scenario
 from influencer_engine.config import TIERS, PlannerConfig
 from influencer_engine.errors import ConfigError
+from influencer_engine.io import atomic_path, write_csv, write_parquet
 from influencer_engine.planner.plan import PlanInputs, plan_candidates, prepare
 from influencer_engine.planner.problem import PlanInfeasible
 from influencer_engine.schema import PLATFORMS
@@ -127,13 +128,10 @@ def write_whatif(result: WhatIf, out: Path) -> dict[str, Path]:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    out.mkdir(parents=True, exist_ok=True)
     paths = {k: out / f"frontier.{k}" for k in ("csv", "parquet", "png", "html")}
     t = result.table
-    for key, write in (("csv", t.write_csv), ("parquet", t.write_parquet)):
-        tmp = paths[key].with_name(f".{paths[key].name}.tmp")
-        write(tmp)
-        tmp.replace(paths[key])
+    write_csv(t, paths["csv"])
+    write_parquet(t, paths["parquet"])
     ok = t.filter(pl.col("status") != "infeasible") if "status" in t.columns else t
     goal = _label(result.brief.goal)
     names = list(dict.fromkeys(t["scenario"].to_list()))
@@ -162,10 +160,9 @@ def write_whatif(result: WhatIf, out: Path) -> dict[str, Path]:
     bx.set_title(f"tier mix ({names[0]})")
     bx.legend(fontsize=8)
     fig.tight_layout()
-    tmp = paths["png"].with_name(".frontier.png.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    with atomic_path(paths["png"]) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
-    tmp.replace(paths["png"])
 
     pf = make_subplots(rows=1, cols=3, column_widths=[0.5, 0.25, 0.25],
                        subplot_titles=(f"{goal} against budget (P10-P90 band)", f"tier mix ({names[0]})",
@@ -190,7 +187,6 @@ def write_whatif(result: WhatIf, out: Path) -> dict[str, Path]:
                          hovertemplate=f"{v}: %{{y:.0%}} of spend<extra></extra>")  # fmt: skip
             pf.add_trace(bar, row=1, col=where)
     pf.update_layout(barmode="stack", title=f"What-if: {result.brief.brief_id}", height=520)
-    tmp = paths["html"].with_name(".frontier.html.tmp")
-    pf.write_html(tmp, include_plotlyjs=True, full_html=True)
-    tmp.replace(paths["html"])
+    with atomic_path(paths["html"]) as tmp:
+        pf.write_html(tmp, include_plotlyjs=True, full_html=True)
     return paths
