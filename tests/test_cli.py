@@ -266,3 +266,59 @@ def test_evaluate_planner_scores_against_the_oracle(
         if e["briefs"]:
             assert e["planner"]["mean_share"] <= 1.0 + 1e-6, goal  # the oracle is the best roster on the truth
     assert "top_followers" in text
+
+
+def test_score_streams_chunks_and_accounts_for_every_row(
+    trained: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    world = tmp_path / "cands"
+    shutil.copytree(trained["world"], world)
+    creators = pl.read_parquet(world / "creators.parquet")
+    bad = creators.head(3).with_columns(pl.lit(-5, dtype=creators.schema["followers"]).alias("followers"))  # rejected
+    pl.concat([creators.slice(3), bad]).write_parquet(world / "creators.parquet")
+    out = tmp_path / "scored"
+    code, _, err = _run(["score", "--candidates", str(world), "--brief", str(BRIEF), "--model",
+                         str(trained["bundle"]), "--out", str(out), "--chunk-creators", "600"], capsys)  # fmt: skip
+    assert code == 0, err
+    assert "chunk 5/5" in err and "rows/s" in err and "ETA" in err
+    scores = pl.read_parquet(out / "scores")
+    rejects = pl.read_parquet(out / "rejects")
+    m = json.loads((out / "manifest.json").read_text())["creators"]
+    assert m["rows_in"] == 2500 == m["rows_out"] + m["rows_rejected"] == scores.height + rejects.height
+    assert rejects.height == 3 and scores["creator_id"].n_unique() == scores.height
+    assert {"conversions_p10", "conversions_p90", "cpa", "emv", "audience_fit", "flags"} <= set(scores.columns)
+    # the same folder with other inputs is refused, not mixed
+    code, _, err = _run(["score", "--candidates", str(world), "--brief", str(BRIEF), "--model",
+                         str(trained["bundle"]), "--out", str(out), "--chunk-creators", "700"], capsys)  # fmt: skip
+    assert code == 2 and "--restart" in err
+
+
+def test_score_killed_with_sigkill_resumes_without_duplicates(trained: dict[str, Path], tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    out = tmp_path / "scored"
+    args = [sys.executable, "-m", "influencer_engine.cli", "score", "--candidates", str(trained["world"]), "--brief",
+            str(BRIEF), "--model", str(trained["bundle"]), "--out", str(out), "--chunk-creators", "100"]  # fmt: skip
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = out / "_state.json"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # wait until a few chunks are recorded, then kill mid-run
+        if state.is_file() and len(json.loads(state.read_text() or "{}").get("done", {})) >= 3:
+            break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = len(json.loads(state.read_text())["done"])
+    assert 3 <= done_before < 25, "the run finished before it could be killed"
+    res = subprocess.run(args, capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stderr
+    assert f"{done_before} chunk(s) resumed" in res.stdout or "resumed" in res.stdout
+    scores = pl.read_parquet(out / "scores")
+    expected = pl.read_parquet(trained["world"] / "creators.parquet")["creator_id"]
+    assert scores.height == scores["creator_id"].n_unique() == expected.len()  # no duplicate, none missing
+    assert set(scores["creator_id"]) == set(expected)
+    assert not list(out.rglob(".*.tmp"))

@@ -633,6 +633,42 @@ def whatif(
 
 
 @app.command()
+def score(
+    candidates: Annotated[list[Path], typer.Option(help="Dataset folder(s) of candidates: creators and posts tables.")],
+    brief: Annotated[Path, typer.Option(help="Brief TOML/JSON to score against.")],
+    out: Annotated[Path, typer.Option(help="Folder for scores/, rejects/, manifest.json (resumable).")] = Path(
+        "runs/score"
+    ),
+    model: Annotated[str, typer.Option(help="Bundle folder or MLflow model URI.")] = "models/demo",
+    chunk_creators: Annotated[
+        int, typer.Option(min=1, help="Creators per chunk (memory is bounded by a chunk).")
+    ] = 50_000,
+    limit_memory: Annotated[
+        float | None, typer.Option(help="Memory budget in MB: chunks are made small enough to fit it.")
+    ] = None,
+    restart: Annotated[bool, typer.Option("--restart", help="Start over instead of resuming a run in --out.")] = False,
+    tracking_uri: Annotated[str | None, typer.Option(help=_TRACKING_HELP)] = None,
+) -> None:
+    """Score a candidate database against a brief: every KPI with P10/P50/P90, cost figures, fit, quality flags.
+
+    Streams creator chunks; a killed run started again resumes where it stopped, with no row twice or lost.
+    """
+    from influencer_engine.brief import load_brief
+    from influencer_engine.config import load_tier_config
+    from influencer_engine.scoring import score_candidates
+    from influencer_engine.training.tracking import load_model
+
+    b = load_brief(brief)
+    bundle = load_model(model, tracking_uri=tracking_uri)
+    r = score_candidates(bundle, candidates, b, load_tier_config(), out, chunk_creators=chunk_creators,
+                         limit_memory_mb=limit_memory, restart=restart,
+                         progress=lambda line: typer.echo(line, err=True))  # fmt: skip
+    resumed = f", {r.resumed_chunks} chunk(s) resumed from an earlier run" if r.resumed_chunks else ""
+    typer.echo(f"scored {r.scored:,} of {r.rows_in:,} creators ({r.rejected:,} rejected) in {r.chunks} chunk(s), "
+               f"{r.seconds:.1f} s{resumed} -> {out / 'scores'}; manifest {out / 'manifest.json'}")  # fmt: skip
+
+
+@app.command()
 def forecast(
     creator: Annotated[str, typer.Option(help="Creator id.")],
     brief: Annotated[Path, typer.Option(help="Brief TOML/JSON.")],

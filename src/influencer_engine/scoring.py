@@ -1,0 +1,204 @@
+"""Batch scoring of a candidate database against a brief: streamed in creator chunks, resumable, nothing lost.
+
+Creators are split into chunks by a hash of their id (every row of one creator lands in the same chunk, and the
+split is the same on every run). Each chunk is validated, featurized with only its creators' posts, forecast
+and written as its own Parquet part, atomically; then the run's state file records it. A run killed at any
+point and started again skips the chunks the state records and redoes the rest, overwriting any part written
+after the last record, so no row is written twice or lost. The manifest accounts for every creator row:
+rows_in = scored + rejected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from influencer_engine.brief import Brief
+from influencer_engine.config import TierConfig
+from influencer_engine.dataset import find_table
+from influencer_engine.errors import InputError
+from influencer_engine.features.build import build_features
+from influencer_engine.features.requests import brief_requests
+from influencer_engine.forecast import forecast_features
+from influencer_engine.io import read_table, scan_table, table_files, write_json, write_parquet
+from influencer_engine.schema import REJECT_SCHEMA, check_references, validate
+from influencer_engine.training.bundle import Bundle
+
+__all__ = ["ScoreResult", "candidate_sources", "chunk_count", "score_candidates"]
+
+STATE = "_state.json"
+# bytes a creator takes while its chunk is scored: its posts (about 200 B each) plus features and forecasts
+_BYTES_PER_POST = 200
+_BYTES_PER_CREATOR = 4_000
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    out: Path
+    rows_in: int
+    scored: int
+    rejected: int
+    chunks: int
+    resumed_chunks: int
+    seconds: float
+
+
+def candidate_sources(paths: Sequence[Path]) -> tuple[pl.LazyFrame, pl.LazyFrame | None, list[Path]]:
+    """Creators and posts of one or more dataset folders (each table a file or a folder of files)."""
+    creators, posts, files = [], [], []
+    for path in paths:
+        if not path.is_dir():
+            raise InputError(f"{path} is not a dataset folder.",
+                             fix="pass folders holding a creators table and a posts table")  # fmt: skip
+        c, p = find_table(path, "creators"), find_table(path, "posts")
+        if c is None:
+            raise InputError(f"{path} has no creators table (creators.parquet, creators.csv or creators/).",
+                             fix="point --candidates at a dataset folder")  # fmt: skip
+        creators.append(scan_table(c))
+        files += table_files(c)
+        if p is not None:
+            posts.append(scan_table(p))
+            files += table_files(p)
+    c_all = pl.concat(creators, how="diagonal_relaxed") if len(creators) > 1 else creators[0]
+    p_all = (pl.concat(posts, how="diagonal_relaxed") if len(posts) > 1 else posts[0]) if posts else None
+    return c_all, p_all, files
+
+
+def chunk_count(creators: int, posts: int, chunk_creators: int, limit_memory_mb: float | None) -> int:
+    """Chunks to split ``creators`` into: at most ``chunk_creators`` each, and small enough for the memory limit."""
+    per_chunk = max(1, chunk_creators)
+    if limit_memory_mb is not None:
+        per_creator = _BYTES_PER_CREATOR + _BYTES_PER_POST * posts / max(creators, 1)
+        per_chunk = max(1, min(per_chunk, int(limit_memory_mb * 1e6 / per_creator)))
+    return max(1, -(-creators // per_chunk))
+
+
+def _fingerprint(files: list[Path], brief: Brief, bundle: Bundle, chunks: int) -> str:
+    h = hashlib.sha256()
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    h.update(brief.model_dump_json().encode())
+    h.update(json.dumps(bundle.manifest.get("files", {}), sort_keys=True).encode())
+    h.update(f"{chunks}|{pl.__version__}".encode())
+    return h.hexdigest()
+
+
+def _flags() -> pl.Expr:
+    """Quality flags a planner should see before booking a creator ('' when none)."""
+    checks = [
+        (pl.col("posts_before") < 10, "thin_history"),
+        (pl.col("audience_credibility") < 0.7, "low_credibility"),
+        (pl.col("er_vs_peers") > 3.0, "engagement_anomaly"),
+        (pl.col("price").is_null(), "no_price"),
+    ]
+    parts = [pl.when(cond.fill_null(False)).then(pl.lit(name)) for cond, name in checks]
+    return pl.concat_str(parts, separator=";", ignore_nulls=True).fill_null("").alias("flags")
+
+
+def _score_chunk(bundle: Bundle, brief: Brief, tiers: TierConfig, creators: pl.DataFrame,
+                 posts: pl.LazyFrame | None, source: str) -> tuple[pl.DataFrame, pl.DataFrame]:  # fmt: skip
+    cv = validate(creators, "creators", source=source)
+    ids = cv.valid["creator_id"]
+    if posts is not None:
+        chunk_posts = posts.filter(pl.col("creator_id").is_in(ids.implode())).collect()
+        pv = validate(chunk_posts, "posts", source=source)
+        post_rows = check_references(pv, "creator_id", ids, table="posts", source=source, key=("post_id",)).valid
+    else:
+        post_rows = pl.DataFrame(schema={"post_id": pl.String})
+    requests = brief_requests(brief, cv.valid.lazy())
+    feats = build_features(cv.valid.lazy(), post_rows.lazy(), requests, tiers).collect()
+    out = forecast_features(bundle, feats, brief, source=source)
+    flags = out.features.select(_flags())
+    table = pl.concat([out.table, flags], how="horizontal")
+    rejects = pl.concat([cv.rejects.select(list(REJECT_SCHEMA)).cast(REJECT_SCHEMA),  # type: ignore[arg-type]
+                         out.rejects.select(list(REJECT_SCHEMA)).cast(REJECT_SCHEMA)])  # type: ignore[arg-type]  # fmt: skip
+    return table, rejects
+
+
+def score_candidates(
+    bundle: Bundle,
+    sources: Sequence[Path],
+    brief: Brief,
+    tiers: TierConfig,
+    out: Path,
+    *,
+    chunk_creators: int = 50_000,
+    limit_memory_mb: float | None = None,
+    restart: bool = False,
+    progress: Callable[[str], None] | None = None,
+    after_chunk: Callable[[int], None] | None = None,
+) -> ScoreResult:
+    """Score every creator of ``sources`` for ``brief`` into ``out`` (see the module doc)."""
+    t0 = time.perf_counter()
+    creators, posts, files = candidate_sources(sources)
+    n_creators = int(creators.select(pl.len()).collect().item())
+    n_posts = int(posts.select(pl.len()).collect().item()) if posts is not None else 0
+    chunks = chunk_count(n_creators, n_posts, chunk_creators, limit_memory_mb)
+    fp = _fingerprint(files, brief, bundle, chunks)
+    state_path = out / STATE
+    state: dict[str, Any] = {"fingerprint": fp, "chunks": chunks, "done": {}}
+    if state_path.is_file() and not restart:
+        old = json.loads(state_path.read_text(encoding="utf-8"))
+        if old.get("fingerprint") != fp:
+            raise InputError(f"{out} holds a scoring run of other inputs (candidates, brief, model or chunking).",
+                             fix="score into a new --out folder, or pass --restart to start this one over")  # fmt: skip
+        state = old
+    (out / "scores").mkdir(parents=True, exist_ok=True)
+    (out / "rejects").mkdir(parents=True, exist_ok=True)
+    write_json(state, state_path)
+    resumed = len(state["done"])
+    part = pl.col("creator_id").hash(0) % chunks
+    started, done_rows = time.perf_counter(), 0
+    for k in range(chunks):
+        if str(k) in state["done"]:
+            continue
+        rows = creators.filter(part == k).collect()
+        source = f"candidates chunk {k + 1}/{chunks}"
+        table, rejects = _score_chunk(bundle, brief, tiers, rows, posts, source)
+        write_parquet(table, out / "scores" / f"part-{k:05d}.parquet")
+        write_parquet(rejects, out / "rejects" / f"part-{k:05d}.parquet")
+        state["done"][str(k)] = {"rows_in": rows.height, "scored": table.height, "rejected": rejects.height}
+        write_json(state, state_path)  # the chunk counts as done only from here
+        done_rows += rows.height
+        if progress is not None:
+            rate = done_rows / max(time.perf_counter() - started, 1e-9)
+            left = n_creators - sum(d["rows_in"] for d in state["done"].values())
+            progress(f"chunk {len(state['done'])}/{chunks}: {rows.height:,} creators, {rate:,.0f} rows/s, "
+                     f"ETA {left / max(rate, 1e-9):,.0f} s")  # fmt: skip
+        if after_chunk is not None:
+            after_chunk(k)
+    totals = {key: sum(d[key] for d in state["done"].values()) for key in ("rows_in", "scored", "rejected")}
+    if totals["rows_in"] != n_creators or totals["rows_in"] != totals["scored"] + totals["rejected"]:
+        raise InputError(f"{out}: the chunks account for {totals} of {n_creators} creator rows.",
+                         fix="rerun with --restart")  # fmt: skip
+    reasons = (
+        pl.scan_parquet(str(out / "rejects" / "*.parquet")).select(pl.col("reason").str.split(";").explode())
+        .group_by("reason").len().collect() if totals["rejected"] else pl.DataFrame({"reason": [], "len": []})
+    )  # fmt: skip
+    manifest = {
+        "command": "score",
+        "brief": json.loads(brief.model_dump_json()),
+        "model": bundle.manifest.get("training_data_fingerprint"),
+        "sources": [str(f) for f in files],
+        "chunks": chunks,
+        "creators": {"rows_in": n_creators, "rows_out": totals["scored"], "rows_rejected": totals["rejected"],
+                     "reasons": dict(zip(reasons["reason"].to_list(), reasons["len"].to_list(), strict=True))},
+        "posts_in": n_posts,
+        "outputs": {"scores": "scores/part-*.parquet", "rejects": "rejects/part-*.parquet"},
+    }  # fmt: skip
+    write_json(manifest, out / "manifest.json")
+    return ScoreResult(out, n_creators, totals["scored"], totals["rejected"], chunks, resumed,
+                       time.perf_counter() - t0)  # fmt: skip
+
+
+def read_scores(out: Path) -> pl.DataFrame:
+    """Every scored row of a finished run."""
+    return read_table(out / "scores")
