@@ -322,3 +322,39 @@ def test_score_killed_with_sigkill_resumes_without_duplicates(trained: dict[str,
     assert scores.height == scores["creator_id"].n_unique() == expected.len()  # no duplicate, none missing
     assert set(scores["creator_id"]) == set(expected)
     assert not list(out.rglob(".*.tmp"))
+
+
+def test_scores_do_not_depend_on_chunking(trained: dict[str, Path], tmp_path: Path) -> None:
+    from influencer_engine.brief import load_brief
+    from influencer_engine.config import load_tier_config
+    from influencer_engine.forecast import forecast_brief
+    from influencer_engine.scoring import read_scores, score_candidates
+    from influencer_engine.training.bundle import load_bundle
+
+    bundle, brief, tiers = load_bundle(trained["bundle"]), load_brief(BRIEF), load_tier_config()
+    assert bundle.peers is not None and bundle.peers.height >= 10  # the training table's peer reference
+    runs = []
+    for chunk in (250, 2500):
+        score_candidates(bundle, [trained["world"]], brief, tiers, tmp_path / str(chunk), chunk_creators=chunk)
+        runs.append(read_scores(tmp_path / str(chunk)).sort("creator_id"))
+    one_shot = forecast_brief(bundle, trained["world"], brief, tiers).table.sort("creator_id")
+    assert runs[0].drop("flags").equals(runs[1].drop("flags")) and runs[0]["flags"].equals(runs[1]["flags"])
+    assert runs[0].drop("flags").equals(one_shot)
+
+
+def test_dask_engine_gives_the_local_engines_rows(trained: dict[str, Path], tmp_path: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    from influencer_engine.brief import load_brief
+    from influencer_engine.config import load_tier_config
+    from influencer_engine.scoring import read_scores, score_candidates
+    from influencer_engine.training.bundle import load_bundle
+
+    bundle, brief, tiers = load_bundle(trained["bundle"]), load_brief(BRIEF), load_tier_config()
+    local = score_candidates(bundle, [trained["world"]], brief, tiers, tmp_path / "local", chunk_creators=700)
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    with cluster, distributed.Client(cluster) as client:
+        remote = score_candidates(bundle, [trained["world"]], brief, tiers, tmp_path / "dask", chunk_creators=700,
+                                  client=client)  # fmt: skip
+    assert (remote.scored, remote.rejected, remote.chunks) == (local.scored, local.rejected, local.chunks)
+    a, b = read_scores(tmp_path / "local").sort("creator_id"), read_scores(tmp_path / "dask").sort("creator_id")
+    assert a.height == 2500 and a.equals(b)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import polars as pl
 import typer
@@ -632,6 +634,23 @@ def whatif(
     typer.echo(f"wrote {', '.join(str(p) for p in paths.values())}")
 
 
+@contextlib.contextmanager
+def _dask_client(scheduler: str | None) -> Iterator[Any]:
+    """A Dask client: the scheduler at ``scheduler``, or a local cluster of 2 single-threaded workers."""
+    try:
+        import distributed
+    except ImportError as exc:
+        raise InputError("the Dask engine needs Dask.", fix='pip install -e ".[dask]"') from exc
+    client_of: Any = distributed.Client  # typed Any: distributed's own hints are partial
+    if scheduler is not None:
+        with client_of(scheduler) as client:
+            yield client
+        return
+    cluster_of: Any = distributed.LocalCluster
+    with cluster_of(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster, client_of(cluster) as c:
+        yield c
+
+
 @app.command()
 def score(
     candidates: Annotated[list[Path], typer.Option(help="Dataset folder(s) of candidates: creators and posts tables.")],
@@ -647,6 +666,10 @@ def score(
         float | None, typer.Option(help="Memory budget in MB: chunks are made small enough to fit it.")
     ] = None,
     restart: Annotated[bool, typer.Option("--restart", help="Start over instead of resuming a run in --out.")] = False,
+    engine: Annotated[str, typer.Option(help="local, or dask (needs the dask extra).")] = "local",
+    scheduler: Annotated[
+        str | None, typer.Option(help="Dask scheduler address (default: a local cluster of 2 workers).")
+    ] = None,
     tracking_uri: Annotated[str | None, typer.Option(help=_TRACKING_HELP)] = None,
 ) -> None:
     """Score a candidate database against a brief: every KPI with P10/P50/P90, cost figures, fit, quality flags.
@@ -658,11 +681,14 @@ def score(
     from influencer_engine.scoring import score_candidates
     from influencer_engine.training.tracking import load_model
 
+    if engine not in ("local", "dask"):
+        raise InputError(f"--engine '{engine}' is unknown.", fix="use --engine local or --engine dask")
     b = load_brief(brief)
     bundle = load_model(model, tracking_uri=tracking_uri)
-    r = score_candidates(bundle, candidates, b, load_tier_config(), out, chunk_creators=chunk_creators,
-                         limit_memory_mb=limit_memory, restart=restart,
-                         progress=lambda line: typer.echo(line, err=True))  # fmt: skip
+    with _dask_client(scheduler) if engine == "dask" else contextlib.nullcontext() as client:
+        r = score_candidates(bundle, candidates, b, load_tier_config(), out, chunk_creators=chunk_creators,
+                             limit_memory_mb=limit_memory, restart=restart, client=client,
+                             progress=lambda line: typer.echo(line, err=True))  # fmt: skip
     resumed = f", {r.resumed_chunks} chunk(s) resumed from an earlier run" if r.resumed_chunks else ""
     typer.echo(f"scored {r.scored:,} of {r.rows_in:,} creators ({r.rejected:,} rejected) in {r.chunks} chunk(s), "
                f"{r.seconds:.1f} s{resumed} -> {out / 'scores'}; manifest {out / 'manifest.json'}")  # fmt: skip

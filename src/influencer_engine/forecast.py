@@ -110,7 +110,7 @@ def forecast_brief(
     requests = brief_requests(brief, cv.valid.lazy())
     if fmt is not None:
         requests = requests.with_columns(pl.lit(fmt).alias("format"))
-    feats = build_features(cv.valid.lazy(), post_rows.lazy(), requests, tiers).collect()
+    feats = build_features(cv.valid.lazy(), post_rows.lazy(), requests, tiers, peers=bundle.peers).collect()
     out = forecast_features(bundle, feats, brief, source=f"features of {data}")
     rejects = pl.concat([cv.rejects, out.rejects], how="vertical_relaxed")
     return BriefForecast(table=out.table, features=out.features, rejects=rejects, notes=out.notes)

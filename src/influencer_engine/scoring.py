@@ -10,6 +10,7 @@ rows_in = scored + rejected.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -31,7 +32,7 @@ from influencer_engine.io import read_table, scan_table, table_files, write_json
 from influencer_engine.schema import REJECT_SCHEMA, check_references, validate
 from influencer_engine.training.bundle import Bundle
 
-__all__ = ["ScoreResult", "candidate_sources", "chunk_count", "score_candidates"]
+__all__ = ["ChunkJob", "ScoreResult", "candidate_sources", "chunk_count", "read_scores", "score_candidates"]
 
 STATE = "_state.json"
 # bytes a creator takes while its chunk is scored: its posts (about 200 B each) plus features and forecasts
@@ -114,13 +115,48 @@ def _score_chunk(bundle: Bundle, brief: Brief, tiers: TierConfig, creators: pl.D
     else:
         post_rows = pl.DataFrame(schema={"post_id": pl.String})
     requests = brief_requests(brief, cv.valid.lazy())
-    feats = build_features(cv.valid.lazy(), post_rows.lazy(), requests, tiers).collect()
+    feats = build_features(cv.valid.lazy(), post_rows.lazy(), requests, tiers, peers=bundle.peers).collect()
     out = forecast_features(bundle, feats, brief, source=source)
     flags = out.features.select(_flags())
     table = pl.concat([out.table, flags], how="horizontal")
     rejects = pl.concat([cv.rejects.select(list(REJECT_SCHEMA)).cast(REJECT_SCHEMA),  # type: ignore[arg-type]
                          out.rejects.select(list(REJECT_SCHEMA)).cast(REJECT_SCHEMA)])  # type: ignore[arg-type]  # fmt: skip
     return table, rejects
+
+
+@dataclass(frozen=True)
+class ChunkJob:
+    """Everything a worker needs to score one chunk (plain strings, so it travels to Dask workers)."""
+
+    sources: tuple[str, ...]
+    brief: str  # JSON
+    tiers: str  # JSON
+    out: str
+    chunks: int
+
+    def run(self, k: int, bundle: Bundle) -> dict[str, int]:
+        """Score chunk ``k`` and write its parts atomically; the counts go to the run's state."""
+        brief = Brief.model_validate_json(self.brief)
+        tiers = TierConfig.model_validate_json(self.tiers)
+        creators, posts, _ = candidate_sources([Path(p) for p in self.sources])
+        rows = creators.filter(pl.col("creator_id").hash(0) % self.chunks == k).collect()
+        source = f"candidates chunk {k + 1}/{self.chunks}"
+        table, rejects = _score_chunk(bundle, brief, tiers, rows, posts, source)
+        out = Path(self.out)
+        write_parquet(table, out / "scores" / f"part-{k:05d}.parquet")
+        write_parquet(rejects, out / "rejects" / f"part-{k:05d}.parquet")
+        return {"rows_in": rows.height, "scored": table.height, "rejected": rejects.height}
+
+    def run_on_worker(self, k: int, bundle_path: str) -> dict[str, int]:
+        return self.run(k, _worker_bundle(bundle_path))
+
+
+@functools.lru_cache(maxsize=4)
+def _worker_bundle(path: str) -> Bundle:
+    """A worker loads (and verifies) a bundle once, then reuses it for every chunk."""
+    from influencer_engine.training.bundle import load_bundle
+
+    return load_bundle(Path(path))
 
 
 def score_candidates(
@@ -135,8 +171,15 @@ def score_candidates(
     restart: bool = False,
     progress: Callable[[str], None] | None = None,
     after_chunk: Callable[[int], None] | None = None,
+    client: Any = None,
 ) -> ScoreResult:
-    """Score every creator of ``sources`` for ``brief`` into ``out`` (see the module doc)."""
+    """Score every creator of ``sources`` for ``brief`` into ``out`` (see the module doc).
+
+    With a ``distributed.Client``, the chunks run as tasks on its workers (the Dask engine): each worker reads its
+    chunk from the sources, loads the bundle from its folder, and writes its part into ``out``, so sources, bundle
+    and ``out`` must be paths every worker can reach. The client records finished chunks as with the local engine,
+    so a Dask run resumes the same way and gives the same rows.
+    """
     t0 = time.perf_counter()
     creators, posts, files = candidate_sources(sources)
     n_creators = int(creators.select(pl.len()).collect().item())
@@ -155,26 +198,34 @@ def score_candidates(
     (out / "rejects").mkdir(parents=True, exist_ok=True)
     write_json(state, state_path)
     resumed = len(state["done"])
-    part = pl.col("creator_id").hash(0) % chunks
     started, done_rows = time.perf_counter(), 0
-    for k in range(chunks):
-        if str(k) in state["done"]:
-            continue
-        rows = creators.filter(part == k).collect()
-        source = f"candidates chunk {k + 1}/{chunks}"
-        table, rejects = _score_chunk(bundle, brief, tiers, rows, posts, source)
-        write_parquet(table, out / "scores" / f"part-{k:05d}.parquet")
-        write_parquet(rejects, out / "rejects" / f"part-{k:05d}.parquet")
-        state["done"][str(k)] = {"rows_in": rows.height, "scored": table.height, "rejected": rejects.height}
+    pending = [k for k in range(chunks) if str(k) not in state["done"]]
+
+    def record(k: int, counts: dict[str, int]) -> None:
+        nonlocal done_rows
+        state["done"][str(k)] = counts
         write_json(state, state_path)  # the chunk counts as done only from here
-        done_rows += rows.height
+        done_rows += counts["rows_in"]
         if progress is not None:
             rate = done_rows / max(time.perf_counter() - started, 1e-9)
             left = n_creators - sum(d["rows_in"] for d in state["done"].values())
-            progress(f"chunk {len(state['done'])}/{chunks}: {rows.height:,} creators, {rate:,.0f} rows/s, "
+            progress(f"chunk {len(state['done'])}/{chunks}: {counts['rows_in']:,} creators, {rate:,.0f} rows/s, "
                      f"ETA {left / max(rate, 1e-9):,.0f} s")  # fmt: skip
         if after_chunk is not None:
             after_chunk(k)
+
+    job = ChunkJob(sources=tuple(str(p) for p in sources), brief=brief.model_dump_json(),
+                   tiers=tiers.model_dump_json(), out=str(out), chunks=chunks)  # fmt: skip
+    if client is None:
+        for k in pending:
+            record(k, job.run(k, bundle))
+    else:
+        import distributed
+
+        as_completed: Any = distributed.as_completed
+        futures = {client.submit(job.run_on_worker, k, str(bundle.path), pure=False): k for k in pending}
+        for fut in as_completed(futures):
+            record(futures[fut], fut.result())
     totals = {key: sum(d[key] for d in state["done"].values()) for key in ("rows_in", "scored", "rejected")}
     if totals["rows_in"] != n_creators or totals["rows_in"] != totals["scored"] + totals["rejected"]:
         raise InputError(f"{out}: the chunks account for {totals} of {n_creators} creator rows.",

@@ -31,9 +31,17 @@ def feature_columns() -> list[str]:
 
 
 def build_features(
-    creators: pl.LazyFrame, posts: pl.LazyFrame, requests: pl.LazyFrame, tiers: TierConfig
+    creators: pl.LazyFrame,
+    posts: pl.LazyFrame,
+    requests: pl.LazyFrame,
+    tiers: TierConfig,
+    *,
+    peers: pl.DataFrame | None = None,
 ) -> pl.LazyFrame:
-    """One row per request whose creator is known: the request keys, then every catalog feature in order."""
+    """One row per request whose creator is known: the request keys, then every catalog feature in order.
+
+    ``peers`` (a model bundle's reference table) makes each row independent of the other rows of the build.
+    """
     creators = derive_tier(creators, tiers)
     # the planned post's format: the request's, else the creator's base format (every group sees the same one)
     requests = requests.join(creators.select("creator_id", "platform"), on="creator_id", how="left").select(
@@ -51,7 +59,7 @@ def build_features(
         .pipe(scale_features)
         .pipe(price_features)
         .pipe(quality_features)
-        .pipe(peer_features)
+        .pipe(peer_features, peers)
     )
     # the brand category is compared as a string above; it leaves as an Enum like the other categories
     return frame.with_columns(pl.col("brand_category").cast(CATEGORY_ENUM)).select(*KEY_COLUMNS, *feature_columns())

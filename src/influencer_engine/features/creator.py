@@ -8,7 +8,14 @@ from influencer_engine.config import TIERS
 from influencer_engine.features.catalog import SHRINK_PSEUDO_POSTS, WINDOWS, history_name
 from influencer_engine.schema import BASE_FORMAT, CATEGORIES, FORMATS, PLATFORMS
 
-__all__ = ["context_features", "peer_features", "price_features", "quality_features", "scale_features"]
+__all__ = [
+    "context_features",
+    "peer_features",
+    "peer_table",
+    "price_features",
+    "quality_features",
+    "scale_features",
+]
 
 PLATFORM_ENUM = pl.Enum(list(PLATFORMS))
 FORMAT_ENUM = pl.Enum(list(FORMATS))
@@ -69,23 +76,54 @@ def quality_features(frame: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def peer_features(frame: pl.LazyFrame) -> pl.LazyFrame:
+def peer_table(features: pl.DataFrame) -> pl.DataFrame:
+    """Median engagement rate (and log rate) per platform x tier of a feature table: the peers' reference.
+
+    A bundle carries the training table's, so scoring can compare each creator with the market the model was
+    trained on instead of with whatever else is in the same batch (which would make results depend on chunking).
+    """
+    er = f"er_median_last{WINDOWS[-1]}"
+    return (
+        features.select(pl.col("platform").cast(pl.String), pl.col("tier").cast(pl.String), pl.col(er))
+        .group_by("platform", "tier")
+        .agg(pl.col(er).median().alias("peer_er"), (pl.col(er) + 1e-6).log().median().alias("peer_log_er"))
+        .sort("platform", "tier")
+    )
+
+
+def peer_features(frame: pl.LazyFrame, peers: pl.DataFrame | None = None) -> pl.LazyFrame:
     """Engagement rate, its ratio to same platform x tier peers, and its value shrunk toward the peers.
 
-    Peers are the other rows of the same build, each already point-in-time, so the result stays point-in-time.
+    Peers are ``peers`` (a reference table from ``peer_table``) when given, else the other rows of the same
+    build, each already point-in-time, so the result stays point-in-time.
     """
     hi = WINDOWS[-1]
     er = f"er_median_last{hi}"
-    peers = ["platform", "tier"]
+    keys = ["platform", "tier"]
     log_er = (pl.col(er) + 1e-6).log()
     n = pl.col("posts_before").clip(upper_bound=hi).cast(pl.Float64)
-    prior = log_er.median().over(peers)
+    frame = frame.with_columns(
+        (pl.col(history_name("interactions", "median", hi)) / _positive(pl.col("followers"))).alias(er)
+    )
+    if peers is None:
+        frame = frame.with_columns(pl.col(er).median().over(keys).alias("_peer_er"),
+                                   log_er.median().over(keys).alias("_peer_log_er"))  # fmt: skip
+    else:
+        ref = peers.lazy().select(
+            pl.col("platform").alias("_pk"), pl.col("tier").alias("_tk"),
+            pl.col("peer_er").alias("_peer_er"), pl.col("peer_log_er").alias("_peer_log_er"),
+        )  # fmt: skip
+        frame = (
+            frame.with_columns(
+                pl.col("platform").cast(pl.String).alias("_pk"), pl.col("tier").cast(pl.String).alias("_tk")
+            )
+            .join(ref, on=["_pk", "_tk"], how="left", maintain_order="left")
+            .drop("_pk", "_tk")
+        )  # fmt: skip
+    prior = pl.col("_peer_log_er")
     return (
         frame.with_columns(
-            (pl.col(history_name("interactions", "median", hi)) / _positive(pl.col("followers"))).alias(er)
-        )
-        .with_columns(
-            (pl.col(er) / pl.col(er).median().over(peers)).alias("er_vs_peers"),
+            (pl.col(er) / pl.col("_peer_er")).alias("er_vs_peers"),
             ((n * log_er + SHRINK_PSEUDO_POSTS * prior) / (n + SHRINK_PSEUDO_POSTS)).exp().alias(f"er_last{hi}_shrunk"),
         )
         .with_columns(
@@ -95,4 +133,5 @@ def peer_features(frame: pl.LazyFrame) -> pl.LazyFrame:
             .otherwise(pl.col(f"er_last{hi}_shrunk"))
             .alias(f"er_last{hi}_shrunk")
         )
+        .drop("_peer_er", "_peer_log_er")
     )

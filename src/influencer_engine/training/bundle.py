@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from influencer_engine import __version__
 from influencer_engine.config import KPI_NAMES, ModelConfig, validated
 from influencer_engine.errors import EngineError
@@ -57,6 +59,15 @@ class Bundle:
     def features(self) -> list[str]:
         return list(self.manifest["features"])
 
+    @property
+    def peers(self) -> pl.DataFrame | None:
+        """The training table's platform x tier engagement reference (None in bundles made before it existed)."""
+        rows = self.manifest.get("peers")
+        if not rows:
+            return None
+        return pl.DataFrame(rows, schema={"platform": pl.String, "tier": pl.String, "peer_er": pl.Float64,
+                                          "peer_log_er": pl.Float64})  # fmt: skip
+
 
 def save_bundle(
     forecaster: KPIForecaster,
@@ -66,6 +77,7 @@ def save_bundle(
     fingerprint: str,
     metrics: dict[str, Any],
     training: dict[str, Any],
+    peers: pl.DataFrame | None = None,
 ) -> Path:
     """Write a bundle to ``out`` atomically (a complete new folder replaces the old one in one rename)."""
     out = Path(out)
@@ -93,6 +105,7 @@ def save_bundle(
             "overrides": {k: dict(v) for k, v in (forecaster.overrides or {}).items()},
             "random_state": forecaster.random_state,
             "baselines": baselines.to_dict(),
+            "peers": peers.to_dicts() if peers is not None else None,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         old = out.with_name(f".{out.name}.old")

@@ -14,6 +14,7 @@ from influencer_engine.config import ModelConfig, TierConfig
 from influencer_engine.evaluation.backtest import BacktestResult, backtest
 from influencer_engine.evaluation.report import importance_chart, write_report
 from influencer_engine.features.build import feature_columns
+from influencer_engine.features.creator import peer_table
 from influencer_engine.features.requests import outcome_request_id
 from influencer_engine.io import read_table
 from influencer_engine.modeling.baselines import Baselines
@@ -87,7 +88,8 @@ def train_models(
     training = {"data": str(data), "rows_in": table.rows_in, "rows": frame.height, "tables": table.tables,
                 "first_campaign": str(frame["as_of"].min()), "last_campaign": str(frame["as_of"].max()),
                 "seed": seed}  # fmt: skip
-    bundle = save_bundle(model, baselines, out, fingerprint=fingerprint, metrics=result.to_dict(), training=training)
+    bundle = save_bundle(model, baselines, out, fingerprint=fingerprint, metrics=result.to_dict(), training=training,
+                         peers=peer_table(frame))  # fmt: skip
     report_dir = out / "report"
     paths = write_report(
         report_dir, {"backtest": result}, title=f"KPI models: backtest on {data}",
