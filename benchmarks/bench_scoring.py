@@ -1,0 +1,123 @@
+"""Batch-scoring benchmark (issue 6), one command: python benchmarks/bench_scoring.py [--creators N]
+
+Candidates: N simulated creators with their post histories, written as worlds of up to 100k creators (ids made
+unique per world). Model: models/demo (run `ie demo` first). Measured in one run:
+1. `ie score` end to end with the local engine, as a subprocess: wall time, rows/s, peak memory (RSS of the
+   process tree, polled).
+2. Bare LightGBM predict of the same six models (all intervals) on the same feature matrix: the ratio of (1) to it.
+3. The same scoring with the Dask engine on a local cluster of two workers.
+Writes benchmarks/results/scoring.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import psutil
+
+from influencer_engine.brief import load_brief
+from influencer_engine.config import load_simulator_config, load_tier_config
+from influencer_engine.features.build import build_features
+from influencer_engine.features.requests import brief_requests
+from influencer_engine.simulate.generate import simulate_market
+from influencer_engine.training.bundle import load_bundle
+
+ROOT = Path(__file__).resolve().parents[1]
+BRIEF = ROOT / "configs" / "briefs" / "fitness_january.toml"
+WORLD = 100_000
+
+
+def make_candidates(n: int, root: Path) -> list[Path]:
+    cfg, tiers = load_simulator_config(), load_tier_config()
+    folders = []
+    for i in range(-(-n // WORLD)):
+        size = min(WORLD, n - i * WORLD)
+        folder = root / f"cands_{i}"
+        folders.append(folder)
+        if (folder / "posts.parquet").is_file():
+            continue
+        m = simulate_market(cfg, tiers, size, seed=100 + i)
+        folder.mkdir(parents=True, exist_ok=True)
+        prefix = pl.lit(f"w{i}-")
+        m.creators.with_columns(pl.concat_str([prefix, pl.col("creator_id")])).write_parquet(
+            folder / "creators.parquet"
+        )
+        posts = m.posts.with_columns(pl.concat_str([prefix, pl.col("creator_id")]),
+                                     pl.concat_str([prefix, pl.col("post_id")]))  # fmt: skip
+        posts.write_parquet(folder / "posts.parquet")
+        print(f"simulated {size:,} creators, {m.posts.height:,} posts -> {folder}", flush=True)
+    return folders
+
+
+def run_measured(args: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (GB) of a command and its children."""
+    t0 = time.perf_counter()
+    proc = psutil.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    peak = 0
+    while proc.poll() is None:
+        try:
+            rss = proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(recursive=True))
+        except psutil.Error:
+            rss = 0
+        peak = max(peak, rss)
+        time.sleep(0.05)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed with {proc.returncode}")
+    return time.perf_counter() - t0, peak / 1e9
+
+
+def bare_predict(folders: list[Path], model: Path) -> dict[str, float]:
+    """LightGBM predict (the forecaster: six models and their intervals) on the same features, timed alone."""
+    bundle, brief, tiers = load_bundle(model), load_brief(BRIEF), load_tier_config()
+    frames = []
+    for f in folders:
+        creators = pl.scan_parquet(f / "creators.parquet")
+        feats = build_features(creators, pl.scan_parquet(f / "posts.parquet"), brief_requests(brief, creators), tiers,
+                               peers=bundle.peers)  # fmt: skip
+        frames.append(feats.collect())
+    x = pl.concat(frames).select(bundle.features)
+    t0 = time.perf_counter()
+    bundle.forecaster.predict(x)
+    return {"rows": float(x.height), "seconds": time.perf_counter() - t0}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--creators", type=int, default=200_000)
+    ap.add_argument("--chunk-creators", type=int, default=50_000)
+    args = ap.parse_args()
+    model = ROOT / "models" / "demo"
+    if not (model / "manifest.json").is_file():
+        raise SystemExit("models/demo is missing: run `ie demo` first")
+    work = ROOT / "runs" / "bench_scoring"
+    folders = make_candidates(args.creators, work)
+    base = [sys.executable, "-m", "influencer_engine.cli", "score", "--brief", str(BRIEF), "--model", str(model),
+            "--chunk-creators", str(args.chunk_creators), "--restart", "--candidates", *map(str, folders)]  # fmt: skip
+    results: dict[str, object] = {"creators": args.creators, "chunk_creators": args.chunk_creators}
+    wall, peak = run_measured([*base, "--out", str(work / "out_local")])
+    results["local"] = {"seconds": wall, "rows_per_s": args.creators / wall, "peak_rss_gb": peak}
+    print(f"local engine: {wall:.1f} s, {args.creators / wall:,.0f} creators/s, peak RSS {peak:.2f} GB", flush=True)
+    bare = bare_predict(folders, model)
+    results["bare_predict"] = bare
+    results["ratio_end_to_end_to_bare_predict"] = wall / bare["seconds"]
+    print(f"bare LightGBM predict: {bare['seconds']:.1f} s; end-to-end / bare = {wall / bare['seconds']:.2f}")
+    wall_d, peak_d = run_measured([*base, "--out", str(work / "out_dask"), "--engine", "dask"])
+    results["dask_local_cluster"] = {"seconds": wall_d, "rows_per_s": args.creators / wall_d, "peak_rss_gb": peak_d}
+    print(f"dask engine (local cluster, 2 workers): {wall_d:.1f} s, peak RSS {peak_d:.2f} GB")
+    a = pl.read_parquet(work / "out_local" / "scores").sort("creator_id")
+    b = pl.read_parquet(work / "out_dask" / "scores").sort("creator_id")
+    results["dask_equals_local"] = a.equals(b)
+    path = ROOT / "benchmarks" / "results" / "scoring.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"dask rows equal local rows: {results['dask_equals_local']}; wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
