@@ -45,11 +45,9 @@ def make_candidates(n: int, root: Path) -> list[Path]:
         m = simulate_market(cfg, tiers, size, seed=100 + i)
         folder.mkdir(parents=True, exist_ok=True)
         prefix = pl.lit(f"w{i}-")
-        m.creators.with_columns(pl.concat_str([prefix, pl.col("creator_id")])).write_parquet(
-            folder / "creators.parquet"
-        )
-        posts = m.posts.with_columns(pl.concat_str([prefix, pl.col("creator_id")]),
-                                     pl.concat_str([prefix, pl.col("post_id")]))  # fmt: skip
+        cid = pl.concat_str([prefix, pl.col("creator_id")]).alias("creator_id")
+        m.creators.with_columns(cid).write_parquet(folder / "creators.parquet")
+        posts = m.posts.with_columns(cid, pl.concat_str([prefix, pl.col("post_id")]).alias("post_id"))
         posts.write_parquet(folder / "posts.parquet")
         print(f"simulated {size:,} creators, {m.posts.height:,} posts -> {folder}", flush=True)
     return folders

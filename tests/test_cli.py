@@ -358,3 +358,10 @@ def test_dask_engine_gives_the_local_engines_rows(trained: dict[str, Path], tmp_
     assert (remote.scored, remote.rejected, remote.chunks) == (local.scored, local.rejected, local.chunks)
     a, b = read_scores(tmp_path / "local").sort("creator_id"), read_scores(tmp_path / "dask").sort("creator_id")
     assert a.height == 2500 and a.equals(b)
+
+
+def test_candidates_take_several_paths_after_one_flag() -> None:
+    from influencer_engine.cli import _expand_multi
+
+    assert _expand_multi(["score", "--candidates", "a", "b", "--brief", "x.toml", "--candidates", "c"]) == [
+        "score", "--candidates", "a", "--candidates", "b", "--brief", "x.toml", "--candidates", "c"]  # fmt: skip

@@ -757,13 +757,32 @@ def forecast(
         typer.echo(f"note: {n}")
 
 
+def _expand_multi(args: list[str], option: str = "--candidates") -> list[str]:
+    """``--candidates A B C`` -> ``--candidates A --candidates B --candidates C`` (click options take one value)."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        out.append(args[i])
+        i += 1
+        if out[-1] != option:
+            continue
+        values = 0
+        while i < len(args) and not args[i].startswith("-"):
+            if values:
+                out.append(option)
+            out.append(args[i])
+            values += 1
+            i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``ie``: one-line errors for people, tracebacks only with --debug."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
         # --debug is honoured anywhere on the line, not only before the sub-command
-        app(args=[a for a in args if a != "--debug"], prog_name="ie")
+        app(args=_expand_multi([a for a in args if a != "--debug"]), prog_name="ie")
     except EngineError as exc:
         if debug:
             raise
