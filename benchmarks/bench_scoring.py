@@ -5,7 +5,8 @@ unique per world). Model: models/demo (run `ie demo` first). Measured in one run
 1. `ie score` end to end with the local engine, as a subprocess: wall time, rows/s, peak memory (RSS of the
    process tree, polled).
 2. Bare LightGBM predict of the same six models (all intervals) on the same feature matrix: the ratio of (1) to it.
-3. The same scoring with the Dask engine on a local cluster of two workers.
+3. The same scoring with compiled trees (`--compiled`, treelite + tl2cgen), cache warmed by a first run.
+4. The same scoring with the Dask engine on a local cluster of two workers.
 Writes benchmarks/results/scoring.json.
 """
 
@@ -25,6 +26,7 @@ from influencer_engine.brief import load_brief
 from influencer_engine.config import load_simulator_config, load_tier_config
 from influencer_engine.features.build import build_features
 from influencer_engine.features.requests import brief_requests
+from influencer_engine.modeling.matrix import to_matrix
 from influencer_engine.simulate.generate import simulate_market
 from influencer_engine.training.bundle import load_bundle
 
@@ -71,7 +73,7 @@ def run_measured(args: list[str]) -> tuple[float, float]:
 
 
 def bare_predict(folders: list[Path], model: Path) -> dict[str, float]:
-    """LightGBM predict (the forecaster: six models and their intervals) on the same features, timed alone."""
+    """LightGBM's own predict of the six models on the same feature matrix (built beforehand), timed alone."""
     bundle, brief, tiers = load_bundle(model), load_brief(BRIEF), load_tier_config()
     frames = []
     for f in folders:
@@ -80,9 +82,13 @@ def bare_predict(folders: list[Path], model: Path) -> dict[str, float]:
                                peers=bundle.peers)  # fmt: skip
         frames.append(feats.collect())
     x = pl.concat(frames).select(bundle.features)
-    t0 = time.perf_counter()
-    bundle.forecaster.predict(x)
-    return {"rows": float(x.height), "seconds": time.perf_counter() - t0}
+    seconds = 0.0
+    for model_ in bundle.forecaster.models_.values():
+        matrix = to_matrix(x, [str(n) for n in model_.feature_names_in_])
+        t0 = time.perf_counter()
+        model_.booster_.predict(matrix, raw_score=True)
+        seconds += time.perf_counter() - t0
+    return {"rows": float(x.height), "seconds": seconds}
 
 
 def main() -> None:
@@ -95,6 +101,10 @@ def main() -> None:
         raise SystemExit("models/demo is missing: run `ie demo` first")
     work = ROOT / "runs" / "bench_scoring"
     folders = make_candidates(args.creators, work)
+    demo = str(ROOT / "runs" / "demo")
+    warm = [sys.executable, "-m", "influencer_engine.cli", "score", "--brief", str(BRIEF), "--model", str(model),
+            "--compiled", "--restart", "--candidates", demo, "--out", str(work / "warm")]  # fmt: skip
+    subprocess.run(warm, check=True, capture_output=True)  # compiles the trees once (cached by model hash)
     base = [sys.executable, "-m", "influencer_engine.cli", "score", "--brief", str(BRIEF), "--model", str(model),
             "--chunk-creators", str(args.chunk_creators), "--restart", "--candidates", *map(str, folders)]  # fmt: skip
     results: dict[str, object] = {"creators": args.creators, "chunk_creators": args.chunk_creators}
@@ -105,12 +115,18 @@ def main() -> None:
     results["bare_predict"] = bare
     results["ratio_end_to_end_to_bare_predict"] = wall / bare["seconds"]
     print(f"bare LightGBM predict: {bare['seconds']:.1f} s; end-to-end / bare = {wall / bare['seconds']:.2f}")
+    wall_c, peak_c = run_measured([*base, "--out", str(work / "out_compiled"), "--compiled"])
+    results["local_compiled"] = {"seconds": wall_c, "rows_per_s": args.creators / wall_c, "peak_rss_gb": peak_c,
+                                 "compiled": json.loads((work / "out_compiled" / "manifest.json").read_text())
+                                 ["compiled_trees"]}  # fmt: skip
+    print(f"local engine, compiled trees (cache warm after the first run): {wall_c:.1f} s", flush=True)
     wall_d, peak_d = run_measured([*base, "--out", str(work / "out_dask"), "--engine", "dask"])
     results["dask_local_cluster"] = {"seconds": wall_d, "rows_per_s": args.creators / wall_d, "peak_rss_gb": peak_d}
     print(f"dask engine (local cluster, 2 workers): {wall_d:.1f} s, peak RSS {peak_d:.2f} GB")
     a = pl.read_parquet(work / "out_local" / "scores").sort("creator_id")
     b = pl.read_parquet(work / "out_dask" / "scores").sort("creator_id")
     results["dask_equals_local"] = a.equals(b)
+    results["compiled_equals_local"] = a.equals(pl.read_parquet(work / "out_compiled" / "scores").sort("creator_id"))
     path = ROOT / "benchmarks" / "results" / "scoring.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n")

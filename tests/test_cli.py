@@ -365,3 +365,22 @@ def test_candidates_take_several_paths_after_one_flag() -> None:
 
     assert _expand_multi(["score", "--candidates", "a", "b", "--brief", "x.toml", "--candidates", "c"]) == [
         "score", "--candidates", "a", "--candidates", "b", "--brief", "x.toml", "--candidates", "c"]  # fmt: skip
+
+
+def test_compiled_trees_give_the_same_rows(trained: dict[str, Path], tmp_path: Path) -> None:
+    pytest.importorskip("tl2cgen")
+    from influencer_engine.brief import load_brief
+    from influencer_engine.config import load_tier_config
+    from influencer_engine.scoring import compiled_reports, read_scores, score_candidates
+    from influencer_engine.training.bundle import load_bundle
+
+    brief, tiers = load_brief(BRIEF), load_tier_config()
+    score_candidates(load_bundle(trained["bundle"]), [trained["world"]], brief, tiers, tmp_path / "plain")
+    fast = load_bundle(trained["bundle"])
+    score_candidates(fast, [trained["world"]], brief, tiers, tmp_path / "fast", compiled_dir=tmp_path / "cache")
+    reports = compiled_reports(fast)
+    assert len(reports) == 6 and all(r.max_abs_diff is None or r.max_abs_diff <= 1e-9 for r in reports)
+    built = sum(not r.reason.startswith("compiler unavailable") for r in reports)
+    assert len(list((tmp_path / "cache").glob("*.so"))) == built
+    a, b = read_scores(tmp_path / "plain").sort("creator_id"), read_scores(tmp_path / "fast").sort("creator_id")
+    assert a.equals(b)

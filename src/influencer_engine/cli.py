@@ -33,6 +33,7 @@ features_app = typer.Typer(help="Point-in-time creator features for any brief.",
 app.add_typer(features_app, name="features")
 
 _REPORT_CREATORS = 100_000
+_COMPILED_CACHE = Path.home() / ".cache" / "influencer-engine" / "compiled"
 _DEFAULT_CREATORS = 20_000
 
 
@@ -667,6 +668,9 @@ def score(
     ] = None,
     restart: Annotated[bool, typer.Option("--restart", help="Start over instead of resuming a run in --out.")] = False,
     engine: Annotated[str, typer.Option(help="local, or dask (needs the dask extra).")] = "local",
+    compiled: Annotated[
+        bool, typer.Option("--compiled", help="Compile the trees (tl2cgen, the fast extra) where equal and faster.")
+    ] = False,
     scheduler: Annotated[
         str | None, typer.Option(help="Dask scheduler address (default: a local cluster of 2 workers).")
     ] = None,
@@ -688,8 +692,14 @@ def score(
     with _dask_client(scheduler) if engine == "dask" else contextlib.nullcontext() as client:
         r = score_candidates(bundle, candidates, b, load_tier_config(), out, chunk_creators=chunk_creators,
                              limit_memory_mb=limit_memory, restart=restart, client=client,
+                             compiled_dir=_COMPILED_CACHE if compiled else None,
                              progress=lambda line: typer.echo(line, err=True))  # fmt: skip
     resumed = f", {r.resumed_chunks} chunk(s) resumed from an earlier run" if r.resumed_chunks else ""
+    if compiled:
+        from influencer_engine.scoring import compiled_reports
+
+        for rep in compiled_reports(bundle):
+            typer.echo(f"compiled trees, {rep.kpi}: {'used' if rep.used else 'not used'} ({rep.reason})", err=True)
     typer.echo(f"scored {r.scored:,} of {r.rows_in:,} creators ({r.rejected:,} rejected) in {r.chunks} chunk(s), "
                f"{r.seconds:.1f} s{resumed} -> {out / 'scores'}; manifest {out / 'manifest.json'}")  # fmt: skip
 

@@ -104,8 +104,26 @@ def _flags() -> pl.Expr:
     return pl.concat_str(parts, separator=";", ignore_nulls=True).fill_null("").alias("flags")
 
 
+_COMPILED: dict[int, list[Any]] = {}  # id(forecaster) -> compile reports, so each process checks once
+
+
+def compiled_reports(bundle: Bundle) -> list[Any]:
+    return _COMPILED.get(id(bundle.forecaster), [])
+
+
+def _maybe_compile(bundle: Bundle, feats: pl.DataFrame, compiled_dir: str | None) -> None:
+    if compiled_dir is None or id(bundle.forecaster) in _COMPILED:
+        return
+    from influencer_engine.modeling.compiled import use_compiled
+
+    hashes = {k: v["sha256"] for k, v in bundle.manifest["kpis"].items()}
+    sample = feats.select(bundle.features).head(20_000)
+    _COMPILED[id(bundle.forecaster)] = use_compiled(bundle.forecaster, sample, Path(compiled_dir), hashes=hashes)
+
+
 def _score_chunk(bundle: Bundle, brief: Brief, tiers: TierConfig, creators: pl.DataFrame,
-                 posts: pl.LazyFrame | None, source: str) -> tuple[pl.DataFrame, pl.DataFrame]:  # fmt: skip
+                 posts: pl.LazyFrame | None, source: str,
+                 compiled_dir: str | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:  # fmt: skip
     cv = validate(creators, "creators", source=source)
     ids = cv.valid["creator_id"]
     if posts is not None:
@@ -116,6 +134,7 @@ def _score_chunk(bundle: Bundle, brief: Brief, tiers: TierConfig, creators: pl.D
         post_rows = pl.DataFrame(schema={"post_id": pl.String})
     requests = brief_requests(brief, cv.valid.lazy())
     feats = build_features(cv.valid.lazy(), post_rows.lazy(), requests, tiers, peers=bundle.peers).collect()
+    _maybe_compile(bundle, feats, compiled_dir)
     out = forecast_features(bundle, feats, brief, source=source)
     flags = out.features.select(_flags())
     table = pl.concat([out.table, flags], how="horizontal")
@@ -133,6 +152,7 @@ class ChunkJob:
     tiers: str  # JSON
     out: str
     chunks: int
+    compiled_dir: str | None = None  # compile the trees (tl2cgen) into this cache, where equal and faster
 
     def run(self, k: int, bundle: Bundle) -> dict[str, int]:
         """Score chunk ``k`` and write its parts atomically; the counts go to the run's state."""
@@ -141,7 +161,7 @@ class ChunkJob:
         creators, posts, _ = candidate_sources([Path(p) for p in self.sources])
         rows = creators.filter(pl.col("creator_id").hash(0) % self.chunks == k).collect()
         source = f"candidates chunk {k + 1}/{self.chunks}"
-        table, rejects = _score_chunk(bundle, brief, tiers, rows, posts, source)
+        table, rejects = _score_chunk(bundle, brief, tiers, rows, posts, source, self.compiled_dir)
         out = Path(self.out)
         write_parquet(table, out / "scores" / f"part-{k:05d}.parquet")
         write_parquet(rejects, out / "rejects" / f"part-{k:05d}.parquet")
@@ -172,6 +192,7 @@ def score_candidates(
     progress: Callable[[str], None] | None = None,
     after_chunk: Callable[[int], None] | None = None,
     client: Any = None,
+    compiled_dir: Path | None = None,
 ) -> ScoreResult:
     """Score every creator of ``sources`` for ``brief`` into ``out`` (see the module doc).
 
@@ -215,7 +236,8 @@ def score_candidates(
             after_chunk(k)
 
     job = ChunkJob(sources=tuple(str(p) for p in sources), brief=brief.model_dump_json(),
-                   tiers=tiers.model_dump_json(), out=str(out), chunks=chunks)  # fmt: skip
+                   tiers=tiers.model_dump_json(), out=str(out), chunks=chunks,
+                   compiled_dir=str(compiled_dir) if compiled_dir is not None else None)  # fmt: skip
     if client is None:
         for k in pending:
             record(k, job.run(k, bundle))
@@ -243,6 +265,7 @@ def score_candidates(
         "creators": {"rows_in": n_creators, "rows_out": totals["scored"], "rows_rejected": totals["rejected"],
                      "reasons": dict(zip(reasons["reason"].to_list(), reasons["len"].to_list(), strict=True))},
         "posts_in": n_posts,
+        "compiled_trees": [r.__dict__ for r in compiled_reports(bundle)],
         "outputs": {"scores": "scores/part-*.parquet", "rejects": "rejects/part-*.parquet"},
     }  # fmt: skip
     write_json(manifest, out / "manifest.json")

@@ -191,7 +191,13 @@ class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         missing = [n for n in names if n not in X.columns]
         if missing:
             raise ValueError(f"X lacks feature(s) {missing[:5]}")
-        raw = np.asarray(self.booster_.predict(to_matrix(X, names), raw_score=True), dtype=np.float64)
+        matrix = to_matrix(X, names)
+        fast = getattr(self, "fast_", None)  # compiled trees, set by modeling.compiled where equal and faster
+        raw = (
+            fast(matrix)
+            if fast is not None
+            else np.asarray(self.booster_.predict(matrix, raw_score=True), dtype=np.float64)
+        )
         return raw + self.intercept_ + (offset_of(X, self.offset) if base_margin is None else base_margin)
 
     def predict(self, X: pl.DataFrame, base_margin: F64 | None = None) -> F64:
