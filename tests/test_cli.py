@@ -381,6 +381,6 @@ def test_compiled_trees_give_the_same_rows(trained: dict[str, Path], tmp_path: P
     reports = compiled_reports(fast)
     assert len(reports) == 6 and all(r.max_abs_diff is None or r.max_abs_diff <= 1e-9 for r in reports)
     built = sum(not r.reason.startswith("compiler unavailable") for r in reports)
-    assert len(list((tmp_path / "cache").glob("*.so"))) == built
+    assert len(list((tmp_path / "cache").glob("*.so"))) == built, [r.reason for r in reports]
     a, b = read_scores(tmp_path / "plain").sort("creator_id"), read_scores(tmp_path / "fast").sort("creator_id")
     assert a.equals(b)

@@ -45,7 +45,7 @@ def _compile(booster: object, libpath: Path) -> Callable[[F64], F64]:
         model = treelite.frontend.from_lightgbm(booster)
         tl2cgen.export_lib(model, toolchain="gcc", libpath=str(tmp), params={"parallel_comp": 2}, verbose=False)
         tmp.replace(libpath)
-    predictor = tl2cgen.Predictor(str(libpath), nthread=os.cpu_count() or 1, verbose=False)
+    predictor = tl2cgen.Predictor(str(libpath), verbose=False)  # threads: the OpenMP setting of the process
 
     def predict(matrix: F64) -> F64:
         dmat = tl2cgen.DMatrix(np.ascontiguousarray(matrix, dtype=np.float64), dtype="float64")
