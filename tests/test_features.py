@@ -216,3 +216,13 @@ def test_equal_to_the_pandas_reference(small_market: SimulatedMarket, tmp_path: 
     )
     pandas_features(m.creators.to_pandas(), m.posts.to_pandas(), req.to_pandas()).to_parquet(tmp_path / "b.parquet")
     assert compare(tmp_path / "a.parquet", tmp_path / "b.parquet") == len(feature_columns())
+
+
+def test_feature_rows_follow_the_requests_order(small_market: SimulatedMarket, tiers: TierConfig) -> None:
+    """Row order is part of determinism: planning's Monte Carlo draws are assigned to rows by position."""
+    brief = load_brief(config_path("briefs/fitness_january.toml"))
+    creators = small_market.creators.sample(fraction=1.0, shuffle=True, seed=3)
+    requests = brief_requests(brief, creators.lazy())
+    for _ in range(3):
+        feats = build_features(creators.lazy(), small_market.posts.lazy(), requests, tiers).collect()
+        assert feats["creator_id"].to_list() == creators["creator_id"].to_list()

@@ -16,7 +16,10 @@ import typer
 from influencer_engine.errors import EngineError, InputError
 
 if TYPE_CHECKING:
-    from influencer_engine.config import ModelConfig, TierConfig
+    from influencer_engine.brief import Brief
+    from influencer_engine.config import ModelConfig, PlannerConfig, TierConfig
+    from influencer_engine.planner.plan import PlanInputs
+    from influencer_engine.training.bundle import Bundle
 
 __all__ = ["app", "main"]
 
@@ -436,7 +439,7 @@ def evaluate(
         _evaluate_planner(model, data, out, shifted_seed or [], shifted_creators, briefs_per_goal, seed,
                           tracking_uri, training_root)  # fmt: skip
         return
-    from influencer_engine.config import load_simulator_config, load_tier_config
+    from influencer_engine.config import load_tier_config
     from influencer_engine.evaluation.backtest import backtest
     from influencer_engine.evaluation.report import write_report
     from influencer_engine.training.tracking import load_model
@@ -462,14 +465,9 @@ def evaluate(
             table.frame, cfg, truth=load_truth(data), overrides=overrides, seed=seed
         )
     for s in shifted_seed or []:
-        from influencer_engine.simulate.generate import simulate_market
-        from influencer_engine.simulate.shift import shifted_config
-        from influencer_engine.simulate.world import write_world
         from influencer_engine.training.data import load_training_table
 
-        shifted, factors = shifted_config(load_simulator_config(), s)
-        folder = out / f"shifted_world_{s}"
-        write_world(simulate_market(shifted, tiers, shifted_creators, s), shifted, tiers, s, folder)
+        folder, factors = _shifted_world(s, shifted_creators, out, tiers)
         table = load_training_table(folder, tiers)
         sections[f"shifted world (seed {s})"] = backtest(table.frame, cfg, truth=load_truth(folder),
                                                          overrides=overrides, seed=seed)  # fmt: skip
@@ -498,9 +496,22 @@ def evaluate(
     typer.echo(f"report: {paths['markdown']} and {paths['json']}")
 
 
+def _shifted_world(seed: int, creators: int, out: Path, tiers: TierConfig) -> tuple[Path, dict[str, Any]]:
+    """Simulate the shifted world of ``seed`` into out/shifted_world_<seed>; its folder and the shift factors."""
+    from influencer_engine.config import load_simulator_config
+    from influencer_engine.simulate.generate import simulate_market
+    from influencer_engine.simulate.shift import shifted_config
+    from influencer_engine.simulate.world import write_world
+
+    shifted, factors = shifted_config(load_simulator_config(), seed)
+    folder = out / f"shifted_world_{seed}"
+    write_world(simulate_market(shifted, tiers, creators, seed), shifted, tiers, seed, folder)
+    return folder, factors
+
+
 def _evaluate_planner(model: str, data: Path | None, out: Path, shifted: list[int], creators: int, per_goal: int,
                       seed: int, tracking_uri: str | None, training_root: Path) -> None:  # fmt: skip
-    from influencer_engine.config import load_model_config, load_planner_config, load_simulator_config, load_tier_config
+    from influencer_engine.config import load_model_config, load_planner_config, load_tier_config
     from influencer_engine.evaluation.planner_eval import evaluate_planner, summary_lines
     from influencer_engine.training.bundle import load_bundle
     from influencer_engine.training.tracking import load_model
@@ -513,14 +524,9 @@ def _evaluate_planner(model: str, data: Path | None, out: Path, shifted: list[in
         worlds.append((f"world {data.name}", data, load_model(model, tracking_uri=tracking_uri,
                                                                  training_root=training_root)))  # fmt: skip
     for s in shifted:
-        from influencer_engine.simulate.generate import simulate_market
-        from influencer_engine.simulate.shift import shifted_config
-        from influencer_engine.simulate.world import write_world
         from influencer_engine.training.train import train_models
 
-        shifted_cfg, _ = shifted_config(load_simulator_config(), s)
-        folder = out / f"shifted_world_{s}"
-        write_world(simulate_market(shifted_cfg, tiers, creators, s), shifted_cfg, tiers, s, folder)
+        folder, _ = _shifted_world(s, creators, out, tiers)
         typer.echo(f"shifted world {s}: {creators:,} creators in {folder}; training a model within it")
         train_models(folder, folder / "model", load_model_config(), tiers, seed=seed, track=False, register=False)
         worlds.append((f"shifted world (seed {s})", folder, load_bundle(folder / "model")))
@@ -539,7 +545,9 @@ def _evaluate_planner(model: str, data: Path | None, out: Path, shifted: list[in
     typer.echo(f"report: {path}")
 
 
-def _plan_inputs(brief: Path, data: Path, model: str, tracking_uri: str | None, planner_config: Path | None):  # type: ignore[no-untyped-def]
+def _plan_inputs(
+    brief: Path, data: Path, model: str, tracking_uri: str | None, planner_config: Path | None
+) -> tuple[Brief, PlannerConfig, Bundle, PlanInputs]:
     from influencer_engine.brief import load_brief
     from influencer_engine.config import load_planner_config, load_tier_config
     from influencer_engine.planner.plan import load_inputs

@@ -104,21 +104,19 @@ def _flags() -> pl.Expr:
     return pl.concat_str(parts, separator=";", ignore_nulls=True).fill_null("").alias("flags")
 
 
-_COMPILED: dict[int, list[Any]] = {}  # id(forecaster) -> compile reports, so each process checks once
-
-
 def compiled_reports(bundle: Bundle) -> list[Any]:
-    return _COMPILED.get(id(bundle.forecaster), [])
+    """What ``--compiled`` decided per KPI for this bundle (empty when it was not asked)."""
+    return list(getattr(bundle.forecaster, "compiled_", None) or [])
 
 
 def _maybe_compile(bundle: Bundle, feats: pl.DataFrame, compiled_dir: str | None) -> None:
-    if compiled_dir is None or id(bundle.forecaster) in _COMPILED:
-        return
+    if compiled_dir is None or getattr(bundle.forecaster, "compiled_", None) is not None:
+        return  # not asked, or this forecaster was already checked
     from influencer_engine.modeling.compiled import use_compiled
 
     hashes = {k: v["sha256"] for k, v in bundle.manifest["kpis"].items()}
     sample = feats.select(bundle.features).head(20_000)
-    _COMPILED[id(bundle.forecaster)] = use_compiled(bundle.forecaster, sample, Path(compiled_dir), hashes=hashes)
+    use_compiled(bundle.forecaster, sample, Path(compiled_dir), hashes=hashes)
 
 
 def _score_chunk(bundle: Bundle, brief: Brief, tiers: TierConfig, creators: pl.DataFrame,

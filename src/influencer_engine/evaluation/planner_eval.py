@@ -28,7 +28,6 @@ from influencer_engine.planner.knapsack import solve_additive
 from influencer_engine.planner.plan import load_inputs, prepare, solve
 from influencer_engine.planner.problem import goal_values
 from influencer_engine.schema import AGE_BANDS, AUDIENCE_COUNTRIES, CATEGORIES, GENDERS, GOALS, PLATFORMS
-from influencer_engine.simulate.generate import creator_params
 from influencer_engine.simulate.model import segment_sizes
 from influencer_engine.simulate.world import World
 from influencer_engine.training.bundle import Bundle
@@ -82,16 +81,9 @@ def _random_brief(context: dict[str, Any], goal: str, rng: np.random.Generator) 
     return Brief(**context, goal=goal, budget=round(budget, -2), constraints=Constraints(**limits))
 
 
-def _true_audience(world: World, ids: list[str]) -> tuple[AudienceModel, F64]:
+def _true_audience(world: World, ids: list[str]) -> AudienceModel:
     """The simulator's own overlap model for ``ids``: segments include the hidden communities."""
-    rows = pl.DataFrame({"creator_id": ids}).join(world.creators, on="creator_id", how="left", maintain_order="left")
-    p = creator_params(rows, world.truth)
-    community = rows.join(world.truth.select("creator_id", "community"), on="creator_id", how="left",
-                          maintain_order="left")["community"].to_numpy()  # fmt: skip
-    k, own = world.cfg.audience.communities, world.cfg.audience.own_community_share
-    comm = np.full((len(ids), k), (1 - own) / max(k - 1, 1))
-    comm[np.arange(len(ids)), community] = own if k > 1 else 1.0
-    return AudienceModel((p.age, p.country, p.interest, comm), segment_sizes(world.cfg)), comm
+    return AudienceModel(world.overlap_factors(ids), segment_sizes(world.cfg))
 
 
 def evaluate_planner(
@@ -126,7 +118,7 @@ def evaluate_planner(
                 how="left", maintain_order="left")  # fmt: skip
             problem = prep.candidates.problem
             if goal == "reach":
-                model, _ = _true_audience(world, table["creator_id"].to_list())
+                model = _true_audience(world, table["creator_id"].to_list())
                 true_reach = true_rows["reach"].cast(pl.Float64).fill_null(0.0).to_numpy()
 
                 score: Callable[[I64], float] = partial(_reach_score, model, true_reach)

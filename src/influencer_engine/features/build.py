@@ -44,14 +44,17 @@ def build_features(
     """
     creators = derive_tier(creators, tiers)
     # the planned post's format: the request's, else the creator's base format (every group sees the same one)
-    requests = requests.join(creators.select("creator_id", "platform"), on="creator_id", how="left").select(
+    # joins keep the requests' order, so the same input gives rows in the same order on every run
+    requests = requests.join(
+        creators.select("creator_id", "platform"), on="creator_id", how="left", maintain_order="left"
+    ).select(
         *(c for c in requests.collect_schema().names() if c != "format"),
         pl.coalesce(pl.col("format"), pl.col("platform").replace_strict(BASE_FORMAT, default=None)).alias("format"),
     )
     history = history_features(requests, posts)
     frame = (
-        requests.join(creators, on="creator_id", how="inner")
-        .join(history, on="request_id", how="left")
+        requests.join(creators, on="creator_id", how="inner", maintain_order="left")
+        .join(history, on="request_id", how="left", maintain_order="left")
         .with_columns(pl.col("posts_before").fill_null(0).cast(pl.Int64))
         .pipe(context_features)
         .pipe(audience_fit_features)

@@ -81,4 +81,5 @@ def use_compiled(forecaster: KPIForecaster, sample: object, cache_dir: Path, *, 
         else:
             model.fast_ = fast
             reports.append(CompileReport(kpi, True, "faster and equal", lgb_s, comp_s, diff))
+    forecaster.compiled_ = reports  # the decisions travel with the forecaster they were made for
     return reports

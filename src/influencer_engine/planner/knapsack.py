@@ -30,6 +30,7 @@ __all__ = [
     "Relaxation",
     "Solution",
     "highs",
+    "highs_lp",
     "relax",
     "repair",
     "roster_rows",
@@ -114,10 +115,30 @@ def highs() -> highspy.Highs:
     return h
 
 
+def highs_lp(a: sp.spmatrix, cost: F64, col_lower: F64, col_upper: F64, row_lower: F64, row_upper: F64, *,
+             maximize: bool, integer: bool = False) -> highspy.HighsLp:  # fmt: skip
+    """A HiGHS model: ``row_lower <= a x <= row_upper`` and column bounds (infinite values allowed)."""
+    m, n = a.shape
+    csc = sp.csc_matrix(a)
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = n, m
+    lp.col_cost_ = cost
+    lp.col_lower_ = np.where(np.isfinite(col_lower), col_lower, -_INF)
+    lp.col_upper_ = np.where(np.isfinite(col_upper), col_upper, _INF)
+    lp.row_lower_ = np.where(np.isfinite(row_lower), row_lower, -_INF)
+    lp.row_upper_ = np.where(np.isfinite(row_upper), row_upper, _INF)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = csc.indptr, csc.indices, csc.data
+    lp.sense_ = highspy.ObjSense.kMaximize if maximize else highspy.ObjSense.kMinimize
+    if integer:
+        lp.integrality_ = [highspy.HighsVarType.kInteger] * n
+    return lp
+
+
 def _lp(problem: Problem, values: F64, *, integer: bool, time_limit: float, gap: float,
         start: F64 | None = None, nodes: int | None = None) -> highspy.Highs:  # fmt: skip
     """A HiGHS model of ``problem`` (LP relaxation or MILP), solved."""
-    m, n = problem.A.shape
+    n = problem.n
     h = highs()
     h.setOptionValue("time_limit", float(time_limit))
     h.setOptionValue("random_seed", 0)
@@ -126,22 +147,8 @@ def _lp(problem: Problem, values: F64, *, integer: bool, time_limit: float, gap:
         h.setOptionValue("mip_rel_gap", float(gap))
         if nodes is not None:  # a work limit, not a clock: the same input gives the same roster on any machine
             h.setOptionValue("mip_max_nodes", int(nodes))
-    lp = highspy.HighsLp()
-    lp.num_col_, lp.num_row_ = n, m
-    lp.col_cost_ = values
-    lp.col_lower_ = problem.fixed.astype(np.float64)
-    lp.col_upper_ = np.ones(n)
-    lp.row_lower_ = np.where(np.isfinite(problem.lo), problem.lo, -_INF)
-    lp.row_upper_ = np.where(np.isfinite(problem.hi), problem.hi, _INF)
-    a = problem.A.tocsc()
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = a.indptr
-    lp.a_matrix_.index_ = a.indices
-    lp.a_matrix_.value_ = a.data
-    lp.sense_ = highspy.ObjSense.kMaximize
-    if integer:
-        lp.integrality_ = [highspy.HighsVarType.kInteger] * n
-    h.passModel(lp)
+    h.passModel(highs_lp(problem.A, values, problem.fixed.astype(np.float64), np.ones(n), problem.lo, problem.hi,
+                         maximize=True, integer=integer))  # fmt: skip
     if integer and start is not None:
         sol = highspy.HighsSolution()
         sol.col_value = list(start)

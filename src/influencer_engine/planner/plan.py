@@ -103,10 +103,10 @@ def prepare(inputs: PlanInputs, brief: Brief, cfg: PlannerConfig, *, emv_cpm_usd
     cand = build_candidates(inputs.forecast.table, brief)
     values = goal_values(cand.table, brief.goal, brief.risk, emv_cpm_usd=emv_cpm_usd)
     reach = goal_values(cand.table, "reach", brief.risk, emv_cpm_usd=emv_cpm_usd)
-    # segment sizes come from every candidate forecast (the market), the factors from the eligible ones
+    # segment sizes come from every candidate forecast (the market); the eligible rows keep their own factors
     market = _audience_model(inputs.forecast.table, inputs.audience, cfg.audience.people_pool)
-    own = _audience_model(cand.table, inputs.audience, cfg.audience.people_pool)
-    audience = AudienceModel(own.factors, market.sizes)
+    eligible = inputs.forecast.table["creator_id"].is_in(cand.table["creator_id"].implode()).to_numpy()
+    audience = market.take(np.flatnonzero(eligible))
     return Prepared(brief, cand, values, reach, audience, emv_cpm_usd)
 
 

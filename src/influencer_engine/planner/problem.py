@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import highspy
 import numpy as np
 import numpy.typing as npt
 import polars as pl
@@ -19,7 +18,7 @@ import scipy.sparse as sp
 from influencer_engine.brief import Brief, MixLimit
 from influencer_engine.config import TIERS
 from influencer_engine.errors import EngineError
-from influencer_engine.planner.knapsack import Problem, highs
+from influencer_engine.planner.knapsack import Problem, highs, highs_lp
 from influencer_engine.schema import PLATFORMS
 
 __all__ = [
@@ -168,8 +167,8 @@ def build_candidates(table: pl.DataFrame, brief: Brief) -> Candidates:
     rows += _mix_rows(c.platforms, {p: plats == p for p in PLATFORMS}, price, "creators")
     a = sp.csr_matrix(np.vstack([r[0] for r in rows])) if n else sp.csr_matrix((len(rows), 0))
     fixed = eligible["creator_id"].is_in(list(c.include)).to_numpy()
-    tier_idx = np.array([TIERS.index(t) for t in tiers], dtype=np.int64)
-    plat_idx = np.array([PLATFORMS.index(p) for p in plats], dtype=np.int64)
+    tier_idx = eligible["tier"].replace_strict(list(TIERS), range(len(TIERS)), return_dtype=pl.Int64).to_numpy()
+    plat_idx = eligible["platform"].replace_strict(list(PLATFORMS), range(len(PLATFORMS)), return_dtype=pl.Int64)
     problem = Problem(
         cost=price.astype(np.float64),
         A=a,
@@ -177,7 +176,7 @@ def build_candidates(table: pl.DataFrame, brief: Brief) -> Candidates:
         hi=np.array([r[2] for r in rows], dtype=np.float64),
         names=tuple(r[3].label for r in rows),
         fixed=fixed.astype(bool),
-        group=tier_idx * len(PLATFORMS) + plat_idx,
+        group=tier_idx * len(PLATFORMS) + plat_idx.to_numpy(),
     )
     return Candidates(table=eligible, filtered=filtered, problem=problem, rows=tuple(r[3] for r in rows))
 
@@ -192,19 +191,11 @@ def explain_infeasible(cand: Candidates, budget: float) -> list[str]:
     m, n = p.A.shape
     unit_scale = np.array([budget if r.unit == "$" else 1.0 for r in cand.rows])
     eye = sp.identity(m, format="csr")
-    a = sp.hstack([p.A, -eye, eye]).tocsc()  # A x - s_up + s_down, with lo <= . <= hi
+    a = sp.hstack([p.A, -eye, eye])  # A x - s_up + s_down, with lo <= . <= hi
     h = highs()
-    lp = highspy.HighsLp()
-    lp.num_col_, lp.num_row_ = n + 2 * m, m
-    lp.col_cost_ = np.concatenate([np.zeros(n), 1.0 / unit_scale, 1.0 / unit_scale])
-    lp.col_lower_ = np.concatenate([p.fixed.astype(np.float64), np.zeros(2 * m)])
-    lp.col_upper_ = np.concatenate([np.ones(n), np.full(2 * m, highspy.kHighsInf)])
-    lp.row_lower_ = np.where(np.isfinite(p.lo), p.lo, -highspy.kHighsInf)
-    lp.row_upper_ = np.where(np.isfinite(p.hi), p.hi, highspy.kHighsInf)
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = a.indptr, a.indices, a.data
-    lp.sense_ = highspy.ObjSense.kMinimize
-    h.passModel(lp)
+    h.passModel(highs_lp(a, np.concatenate([np.zeros(n), 1.0 / unit_scale, 1.0 / unit_scale]),
+                         np.concatenate([p.fixed.astype(np.float64), np.zeros(2 * m)]),
+                         np.concatenate([np.ones(n), np.full(2 * m, np.inf)]), p.lo, p.hi, maximize=False))  # fmt: skip
     h.run()
     s = np.asarray(h.getSolution().col_value)
     up, down = s[n : n + m], s[n + m :]

@@ -20,6 +20,7 @@ __all__ = [
     "CreatorParams",
     "RowContext",
     "audience_fit",
+    "community_mix",
     "expected_kpis",
     "format_table",
     "platform_table",
@@ -172,14 +173,20 @@ def segment_sizes(cfg: SimulatorConfig) -> F64:
     return np.repeat(sizes, k, axis=3)
 
 
+def community_mix(cfg: SimulatorConfig, community: I64) -> F64:
+    """Each row's audience over the hidden communities, shape (n, K): its own community's share, the rest spread."""
+    k = cfg.audience.communities
+    own = cfg.audience.own_community_share
+    comm = np.full((len(community), k), (1 - own) / max(k - 1, 1))
+    comm[np.arange(len(community)), community] = own if k > 1 else 1.0
+    return comm
+
+
 def segment_mix(cfg: SimulatorConfig, p: CreatorParams, community: I64) -> F64:
     """Each row's audience spread over segments, shape (n, 5, 13, 12, K); rows sum to 1.
 
     Age, country and niche shares are the published marginals; the hidden community concentrates each
     creator's audience, so creators of one community share more audience than their shares alone show.
     """
-    k = cfg.audience.communities
-    own = cfg.audience.own_community_share
-    comm = np.full((len(community), k), (1 - own) / max(k - 1, 1))
-    comm[np.arange(len(community)), community] = own if k > 1 else 1.0
+    comm = community_mix(cfg, community)
     return np.asarray(np.einsum("na,nc,ni,nk->nacik", p.age, p.country, p.interest, comm), dtype=np.float64)

@@ -28,6 +28,7 @@ from influencer_engine.simulate.model import (
     CreatorParams,
     RowContext,
     audience_fit,
+    community_mix,
     expected_kpis,
     segment_mix,
     segment_sizes,
@@ -36,6 +37,7 @@ from influencer_engine.simulate.model import (
 __all__ = ["World", "write_world"]
 
 F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
 _CHUNK = 4096
 
 
@@ -163,6 +165,18 @@ class World:
             *(pl.Series(k, exp[k]).fill_nan(None) for k in KPIS),
         )
 
+    def _community(self, rows: pl.DataFrame) -> I64:
+        joined = rows.join(self.truth.select("creator_id", "community"), on="creator_id", how="left",
+                           maintain_order="left")  # fmt: skip
+        return np.asarray(joined["community"].to_numpy(), dtype=np.int64)
+
+    def overlap_factors(self, creator_ids: Sequence[str]) -> tuple[F64, F64, F64, F64]:
+        """The true overlap model's factors per creator: age, country and niche shares, and hidden community mix
+        (their outer product is ``segment_mix``; segment sizes are ``segment_sizes``)."""
+        rows = self._rows(creator_ids)
+        p = creator_params(rows, self.truth)
+        return p.age, p.country, p.interest, community_mix(self.cfg, self._community(rows))
+
     def unique_reach(self, creator_ids: Sequence[str], brief: Brief, *, fmt: str | None = None) -> float:
         """True expected number of distinct people the set reaches (audiences overlap within segments).
 
@@ -176,8 +190,7 @@ class World:
         rows = self._rows(ids)
         params, _, _, exp = self._expected(rows, brief, fmt)
         reach = np.nan_to_num(exp["reach"], nan=0.0)
-        community = rows.join(self.truth.select("creator_id", "community"), on="creator_id", how="left",
-                              maintain_order="left")["community"].to_numpy()  # fmt: skip
+        community = self._community(rows)
         sizes = segment_sizes(self.cfg)
         load = np.zeros_like(sizes)
         for lo in range(0, len(ids), _CHUNK):
