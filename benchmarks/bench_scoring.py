@@ -1,12 +1,15 @@
-"""Batch-scoring benchmark (issue 6), one command: python benchmarks/bench_scoring.py [--creators N]
+"""Batch-scoring benchmark (issue 6), one command: python benchmarks/bench_scoring.py [--creators N] [--large M]
 
-Candidates: N simulated creators with their post histories, written as worlds of up to 100k creators (ids made
-unique per world). Model: models/demo (run `ie demo` first). Measured in one run:
+Candidates: N simulated creators (default 1M) with their post histories, written as worlds of up to 100k creators
+(ids made unique per world). Model: models/demo (run `ie demo` first). Measured in one run:
 1. `ie score` end to end with the local engine, as a subprocess: wall time, rows/s, peak memory (RSS of the
    process tree, polled).
-2. Bare LightGBM predict of the same six models (all intervals) on the same feature matrix: the ratio of (1) to it.
-3. The same scoring with compiled trees (`--compiled`, treelite + tl2cgen), cache warmed by a first run.
+2. Bare LightGBM predict of the same six models (all intervals) on the same feature matrix: the ratio of (1) to it;
+   and the compiled trees (treelite + tl2cgen) on that matrix: speed-up and largest difference.
+3. The same scoring with compiled trees (`--compiled`), cache warmed by a first run.
 4. The same scoring with the Dask engine on a local cluster of two workers.
+5. M candidates (default 10M; 0 skips): copies of the N with new ids, streamed from Parquet by `ie score`: peak
+   memory against the chunk size.
 Writes benchmarks/results/scoring.json.
 """
 
@@ -19,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import psutil
 
@@ -26,6 +30,7 @@ from influencer_engine.brief import load_brief
 from influencer_engine.config import load_simulator_config, load_tier_config
 from influencer_engine.features.build import build_features
 from influencer_engine.features.requests import brief_requests
+from influencer_engine.modeling.compiled import _compile
 from influencer_engine.modeling.matrix import to_matrix
 from influencer_engine.simulate.generate import simulate_market
 from influencer_engine.training.bundle import load_bundle
@@ -33,6 +38,7 @@ from influencer_engine.training.bundle import load_bundle
 ROOT = Path(__file__).resolve().parents[1]
 BRIEF = ROOT / "configs" / "briefs" / "fitness_january.toml"
 WORLD = 100_000
+COMPILED_CACHE = Path.home() / ".cache" / "influencer-engine" / "compiled"
 
 
 def make_candidates(n: int, root: Path) -> list[Path]:
@@ -53,6 +59,27 @@ def make_candidates(n: int, root: Path) -> list[Path]:
         posts.write_parquet(folder / "posts.parquet")
         print(f"simulated {size:,} creators, {m.posts.height:,} posts -> {folder}", flush=True)
     return folders
+
+
+def replicate(folders: list[Path], n: int, root: Path) -> list[Path]:
+    """``n`` candidates as copies of ``folders`` with new ids, streamed (never all in memory)."""
+    have = sum(pl.scan_parquet(f / "creators.parquet").select(pl.len()).collect().item() for f in folders)
+    out = []
+    for j in range(-(-n // have)):
+        folder = root / f"copy_{j}"
+        out.append(folder)
+        if (folder / "posts.parquet").is_file():
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        prefix = pl.lit(f"c{j}-")
+        for table, ids in (("creators", ["creator_id"]), ("posts", ["creator_id", "post_id"])):
+            frame = pl.concat([pl.scan_parquet(f / f"{table}.parquet") for f in folders])
+            frame = frame.with_columns(pl.concat_str([prefix, pl.col(c)]).alias(c) for c in ids)
+            tmp = folder / f".{table}.tmp.parquet"
+            frame.sink_parquet(tmp)
+            tmp.rename(folder / f"{table}.parquet")
+        print(f"copy {j + 1}: {have:,} creators -> {folder}", flush=True)
+    return out
 
 
 def run_measured(args: list[str]) -> tuple[float, float]:
@@ -82,18 +109,35 @@ def bare_predict(folders: list[Path], model: Path) -> dict[str, float]:
                                peers=bundle.peers)  # fmt: skip
         frames.append(feats.collect())
     x = pl.concat(frames).select(bundle.features)
-    seconds = 0.0
-    for model_ in bundle.forecaster.models_.values():
+    del frames
+    seconds, compiled_s, diff = 0.0, 0.0, 0.0
+    for kpi, model_ in bundle.forecaster.models_.items():
         matrix = to_matrix(x, [str(n) for n in model_.feature_names_in_])
         t0 = time.perf_counter()
-        model_.booster_.predict(matrix, raw_score=True)
+        ref = model_.booster_.predict(matrix, raw_score=True)
         seconds += time.perf_counter() - t0
-    return {"rows": float(x.height), "seconds": seconds}
+        try:  # the same model compiled (cached by its hash, as `--compiled` does)
+            fast = _compile(model_.booster_, COMPILED_CACHE / f"{bundle.manifest['kpis'][kpi]['sha256']}.so")
+        except Exception as exc:  # report, do not fail the benchmark
+            print(f"compiled trees unavailable: {exc}")
+            continue
+        t0 = time.perf_counter()
+        got = fast(matrix)
+        compiled_s += time.perf_counter() - t0
+        diff = max(diff, float(np.max(np.abs(got - ref))))
+    return {
+        "rows": float(x.height),
+        "seconds": seconds,
+        "compiled_seconds": compiled_s,
+        "compiled_speedup": seconds / compiled_s if compiled_s else 0.0,
+        "compiled_max_abs_diff": diff,
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--creators", type=int, default=200_000)
+    ap.add_argument("--creators", type=int, default=1_000_000)
+    ap.add_argument("--large", type=int, default=10_000_000, help="candidates streamed for peak memory (0: skip)")
     ap.add_argument("--chunk-creators", type=int, default=50_000)
     args = ap.parse_args()
     model = ROOT / "models" / "demo"
@@ -114,7 +158,12 @@ def main() -> None:
     bare = bare_predict(folders, model)
     results["bare_predict"] = bare
     results["ratio_end_to_end_to_bare_predict"] = wall / bare["seconds"]
-    print(f"bare LightGBM predict: {bare['seconds']:.1f} s; end-to-end / bare = {wall / bare['seconds']:.2f}")
+    print(
+        f"bare LightGBM predict: {bare['seconds']:.1f} s; end-to-end / bare = {wall / bare['seconds']:.2f}; "
+        f"compiled predict {bare['compiled_seconds']:.1f} s (x{bare['compiled_speedup']:.2f}, "
+        f"max diff {bare['compiled_max_abs_diff']:.3g})",
+        flush=True,
+    )
     wall_c, peak_c = run_measured([*base, "--out", str(work / "out_compiled"), "--compiled"])
     results["local_compiled"] = {"seconds": wall_c, "rows_per_s": args.creators / wall_c, "peak_rss_gb": peak_c,
                                  "compiled": json.loads((work / "out_compiled" / "manifest.json").read_text())
@@ -127,8 +176,33 @@ def main() -> None:
     b = pl.read_parquet(work / "out_dask" / "scores").sort("creator_id")
     results["dask_equals_local"] = a.equals(b)
     results["compiled_equals_local"] = a.equals(pl.read_parquet(work / "out_compiled" / "scores").sort("creator_id"))
+    # peak memory against the chunk size (what --limit-memory sizes chunks from), on the first 200k candidates
+    by_chunk = {}
+    for size in (10_000, 25_000, 50_000):
+        cmd = [*base[: base.index("--candidates")], "--candidates", *map(str, folders[:2]), "--out",
+               str(work / f"out_chunk_{size}")]  # fmt: skip
+        cmd[cmd.index("--chunk-creators") + 1] = str(size)
+        by_chunk[size] = run_measured(cmd)[1]
+    results["peak_rss_gb_by_chunk_creators"] = by_chunk
+    print("peak RSS by --chunk-creators: " + ", ".join(f"{k:,}: {v:.2f} GB" for k, v in by_chunk.items()), flush=True)
     path = ROOT / "benchmarks" / "results" / "scoring.json"
     path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")  # the figures so far, before the long streamed run
+    if args.large:
+        copies = replicate(folders, args.large, work)
+        n_large = sum(pl.scan_parquet(f / "creators.parquet").select(pl.len()).collect().item() for f in copies)
+        large = [sys.executable, "-m", "influencer_engine.cli", "score", "--brief", str(BRIEF), "--model", str(model),
+                 "--chunk-creators", str(args.chunk_creators), "--restart", "--candidates", *map(str, copies),
+                 "--out", str(work / "out_large")]  # fmt: skip
+        wall_l, peak_l = run_measured(large)
+        results["large"] = {"creators": n_large, "seconds": wall_l, "rows_per_s": n_large / wall_l,
+                            "peak_rss_gb": peak_l, "chunks": json.loads((work / "out_large" / "manifest.json")
+                                                                         .read_text())["chunks"]}  # fmt: skip
+        print(
+            f"{n_large:,} candidates streamed: {wall_l:.0f} s, {n_large / wall_l:,.0f} creators/s, "
+            f"peak RSS {peak_l:.2f} GB",
+            flush=True,
+        )
     path.write_text(json.dumps(results, indent=2) + "\n")
     print(f"dask rows equal local rows: {results['dask_equals_local']}; wrote {path}")
 

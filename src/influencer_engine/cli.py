@@ -6,7 +6,7 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -339,17 +339,27 @@ def train(
     track: Annotated[bool, typer.Option("--track/--no-track", help="Log the run to MLflow.")] = True,
     register: Annotated[bool, typer.Option("--register/--no-register", help="Register as @champion.")] = True,
     training_root: Annotated[Path, typer.Option(help="Folder for MLflow and Optuna stores.")] = Path("training"),
+    engine: Annotated[str, typer.Option(help="local, or dask: LightGBM trains on a Dask cluster.")] = "local",
+    scheduler: Annotated[
+        str | None, typer.Option(help="Dask scheduler address (default: a local cluster of 2 workers).")
+    ] = None,
 ) -> None:
     """Train every KPI model: backtest beside the baselines, fit on all campaigns, write the bundle."""
+    from influencer_engine.training.distributed import dask_training
     from influencer_engine.training.train import train_models
     from influencer_engine.training.tune import load_tuned
 
+    if engine not in ("local", "dask"):
+        raise InputError(f"--engine '{engine}' is unknown.", fix="use --engine local or --engine dask")
     tiers, cfg = _tiers_and_config(config)
     overrides = load_tuned(training_root) if tuned else None
     if tuned and not overrides:
         raise InputError(f"no tuned parameters under {training_root}/tuned.", fix="run `ie tune --kpi KPI` first")
-    r = train_models(data, out, cfg, tiers, seed=seed, overrides=overrides, track=track,
-                     training_root=training_root, tracking_uri=tracking_uri, register=register)  # fmt: skip
+    with contextlib.ExitStack() as stack:
+        if engine == "dask":
+            stack.enter_context(dask_training(stack.enter_context(_dask_client(scheduler))))
+        r = train_models(data, out, cfg, tiers, seed=seed, overrides=overrides, track=track, engine=engine,
+                         training_root=training_root, tracking_uri=tracking_uri, register=register)  # fmt: skip
     bt = r.backtest
     typer.echo(f"trained {len(bt.metrics)} KPI models on {r.table.frame.height:,} campaign outcomes "
                f"in {r.seconds['total']:.1f}s -> {r.bundle}")  # fmt: skip
@@ -660,6 +670,31 @@ def _dask_client(scheduler: str | None) -> Iterator[Any]:
         yield c
 
 
+@contextlib.contextmanager
+def _score_progress() -> Iterator[Callable[[Any], None]]:
+    """A redrawn progress bar (rows/s, ETA) on a terminal; one line per chunk when stderr is a file or pipe."""
+    if not sys.stderr.isatty():
+
+        def line(p: Any) -> None:
+            typer.echo(f"chunk {p.chunks_done}/{p.chunks}: {p.rows_done:,}/{p.rows:,} creators, "
+                       f"{p.rows_per_s:,.0f} rows/s, ETA {p.eta_s:,.0f} s", err=True)  # fmt: skip
+
+        yield line
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                   TimeRemainingColumn(), console=Console(stderr=True), transient=False)  # fmt: skip
+    with bar:
+        task = bar.add_task("score", total=None, rate="")
+
+        def update(p: Any) -> None:
+            bar.update(task, total=p.rows, completed=p.rows_done, rate=f"{p.rows_per_s:,.0f} rows/s")
+
+        yield update
+
+
 @app.command()
 def score(
     candidates: Annotated[list[Path], typer.Option(help="Dataset folder(s) of candidates: creators and posts tables.")],
@@ -697,19 +732,65 @@ def score(
         raise InputError(f"--engine '{engine}' is unknown.", fix="use --engine local or --engine dask")
     b = load_brief(brief)
     bundle = load_model(model, tracking_uri=tracking_uri)
-    with _dask_client(scheduler) if engine == "dask" else contextlib.nullcontext() as client:
+    with (_dask_client(scheduler) if engine == "dask" else contextlib.nullcontext()) as client, \
+            _score_progress() as show:  # fmt: skip
         r = score_candidates(bundle, candidates, b, load_tier_config(), out, chunk_creators=chunk_creators,
                              limit_memory_mb=limit_memory, restart=restart, client=client,
-                             compiled_dir=_COMPILED_CACHE if compiled else None,
-                             progress=lambda line: typer.echo(line, err=True))  # fmt: skip
+                             compiled_dir=_COMPILED_CACHE if compiled else None, progress=show)  # fmt: skip
     resumed = f", {r.resumed_chunks} chunk(s) resumed from an earlier run" if r.resumed_chunks else ""
     if compiled:
         from influencer_engine.scoring import compiled_reports
 
         for rep in compiled_reports(bundle):
             typer.echo(f"compiled trees, {rep.kpi}: {'used' if rep.used else 'not used'} ({rep.reason})", err=True)
+    if limit_memory is not None and r.peak_rss_mb is not None and r.peak_rss_mb > limit_memory:
+        typer.echo(f"warning: peak memory {r.peak_rss_mb:,.0f} MB was above --limit-memory {limit_memory:,.0f} MB "
+                   "(chunks are sized from an estimate); use a smaller --chunk-creators", err=True)  # fmt: skip
     typer.echo(f"scored {r.scored:,} of {r.rows_in:,} creators ({r.rejected:,} rejected) in {r.chunks} chunk(s), "
                f"{r.seconds:.1f} s{resumed} -> {out / 'scores'}; manifest {out / 'manifest.json'}")  # fmt: skip
+
+
+@app.command()
+def serve(
+    data: Annotated[Path, typer.Option(help="Dataset folder of the candidate base planned from.")] = Path("runs/demo"),
+    model: Annotated[str, typer.Option(help="Bundle folder or MLflow model URI.")] = "models/demo",
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    api_key_file: Annotated[
+        Path | None, typer.Option(help="File holding the API key (else $IE_API_KEY, else one is generated).")
+    ] = None,
+    max_upload_mb: Annotated[float, typer.Option(min=0.01, help="Largest upload /api/score takes, in MB.")] = 20.0,
+    planner_config: Annotated[Path | None, typer.Option("--config", help="Planner TOML.")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help=_TRACKING_HELP)] = None,
+) -> None:
+    """Serve the REST API (OpenAPI at /docs) and the planners' web page at / (needs the serve extra)."""
+    import os
+
+    try:
+        import uvicorn
+
+        from influencer_engine.serve import create_app, load_server
+    except ImportError as exc:
+        raise InputError(f"`ie serve` needs FastAPI and uvicorn ({exc.name} is missing).",
+                         fix='pip install -e ".[serve]"') from exc  # fmt: skip
+    key, shown = None, "from $IE_API_KEY"
+    if api_key_file is not None:
+        if not api_key_file.is_file():
+            raise InputError(f"--api-key-file {api_key_file} does not exist.", fix="write the key into that file")
+        key, shown = api_key_file.read_text(encoding="utf-8").strip(), f"from {api_key_file}"
+        if len(key) < 16:
+            raise InputError(f"the key in {api_key_file} is shorter than 16 characters.", fix="use a longer key")
+    elif os.environ.get("IE_API_KEY"):
+        key = os.environ["IE_API_KEY"]
+    server = load_server(model, data, api_key=key, tracking_uri=tracking_uri, planner_config=planner_config,
+                         max_upload_bytes=int(max_upload_mb * 1024 * 1024))  # fmt: skip
+    if key is None:
+        typer.echo(f"API key (shown once; send it in the X-API-Key header): {server.api_key}")
+    else:
+        typer.echo(f"API key: {shown}")
+    typer.echo(f"{server.base.creators.height:,} candidates from {data}; model {model}")
+    typer.echo(f"web page http://{host}:{port}/  API docs http://{host}:{port}/docs")
+    uvicorn.run(create_app(server), host=host, port=port, log_level="warning")
 
 
 @app.command()

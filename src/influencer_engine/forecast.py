@@ -26,7 +26,15 @@ from influencer_engine.modeling.matrix import check_features
 from influencer_engine.schema import AGE_BANDS, AUDIENCE_COUNTRIES, GENDERS, check_references, validate
 from influencer_engine.training.bundle import Bundle
 
-__all__ = ["BriefForecast", "describe_target", "forecast_brief", "forecast_features"]
+__all__ = [
+    "BriefForecast",
+    "CandidateBase",
+    "describe_target",
+    "forecast_base",
+    "forecast_brief",
+    "forecast_features",
+    "load_candidate_base",
+]
 
 
 @dataclass(frozen=True)
@@ -77,16 +85,18 @@ def forecast_features(bundle: Bundle, features: pl.DataFrame, brief: Brief | Non
     return BriefForecast(table=table, features=frame, rejects=checked.rejects, notes=notes)
 
 
-def forecast_brief(
-    bundle: Bundle,
-    data: Path,
-    brief: Brief,
-    tiers: TierConfig,
-    *,
-    creator_ids: Sequence[str] | None = None,
-    fmt: str | None = None,
-) -> BriefForecast:
-    """Forecast creators of the dataset folder ``data`` for ``brief`` (all creators, or ``creator_ids``)."""
+@dataclass(frozen=True)
+class CandidateBase:
+    """A dataset folder's creators and posts, validated once; forecast for any number of briefs."""
+
+    source: str
+    creators: pl.DataFrame  # valid creator rows
+    posts: pl.DataFrame  # valid post rows of those creators
+    rejects: pl.DataFrame  # creator rows that cannot be forecast, with reasons
+
+
+def load_candidate_base(data: Path, *, creator_ids: Sequence[str] | None = None) -> CandidateBase:
+    """Read and validate the creators (all, or ``creator_ids``) and their posts of the dataset folder ``data``."""
     cpath, ppath = find_table(data, "creators"), find_table(data, "posts")
     if cpath is None:
         raise InputError(
@@ -107,13 +117,32 @@ def forecast_brief(
     pv = validate(posts, "posts", source=str(ppath)) if posts is not None else None
     post_rows = (check_references(pv, "creator_id", ids, table="posts", source=str(ppath), key=("post_id",)).valid
                  if pv is not None else pl.DataFrame(schema={"post_id": pl.String}))  # fmt: skip
-    requests = brief_requests(brief, cv.valid.lazy())
+    return CandidateBase(str(data), cv.valid, post_rows, cv.rejects)
+
+
+def forecast_base(bundle: Bundle, base: CandidateBase, brief: Brief, tiers: TierConfig, *,
+                  fmt: str | None = None) -> BriefForecast:  # fmt: skip
+    """Forecast every creator of ``base`` for ``brief`` (in the creator's base format, or ``fmt``)."""
+    requests = brief_requests(brief, base.creators.lazy())
     if fmt is not None:
         requests = requests.with_columns(pl.lit(fmt).alias("format"))
-    feats = build_features(cv.valid.lazy(), post_rows.lazy(), requests, tiers, peers=bundle.peers).collect()
-    out = forecast_features(bundle, feats, brief, source=f"features of {data}")
-    rejects = pl.concat([cv.rejects, out.rejects], how="vertical_relaxed")
+    feats = build_features(base.creators.lazy(), base.posts.lazy(), requests, tiers, peers=bundle.peers).collect()
+    out = forecast_features(bundle, feats, brief, source=f"features of {base.source}")
+    rejects = pl.concat([base.rejects, out.rejects], how="vertical_relaxed")
     return BriefForecast(table=out.table, features=out.features, rejects=rejects, notes=out.notes)
+
+
+def forecast_brief(
+    bundle: Bundle,
+    data: Path,
+    brief: Brief,
+    tiers: TierConfig,
+    *,
+    creator_ids: Sequence[str] | None = None,
+    fmt: str | None = None,
+) -> BriefForecast:
+    """Forecast creators of the dataset folder ``data`` for ``brief`` (all creators, or ``creator_ids``)."""
+    return forecast_base(bundle, load_candidate_base(data, creator_ids=creator_ids), brief, tiers, fmt=fmt)
 
 
 def reasons_for(bundle: Bundle, result: BriefForecast, creator_id: str, kpi: str, brief: Brief,

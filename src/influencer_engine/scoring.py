@@ -13,8 +13,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,9 +34,21 @@ from influencer_engine.io import read_table, scan_table, table_files, write_json
 from influencer_engine.schema import REJECT_SCHEMA, check_references, validate
 from influencer_engine.training.bundle import Bundle
 
-__all__ = ["ChunkJob", "ScoreResult", "candidate_sources", "chunk_count", "read_scores", "score_candidates"]
+__all__ = [
+    "ChunkJob",
+    "Progress",
+    "ScoreResult",
+    "candidate_sources",
+    "chunk_count",
+    "read_scores",
+    "score_candidates",
+    "stage",
+]
 
 STATE = "_state.json"
+STAGE = "_stage"
+CHUNK_KEY = "_chunk"
+STAGE_BATCH_BYTES = 200e6  # in-memory size of a batch read while staging
 # bytes a creator takes while its chunk is scored: its posts (about 200 B each) plus features and forecasts
 _BYTES_PER_POST = 200
 _BYTES_PER_CREATOR = 4_000
@@ -49,6 +63,7 @@ class ScoreResult:
     chunks: int
     resumed_chunks: int
     seconds: float
+    peak_rss_mb: float | None = None  # of this process (the client, with the Dask engine)
 
 
 def candidate_sources(paths: Sequence[Path]) -> tuple[pl.LazyFrame, pl.LazyFrame | None, list[Path]]:
@@ -119,26 +134,15 @@ def _maybe_compile(bundle: Bundle, feats: pl.DataFrame, compiled_dir: str | None
     use_compiled(bundle.forecaster, sample, Path(compiled_dir), hashes=hashes)
 
 
-def _score_chunk(bundle: Bundle, brief: Brief, tiers: TierConfig, creators: pl.DataFrame,
-                 posts: pl.LazyFrame | None, source: str,
-                 compiled_dir: str | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:  # fmt: skip
-    cv = validate(creators, "creators", source=source)
-    ids = cv.valid["creator_id"]
-    if posts is not None:
-        chunk_posts = posts.filter(pl.col("creator_id").is_in(ids.implode())).collect()
-        pv = validate(chunk_posts, "posts", source=source)
-        post_rows = check_references(pv, "creator_id", ids, table="posts", source=source, key=("post_id",)).valid
-    else:
-        post_rows = pl.DataFrame(schema={"post_id": pl.String})
-    requests = brief_requests(brief, cv.valid.lazy())
-    feats = build_features(cv.valid.lazy(), post_rows.lazy(), requests, tiers, peers=bundle.peers).collect()
-    _maybe_compile(bundle, feats, compiled_dir)
-    out = forecast_features(bundle, feats, brief, source=source)
-    flags = out.features.select(_flags())
-    table = pl.concat([out.table, flags], how="horizontal")
-    rejects = pl.concat([cv.rejects.select(list(REJECT_SCHEMA)).cast(REJECT_SCHEMA),  # type: ignore[arg-type]
-                         out.rejects.select(list(REJECT_SCHEMA)).cast(REJECT_SCHEMA)])  # type: ignore[arg-type]  # fmt: skip
-    return table, rejects
+@dataclass
+class Prepared:
+    """A chunk read, validated and featurized, ready for the models."""
+
+    k: int
+    rows_in: int
+    source: str
+    creator_rejects: pl.DataFrame
+    features: pl.DataFrame
 
 
 @dataclass(frozen=True)
@@ -152,18 +156,47 @@ class ChunkJob:
     chunks: int
     compiled_dir: str | None = None  # compile the trees (tl2cgen) into this cache, where equal and faster
 
-    def run(self, k: int, bundle: Bundle) -> dict[str, int]:
-        """Score chunk ``k`` and write its parts atomically; the counts go to the run's state."""
+    def _staged(self, table: str, k: int, empty: pl.LazyFrame) -> pl.DataFrame:
+        """Chunk ``k`` of a staged table (one pass split every table by chunk; see ``stage``)."""
+        folder = Path(self.out) / STAGE / table / f"{CHUNK_KEY}={k}"
+        files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+        if not files:
+            return empty.head(0).collect()
+        return pl.read_parquet([str(f) for f in files], hive_partitioning=False)
+
+    def prepare(self, k: int, bundle: Bundle) -> Prepared:
+        """Read chunk ``k`` from the stage, validate it and build its features (no model work yet)."""
         brief = Brief.model_validate_json(self.brief)
         tiers = TierConfig.model_validate_json(self.tiers)
         creators, posts, _ = candidate_sources([Path(p) for p in self.sources])
-        rows = creators.filter(pl.col("creator_id").hash(0) % self.chunks == k).collect()
+        rows = self._staged("creators", k, creators)
         source = f"candidates chunk {k + 1}/{self.chunks}"
-        table, rejects = _score_chunk(bundle, brief, tiers, rows, posts, source, self.compiled_dir)
+        cv = validate(rows, "creators", source=source)
+        ids = cv.valid["creator_id"]
+        if posts is not None:
+            pv = validate(self._staged("posts", k, posts), "posts", source=source)
+            post_rows = check_references(pv, "creator_id", ids, table="posts", source=source, key=("post_id",)).valid
+        else:
+            post_rows = pl.DataFrame(schema={"post_id": pl.String})
+        requests = brief_requests(brief, cv.valid.lazy())
+        feats = build_features(cv.valid.lazy(), post_rows.lazy(), requests, tiers, peers=bundle.peers).collect()
+        return Prepared(k, rows.height, source, cv.rejects, feats)
+
+    def finish(self, prep: Prepared, bundle: Bundle) -> dict[str, int]:
+        """Forecast a prepared chunk and write its parts atomically; the counts go to the run's state."""
+        brief = Brief.model_validate_json(self.brief)
+        _maybe_compile(bundle, prep.features, self.compiled_dir)
+        fc = forecast_features(bundle, prep.features, brief, source=prep.source)
+        table = pl.concat([fc.table, fc.features.select(_flags())], how="horizontal")
+        rejects = pl.concat([r.select(list(REJECT_SCHEMA)).cast(REJECT_SCHEMA)  # type: ignore[arg-type]
+                             for r in (prep.creator_rejects, fc.rejects)])  # fmt: skip
         out = Path(self.out)
-        write_parquet(table, out / "scores" / f"part-{k:05d}.parquet")
-        write_parquet(rejects, out / "rejects" / f"part-{k:05d}.parquet")
-        return {"rows_in": rows.height, "scored": table.height, "rejected": rejects.height}
+        write_parquet(table, out / "scores" / f"part-{prep.k:05d}.parquet")
+        write_parquet(rejects, out / "rejects" / f"part-{prep.k:05d}.parquet")
+        return {"rows_in": prep.rows_in, "scored": table.height, "rejected": rejects.height}
+
+    def run(self, k: int, bundle: Bundle) -> dict[str, int]:
+        return self.finish(self.prepare(k, bundle), bundle)
 
     def run_on_worker(self, k: int, bundle_path: str) -> dict[str, int]:
         return self.run(k, _worker_bundle(bundle_path))
@@ -177,6 +210,66 @@ def _worker_bundle(path: str) -> Bundle:
     return load_bundle(Path(path))
 
 
+def stage(sources: Sequence[Path], chunks: int, out: Path, *, batch_bytes: float = STAGE_BATCH_BYTES) -> Path:
+    """Split every creator and post row of ``sources`` by chunk in one streaming pass, into ``out/_stage``.
+
+    Without it each chunk would scan the whole posts table for its creators (chunks x posts work). Each table is
+    read in batches of about ``batch_bytes``; a batch is split by chunk and written as one file per chunk, so memory
+    is bounded by the batch, whatever the input's size or the number of chunks. The stage is written under a
+    temporary name and renamed when complete, so a killed pass leaves nothing half-staged, and a resumed run
+    reuses a finished stage. It is removed when the run completes.
+    """
+    target = out / STAGE
+    if target.is_dir():
+        return target
+    tmp = out / f"{STAGE}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    key = (pl.col("creator_id").hash(0) % chunks).alias(CHUNK_KEY)
+    batch_no = 0
+    for source in sources:
+        for name in ("creators", "posts"):
+            path = find_table(source, name)
+            if path is None:
+                continue
+            for batch in _batches(path, batch_bytes):
+                for (k,), part in batch.with_columns(key).partition_by(CHUNK_KEY, as_dict=True).items():
+                    folder = tmp / name / f"{CHUNK_KEY}={k}"
+                    folder.mkdir(parents=True, exist_ok=True)
+                    part.drop(CHUNK_KEY).write_parquet(folder / f"{batch_no:07d}.parquet", compression="lz4")
+                batch_no += 1
+    tmp.mkdir(parents=True, exist_ok=True)
+    tmp.rename(target)
+    return target
+
+
+def _batches(path: Path, batch_bytes: float) -> Iterator[pl.DataFrame]:
+    """A table in batches of about ``batch_bytes`` in memory (Parquet by row ranges; CSV streamed)."""
+    frame = scan_table(path)
+    sample = frame.head(1000).collect()
+    rows = max(10_000, int(batch_bytes / max(sample.estimated_size() / max(sample.height, 1), 1.0)))
+    if all(f.suffix.lower() in (".parquet", ".pq") for f in table_files(path)):
+        total = int(frame.select(pl.len()).collect().item())
+        for offset in range(0, total, rows):
+            yield frame.slice(offset, rows).collect()
+    else:
+        yield from frame.collect_batches(chunk_size=rows)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a scoring run stands, after each chunk."""
+
+    chunks_done: int
+    chunks: int
+    rows_done: int
+    rows: int
+    rows_per_s: float
+
+    @property
+    def eta_s(self) -> float:
+        return (self.rows - self.rows_done) / max(self.rows_per_s, 1e-9)
+
+
 def score_candidates(
     bundle: Bundle,
     sources: Sequence[Path],
@@ -187,7 +280,7 @@ def score_candidates(
     chunk_creators: int = 50_000,
     limit_memory_mb: float | None = None,
     restart: bool = False,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[Progress], None] | None = None,
     after_chunk: Callable[[int], None] | None = None,
     client: Any = None,
     compiled_dir: Path | None = None,
@@ -198,6 +291,9 @@ def score_candidates(
     chunk from the sources, loads the bundle from its folder, and writes its part into ``out``, so sources, bundle
     and ``out`` must be paths every worker can reach. The client records finished chunks as with the local engine,
     so a Dask run resumes the same way and gives the same rows.
+
+    The local engine prepares the next chunk (read, validate, features) in a thread while the models score the
+    current one, so two chunks are in memory at a time.
     """
     t0 = time.perf_counter()
     creators, posts, files = candidate_sources(sources)
@@ -213,12 +309,16 @@ def score_candidates(
             raise InputError(f"{out} holds a scoring run of other inputs (candidates, brief, model or chunking).",
                              fix="score into a new --out folder, or pass --restart to start this one over")  # fmt: skip
         state = old
+    else:
+        shutil.rmtree(out / STAGE, ignore_errors=True)  # a stage of another run is never reused
     (out / "scores").mkdir(parents=True, exist_ok=True)
     (out / "rejects").mkdir(parents=True, exist_ok=True)
     write_json(state, state_path)
     resumed = len(state["done"])
     started, done_rows = time.perf_counter(), 0
     pending = [k for k in range(chunks) if str(k) not in state["done"]]
+    if pending:
+        stage(sources, chunks, out)
 
     def record(k: int, counts: dict[str, int]) -> None:
         nonlocal done_rows
@@ -226,10 +326,9 @@ def score_candidates(
         write_json(state, state_path)  # the chunk counts as done only from here
         done_rows += counts["rows_in"]
         if progress is not None:
+            finished = sum(d["rows_in"] for d in state["done"].values())
             rate = done_rows / max(time.perf_counter() - started, 1e-9)
-            left = n_creators - sum(d["rows_in"] for d in state["done"].values())
-            progress(f"chunk {len(state['done'])}/{chunks}: {counts['rows_in']:,} creators, {rate:,.0f} rows/s, "
-                     f"ETA {left / max(rate, 1e-9):,.0f} s")  # fmt: skip
+            progress(Progress(len(state["done"]), chunks, finished, n_creators, rate))
         if after_chunk is not None:
             after_chunk(k)
 
@@ -237,8 +336,14 @@ def score_candidates(
                    tiers=tiers.model_dump_json(), out=str(out), chunks=chunks,
                    compiled_dir=str(compiled_dir) if compiled_dir is not None else None)  # fmt: skip
     if client is None:
-        for k in pending:
-            record(k, job.run(k, bundle))
+        # one chunk ahead: chunk k+1 is read and featurized while the models score chunk k
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ie-prepare") as pool:
+            ahead = pool.submit(job.prepare, pending[0], bundle) if pending else None
+            for i, k in enumerate(pending):
+                assert ahead is not None
+                prep = ahead.result()
+                ahead = pool.submit(job.prepare, pending[i + 1], bundle) if i + 1 < len(pending) else None
+                record(k, job.finish(prep, bundle))
     else:
         import distributed
 
@@ -266,9 +371,23 @@ def score_candidates(
         "compiled_trees": [r.__dict__ for r in compiled_reports(bundle)],
         "outputs": {"scores": "scores/part-*.parquet", "rejects": "rejects/part-*.parquet"},
     }  # fmt: skip
+    peak = _peak_rss_mb()
+    manifest["memory"] = {"limit_mb": limit_memory_mb, "peak_rss_mb": peak,
+                          "creators_per_chunk": -(-n_creators // chunks)}  # fmt: skip
     write_json(manifest, out / "manifest.json")
+    shutil.rmtree(out / STAGE, ignore_errors=True)  # every chunk is written: the stage is no longer needed
     return ScoreResult(out, n_creators, totals["scored"], totals["rejected"], chunks, resumed,
-                       time.perf_counter() - t0)  # fmt: skip
+                       time.perf_counter() - t0, peak)  # fmt: skip
+
+
+def _peak_rss_mb() -> float | None:
+    """The largest resident memory this process has had, in MB (None where the OS does not say)."""
+    try:
+        import resource
+    except ImportError:  # not on this OS
+        return None
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
+    return float(kb) / 1024.0
 
 
 def read_scores(out: Path) -> pl.DataFrame:

@@ -117,6 +117,11 @@ class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         if self.monotone:
             params["monotone_constraints"] = [1 if n in self.monotone else 0 for n in names]
             params["monotone_constraints_method"] = "intermediate"
+        from influencer_engine.training.distributed import current_client, train_booster
+
+        client = current_client()
+        if client is not None and valid is None and not callbacks:  # `ie train --engine dask`
+            return train_booster(client, params, x, y, init, names, cats, self.n_estimators)
         data = lgb.Dataset(x, label=y, init_score=init, feature_name=names, categorical_feature=cats,
                            free_raw_data=True)  # fmt: skip
         valid_sets, valid_names = [], []

@@ -136,10 +136,12 @@ def highs_lp(a: sp.spmatrix, cost: F64, col_lower: F64, col_upper: F64, row_lowe
 
 
 def _lp(problem: Problem, values: F64, *, integer: bool, time_limit: float, gap: float,
-        start: F64 | None = None, nodes: int | None = None) -> highspy.Highs:  # fmt: skip
+        start: F64 | None = None, nodes: int | None = None, presolve: bool = True) -> highspy.Highs:  # fmt: skip
     """A HiGHS model of ``problem`` (LP relaxation or MILP), solved."""
     n = problem.n
     h = highs()
+    if not presolve:
+        h.setOptionValue("presolve", "off")
     h.setOptionValue("time_limit", float(time_limit))
     h.setOptionValue("random_seed", 0)
     h.setOptionValue("threads", 1)
@@ -300,13 +302,20 @@ def solve_additive(
         found.append(cols[rounded])
     if incumbent is not None and incumbent.size and problem.feasible(incumbent):
         found.append(np.sort(incumbent))
-    if exact or not found:
+
+    def within_gap(c: I64 | None) -> bool:
+        return c is not None and best_ub - float(v[c].sum()) <= gap * max(abs(float(v[c].sum())), 1e-12)
+
+    best_found = max(found, key=lambda c: float(v[c].sum())) if found else None
+    # a MILP over the priced-in columns, unless a roster already found is within the gap of the LP bound
+    if (exact and not within_gap(best_found)) or not found:
         h = _lp(
             sub,
             v[cols],
             integer=True,
             time_limit=time_limit if exact else min(time_limit, 1.0),
             gap=gap / 10 if exact else gap,
+            presolve=False,  # a few rows over the priced-in columns: presolve costs more than it saves here
         )
         sub_chosen, _, _, _ = _mip_result(h, cols.size)
         if sub_chosen is not None:

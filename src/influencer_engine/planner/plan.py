@@ -24,6 +24,7 @@ from influencer_engine.planner.problem import (
     GOAL_KPI,
     Candidates,
     PlanInfeasible,
+    at_budget,
     build_candidates,
     explain_infeasible,
     goal_values,
@@ -194,9 +195,7 @@ def plan_candidates(prep: Prepared, cfg: PlannerConfig, *, budget: float | None 
     b = prep.brief.budget if budget is None else budget
     sol = solve(prep, cfg, budget=b, incumbent=incumbent)
     if sol.status == "infeasible":
-        cand = prep.candidates
-        if budget is not None:
-            cand = replace(cand, problem=with_budget(cand.problem, b))
+        cand = prep.candidates if budget is None else at_budget(prep.candidates, b)
         raise PlanInfeasible(explain_infeasible(cand, b),
                              fix="relax the constraints named, or raise the budget")  # fmt: skip
     totals = roster_totals(prep, sol.chosen, cfg, b)
@@ -206,23 +205,36 @@ def plan_candidates(prep: Prepared, cfg: PlannerConfig, *, budget: float | None 
     return sol, totals
 
 
-def plan(bundle: Bundle, inputs: PlanInputs, brief: Brief, cfg: PlannerConfig, *, reasons: int = 3) -> Plan:
-    """The roster for a brief, with totals, the certified gap and each creator's top reasons."""
-    prep = prepare(inputs, brief, cfg, emv_cpm_usd=bundle.forecaster.config.costs.emv_cpm_usd)
-    sol, totals = plan_candidates(prep, cfg)
+def plan(bundle: Bundle, inputs: PlanInputs, brief: Brief, cfg: PlannerConfig, *, reasons: int = 3,
+         prep: Prepared | None = None, reason_cache: dict[str, str] | None = None) -> Plan:  # fmt: skip
+    """The roster for a brief, with totals, the certified gap and each creator's top reasons.
+
+    ``prep`` may be one prepared for the same brief at another budget (a server keeps one per brief and moves
+    only the budget); ``reason_cache`` keeps each creator's reasons for this forecast and goal across calls.
+    """
+    if prep is None:
+        prep = prepare(inputs, brief, cfg, emv_cpm_usd=bundle.forecaster.config.costs.emv_cpm_usd)
+    sol, totals = plan_candidates(prep, cfg, budget=brief.budget)
     scored, rejected = inputs.forecast.table.height, inputs.forecast.rejects.height
     cand = prep.candidates
-    totals["candidates"] = {"rows_in": scored + rejected, "rejected": rejected, "filtered": cand.filtered.height,
-                            "eligible": cand.table.height}  # fmt: skip
+    over = int((cand.table["price"] > brief.budget).sum())  # priced above this budget (a prep for a larger one)
+    totals["candidates"] = {"rows_in": scored + rejected, "rejected": rejected, "filtered": cand.filtered.height + over,
+                            "eligible": cand.table.height - over}  # fmt: skip
     roster = prep.candidates.table[sol.chosen.tolist()]
     roster = roster.with_columns(pl.Series("goal_value", prep.values[sol.chosen]))
     if reasons and roster.height:
         kpi = GOAL_KPI[brief.goal]
-        ids = roster.select("creator_id")
-        rows = ids.join(inputs.forecast.features.unique("creator_id", keep="first"), on="creator_id", how="left",
-                        maintain_order="left").select(bundle.features)  # fmt: skip
-        found = explain_rows(bundle.forecaster, kpi, rows, target=describe_target(brief), top=reasons)
-        roster = roster.with_columns(pl.Series("reasons", ["; ".join(r.text for r in rs) for rs in found]))
+        cache: dict[str, str] = {} if reason_cache is None else reason_cache
+        ids = roster["creator_id"].to_list()
+        missing = [c for c in dict.fromkeys(ids) if c not in cache]
+        if missing:
+            rows = pl.DataFrame({"creator_id": missing}).join(
+                inputs.forecast.features.unique("creator_id", keep="first"), on="creator_id", how="left",
+                maintain_order="left").select(bundle.features)  # fmt: skip
+            found = explain_rows(bundle.forecaster, kpi, rows, target=describe_target(brief), top=reasons)
+            for c, rs in zip(missing, found, strict=True):
+                cache[c] = "; ".join(r.text for r in rs)
+        roster = roster.with_columns(pl.Series("reasons", [cache[c] for c in ids]))
     order = "goal_value" if brief.goal != "reach" else "reach"
     roster = roster.sort(order, descending=True)
     notes = list(inputs.forecast.notes)

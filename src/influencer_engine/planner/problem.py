@@ -8,7 +8,7 @@ them keeps meeting them as the budget grows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -179,6 +179,14 @@ def build_candidates(table: pl.DataFrame, brief: Brief) -> Candidates:
         group=tier_idx * len(PLATFORMS) + plat_idx.to_numpy(),
     )
     return Candidates(table=eligible, filtered=filtered, problem=problem, rows=tuple(r[3] for r in rows))
+
+
+def at_budget(cand: Candidates, budget: float) -> Candidates:
+    """The same candidates with the budget row (row 0) set to ``budget``, its label included."""
+    hi = cand.problem.hi.copy()
+    hi[0] = budget
+    rows = (RowInfo(f"budget {_money(budget)}", "$"), *cand.rows[1:])
+    return replace(cand, problem=replace(cand.problem, hi=hi), rows=rows)
 
 
 def explain_infeasible(cand: Candidates, budget: float) -> list[str]:

@@ -67,6 +67,7 @@ def train_models(
     training_root: Path = Path("training"),
     tracking_uri: str | None = None,
     register: bool = True,
+    engine: str = "local",
 ) -> TrainResult:
     t0 = time.perf_counter()
     table = load_training_table(data, tiers)
@@ -85,7 +86,8 @@ def train_models(
     baselines = Baselines.fit(frame.select(features), targets, config.media_kit)
     t_fit = time.perf_counter() - t2
     fingerprint = table.fingerprint()
-    training = {"data": str(data), "rows_in": table.rows_in, "rows": frame.height, "tables": table.tables,
+    training = {"engine": engine, "data": str(data), "rows_in": table.rows_in, "rows": frame.height,
+                "tables": table.tables,
                 "first_campaign": str(frame["as_of"].min()), "last_campaign": str(frame["as_of"].max()),
                 "seed": seed}  # fmt: skip
     bundle = save_bundle(model, baselines, out, fingerprint=fingerprint, metrics=result.to_dict(), training=training,

@@ -1,0 +1,287 @@
+"""The REST API and the planners' web page.
+
+Every endpoint but ``/health`` (and the page's static files, which hold no data) needs the API key in the
+``X-API-Key`` header. Bodies are size-capped before they are read; validation problems come back as 4xx with the
+field, the problem and what to send instead. Handlers are plain functions, so FastAPI runs them in its thread
+pool: a long what-if does not hold up the event loop, health checks or other plans. The model and the candidate
+base are loaded once (``state.load_server``) and shared by all requests.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import polars as pl
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.security import APIKeyHeader
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from influencer_engine import __version__
+from influencer_engine.brief import Brief, Scenario
+from influencer_engine.errors import EngineError
+from influencer_engine.serve.state import Server
+
+__all__ = ["create_app"]
+
+API_KEY_HEADER = "X-API-Key"
+_KEY_HEADER = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="The key `ie serve` printed.")
+_KEY_FIX = f"send the key `ie serve` printed (or the one it was given) in the {API_KEY_HEADER} header"
+
+
+# ---------------------------------------------------------------------------------------------- payloads
+class PlanRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    brief: Brief
+    scenario: Scenario | None = Field(None, description="A variant of the brief to plan instead (its fields win).")
+    reasons: int = Field(3, ge=0, le=5, description="Reasons given per creator in the roster.")
+
+
+class Budgets(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    start: float = Field(gt=0, description="Lowest budget, $.")
+    stop: float = Field(gt=0, description="Highest budget, $.")
+    steps: int = Field(12, ge=2, le=40, description="Budgets from start to stop, evenly spaced.")
+
+    @model_validator(mode="after")
+    def _order(self) -> Budgets:
+        if self.stop <= self.start:
+            raise ValueError("stop must be above start")
+        return self
+
+
+class WhatIfRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    brief: Brief
+    budgets: Budgets
+    scenarios: list[Scenario] | None = Field(None, description="Default: the brief's own scenarios.", max_length=4)
+
+
+class ForecastRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    creator_id: str = Field(min_length=1)
+    brief: Brief
+    format: str | None = Field(None, description="Post format (default: the creator's base format).")
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-safe values: NaN and infinities become null, dates become ISO text."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    if hasattr(obj, "isoformat"):
+        return obj.isoformat()
+    return obj
+
+
+def _rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    return [_clean(r) for r in frame.to_dicts()]
+
+
+def _error(status: int, message: str, fix: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, "fix": fix, **extra}, status_code=status)
+
+
+# ---------------------------------------------------------------------------------------------- the app
+def create_app(server: Server) -> FastAPI:
+    app = FastAPI(
+        title="Influencer engine",
+        version=__version__,
+        description="Plan creator rosters for a brief, run budget what-ifs, forecast and score creators. "
+        f"Send the API key in the `{API_KEY_HEADER}` header.",
+    )
+    app.state.server = server
+
+    def require_key(key: Annotated[str | None, Depends(_KEY_HEADER)]) -> None:
+        if key is None or not secrets.compare_digest(key.encode(), server.api_key.encode()):
+            raise HTTPException(status_code=401, detail="missing or wrong API key",
+                                headers={"WWW-Authenticate": "APIKey"})  # fmt: skip
+
+    auth = [Depends(require_key)]
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
+        """Refuse bodies over the limit from their Content-Length, before reading them."""
+        if request.method in ("POST", "PUT", "PATCH"):
+            cap = server.max_upload_bytes if request.url.path == "/api/score" else server.max_json_bytes
+            length = request.headers.get("content-length")
+            if length is None and request.headers.get("transfer-encoding", "").lower() == "chunked":
+                return _error(411, "the request has no Content-Length", "send the body with its length, not chunked")
+            if length is not None and (not length.isdigit() or int(length) > cap):
+                return _error(413, f"the body is {length} bytes; this endpoint takes at most {cap:,}",
+                              "send less; score large candidate bases with `ie score` instead")  # fmt: skip
+        return await call_next(request)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        fix = _KEY_FIX if exc.status_code == 401 else "see the API schema at /docs"
+        return JSONResponse({"error": exc.detail, "fix": fix}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for e in exc.errors():
+            where = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
+            msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
+            problems.append(f"{where}: {msg}" if where else msg)
+        return _error(422, "the request is not valid: " + "; ".join(problems[:5]),
+                      "fix the fields named (the schema is at /docs)", problems=problems)  # fmt: skip
+
+    @app.exception_handler(EngineError)
+    async def engine_error(_: Request, exc: EngineError) -> JSONResponse:
+        reasons = list(getattr(exc, "reasons", []) or [])
+        return _error(422, str(getattr(exc, "message", exc)), getattr(exc, "fix", "") or "", reasons=reasons)
+
+    # -- pages ------------------------------------------------------------------------------------------
+    static = resources.files("influencer_engine.serve") / "static"
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> HTMLResponse:
+        return HTMLResponse((static / "index.html").read_text(encoding="utf-8"))
+
+    @app.get("/vendor/plotly.min.js", include_in_schema=False)
+    def plotly_js() -> FileResponse:
+        """plotly.js as shipped inside the plotly Python package: the page needs no CDN."""
+        import plotly
+
+        return FileResponse(Path(plotly.__file__).parent / "package_data" / "plotly.min.js",
+                            media_type="text/javascript")  # fmt: skip
+
+    # -- API --------------------------------------------------------------------------------------------
+    @app.get("/health", tags=["service"])
+    def health() -> dict[str, Any]:
+        """Liveness; no key needed."""
+        return {"status": "ok", "version": __version__, "candidates": server.base.creators.height}
+
+    @app.get("/api/model", tags=["service"], dependencies=auth)
+    def model_info() -> dict[str, Any]:
+        """The model's version, backtest metrics and training-data fingerprint, and the candidate base."""
+        info: dict[str, Any] = _clean({**server.model_info(), "cache": dict(server.stats)})
+        return info
+
+    @app.get("/api/options", tags=["service"], dependencies=auth)
+    def options() -> dict[str, Any]:
+        """The values the brief form offers (goals, categories, tiers, platforms, audience bands)."""
+        from influencer_engine.config import TIERS
+        from influencer_engine.schema import AGE_BANDS, AUDIENCE_COUNTRIES, CATEGORIES, FORMATS, GENDERS, PLATFORMS
+
+        return {"goals": ["reach", "engagement", "clicks", "conversions", "revenue", "roas", "emv"],
+                "categories": list(CATEGORIES), "tiers": list(TIERS), "platforms": list(PLATFORMS),
+                "formats": list(FORMATS), "age": list(AGE_BANDS), "gender": list(GENDERS),
+                "countries": list(AUDIENCE_COUNTRIES)}  # fmt: skip
+
+    @app.post("/api/plan", tags=["planner"], dependencies=auth)
+    def plan(req: PlanRequest) -> dict[str, Any]:
+        """A roster for the brief: each creator's forecasts with P10-P90, cost per result and reasons; totals."""
+        from influencer_engine.planner.plan import plan as make_plan
+
+        t0 = time.perf_counter()
+        brief = req.brief.with_scenario(req.scenario) if req.scenario is not None else req.brief
+        cache = server.reason_cache(brief, req.reasons)
+        result = make_plan(server.bundle, server.inputs(brief), brief, server.planner, reasons=req.reasons,
+                           prep=server.prepared(brief), reason_cache=cache)  # fmt: skip
+        return {"brief_id": brief.brief_id, "goal": brief.goal, "budget": brief.budget,
+                "roster": _rows(result.roster), "totals": _clean(result.totals), "notes": result.notes,
+                "seconds": time.perf_counter() - t0}  # fmt: skip
+
+    @app.post("/api/whatif", tags=["planner"], dependencies=auth)
+    def whatif(req: WhatIfRequest) -> dict[str, Any]:
+        """The goal against budget (expected, P10-P90, marginal return per +$1,000) and the mix, per scenario."""
+        import numpy as np
+
+        from influencer_engine.planner.whatif import whatif as run_whatif
+
+        b = req.budgets
+        budgets = sorted({round(float(v), 2) for v in np.linspace(b.start, b.stop, b.steps)})
+        scenarios = tuple(req.scenarios) if req.scenarios is not None else None
+        emv_cpm = server.bundle.forecaster.config.costs.emv_cpm_usd
+        res = run_whatif(server.inputs(req.brief), req.brief, server.planner, budgets, emv_cpm_usd=emv_cpm,
+                         scenarios=scenarios)  # fmt: skip
+        return {"goal": req.brief.goal, "frontier": _rows(res.table)}
+
+    @app.post("/api/forecast", tags=["forecast"], dependencies=auth)
+    def forecast(req: ForecastRequest) -> Any:
+        """One creator for the brief: every KPI with P10/P50/P90, cost figures, and the reasons for the goal."""
+        from influencer_engine.forecast import forecast_base, load_candidate_base, reasons_for
+        from influencer_engine.planner.problem import GOAL_KPI
+        from influencer_engine.schema import FORMATS
+
+        if req.format is not None and req.format not in FORMATS:
+            return _error(422, f"format '{req.format}' is unknown", f"use one of {', '.join(FORMATS)}")
+        known = server.base.creators.filter(pl.col("creator_id") == req.creator_id).height > 0
+        if not known:
+            rejected = server.base.rejects.filter(pl.col("key") == req.creator_id)
+            note = f" (rejected: {rejected['reason'][0]})" if rejected.height else ""
+            return _error(404, f"creator {req.creator_id} is not in the candidate base{note}",
+                          "check the id (GET /api/model gives the base's size)")  # fmt: skip
+        if req.format is None:
+            result = server.inputs(req.brief).forecast
+        else:
+            one = load_candidate_base(server.data, creator_ids=[req.creator_id])
+            result = forecast_base(server.bundle, one, req.brief, server.tiers, fmt=req.format)
+        row = result.table.filter(pl.col("creator_id") == req.creator_id)
+        if row.height == 0:
+            reasons = result.rejects.filter(pl.col("key").str.contains(req.creator_id, literal=True))["reason"]
+            return _error(422, f"creator {req.creator_id} cannot be forecast ({', '.join(reasons.to_list()[:3])})",
+                          "fix the creator's row in the candidate data")  # fmt: skip
+        kpi = GOAL_KPI[req.brief.goal]
+        why = reasons_for(server.bundle, result, req.creator_id, kpi, req.brief)
+        return {"creator": _rows(row)[0], "goal_kpi": kpi, "reasons": [_clean(r.to_dict()) for r in why],
+                "notes": result.notes}  # fmt: skip
+
+    @app.post("/api/score", tags=["forecast"], dependencies=auth)
+    def score(
+        brief: Annotated[str, Form(description="The brief as JSON.")],
+        creators: Annotated[UploadFile, File(description="Creators table, CSV or Parquet.")],
+        posts: Annotated[UploadFile | None, File(description="Their posts, CSV or Parquet (optional).")] = None,
+    ) -> Any:
+        """Score an uploaded candidate file (bounded size; score large bases with `ie score`)."""
+        from influencer_engine.scoring import read_scores, score_candidates
+
+        try:
+            b = Brief.model_validate_json(brief)
+        except ValidationError as exc:
+            problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}".removeprefix(": ") for e in exc.errors()]
+            return _error(422, "the brief is not valid: " + "; ".join(problems[:5]), "fix the fields named",
+                          problems=problems)  # fmt: skip
+        with tempfile.TemporaryDirectory(prefix="ie-upload-") as tmp:
+            folder = Path(tmp) / "candidates"
+            folder.mkdir()
+            for name, up in (("creators", creators), ("posts", posts)):
+                if up is None:
+                    continue
+                suffix = Path(up.filename or "").suffix.lower()
+                if suffix not in (".csv", ".parquet", ".tsv"):
+                    return _error(415, f"{name} file '{up.filename}' is neither CSV nor Parquet",
+                                  "upload a .csv or .parquet file")  # fmt: skip
+                (folder / f"{name}{suffix}").write_bytes(up.file.read())
+            from influencer_engine.io import scan_table
+
+            try:
+                n = int(scan_table(next(folder.glob("creators.*"))).select(pl.len()).collect().item())
+            except (EngineError, pl.exceptions.PolarsError) as exc:
+                return _error(422, f"the creators file cannot be read: {str(exc).splitlines()[0]}",
+                              "upload a valid CSV (with a header row) or Parquet file")  # fmt: skip
+            if n > server.max_upload_creators:
+                return _error(413, f"the file has {n:,} creators; uploads take at most {server.max_upload_creators:,}",
+                              "score large candidate bases with `ie score`")  # fmt: skip
+            out = Path(tmp) / "out"
+            r = score_candidates(server.bundle, [folder], b, server.tiers, out, chunk_creators=max(n, 1))
+            rejects = pl.read_parquet(out / "rejects") if r.rejected else pl.DataFrame()
+            return {"rows_in": r.rows_in, "scored": r.scored, "rejected": r.rejected,
+                    "scores": _rows(read_scores(out)) if r.scored else [], "rejects": _rows(rejects)}  # fmt: skip
+
+    return app

@@ -1,0 +1,170 @@
+"""What the API serves from: the model and the candidate base, loaded once and shared by every request.
+
+Forecasts depend on the part of a brief that shapes features (brand category, target audience, start date,
+order value), not on its budget, goal or constraints. They are computed once per such key and kept in a small
+LRU cache, so a planner trying budgets, constraints or scenarios re-solves without re-forecasting. The planning
+problem of a brief (eligible candidates, goal values, audience model, constraint rows) depends on everything but
+the budget, so it is cached per brief without its budget, and each creator's reasons per forecast and goal: moving
+the budget costs one solve. Concurrent requests for the same key wait for one computation instead of each doing it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from influencer_engine.brief import Brief
+from influencer_engine.config import PlannerConfig, TierConfig, load_planner_config, load_tier_config
+from influencer_engine.forecast import CandidateBase, forecast_base, load_candidate_base
+from influencer_engine.planner.plan import PlanInputs, Prepared, audience_table, prepare
+from influencer_engine.planner.problem import GOAL_KPI
+from influencer_engine.training.bundle import Bundle
+
+__all__ = ["Server", "forecast_key", "load_server", "new_api_key"]
+
+
+def new_api_key() -> str:
+    return secrets.token_urlsafe(24)
+
+
+FORECAST_FIELDS = {"brand_category", "target", "start_date", "average_order_value"}
+
+
+def forecast_key(brief: Brief) -> str:
+    """The fields of a brief that forecasts depend on, hashed."""
+    part = brief.model_dump(mode="json", include=FORECAST_FIELDS)
+    return hashlib.sha256(json.dumps(part, sort_keys=True).encode()).hexdigest()
+
+
+def problem_key(brief: Brief) -> str:
+    """Every field of a brief that its planning problem depends on: all but the budget, its name and scenarios."""
+    part = brief.model_dump(mode="json", exclude={"budget", "brief_id", "scenarios"})
+    return hashlib.sha256(json.dumps(part, sort_keys=True).encode()).hexdigest()
+
+
+class _Cache:
+    """A small thread-safe LRU map whose values are built once per key, however many threads ask at once."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.hits = 0
+        self.built = 0
+        self._items: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self._building: dict[str, threading.Lock] = {}
+
+    def get(self, key: str, build: Callable[[], Any]) -> Any:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return self._items[key]
+            gate = self._building.setdefault(key, threading.Lock())
+        with gate:  # one build per key; the others wait for it and then read the result
+            with self._lock:
+                if key in self._items:
+                    self.hits += 1
+                    return self._items[key]
+            value = build()
+            with self._lock:
+                self._items[key] = value
+                self.built += 1
+                while len(self._items) > self.size:
+                    self._items.popitem(last=False)
+                self._building.pop(key, None)
+            return value
+
+
+@dataclass
+class Server:
+    bundle: Bundle
+    base: CandidateBase
+    audience: pl.DataFrame
+    tiers: TierConfig
+    planner: PlannerConfig
+    api_key: str
+    data: Path
+    model_ref: str
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_json_bytes: int = 256 * 1024
+    max_upload_creators: int = 20_000
+    max_whatif_budgets: int = 40
+    cache_size: int = 16
+    _forecasts: _Cache = field(init=False)
+    _problems: _Cache = field(init=False)
+    _reasons: _Cache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._forecasts = _Cache(self.cache_size)
+        self._problems = _Cache(4 * self.cache_size)
+        self._reasons = _Cache(4 * self.cache_size)
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return {"forecasts_computed": self._forecasts.built, "forecast_cache_hits": self._forecasts.hits,
+                "problems_built": self._problems.built, "problem_cache_hits": self._problems.hits}  # fmt: skip
+
+    def inputs(self, brief: Brief) -> PlanInputs:
+        """Forecasts of every candidate for ``brief`` plus their audiences (cached by ``forecast_key``)."""
+
+        def build() -> PlanInputs:
+            return PlanInputs(forecast=forecast_base(self.bundle, self.base, brief, self.tiers), audience=self.audience)
+
+        made: PlanInputs = self._forecasts.get(forecast_key(brief), build)
+        return made
+
+    def prepared(self, brief: Brief) -> Prepared:
+        """The planning problem of ``brief`` without its budget (every candidate at any price stays eligible)."""
+        inputs = self.inputs(brief)
+        open_budget = brief.model_copy(update={"budget": float("inf")})
+        emv_cpm = self.bundle.forecaster.config.costs.emv_cpm_usd
+
+        def build() -> Prepared:
+            return prepare(inputs, open_budget, self.planner, emv_cpm_usd=emv_cpm)
+
+        made: Prepared = self._problems.get(forecast_key(brief) + problem_key(brief), build)
+        return made
+
+    def reason_cache(self, brief: Brief, top: int) -> dict[str, str]:
+        """Each creator's reasons for ``brief``'s forecasts and goal (filled in by ``plan``)."""
+        key = f"{forecast_key(brief)}|{GOAL_KPI[brief.goal]}|{top}"
+        made: dict[str, str] = self._reasons.get(key, dict)
+        return made
+
+    def model_info(self) -> dict[str, Any]:
+        m = self.bundle.manifest
+        metrics = (m.get("metrics") or {}).get("metrics", {})
+        return {
+            "model": self.model_ref,
+            "engine_version": m.get("engine_version"),
+            "created_at": m.get("created_at"),
+            "training_data_fingerprint": m.get("training_data_fingerprint"),
+            "training": {k: v for k, v in (m.get("training") or {}).items() if k != "tables"},
+            "kpis": list(m.get("kpis", {})),
+            "metrics": {k: v.get("model", {}) for k, v in metrics.items()},
+            "candidates": {
+                "source": str(self.data),
+                "creators": self.base.creators.height,
+                "rejected": self.base.rejects.height,
+            },
+        }
+
+
+def load_server(model: str, data: Path, *, api_key: str | None = None, tracking_uri: str | None = None,
+                planner_config: Path | None = None, **limits: Any) -> Server:  # fmt: skip
+    """Load the model (bundle folder or MLflow URI) and the candidate base once."""
+    from influencer_engine.training.tracking import load_model
+
+    bundle = load_model(model, tracking_uri=tracking_uri)
+    return Server(bundle=bundle, base=load_candidate_base(data), audience=audience_table(data),
+                  tiers=load_tier_config(), planner=load_planner_config(planner_config),
+                  api_key=api_key or new_api_key(), data=data, model_ref=model, **limits)  # fmt: skip
