@@ -251,6 +251,31 @@ def test_load_500_plans_16_at_a_time_without_errors(live: str, capsys: pytest.Ca
               f"p50 {q[49] * 1000:.0f} ms, p95 {q[94] * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms")  # fmt: skip
 
 
+def test_a_long_whatif_does_not_hold_up_other_requests(live: str) -> None:
+    import httpx
+
+    body = {"brief": brief_json(), "budgets": {"start": 2000, "stop": 60000, "steps": 30}}
+    done: dict[str, float] = {}
+
+    def long_request() -> None:
+        t0 = time.perf_counter()
+        r = httpx.post(live + "/api/whatif", json=body, headers=HEADERS, timeout=300)
+        done["whatif"] = time.perf_counter() - t0
+        assert r.status_code == 200
+
+    worker = threading.Thread(target=long_request)
+    worker.start()
+    time.sleep(0.3)
+    t0 = time.perf_counter()
+    assert httpx.get(live + "/health", timeout=30).status_code == 200
+    health = time.perf_counter() - t0
+    r = httpx.get(live + "/api/model", headers=HEADERS, timeout=30)
+    other = time.perf_counter() - t0
+    worker.join()
+    assert r.status_code == 200 and "whatif" in done
+    assert health < 0.5 and other < done["whatif"], (health, other, done)
+
+
 def _chromium() -> str | None:
     for name in ("chromium", "chromium-browser", "google-chrome"):
         path = shutil.which(name)

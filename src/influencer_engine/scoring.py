@@ -49,9 +49,12 @@ STATE = "_state.json"
 STAGE = "_stage"
 CHUNK_KEY = "_chunk"
 STAGE_BATCH_BYTES = 200e6  # in-memory size of a batch read while staging
-# bytes a creator takes while its chunk is scored: its posts (about 200 B each) plus features and forecasts
-_BYTES_PER_POST = 200
-_BYTES_PER_CREATOR = 4_000
+# memory model behind --limit-memory, from peak RSS measured at 10k, 25k and 50k creators per chunk (48 posts
+# each): the process with its model takes about 700 MB; each creator of a chunk in flight about 2 kB plus 50 B per
+# post (two chunks are in flight: one featurized while the other is scored)
+_BASE_BYTES = 700e6
+_BYTES_PER_POST = 50
+_BYTES_PER_CREATOR = 2_000
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,8 @@ def chunk_count(creators: int, posts: int, chunk_creators: int, limit_memory_mb:
     per_chunk = max(1, chunk_creators)
     if limit_memory_mb is not None:
         per_creator = _BYTES_PER_CREATOR + _BYTES_PER_POST * posts / max(creators, 1)
-        per_chunk = max(1, min(per_chunk, int(limit_memory_mb * 1e6 / per_creator)))
+        usable = max(limit_memory_mb * 1e6 - _BASE_BYTES, 0.25 * limit_memory_mb * 1e6)
+        per_chunk = max(1, min(per_chunk, int(usable / (2 * per_creator))))
     return max(1, -(-creators // per_chunk))
 
 
@@ -318,7 +322,13 @@ def score_candidates(
     started, done_rows = time.perf_counter(), 0
     pending = [k for k in range(chunks) if str(k) not in state["done"]]
     if pending:
-        stage(sources, chunks, out)
+        # staging reads in batches: smaller ones under a tight memory limit
+        batch = (
+            STAGE_BATCH_BYTES
+            if limit_memory_mb is None
+            else min(STAGE_BATCH_BYTES, max(20e6, limit_memory_mb * 1e6 / 8))
+        )
+        stage(sources, chunks, out, batch_bytes=batch)
 
     def record(k: int, counts: dict[str, int]) -> None:
         nonlocal done_rows

@@ -191,8 +191,9 @@ def create_app(server: Server) -> FastAPI:
         t0 = time.perf_counter()
         brief = req.brief.with_scenario(req.scenario) if req.scenario is not None else req.brief
         cache = server.reason_cache(brief, req.reasons)
-        result = make_plan(server.bundle, server.inputs(brief), brief, server.planner, reasons=req.reasons,
-                           prep=server.prepared(brief), reason_cache=cache)  # fmt: skip
+        with server.slot():
+            result = make_plan(server.bundle, server.inputs(brief), brief, server.planner, reasons=req.reasons,
+                               prep=server.prepared(brief), reason_cache=cache)  # fmt: skip
         return {"brief_id": brief.brief_id, "goal": brief.goal, "budget": brief.budget,
                 "roster": _rows(result.roster), "totals": _clean(result.totals), "notes": result.notes,
                 "seconds": time.perf_counter() - t0}  # fmt: skip
@@ -208,8 +209,9 @@ def create_app(server: Server) -> FastAPI:
         budgets = sorted({round(float(v), 2) for v in np.linspace(b.start, b.stop, b.steps)})
         scenarios = tuple(req.scenarios) if req.scenarios is not None else None
         emv_cpm = server.bundle.forecaster.config.costs.emv_cpm_usd
-        res = run_whatif(server.inputs(req.brief), req.brief, server.planner, budgets, emv_cpm_usd=emv_cpm,
-                         scenarios=scenarios)  # fmt: skip
+        with server.slot():
+            res = run_whatif(server.inputs(req.brief), req.brief, server.planner, budgets, emv_cpm_usd=emv_cpm,
+                             scenarios=scenarios)  # fmt: skip
         return {"goal": req.brief.goal, "frontier": _rows(res.table)}
 
     @app.post("/api/forecast", tags=["forecast"], dependencies=auth)
@@ -227,11 +229,12 @@ def create_app(server: Server) -> FastAPI:
             note = f" (rejected: {rejected['reason'][0]})" if rejected.height else ""
             return _error(404, f"creator {req.creator_id} is not in the candidate base{note}",
                           "check the id (GET /api/model gives the base's size)")  # fmt: skip
-        if req.format is None:
-            result = server.inputs(req.brief).forecast
-        else:
-            one = load_candidate_base(server.data, creator_ids=[req.creator_id])
-            result = forecast_base(server.bundle, one, req.brief, server.tiers, fmt=req.format)
+        with server.slot():
+            if req.format is None:
+                result = server.inputs(req.brief).forecast
+            else:
+                one = load_candidate_base(server.data, creator_ids=[req.creator_id])
+                result = forecast_base(server.bundle, one, req.brief, server.tiers, fmt=req.format)
         row = result.table.filter(pl.col("creator_id") == req.creator_id)
         if row.height == 0:
             reasons = result.rejects.filter(pl.col("key").str.contains(req.creator_id, literal=True))["reason"]
@@ -279,7 +282,8 @@ def create_app(server: Server) -> FastAPI:
                 return _error(413, f"the file has {n:,} creators; uploads take at most {server.max_upload_creators:,}",
                               "score large candidate bases with `ie score`")  # fmt: skip
             out = Path(tmp) / "out"
-            r = score_candidates(server.bundle, [folder], b, server.tiers, out, chunk_creators=max(n, 1))
+            with server.slot():
+                r = score_candidates(server.bundle, [folder], b, server.tiers, out, chunk_creators=max(n, 1))
             rejects = pl.read_parquet(out / "rejects") if r.rejected else pl.DataFrame()
             return {"rows_in": r.rows_in, "scored": r.scored, "rejected": r.rejected,
                     "scores": _rows(read_scores(out)) if r.scored else [], "rejects": _rows(rejects)}  # fmt: skip
