@@ -16,7 +16,7 @@ from influencer_engine.brief import Brief, Constraints, MixLimit, load_brief
 from influencer_engine.config import TIERS, load_planner_config
 from influencer_engine.errors import ConfigError
 from influencer_engine.planner.coverage import AudienceModel, solve_reach
-from influencer_engine.planner.knapsack import solve_additive, solve_milp
+from influencer_engine.planner.knapsack import repair, solve_additive, solve_milp
 from influencer_engine.planner.problem import PlanInfeasible, build_candidates, explain_infeasible, goal_values
 from influencer_engine.schema import PLATFORMS
 
@@ -111,6 +111,24 @@ def test_reduction_keeps_optimality_against_plain_milp() -> None:
     assert ours.value >= plain.value * (1 - 1e-5)
     assert ours.bound >= plain.value - 1e-6  # the certificate covers the true optimum
     assert ours.stats["after_fixing"] < cand.problem.n / 10
+
+
+def test_repair_drops_members_until_a_spend_share_cap_holds() -> None:
+    table = candidate_table(300, 3)
+    b = brief(budget=50_000, roster_max=20, platforms={"tiktok": MixLimit(max_share=0.5)})
+    cand = build_candidates(table, b)
+    v = goal_values(cand.table, "conversions", "expected", emv_cpm_usd=12)
+    price = cand.table["price"].to_numpy()
+    tiktok = np.flatnonzero((cand.table["platform"] == "tiktok").to_numpy())
+    others = np.setdiff1d(np.arange(cand.problem.n), tiktok)
+    # the dearest TikTok creators and the cheapest others: well over half the spend on TikTok
+    over = np.sort(np.r_[tiktok[np.argsort(-price[tiktok])][:6], others[np.argsort(price[others])][:4]])
+    assert not cand.problem.feasible(over)
+    fixed = repair(cand.problem, v, over, milp=False)  # simple moves only, no MILP
+    assert fixed is not None and cand.problem.feasible(fixed)
+    spend = price[fixed]
+    assert spend[np.isin(fixed, tiktok)].sum() <= 0.5 * spend.sum() + 1e-6
+    assert np.intersect1d(fixed, over).size > 0  # it kept part of the roster it was given
 
 
 def audience(n: int, seed: int, pool: float = 2e6) -> AudienceModel:

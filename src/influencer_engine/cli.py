@@ -769,7 +769,7 @@ def serve(
     try:
         import uvicorn
 
-        from influencer_engine.serve import create_app, load_server
+        from influencer_engine.serve import create_app, limit_native_threads, load_server
     except ImportError as exc:
         raise InputError(f"`ie serve` needs FastAPI and uvicorn ({exc.name} is missing).",
                          fix='pip install -e ".[serve]"') from exc  # fmt: skip
@@ -790,6 +790,7 @@ def serve(
         typer.echo(f"API key: {shown}")
     typer.echo(f"{server.base.creators.height:,} candidates from {data}; model {model}")
     typer.echo(f"web page http://{host}:{port}/  API docs http://{host}:{port}/docs")
+    limit_native_threads()
     uvicorn.run(create_app(server), host=host, port=port, log_level="warning")
 
 

@@ -104,9 +104,11 @@ class AudienceModel:
     def covered_many(self, reach: F64) -> F64:
         """Unique reach of all ``n`` creators for each row of ``reach`` (draws, n): one value per draw."""
         mix = (self.head[:, :, None] * self.tail[:, None, :]).reshape(self.n, self.head.shape[1] * self.tail.shape[1])
-        load = reach @ mix
+        fresh = reach @ mix  # load per segment and draw, then in place: the share of each segment left unreached
         sizes = self.sizes.reshape(-1)
-        return np.asarray((sizes * -np.expm1(-load / sizes)).sum(axis=1), dtype=np.float64)
+        fresh *= -1.0 / sizes
+        np.exp(fresh, out=fresh)
+        return np.asarray(sizes.sum() - fresh @ sizes, dtype=np.float64)  # sum of sizes x (1 - unreached share)
 
     def gains_upper(self, reach: F64, load: F64) -> F64:
         """Gradient of unique reach at ``load``: reach x unreached share, per candidate (and an upper bound on

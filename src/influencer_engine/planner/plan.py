@@ -58,6 +58,7 @@ class Prepared:
     reach: F64  # the reach each candidate is planned with (the brief's risk level)
     audience: AudienceModel
     emv_cpm_usd: float
+    quantiles: dict[str, F64] = field(default_factory=dict)  # kpi -> (rows, 4): P10, P50, P90, mean, >= 0
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,18 @@ def prepare(inputs: PlanInputs, brief: Brief, cfg: PlannerConfig, *, emv_cpm_usd
     market = _audience_model(inputs.forecast.table, inputs.audience, cfg.audience.people_pool)
     eligible = inputs.forecast.table["creator_id"].is_in(cand.table["creator_id"].implode()).to_numpy()
     audience = market.take(np.flatnonzero(eligible))
-    return Prepared(brief, cand, values, reach, audience, emv_cpm_usd)
+    return Prepared(brief, cand, values, reach, audience, emv_cpm_usd, kpi_quantiles(cand.table))
+
+
+def kpi_quantiles(table: pl.DataFrame) -> dict[str, F64]:
+    """Each KPI's P10, P50, P90 and mean per row as one (rows, 4) array (missing as 0, negatives clipped)."""
+    out: dict[str, F64] = {}
+    for kpi in KPI_NAMES:
+        cols = [f"{kpi}_p10", f"{kpi}_p50", f"{kpi}_p90", kpi]
+        if all(c in table.columns for c in cols):
+            m = table.select(pl.col(c).cast(pl.Float64).fill_null(0.0) for c in cols).to_numpy()
+            out[kpi] = np.maximum(np.asarray(m, dtype=np.float64), 0.0)
+    return out
 
 
 def with_budget(problem: Problem, budget: float) -> Problem:
@@ -128,21 +140,24 @@ def solve(prep: Prepared, cfg: PlannerConfig, *, budget: float | None = None,
     return solve_additive(problem, prep.values, gap=s.mip_rel_gap, time_limit=s.time_limit_s, incumbent=incumbent)
 
 
-def _draws(table: pl.DataFrame, kpi: str, draws: int, rng: np.random.Generator) -> F64:
-    """(draws, rows) samples of a KPI: a split log-normal through each row's P10/P50/P90 on log1p scale."""
-    q = [np.log1p(np.maximum(table[f"{kpi}_{p}"].cast(pl.Float64).fill_null(0.0).to_numpy(), 0.0))
-         for p in ("p10", "p50", "p90")]  # fmt: skip
-    z = rng.standard_normal((draws, table.height))
+def _draws(quantiles: F64, draws: int, rng: np.random.Generator) -> F64:
+    """(draws, rows) samples of a KPI: a split log-normal through each row's P10/P50/P90 on log1p scale.
+
+    ``quantiles`` is (rows, 4): P10, P50, P90 and the forecast mean (see ``kpi_quantiles``).
+    """
+    q = np.log1p(quantiles[:, :3]).T
+    z = rng.standard_normal((draws, quantiles.shape[0]))
     lo_s, hi_s = (q[1] - q[0]) / _Z90, (q[2] - q[1]) / _Z90
     x = np.expm1(q[1] + z * np.where(z < 0, lo_s, hi_s))
     # the shape comes from the quantiles, the level from the forecast mean: draws average to the expected value
-    mean = np.maximum(table[kpi].cast(pl.Float64).fill_null(0.0).to_numpy(), 0.0)
+    mean = quantiles[:, 3]
     drawn = x.mean(axis=0)
     return np.asarray(x * np.where(drawn > 0, mean / np.where(drawn > 0, drawn, 1.0), 0.0), dtype=np.float64)
 
 
 def _band(x: F64) -> dict[str, float]:
-    return {"p10": float(np.quantile(x, 0.1)), "p50": float(np.quantile(x, 0.5)), "p90": float(np.quantile(x, 0.9))}
+    p10, p50, p90 = np.quantile(x, [0.1, 0.5, 0.9])
+    return {"p10": float(p10), "p50": float(p50), "p90": float(p90)}
 
 
 def roster_totals(prep: Prepared, chosen: I64, cfg: PlannerConfig, budget: float) -> dict[str, Any]:
@@ -154,10 +169,11 @@ def roster_totals(prep: Prepared, chosen: I64, cfg: PlannerConfig, budget: float
     out: dict[str, Any] = {"creators": table.height, "spend": spend, "budget": budget,
                            "spend_share": spend / budget if budget else float("nan")}  # fmt: skip
     samples: dict[str, F64] = {}
+    quantiles = prep.quantiles or kpi_quantiles(prep.candidates.table)
     for kpi in KPI_NAMES:
-        if f"{kpi}_p10" not in table.columns:
+        if kpi not in quantiles:
             continue
-        s = _draws(table, kpi, draws, rng) if table.height else np.zeros((draws, 0))
+        s = _draws(quantiles[kpi][chosen], draws, rng) if table.height else np.zeros((draws, 0))
         samples[kpi] = s
         out[kpi] = {"expected": float(table[kpi].fill_null(0.0).sum()), **_band(s.sum(axis=1))}
     aud = prep.audience.take(chosen)

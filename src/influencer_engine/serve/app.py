@@ -183,8 +183,8 @@ def create_app(server: Server) -> FastAPI:
                 "formats": list(FORMATS), "age": list(AGE_BANDS), "gender": list(GENDERS),
                 "countries": list(AUDIENCE_COUNTRIES)}  # fmt: skip
 
-    @app.post("/api/plan", tags=["planner"], dependencies=auth)
-    def plan(req: PlanRequest) -> dict[str, Any]:
+    @app.post("/api/plan", tags=["planner"], dependencies=auth, response_class=JSONResponse)
+    def plan(req: PlanRequest) -> JSONResponse:
         """A roster for the brief: each creator's forecasts with P10-P90, cost per result and reasons; totals."""
         from influencer_engine.planner.plan import plan as make_plan
 
@@ -194,9 +194,10 @@ def create_app(server: Server) -> FastAPI:
         with server.slot():
             result = make_plan(server.bundle, server.inputs(brief), brief, server.planner, reasons=req.reasons,
                                prep=server.prepared(brief), reason_cache=cache)  # fmt: skip
-        return {"brief_id": brief.brief_id, "goal": brief.goal, "budget": brief.budget,
-                "roster": _rows(result.roster), "totals": _clean(result.totals), "notes": result.notes,
-                "seconds": time.perf_counter() - t0}  # fmt: skip
+        # a JSONResponse as is: the payload is JSON-safe already (_clean), so FastAPI's encoder pass is skipped
+        return JSONResponse({"brief_id": brief.brief_id, "goal": brief.goal, "budget": brief.budget,
+                             "roster": _rows(result.roster), "totals": _clean(result.totals), "notes": result.notes,
+                             "seconds": time.perf_counter() - t0})  # fmt: skip
 
     @app.post("/api/whatif", tags=["planner"], dependencies=auth)
     def whatif(req: WhatIfRequest) -> dict[str, Any]:
