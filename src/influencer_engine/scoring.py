@@ -49,12 +49,12 @@ STATE = "_state.json"
 STAGE = "_stage"
 CHUNK_KEY = "_chunk"
 STAGE_BATCH_BYTES = 200e6  # in-memory size of a batch read while staging
-# memory model behind --limit-memory, from peak RSS measured at 10k, 25k and 50k creators per chunk (48 posts
-# each): the process with its model takes about 700 MB; each creator of a chunk in flight about 2 kB plus 50 B per
-# post (two chunks are in flight: one featurized while the other is scored)
+# memory model behind --limit-memory, from peak RSS measured on 200k creators (48 posts each) in chunks of 18k to
+# 50k: the process with its model takes about 700 MB; each creator of a chunk in flight about 7 kB plus 50 B
+# per post (two chunks are in flight: one featurized while the other is scored)
 _BASE_BYTES = 700e6
 _BYTES_PER_POST = 50
-_BYTES_PER_CREATOR = 2_000
+_BYTES_PER_CREATOR = 7_000
 
 
 @dataclass(frozen=True)
