@@ -94,6 +94,12 @@ class CandidateBase:
     posts: pl.DataFrame  # valid post rows of those creators
     rejects: pl.DataFrame  # creator rows that cannot be forecast, with reasons
 
+    def subset(self, creator_ids: Sequence[str]) -> CandidateBase:
+        """The valid rows of ``creator_ids`` only, taken from memory (nothing read or validated again)."""
+        keep = pl.col("creator_id").is_in(list(creator_ids))
+        posts = self.posts.filter(keep) if "creator_id" in self.posts.columns else self.posts
+        return CandidateBase(self.source, self.creators.filter(keep), posts, self.rejects.head(0))
+
 
 def load_candidate_base(data: Path, *, creator_ids: Sequence[str] | None = None) -> CandidateBase:
     """Read and validate the creators (all, or ``creator_ids``) and their posts of the dataset folder ``data``."""

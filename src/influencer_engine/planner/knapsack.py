@@ -300,8 +300,8 @@ def solve_additive(
     v = values / scale
     sub = problem.take(cols)
     stats.update(lp_rounds=rel.rounds, lp_columns=int(cols.size), lp_bound=best_ub * scale, lp_value=rel.value * scale)
-    # first rosters: the LP optimum rounded down and filled greedily; a MILP over the priced-in columns (both
-    # feasible for the full problem); the one handed in
+    # first rosters (all feasible for the full problem): the LP optimum rounded, repaired and filled; the one
+    # handed in; then, unless one is within the gap already, the search MILP below
     found: list[I64] = []
     rounded = _round_and_fill(sub, v[cols], x_lp, d[cols])
     if rounded is not None:
@@ -339,9 +339,9 @@ def solve_additive(
     inc = max(found, key=lambda c: float(v[c].sum())) if found else None
     inc_value = float(v[inc].sum()) if inc is not None else -np.inf
 
-    if inc is not None and (not exact or best_ub - inc_value <= gap * max(abs(inc_value), 1e-12)):
+    if inc is not None and (not exact or within_gap(inc)):
         stats.update(after_fixing=0, seconds=time.perf_counter() - t0)  # certified by the LP bound alone
-        done = best_ub - inc_value <= gap * max(abs(inc_value), 1e-12)
+        done = within_gap(inc)
         return Solution(inc, float(values[inc].sum()), max(best_ub * scale, float(values[inc].sum())),
                         "optimal" if done else "gap", stats)  # fmt: skip
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from influencer_engine.forecast import BriefForecast, describe_target, forecast_
 from influencer_engine.io import scan_table, write_csv, write_json, write_parquet
 from influencer_engine.modeling.explain import explain_rows
 from influencer_engine.planner.coverage import AudienceModel, solve_reach
-from influencer_engine.planner.knapsack import Problem, Solution, solve_additive
+from influencer_engine.planner.knapsack import Solution, solve_additive
 from influencer_engine.planner.problem import (
     GOAL_KPI,
     Candidates,
@@ -28,6 +28,7 @@ from influencer_engine.planner.problem import (
     build_candidates,
     explain_infeasible,
     goal_values,
+    with_budget,
 )
 from influencer_engine.schema import audience_columns
 from influencer_engine.training.bundle import Bundle
@@ -58,7 +59,7 @@ class Prepared:
     reach: F64  # the reach each candidate is planned with (the brief's risk level)
     audience: AudienceModel
     emv_cpm_usd: float
-    quantiles: dict[str, F64] = field(default_factory=dict)  # kpi -> (rows, 4): P10, P50, P90, mean, >= 0
+    quantiles: dict[str, F64]  # kpi -> (rows, 4): P10, P50, P90, mean, >= 0 (see kpi_quantiles)
 
 
 @dataclass(frozen=True)
@@ -123,13 +124,6 @@ def kpi_quantiles(table: pl.DataFrame) -> dict[str, F64]:
     return out
 
 
-def with_budget(problem: Problem, budget: float) -> Problem:
-    """The same problem at another budget (row 0 is the budget row)."""
-    hi = problem.hi.copy()
-    hi[0] = budget
-    return replace(problem, hi=hi)
-
-
 def solve(prep: Prepared, cfg: PlannerConfig, *, budget: float | None = None,
           incumbent: I64 | None = None) -> Solution:  # fmt: skip
     problem = prep.candidates.problem if budget is None else with_budget(prep.candidates.problem, budget)
@@ -169,11 +163,10 @@ def roster_totals(prep: Prepared, chosen: I64, cfg: PlannerConfig, budget: float
     out: dict[str, Any] = {"creators": table.height, "spend": spend, "budget": budget,
                            "spend_share": spend / budget if budget else float("nan")}  # fmt: skip
     samples: dict[str, F64] = {}
-    quantiles = prep.quantiles or kpi_quantiles(prep.candidates.table)
     for kpi in KPI_NAMES:
-        if kpi not in quantiles:
+        if kpi not in prep.quantiles:
             continue
-        s = _draws(quantiles[kpi][chosen], draws, rng) if table.height else np.zeros((draws, 0))
+        s = _draws(prep.quantiles[kpi][chosen], draws, rng) if table.height else np.zeros((draws, 0))
         samples[kpi] = s
         out[kpi] = {"expected": float(table[kpi].fill_null(0.0).sum()), **_band(s.sum(axis=1))}
     aud = prep.audience.take(chosen)

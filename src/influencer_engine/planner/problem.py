@@ -181,12 +181,17 @@ def build_candidates(table: pl.DataFrame, brief: Brief) -> Candidates:
     return Candidates(table=eligible, filtered=filtered, problem=problem, rows=tuple(r[3] for r in rows))
 
 
+def with_budget(problem: Problem, budget: float) -> Problem:
+    """The same problem at another budget (row 0 is the budget row)."""
+    hi = problem.hi.copy()
+    hi[0] = budget
+    return replace(problem, hi=hi)
+
+
 def at_budget(cand: Candidates, budget: float) -> Candidates:
     """The same candidates with the budget row (row 0) set to ``budget``, its label included."""
-    hi = cand.problem.hi.copy()
-    hi[0] = budget
     rows = (RowInfo(f"budget {_money(budget)}", "$"), *cand.rows[1:])
-    return replace(cand, problem=replace(cand.problem, hi=hi), rows=rows)
+    return replace(cand, problem=with_budget(cand.problem, budget), rows=rows)
 
 
 def explain_infeasible(cand: Candidates, budget: float) -> list[str]:

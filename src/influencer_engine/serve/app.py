@@ -218,7 +218,7 @@ def create_app(server: Server) -> FastAPI:
     @app.post("/api/forecast", tags=["forecast"], dependencies=auth)
     def forecast(req: ForecastRequest) -> Any:
         """One creator for the brief: every KPI with P10/P50/P90, cost figures, and the reasons for the goal."""
-        from influencer_engine.forecast import forecast_base, load_candidate_base, reasons_for
+        from influencer_engine.forecast import forecast_base, reasons_for
         from influencer_engine.planner.problem import GOAL_KPI
         from influencer_engine.schema import FORMATS
 
@@ -234,7 +234,7 @@ def create_app(server: Server) -> FastAPI:
             if req.format is None:
                 result = server.inputs(req.brief).forecast
             else:
-                one = load_candidate_base(server.data, creator_ids=[req.creator_id])
+                one = server.base.subset([req.creator_id])
                 result = forecast_base(server.bundle, one, req.brief, server.tiers, fmt=req.format)
         row = result.table.filter(pl.col("creator_id") == req.creator_id)
         if row.height == 0:
