@@ -117,7 +117,7 @@ def bare_predict(folders: list[Path], model: Path) -> dict[str, float]:
         ref = model_.booster_.predict(matrix, raw_score=True)
         seconds += time.perf_counter() - t0
         try:  # the same model compiled (cached by its hash, as `--compiled` does)
-            fast = _compile(model_.booster_, COMPILED_CACHE / f"{bundle.manifest['kpis'][kpi]['sha256']}.so")
+            fast = _compile(model_.booster_, COMPILED_CACHE / f"{bundle.kpi_hashes[kpi]}.so")
         except Exception as exc:  # report, do not fail the benchmark
             print(f"compiled trees unavailable: {exc}")
             continue

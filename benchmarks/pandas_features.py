@@ -17,7 +17,8 @@ from influencer_engine.features.catalog import (
     WINDOWS,
     history_name,
 )
-from influencer_engine.schema import AGE_BANDS, AUDIENCE_COUNTRIES, CATEGORIES, FORMATS, GENDERS, audience_columns
+from influencer_engine.registry import FORMATS
+from influencer_engine.schema import AGE_BANDS, AUDIENCE_COUNTRIES, CATEGORIES, GENDERS, audience_columns
 
 BASE_FORMAT = {"instagram": "image", "tiktok": "video", "youtube": "video"}
 TIER_BOUNDS = [(1_000_000, "mega"), (500_000, "macro"), (100_000, "mid"), (10_000, "micro"), (0, "nano")]

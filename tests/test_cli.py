@@ -117,7 +117,7 @@ def test_train_writes_bundle_report_and_mlflow(trained: dict[str, Path]) -> None
     from influencer_engine.training.tracking import load_model
 
     b = load_model("models:/influencer-engine-kpi@champion", training_root=trained["training"])
-    assert b.manifest["training_data_fingerprint"] == manifest["training_data_fingerprint"]
+    assert b.fingerprint == manifest["training_data_fingerprint"]
     runs = mlflow.search_runs(experiment_names=["kpi-models"])
     assert len(runs) == 1 and "metrics.backtest.conversions.model.mae_log1p" in runs.columns
 
@@ -193,8 +193,10 @@ def test_plan_writes_roster_totals_and_certified_gap(
     assert t["spend"] <= 50_000 and t["solver"]["certified_gap"] <= 0.005
     c = t["candidates"]
     assert c["rows_in"] == c["eligible"] + c["filtered"] + c["rejected"] == 2500
-    assert t["conversions"]["p10"] <= t["conversions"]["expected"] <= t["conversions"]["p90"]
-    assert t["unique_reach"]["expected"] <= t["reach"]["expected"] + 1e-6
+    conv = t["kpis"]["conversions"]
+    assert conv["p10"] <= conv["expected"] <= conv["p90"] and t["goal"]["expected"] == conv["expected"]
+    assert t["unique_reach"]["expected"] <= t["kpis"]["reach"]["expected"] + 1e-6
+    assert t["cost_figures"]["cpa"] == pytest.approx(t["spend"] / conv["expected"])
     assert roster.filter(pl.col("tier") == "macro").height <= 3 and roster["price"].max() <= 10_000  # type: ignore[operator]
     assert (roster["audience_fit"] >= 0.05).all()
 
@@ -327,6 +329,8 @@ def test_scores_do_not_depend_on_chunking(trained: dict[str, Path], tmp_path: Pa
 
 
 def test_dask_engine_gives_the_local_engines_rows(trained: dict[str, Path], tmp_path: Path) -> None:
+    import functools
+
     distributed = pytest.importorskip("distributed")
     from influencer_engine.brief import load_brief
     from influencer_engine.config import load_tier_config
@@ -337,8 +341,9 @@ def test_dask_engine_gives_the_local_engines_rows(trained: dict[str, Path], tmp_
     local = score_candidates(bundle, [trained["world"]], brief, tiers, tmp_path / "local", chunk_creators=700)
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
     with cluster, distributed.Client(cluster) as client:
+        loader = functools.partial(load_bundle, trained["bundle"])  # each worker loads the same model once
         remote = score_candidates(bundle, [trained["world"]], brief, tiers, tmp_path / "dask", chunk_creators=700,
-                                  client=client)  # fmt: skip
+                                  client=client, worker_model=loader)  # fmt: skip
     assert (remote.scored, remote.rejected, remote.chunks) == (local.scored, local.rejected, local.chunks)
     a, b = read_scores(tmp_path / "local").sort("creator_id"), read_scores(tmp_path / "dask").sort("creator_id")
     assert a.height == 2500 and a.equals(b)
@@ -356,10 +361,10 @@ def test_train_on_dask_gives_a_bundle_as_good_as_local(
                          str(trained["config"]), "--no-track", "--engine", "dask"], capsys)  # fmt: skip
     assert code == 0, err
     dask_b, local_b = load_bundle(out), load_bundle(trained["bundle"])
-    assert dask_b.manifest["training"]["engine"] == "dask"
+    assert dask_b.manifest.training.engine == "dask"
     assert "machines" not in (out / "kpi_reach.txt").read_text()  # no run-specific network settings saved
-    for kpi, m in local_b.manifest["metrics"]["metrics"].items():
-        got = dask_b.manifest["metrics"]["metrics"][kpi]["model"]
+    for kpi, m in local_b.manifest.metrics["metrics"].items():
+        got = dask_b.manifest.metrics["metrics"][kpi]["model"]
         # data-parallel trees differ from single-process ones, but forecast as well (same backtest)
         assert got["mae_log1p"] <= m["model"]["mae_log1p"] * 1.1 + 0.02, kpi
         assert got["spearman"] >= m["model"]["spearman"] - 0.03, kpi

@@ -12,10 +12,10 @@ import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from influencer_engine.config import KPI_NAMES, ModelConfig, TierConfig, load_model_config
+from influencer_engine.config import ModelConfig, TierConfig, load_model_config
 from influencer_engine.errors import ContractError
-from influencer_engine.evaluation.backtest import backtest, time_splits
 from influencer_engine.features.build import feature_columns
+from influencer_engine.modeling.backtest import backtest, time_splits
 from influencer_engine.modeling.baselines import Baselines
 from influencer_engine.modeling.costs import per_cost
 from influencer_engine.modeling.estimator import KPIModel
@@ -23,6 +23,8 @@ from influencer_engine.modeling.explain import explain
 from influencer_engine.modeling.forecaster import Forecast, KPIForecaster
 from influencer_engine.modeling.intervals import ConformalBands
 from influencer_engine.modeling.matrix import check_features
+from influencer_engine.modeling.predictor import TrainingInfo
+from influencer_engine.registry import KPI_NAMES
 from influencer_engine.simulate.generate import SimulatedMarket
 from influencer_engine.training.bundle import SCHEMA_VERSION, BundleError, load_bundle, save_bundle
 from influencer_engine.training.data import fingerprint, training_table
@@ -189,7 +191,9 @@ def test_explanations_add_up_and_read_as_words(forecaster: KPIForecaster, table:
 
 def test_bundle_round_trip_and_refusals(forecaster: KPIForecaster, table: pl.DataFrame, tmp_path: Path) -> None:
     base = Baselines.fit(table.select(FEATURES), targets(table), forecaster.config.media_kit)
-    out = save_bundle(forecaster, base, tmp_path / "b", fingerprint=fingerprint(table), metrics={}, training={})
+    info = TrainingInfo(data="test", rows_in=table.height, rows=table.height, first_campaign="a", last_campaign="b",
+                        seed=0)  # fmt: skip
+    out = save_bundle(forecaster, base, tmp_path / "b", fingerprint=fingerprint(table), metrics={}, training=info)
     loaded = load_bundle(out)
     x = table.select(FEATURES).head(200)
     a, b = forecaster.predict(x), loaded.forecaster.predict(x)
@@ -198,15 +202,24 @@ def test_bundle_round_trip_and_refusals(forecaster: KPIForecaster, table: pl.Dat
         np.testing.assert_allclose(a.quantiles[k], b.quantiles[k], rtol=1e-12)
     assert not list(out.glob("*.pkl")) and not list(out.glob("*.pickle"))
     # a saved again bundle replaces the old one whole
-    save_bundle(forecaster, base, out, fingerprint="x", metrics={}, training={})
-    assert load_bundle(out).manifest["training_data_fingerprint"] == "x"
+    save_bundle(forecaster, base, out, fingerprint="x", metrics={}, training=info)
+    assert load_bundle(out).manifest.training_data_fingerprint == "x"
+    # the manifest is typed: a missing or mistyped key is refused with the key named, not a KeyError
+    body = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    for broken, key in (({k: v for k, v in body.items() if k != "kpis"}, "kpis"),
+                        ({**body, "random_state": "seven"}, "random_state")):  # fmt: skip
+        (out / "manifest.json").write_text(json.dumps(broken), encoding="utf-8")
+        with pytest.raises(BundleError, match=f"'{key}'"):
+            load_bundle(out)
+    (out / "manifest.json").write_text(json.dumps(body), encoding="utf-8")
+    assert load_bundle(out).kpis == tuple(KPI_NAMES)
     # tampered model file
     f = out / "kpi_reach.txt"
     f.write_text(f.read_text(encoding="utf-8").replace("learning_rate", "learning_ratf", 1), encoding="utf-8")
     with pytest.raises(BundleError, match="checksum"):
         load_bundle(out)
     # older schema
-    save_bundle(forecaster, base, out, fingerprint="x", metrics={}, training={})
+    save_bundle(forecaster, base, out, fingerprint="x", metrics={}, training=info)
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     manifest["schema_version"] = SCHEMA_VERSION - 1
     (out / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")

@@ -13,12 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from influencer_engine.brief import Brief, Constraints, MixLimit, load_brief
-from influencer_engine.config import TIERS, load_planner_config
+from influencer_engine.config import load_planner_config
 from influencer_engine.errors import ConfigError
 from influencer_engine.planner.coverage import AudienceModel, solve_reach
 from influencer_engine.planner.knapsack import repair, solve_additive, solve_milp
 from influencer_engine.planner.problem import PlanInfeasible, build_candidates, explain_infeasible, goal_values
-from influencer_engine.schema import PLATFORMS
+from influencer_engine.registry import PLATFORMS, TIERS
 
 BRIEFS = Path(__file__).resolve().parents[1] / "configs" / "briefs"
 

@@ -32,7 +32,9 @@ HEADERS = {"X-API-Key": KEY}
 
 @pytest.fixture(scope="module")
 def server(trained: dict[str, Path]) -> Server:
-    return load_server(str(trained["bundle"]), trained["world"], api_key=KEY)
+    from influencer_engine.training.bundle import load_bundle
+
+    return load_server(load_bundle(trained["bundle"]), trained["world"], model_ref=str(trained["bundle"]), api_key=KEY)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +72,7 @@ def test_openapi_schema_documents_the_endpoints_and_the_key(client: TestClient) 
 
 
 def test_plan_gives_the_cli_roster(client: TestClient, server: Server) -> None:
-    from influencer_engine.planner.plan import plan
+    from influencer_engine.planner.plan import plan, prepare
 
     r = client.post("/api/plan", headers=HEADERS, json={"brief": brief_json()})
     assert r.status_code == 200, r.text
@@ -82,7 +84,7 @@ def test_plan_gives_the_cli_roster(client: TestClient, server: Server) -> None:
     assert {"cpa", "cpm", "audience_fit", "price"} <= set(row)
     # the same roster as planning directly (the CLI's path) on the same inputs
     b = load_brief(BRIEF)
-    direct = plan(server.bundle, server.inputs(b), b, server.planner)
+    direct = plan(prepare(server.forecast(b), b, server.planner), server.planner)
     assert {r["creator_id"] for r in roster} == set(direct.roster["creator_id"].to_list())
     # a scenario is planned in place of the brief's own tiers
     r = client.post("/api/plan", headers=HEADERS,

@@ -6,26 +6,24 @@ import json
 import tomllib
 from datetime import date
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from influencer_engine.config import TIERS, validated
+from influencer_engine.config import validated
 from influencer_engine.errors import ConfigError
-from influencer_engine.schema import (
-    AGE_BANDS,
-    AUDIENCE_COUNTRIES,
-    CATEGORIES,
-    FORMATS,
-    GENDERS,
-    GOALS,
-    PLATFORMS,
-)
+from influencer_engine.registry import FORMATS, GOAL_NAMES, GOALS, PLATFORMS, RISKS, TIERS
+from influencer_engine.schema import AGE_BANDS, AUDIENCE_COUNTRIES, CATEGORIES, GENDERS
 
 __all__ = ["Brief", "Constraints", "MixLimit", "Scenario", "TargetAudience", "load_brief"]
 
-Goal = Literal["reach", "engagement", "clicks", "conversions", "revenue", "roas", "emv"]
-Risk = Literal["expected", "p50", "p10"]
+# goals and risk levels come from the registry; the JSON schema lists them so the API docs offer them
+_RISK_DOC = "Plan on each creator's expected value, or on a low quantile for a risk-averse plan."
+
+
+def _known(name: str, value: str | None, vocab: tuple[str, ...] | list[str]) -> str | None:
+    if value is not None and value not in vocab:
+        raise ValueError(f"{name} '{value}' is unknown; use one of {', '.join(vocab)}")
+    return value
 
 
 class TargetAudience(BaseModel):
@@ -135,7 +133,12 @@ class Scenario(BaseModel):
     tiers: tuple[str, ...] | None = None
     platforms: tuple[str, ...] | None = None
     constraints: Constraints | None = None
-    risk: Risk | None = None
+    risk: str | None = Field(None, json_schema_extra={"enum": list(RISKS)}, description=_RISK_DOC)
+
+    @field_validator("risk")
+    @classmethod
+    def _risk(cls, v: str | None) -> str | None:
+        return _known("risk", v, list(RISKS))
 
 
 class Brief(BaseModel):
@@ -144,7 +147,7 @@ class Brief(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     brief_id: str = "brief"
-    goal: Goal = "conversions"
+    goal: str = Field("conversions", json_schema_extra={"enum": list(GOAL_NAMES)}, description="What to maximize.")
     budget: float = 50_000.0
     brand_category: str
     target: TargetAudience = TargetAudience()
@@ -155,8 +158,18 @@ class Brief(BaseModel):
     average_order_value: float | None = None
     tiers: tuple[str, ...] = TIERS  # tiers allowed in the roster
     constraints: Constraints = Constraints()
-    risk: Risk = "expected"  # plan on expected values, or on a low quantile for a risk-averse planner
+    risk: str = Field("expected", json_schema_extra={"enum": list(RISKS)}, description=_RISK_DOC)
     scenarios: tuple[Scenario, ...] = ()
+
+    @field_validator("goal")
+    @classmethod
+    def _goal(cls, v: str) -> str:
+        return str(_known("goal", v, list(GOALS)))
+
+    @field_validator("risk")
+    @classmethod
+    def _risk(cls, v: str) -> str:
+        return str(_known("risk", v, list(RISKS)))
 
     def with_scenario(self, scenario: Scenario) -> Brief:
         """This brief with a scenario's fields in place of its own."""
@@ -178,8 +191,6 @@ class Brief(BaseModel):
             unknown = [v for v in getattr(self, name) if v not in vocab]
             if unknown:
                 raise ValueError(f"{name}: unknown {unknown}; use some of {', '.join(vocab)}")
-        if self.goal not in GOALS:  # pragma: no cover - Literal already checks
-            raise ValueError(f"goal must be one of {GOALS}")
         names = [s.name for s in self.scenarios]
         if len(set(names)) != len(names):
             raise ValueError("scenario names must be unique")

@@ -11,9 +11,9 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from influencer_engine.errors import ConfigError
+from influencer_engine.registry import KPI_NAMES, KPIS, PLATFORMS, TIERS
 
 __all__ = [
-    "TIERS",
     "CalibrationRanges",
     "ModelConfig",
     "SimulatorConfig",
@@ -24,9 +24,6 @@ __all__ = [
     "load_tier_config",
     "validated",
 ]
-
-TIERS = ("nano", "micro", "mid", "macro", "mega")
-PLATFORMS = ("instagram", "tiktok", "youtube")
 
 
 class _Frozen(BaseModel):
@@ -213,17 +210,24 @@ class CampaignSection(_Frozen):
 
 
 class CalibrationRanges(_Frozen):
-    er_instagram: dict[str, Range]
-    er_tiktok: dict[str, Range]
+    er: dict[str, dict[str, Range]]  # platform -> tier -> range (platforms with a published figure)
     reach_share: dict[str, Range]
-    price_instagram: dict[str, Range]
-    price_tiktok: dict[str, Range]
-    price_youtube: dict[str, Range]
+    price: dict[str, dict[str, Range]]  # platform -> tier -> range, for every platform
     low_fake_share: dict[str, Range]
     fake_share_overall: Range
     cpm: dict[str, Range]
     conversion_rate: dict[str, Range]
     revenue_per_follower_nano_over_macro: Range
+
+    @model_validator(mode="after")
+    def _platforms(self) -> CalibrationRanges:
+        for name in ("er", "cpm"):
+            unknown = sorted(set(getattr(self, name)) - set(PLATFORMS))
+            if unknown:
+                raise ValueError(f"calibration.{name} names unknown platforms {unknown}")
+        if set(self.price) != set(PLATFORMS):
+            raise ValueError(f"calibration.price must name exactly {', '.join(PLATFORMS)}")
+        return self
 
 
 class SimulatorConfig(_Frozen):
@@ -242,6 +246,35 @@ class SimulatorConfig(_Frozen):
     audience: AudienceSection
     campaigns: CampaignSection
     calibration: CalibrationRanges
+
+    @model_validator(mode="after")
+    def _every_platform(self) -> SimulatorConfig:
+        """Every platform of the registry has its rates here (a new platform names each key it must fill)."""
+        missing = [f"{section}.{key}" for section, key in _PER_PLATFORM
+                   if set(PLATFORMS) - set(getattr(getattr(self, section), key))]  # fmt: skip
+        if missing:
+            raise ValueError(f"every platform ({', '.join(PLATFORMS)}) needs a value in {', '.join(missing)}")
+        return self
+
+
+# the simulator's per-platform settings: dicts keyed by the platform codes of the registry
+_PER_PLATFORM = (
+    ("world", "platform_shares"),
+    ("reach", "rate_at_10k"),
+    ("reach", "elasticity"),
+    ("reach", "reach_ratio"),
+    ("engagement", "per_impression"),
+    ("engagement", "split_likes"),
+    ("engagement", "split_comments"),
+    ("engagement", "split_shares"),
+    ("engagement", "split_saves"),
+    ("posting", "formats"),
+    ("price", "anchor_usd"),
+    ("price", "format_multiplier"),
+    ("conversion", "ctr_platform"),
+    ("audience", "age_by_platform"),
+    ("calibration", "price"),
+)
 
 
 def _check_shares(name: str, shares: dict[str, float], expected: tuple[str, ...]) -> None:
@@ -300,11 +333,8 @@ def load_tier_config(path: Path | None = None) -> TierConfig:
     return _load(TierConfig, path or config_path("tiers.toml"), section="tiers")
 
 
-KPI_NAMES = ("reach", "impressions", "engagements", "clicks", "conversions", "revenue")
-
-
 class LightGBMSection(_Frozen):
-    objective: dict[str, str]
+    objective: dict[str, str]  # KPIs not named here: poisson
     tweedie_variance_power: float = 1.5
     n_estimators: int
     learning_rate: float
@@ -314,9 +344,25 @@ class LightGBMSection(_Frozen):
     colsample_bytree: float
     reg_lambda: float
     # log-offset of each KPI: a feature ("followers": a rate per follower) or an earlier KPI of the funnel
-    # (its forecast: clicks and conversions per reached person, revenue per conversion)
-    offset: dict[str, str]
+    # (its forecast: clicks and conversions per reached person, revenue per conversion); KPIs not named here
+    # take the offset of the KPI registry
+    offset: dict[str, str] = {}
     n_jobs: int = 2
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, data: Any) -> Any:
+        """Every KPI of the registry gets an objective and an offset (the registry's unless the file names one)."""
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        defaults = {"objective": {k: "poisson" for k in KPI_NAMES}, "offset": {k: KPIS[k].offset for k in KPI_NAMES}}
+        for key, default in defaults.items():
+            given = out.get(key) or {}
+            if isinstance(given, dict):
+                out[key] = {**{k: v for k, v in default.items() if k not in given}, **given}
+                out[key] = {k: out[key][k] for k in (*KPI_NAMES, *sorted(set(out[key]) - set(KPI_NAMES)))}
+        return out
 
     @field_validator("objective")
     @classmethod

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import polars as pl
 
-from influencer_engine.config import TIERS
 from influencer_engine.errors import InputError
 from influencer_engine.io import Manifest, read_table, table_files
+from influencer_engine.registry import TIERS
 from influencer_engine.schema import CONTRACTS, ValidationResult, check_references, validate
 
 __all__ = ["DatasetValidation", "find_table", "summarize", "validate_dataset", "validate_file"]

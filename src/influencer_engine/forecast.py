@@ -1,13 +1,27 @@
-"""Forecasts for a brief: features as of the brief's start, every KPI with P10/P50/P90, per-cost figures.
+"""The one forecast path: a candidate base and a brief -> every KPI with P10/P50/P90, cost figures, reasons on demand.
 
-This is what `ie forecast` prints for one creator, and what planning and scoring build on for many.
+Every interface goes through here: ``ie forecast``, ``ie plan`` and ``ie whatif`` (``forecast_brief``), each chunk of
+``ie score`` (``candidate_base`` -> ``featurize`` -> ``forecast_features``, split so the next chunk's features are
+built while the models score this one), the planner evaluation and every endpoint of the server (a base loaded once,
+``forecast_base`` per brief). The steps:
+
+1. ``candidate_base``: validate creators and their posts against the contracts (rejects with reasons).
+2. ``featurize``: point-in-time features of every valid creator as of the brief's start.
+3. ``forecast_features``: the model's forecasts (rows the model cannot score are rejected with a reason), revenue
+   from the brief's order value, and the cost figures.
+
+A ``BriefForecast`` keeps what it was made from, so it gives each creator's reasons when asked, and its candidates'
+audience shares for the planner's overlap model: nothing is read twice.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -20,29 +34,39 @@ from influencer_engine.features.build import build_features
 from influencer_engine.features.requests import brief_requests
 from influencer_engine.io import scan_table
 from influencer_engine.modeling.costs import per_cost
-from influencer_engine.modeling.explain import Reason, explain
+from influencer_engine.modeling.explain import Reason
 from influencer_engine.modeling.forecaster import Forecast
 from influencer_engine.modeling.matrix import check_features
-from influencer_engine.schema import AGE_BANDS, AUDIENCE_COUNTRIES, GENDERS, check_references, validate
-from influencer_engine.training.bundle import Bundle
+from influencer_engine.modeling.predictor import Predictor
+from influencer_engine.registry import GOALS
+from influencer_engine.schema import (
+    AGE_BANDS,
+    AUDIENCE_COUNTRIES,
+    GENDERS,
+    audience_columns,
+    check_references,
+    validate,
+)
 
 __all__ = [
+    "AUDIENCE_GROUPS",
     "BriefForecast",
     "CandidateBase",
+    "CreatorForecast",
+    "Featurized",
+    "candidate_base",
     "describe_target",
+    "featurize",
     "forecast_base",
     "forecast_brief",
+    "forecast_creator",
     "forecast_features",
     "load_candidate_base",
 ]
 
-
-@dataclass(frozen=True)
-class BriefForecast:
-    table: pl.DataFrame  # creator_id, platform, tier, format, price, audience_fit, KPIs + bands, cost figures
-    features: pl.DataFrame  # the scored feature rows, aligned with table
-    rejects: pl.DataFrame
-    notes: list[str]
+# the audience shares the planner's overlap model reads
+AUDIENCE_GROUPS = ("audience_age", "audience_country", "audience_interest")
+_NO_POSTS = pl.DataFrame(schema={"post_id": pl.String})
 
 
 def describe_target(brief: Brief) -> str:
@@ -55,42 +79,13 @@ def describe_target(brief: Brief) -> str:
     return f"{age}{gender}{where}"
 
 
-def forecast_features(bundle: Bundle, features: pl.DataFrame, brief: Brief | None, *, source: str) -> BriefForecast:
-    """Forecast checked feature rows (row rejects for unusable rows); revenue uses the brief's order value."""
-    checked = check_features(features, bundle.features, source=source)
-    frame = checked.valid
-    fc = bundle.forecaster.predict(frame.select(bundle.features))
-    notes: list[str] = []
-    if brief is not None and brief.average_order_value and "conversions" in fc.mean:
-        aov = float(brief.average_order_value)
-        fc = Forecast(
-            mean={**fc.mean, "revenue": fc.mean["conversions"] * aov},
-            quantiles={**fc.quantiles, "revenue": fc.quantiles["conversions"] * aov},
-            levels=fc.levels,
-        )
-        notes.append(f"revenue = conversions x the brief's average order value ${aov:,.2f}")
-    price = frame["price"].cast(pl.Float64).fill_null(np.nan).to_numpy()
-    costs = per_cost(fc, price, emv_cpm_usd=bundle.forecaster.config.costs.emv_cpm_usd)
-    keys = frame.select(
-        "creator_id",
-        pl.col("platform").cast(pl.String),
-        pl.col("tier").cast(pl.String),
-        pl.col("format").cast(pl.String),
-        pl.col("price").cast(pl.Float64),
-        pl.col("audience_fit").cast(pl.Float64),
-        pl.col("affinity").cast(pl.Float64),
-        pl.col("audience_credibility").cast(pl.Float64),
-    )
-    table = pl.concat([keys, fc.to_frame(), costs], how="horizontal")
-    return BriefForecast(table=table, features=frame, rejects=checked.rejects, notes=notes)
-
-
+# ---------------------------------------------------------------------------------------------- 1. candidates
 @dataclass(frozen=True)
 class CandidateBase:
-    """A dataset folder's creators and posts, validated once; forecast for any number of briefs."""
+    """Creators and their posts, validated once; forecast for any number of briefs."""
 
     source: str
-    creators: pl.DataFrame  # valid creator rows
+    creators: pl.DataFrame  # valid creator rows, every contract column
     posts: pl.DataFrame  # valid post rows of those creators
     rejects: pl.DataFrame  # creator rows that cannot be forecast, with reasons
 
@@ -99,6 +94,25 @@ class CandidateBase:
         keep = pl.col("creator_id").is_in(list(creator_ids))
         posts = self.posts.filter(keep) if "creator_id" in self.posts.columns else self.posts
         return CandidateBase(self.source, self.creators.filter(keep), posts, self.rejects.head(0))
+
+    @functools.cached_property
+    def audience(self) -> pl.DataFrame:
+        """creator_id, followers and the audience shares (age, country, interest) unique reach is estimated from."""
+        cols = [c for g in AUDIENCE_GROUPS for c in audience_columns()[g]]
+        return self.creators.select("creator_id", "followers", *cols)
+
+
+def candidate_base(creators: pl.DataFrame, posts: pl.DataFrame | None, *, source: str,
+                   posts_source: str | None = None) -> CandidateBase:  # fmt: skip
+    """Validate creator rows and their posts (posts of rejected or unknown creators are left out)."""
+    cv = validate(creators, "creators", source=source)
+    if posts is None:
+        return CandidateBase(source, cv.valid, _NO_POSTS, cv.rejects)
+    psrc = posts_source or source
+    pv = validate(posts, "posts", source=psrc)
+    valid_posts = check_references(pv, "creator_id", cv.valid["creator_id"], table="posts", source=psrc,
+                                   key=("post_id",)).valid  # fmt: skip
+    return CandidateBase(source, cv.valid, valid_posts, cv.rejects)
 
 
 def load_candidate_base(data: Path, *, creator_ids: Sequence[str] | None = None) -> CandidateBase:
@@ -118,28 +132,121 @@ def load_candidate_base(data: Path, *, creator_ids: Sequence[str] | None = None)
         if unknown:
             raise InputError(f"creator(s) {', '.join(unknown[:5])} not found (or invalid) in {cpath}.",
                              fix="check the id with `ie summary` or the creators table")  # fmt: skip
+    if ppath is None:
+        return CandidateBase(str(data), cv.valid, _NO_POSTS, cv.rejects)
     ids = cv.valid["creator_id"]
-    posts = scan_table(ppath).filter(pl.col("creator_id").is_in(ids.implode())).collect() if ppath else None
-    pv = validate(posts, "posts", source=str(ppath)) if posts is not None else None
-    post_rows = (check_references(pv, "creator_id", ids, table="posts", source=str(ppath), key=("post_id",)).valid
-                 if pv is not None else pl.DataFrame(schema={"post_id": pl.String}))  # fmt: skip
-    return CandidateBase(str(data), cv.valid, post_rows, cv.rejects)
+    posts = scan_table(ppath).filter(pl.col("creator_id").is_in(ids.implode())).collect()
+    pv = validate(posts, "posts", source=str(ppath))
+    valid_posts = check_references(pv, "creator_id", ids, table="posts", source=str(ppath), key=("post_id",)).valid
+    return CandidateBase(str(data), cv.valid, valid_posts, cv.rejects)
 
 
-def forecast_base(bundle: Bundle, base: CandidateBase, brief: Brief, tiers: TierConfig, *,
-                  fmt: str | None = None) -> BriefForecast:  # fmt: skip
-    """Forecast every creator of ``base`` for ``brief`` (in the creator's base format, or ``fmt``)."""
+# ---------------------------------------------------------------------------------------------- 2. features
+@dataclass(frozen=True)
+class Featurized:
+    """A base's feature rows for a brief: everything but the model's work."""
+
+    base: CandidateBase
+    brief: Brief
+    features: pl.DataFrame  # one row per valid creator, the request keys then every catalog feature
+
+
+def featurize(base: CandidateBase, brief: Brief, tiers: TierConfig, *, peers: pl.DataFrame | None,
+              fmt: str | None = None) -> Featurized:  # fmt: skip
+    """Features of every creator of ``base`` as of the brief's start, in its base format (or ``fmt``).
+
+    ``peers`` is the model's engagement reference (``Predictor.peers``): with it each row is independent of the
+    other rows, so a base scored in chunks gives the same rows as a base scored whole.
+    """
     requests = brief_requests(brief, base.creators.lazy())
     if fmt is not None:
         requests = requests.with_columns(pl.lit(fmt).alias("format"))
-    feats = build_features(base.creators.lazy(), base.posts.lazy(), requests, tiers, peers=bundle.peers).collect()
-    out = forecast_features(bundle, feats, brief, source=f"features of {base.source}")
-    rejects = pl.concat([base.rejects, out.rejects], how="vertical_relaxed")
-    return BriefForecast(table=out.table, features=out.features, rejects=rejects, notes=out.notes)
+    feats = build_features(base.creators.lazy(), base.posts.lazy(), requests, tiers, peers=peers).collect()
+    return Featurized(base, brief, feats)
+
+
+# ---------------------------------------------------------------------------------------------- 3. forecasts
+@dataclass(frozen=True)
+class BriefForecast:
+    """Every scored creator's KPIs with bands and cost figures for a brief, and what they were made from."""
+
+    brief: Brief
+    base: CandidateBase
+    table: pl.DataFrame  # creator_id, platform, tier, format, price, audience_fit, KPIs + bands, cost figures
+    features: pl.DataFrame  # the scored feature rows, aligned with table
+    rejects: pl.DataFrame  # creator rows and feature rows that could not be forecast, with reasons
+    notes: list[str]
+    emv_cpm_usd: float  # the CPM earned media value is priced at
+    predictor: Predictor = field(repr=False, compare=False)
+
+    @property
+    def audience(self) -> pl.DataFrame:
+        """The candidates' audience shares (see ``CandidateBase.audience``)."""
+        return self.base.audience
+
+    def reasons(self, creator_ids: Sequence[str], kpi: str, top: int = 5) -> list[list[Reason]]:
+        """The ``top`` plain-word reasons behind ``kpi``'s forecast, for each of ``creator_ids``."""
+        if not creator_ids:
+            return []
+        rows = pl.DataFrame({"creator_id": list(creator_ids)}, schema={"creator_id": pl.String}).join(
+            self.features.unique("creator_id", keep="first"), on="creator_id", how="left", maintain_order="left"
+        )  # fmt: skip
+        missing = [c for c, ok in zip(creator_ids, rows["request_id"].is_not_null().to_list(), strict=True) if not ok]
+        if missing:
+            raise InputError(f"no forecast for creator(s) {', '.join(missing[:5])}.",
+                             fix="check the rejects for why they were not scored")  # fmt: skip
+        return self.predictor.explain(kpi, rows, target=describe_target(self.brief), top=top)
+
+    def reason_texts(self, creator_ids: Sequence[str], kpi: str, top: int) -> list[str]:
+        """``reasons`` as one line per creator (the planner's explain callback)."""
+        return ["; ".join(r.text for r in rs) for rs in self.reasons(creator_ids, kpi, top)]
+
+
+def _with_order_value(fc: Forecast, brief: Brief, notes: list[str]) -> Forecast:
+    if not brief.average_order_value or "conversions" not in fc.mean:
+        return fc
+    aov = float(brief.average_order_value)
+    notes.append(f"revenue = conversions x the brief's average order value ${aov:,.2f}")
+    return Forecast(
+        mean={**fc.mean, "revenue": fc.mean["conversions"] * aov},
+        quantiles={**fc.quantiles, "revenue": fc.quantiles["conversions"] * aov},
+        levels=fc.levels,
+    )
+
+
+def forecast_features(predictor: Predictor, featurized: Featurized) -> BriefForecast:
+    """Forecast feature rows (rows the model cannot use become rejects); revenue uses the brief's order value."""
+    base, brief = featurized.base, featurized.brief
+    checked = check_features(featurized.features, predictor.features, source=f"features of {base.source}")
+    frame = checked.valid
+    notes: list[str] = []
+    fc = _with_order_value(predictor.predict(frame), brief, notes)
+    price = frame["price"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    costs = per_cost(fc, price, emv_cpm_usd=predictor.emv_cpm_usd)
+    keys = frame.select(
+        "creator_id",
+        pl.col("platform").cast(pl.String),
+        pl.col("tier").cast(pl.String),
+        pl.col("format").cast(pl.String),
+        pl.col("price").cast(pl.Float64),
+        pl.col("audience_fit").cast(pl.Float64),
+        pl.col("affinity").cast(pl.Float64),
+        pl.col("audience_credibility").cast(pl.Float64),
+    )
+    table = pl.concat([keys, fc.to_frame(), costs], how="horizontal")
+    rejects = pl.concat([base.rejects, checked.rejects], how="vertical_relaxed")
+    return BriefForecast(brief=brief, base=base, table=table, features=frame, rejects=rejects, notes=notes,
+                         emv_cpm_usd=predictor.emv_cpm_usd, predictor=predictor)  # fmt: skip
+
+
+def forecast_base(predictor: Predictor, base: CandidateBase, brief: Brief, tiers: TierConfig, *,
+                  fmt: str | None = None) -> BriefForecast:  # fmt: skip
+    """Forecast every creator of ``base`` for ``brief`` (in the creator's base format, or ``fmt``)."""
+    return forecast_features(predictor, featurize(base, brief, tiers, peers=predictor.peers, fmt=fmt))
 
 
 def forecast_brief(
-    bundle: Bundle,
+    predictor: Predictor,
     data: Path,
     brief: Brief,
     tiers: TierConfig,
@@ -148,13 +255,40 @@ def forecast_brief(
     fmt: str | None = None,
 ) -> BriefForecast:
     """Forecast creators of the dataset folder ``data`` for ``brief`` (all creators, or ``creator_ids``)."""
-    return forecast_base(bundle, load_candidate_base(data, creator_ids=creator_ids), brief, tiers, fmt=fmt)
+    return forecast_base(predictor, load_candidate_base(data, creator_ids=creator_ids), brief, tiers, fmt=fmt)
 
 
-def reasons_for(bundle: Bundle, result: BriefForecast, creator_id: str, kpi: str, brief: Brief,
-                top: int = 5) -> list[Reason]:  # fmt: skip
-    """Plain-word reasons behind ``kpi``'s forecast for one creator of ``result``."""
-    row = result.features.filter(pl.col("creator_id") == creator_id).head(1)
+@dataclass(frozen=True)
+class CreatorForecast:
+    """One creator's forecast for a brief, with the reasons behind its goal's KPI (``ie forecast``, the API)."""
+
+    row: dict[str, Any]  # every KPI with P10/P50/P90, cost figures, price, audience fit, ...
+    goal_kpi: str
+    goal_base: str  # what the goal's KPI is a rate of: "followers" or an earlier KPI's forecast
+    reasons: list[Reason]
+    notes: list[str]
+
+    def json_dict(self) -> dict[str, Any]:
+        """The one JSON form (NaN as null, dates as ISO text)."""
+
+        def clean(v: Any) -> Any:
+            if isinstance(v, float) and not math.isfinite(v):
+                return None
+            return v.isoformat() if hasattr(v, "isoformat") else v
+
+        return {"creator": {k: clean(v) for k, v in self.row.items()}, "goal_kpi": self.goal_kpi,
+                "goal_base": self.goal_base,
+                "reasons": [{k: clean(v) for k, v in r.to_dict().items()} for r in self.reasons],
+                "notes": list(self.notes)}  # fmt: skip
+
+
+def forecast_creator(forecast: BriefForecast, creator_id: str, *, top: int = 5) -> CreatorForecast:
+    """``creator_id``'s row of ``forecast`` with the reasons for its brief's goal; InputError if it was not scored."""
+    row = forecast.table.filter(pl.col("creator_id") == creator_id)
     if row.height == 0:
-        raise InputError(f"no forecast for creator {creator_id}.", fix="check the rejects for why it was not scored")
-    return explain(bundle.forecaster, kpi, row.select(bundle.features), target=describe_target(brief), top=top)
+        why = forecast.rejects.filter(pl.col("key").str.contains(creator_id, literal=True))["reason"].to_list()
+        raise InputError(f"creator {creator_id} cannot be forecast ({', '.join(why[:3]) or 'not in the candidates'}).",
+                         fix="fix the creator's row in the candidate data")  # fmt: skip
+    kpi = GOALS[forecast.brief.goal].kpi
+    return CreatorForecast(row=row.row(0, named=True), goal_kpi=kpi, goal_base=forecast.predictor.base_of(kpi),
+                           reasons=forecast.reasons([creator_id], kpi, top)[0], notes=list(forecast.notes))  # fmt: skip

@@ -14,19 +14,16 @@ from typing import Literal
 
 import polars as pl
 
-from influencer_engine.config import TIERS, TierConfig
+from influencer_engine.config import TierConfig
 from influencer_engine.errors import ContractError
+from influencer_engine.registry import FORMATS, GOAL_NAMES, KPIS, PLATFORMS, TIERS
 
 __all__ = [
     "AGE_BANDS",
     "AUDIENCE_COUNTRIES",
-    "BASE_FORMAT",
     "CATEGORIES",
     "CONTRACTS",
-    "FORMATS",
     "GENDERS",
-    "GOALS",
-    "PLATFORMS",
     "REJECT_SCHEMA",
     "Col",
     "TableContract",
@@ -37,8 +34,6 @@ __all__ = [
     "validate",
 ]
 
-PLATFORMS = ("instagram", "tiktok", "youtube")
-FORMATS = ("image", "carousel", "video", "story", "short")
 AGE_BANDS = ("13_17", "18_24", "25_34", "35_44", "45_plus")
 GENDERS = ("female", "male")
 AUDIENCE_COUNTRIES = ("US", "GB", "CA", "AU", "DE", "FR", "ES", "IT", "BR", "MX", "IN", "ID", "OTHER")
@@ -46,9 +41,6 @@ CATEGORIES = (
     "fashion", "beauty", "fitness", "food", "travel", "gaming",
     "tech", "parenting", "finance", "home", "entertainment", "sports",
 )  # fmt: skip
-# The format a creator's list price refers to, and the format planned when a brief names none.
-BASE_FORMAT = {"instagram": "image", "tiktok": "video", "youtube": "video"}
-GOALS = ("reach", "engagement", "clicks", "conversions", "revenue", "roas", "emv")
 LIST_SEPARATOR = "|"
 SHARE_TOLERANCE = 0.02
 # Counts above this are not plausible for one post or campaign (more than the world's population).
@@ -275,7 +267,7 @@ CAMPAIGNS = TableContract(
         Col("start_date", "date", "first day of the campaign"),
         Col("end_date", "date", "last day of the campaign"),
         Col("budget", "float", "total budget (USD)", required=False, nullable=True, min=0),
-        Col("goal", "enum", "what the campaign optimized", required=False, nullable=True, values=GOALS),
+        Col("goal", "enum", "what the campaign optimized", required=False, nullable=True, values=GOAL_NAMES),
     ),
     key=("campaign_id",),
     rules=(("inconsistent:end_date<start_date", pl.col("end_date") < pl.col("start_date")),),
@@ -290,10 +282,17 @@ OUTCOMES = TableContract(
         Col("posted_at", "datetime", "when the sponsored post went live", required=False, nullable=True),
         Col("cost", "float", "amount paid (USD)", min=0),
         *(
-            Col(n, "count", f"observed {n}", required=False, nullable=True, min=0, max=MAX_COUNT)
-            for n in ("reach", "impressions", "engagements", "clicks", "conversions")
+            Col(
+                k.name,
+                k.kind,
+                k.meaning or f"observed {k.name}",
+                required=False,
+                nullable=True,
+                min=0,
+                max=MAX_COUNT if k.kind == "count" else None,
+            )
+            for k in KPIS.values()
         ),
-        Col("revenue", "float", "attributed revenue (USD)", required=False, nullable=True, min=0),
     ),
     key=("campaign_id", "creator_id", "format"),
     rules=(("inconsistent:reach>impressions", pl.col("reach") > pl.col("impressions")),),
@@ -303,7 +302,7 @@ BRIEFS = TableContract(
     name="briefs",
     columns=(
         Col("brief_id", "id", "unique brief id"),
-        Col("goal", "enum", "what to maximize", values=GOALS),
+        Col("goal", "enum", "what to maximize", values=GOAL_NAMES),
         Col("budget", "float", "total budget (USD)", min=0),
         Col("brand_category", "enum", "brand's category", values=CATEGORIES),
         *_TARGET_COLS,

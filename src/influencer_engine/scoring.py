@@ -10,10 +10,10 @@ rows_in = scored + rejected.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,21 +22,21 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from pydantic import BaseModel, ConfigDict
 
 from influencer_engine.brief import Brief
 from influencer_engine.config import TierConfig
 from influencer_engine.dataset import find_table
 from influencer_engine.errors import InputError
-from influencer_engine.features.build import build_features
-from influencer_engine.features.requests import brief_requests
-from influencer_engine.forecast import forecast_features
+from influencer_engine.forecast import Featurized, candidate_base, featurize, forecast_features
 from influencer_engine.io import read_table, scan_table, table_files, write_json, write_parquet
-from influencer_engine.schema import REJECT_SCHEMA, check_references, validate
-from influencer_engine.training.bundle import Bundle
+from influencer_engine.modeling.predictor import Predictor
+from influencer_engine.schema import REJECT_SCHEMA
 
 __all__ = [
     "ChunkJob",
     "Progress",
+    "ScoreManifest",
     "ScoreResult",
     "candidate_sources",
     "chunk_count",
@@ -67,6 +67,39 @@ class ScoreResult:
     resumed_chunks: int
     seconds: float
     peak_rss_mb: float | None = None  # of this process (the client, with the Dask engine)
+    manifest: ScoreManifest | None = None
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CreatorCounts(_Frozen):
+    rows_in: int
+    rows_out: int
+    rows_rejected: int
+    reasons: dict[str, int]  # reject reason -> creator rows
+
+
+class MemoryReport(_Frozen):
+    limit_mb: float | None
+    peak_rss_mb: float | None  # of this process (the client, with the Dask engine)
+    creators_per_chunk: int
+
+
+class ScoreManifest(_Frozen):
+    """``manifest.json`` of a scoring run: every creator row accounted for (rows_in = rows_out + rows_rejected)."""
+
+    command: str = "score"
+    brief: dict[str, Any]
+    model: str  # the model's training data fingerprint
+    sources: list[str]
+    chunks: int
+    creators: CreatorCounts
+    posts_in: int
+    compiled_trees: list[dict[str, Any]]
+    outputs: dict[str, str]
+    memory: MemoryReport
 
 
 def candidate_sources(paths: Sequence[Path]) -> tuple[pl.LazyFrame, pl.LazyFrame | None, list[Path]]:
@@ -100,13 +133,13 @@ def chunk_count(creators: int, posts: int, chunk_creators: int, limit_memory_mb:
     return max(1, -(-creators // per_chunk))
 
 
-def _fingerprint(files: list[Path], brief: Brief, bundle: Bundle, chunks: int) -> str:
+def _fingerprint(files: list[Path], brief: Brief, predictor: Predictor, chunks: int) -> str:
     h = hashlib.sha256()
     for f in files:
         st = f.stat()
         h.update(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     h.update(brief.model_dump_json().encode())
-    h.update(json.dumps(bundle.manifest.get("files", {}), sort_keys=True).encode())
+    h.update(json.dumps(predictor.kpi_hashes, sort_keys=True).encode())  # the model: every KPI's model text
     h.update(f"{chunks}|{pl.__version__}".encode())
     return h.hexdigest()
 
@@ -123,30 +156,27 @@ def _flags() -> pl.Expr:
     return pl.concat_str(parts, separator=";", ignore_nulls=True).fill_null("").alias("flags")
 
 
-def compiled_reports(bundle: Bundle) -> list[Any]:
-    """What ``--compiled`` decided per KPI for this bundle (empty when it was not asked)."""
-    return list(getattr(bundle.forecaster, "compiled_", None) or [])
+def compiled_reports(predictor: Predictor) -> list[Any]:
+    """What ``--compiled`` decided per KPI for this model (empty when it was not asked)."""
+    return list(getattr(predictor.forecaster, "compiled_", None) or [])
 
 
-def _maybe_compile(bundle: Bundle, feats: pl.DataFrame, compiled_dir: str | None) -> None:
-    if compiled_dir is None or getattr(bundle.forecaster, "compiled_", None) is not None:
+def _maybe_compile(predictor: Predictor, feats: pl.DataFrame, compiled_dir: str | None) -> None:
+    if compiled_dir is None or getattr(predictor.forecaster, "compiled_", None) is not None:
         return  # not asked, or this forecaster was already checked
     from influencer_engine.modeling.compiled import use_compiled
 
-    hashes = {k: v["sha256"] for k, v in bundle.manifest["kpis"].items()}
-    sample = feats.select(bundle.features).head(20_000)
-    use_compiled(bundle.forecaster, sample, Path(compiled_dir), hashes=hashes)
+    sample = feats.select(predictor.features).head(20_000)
+    use_compiled(predictor.forecaster, sample, Path(compiled_dir), hashes=predictor.kpi_hashes)
 
 
-@dataclass
-class Prepared:
+@dataclass(frozen=True)
+class _Chunk:
     """A chunk read, validated and featurized, ready for the models."""
 
     k: int
     rows_in: int
-    source: str
-    creator_rejects: pl.DataFrame
-    features: pl.DataFrame
+    featurized: Featurized
 
 
 @dataclass(frozen=True)
@@ -168,50 +198,47 @@ class ChunkJob:
             return empty.head(0).collect()
         return pl.read_parquet([str(f) for f in files], hive_partitioning=False)
 
-    def prepare(self, k: int, bundle: Bundle) -> Prepared:
+    def prepare(self, k: int, predictor: Predictor) -> _Chunk:
         """Read chunk ``k`` from the stage, validate it and build its features (no model work yet)."""
         brief = Brief.model_validate_json(self.brief)
         tiers = TierConfig.model_validate_json(self.tiers)
         creators, posts, _ = candidate_sources([Path(p) for p in self.sources])
         rows = self._staged("creators", k, creators)
-        source = f"candidates chunk {k + 1}/{self.chunks}"
-        cv = validate(rows, "creators", source=source)
-        ids = cv.valid["creator_id"]
-        if posts is not None:
-            pv = validate(self._staged("posts", k, posts), "posts", source=source)
-            post_rows = check_references(pv, "creator_id", ids, table="posts", source=source, key=("post_id",)).valid
-        else:
-            post_rows = pl.DataFrame(schema={"post_id": pl.String})
-        requests = brief_requests(brief, cv.valid.lazy())
-        feats = build_features(cv.valid.lazy(), post_rows.lazy(), requests, tiers, peers=bundle.peers).collect()
-        return Prepared(k, rows.height, source, cv.rejects, feats)
+        staged_posts = self._staged("posts", k, posts) if posts is not None else None
+        base = candidate_base(rows, staged_posts, source=f"candidates chunk {k + 1}/{self.chunks}")
+        return _Chunk(k, rows.height, featurize(base, brief, tiers, peers=predictor.peers))
 
-    def finish(self, prep: Prepared, bundle: Bundle) -> dict[str, int]:
+    def finish(self, chunk: _Chunk, predictor: Predictor) -> dict[str, int]:
         """Forecast a prepared chunk and write its parts atomically; the counts go to the run's state."""
-        brief = Brief.model_validate_json(self.brief)
-        _maybe_compile(bundle, prep.features, self.compiled_dir)
-        fc = forecast_features(bundle, prep.features, brief, source=prep.source)
+        _maybe_compile(predictor, chunk.featurized.features, self.compiled_dir)
+        fc = forecast_features(predictor, chunk.featurized)
         table = pl.concat([fc.table, fc.features.select(_flags())], how="horizontal")
-        rejects = pl.concat([r.select(list(REJECT_SCHEMA)).cast(REJECT_SCHEMA)  # type: ignore[arg-type]
-                             for r in (prep.creator_rejects, fc.rejects)])  # fmt: skip
+        rejects = fc.rejects.select(list(REJECT_SCHEMA)).cast(REJECT_SCHEMA)  # type: ignore[arg-type]
         out = Path(self.out)
-        write_parquet(table, out / "scores" / f"part-{prep.k:05d}.parquet")
-        write_parquet(rejects, out / "rejects" / f"part-{prep.k:05d}.parquet")
-        return {"rows_in": prep.rows_in, "scored": table.height, "rejected": rejects.height}
+        write_parquet(table, out / "scores" / f"part-{chunk.k:05d}.parquet")
+        write_parquet(rejects, out / "rejects" / f"part-{chunk.k:05d}.parquet")
+        return {"rows_in": chunk.rows_in, "scored": table.height, "rejected": rejects.height}
 
-    def run(self, k: int, bundle: Bundle) -> dict[str, int]:
-        return self.finish(self.prepare(k, bundle), bundle)
+    def run(self, k: int, predictor: Predictor) -> dict[str, int]:
+        return self.finish(self.prepare(k, predictor), predictor)
 
-    def run_on_worker(self, k: int, bundle_path: str) -> dict[str, int]:
-        return self.run(k, _worker_bundle(bundle_path))
+    def run_on_worker(self, k: int, load_model: Callable[[], Predictor]) -> dict[str, int]:
+        return self.run(k, _worker_model(load_model))
 
 
-@functools.lru_cache(maxsize=4)
-def _worker_bundle(path: str) -> Bundle:
-    """A worker loads (and verifies) a bundle once, then reuses it for every chunk."""
-    from influencer_engine.training.bundle import load_bundle
+_WORKER_MODELS: dict[str, Predictor] = {}
+_WORKER_LOCK = threading.Lock()
 
-    return load_bundle(Path(path))
+
+def _worker_model(load_model: Callable[[], Predictor]) -> Predictor:
+    """A worker loads (and verifies) the model once per loader, then reuses it for every chunk."""
+    key = repr(load_model)  # a partial of a module function and its paths: the same on every task
+    with _WORKER_LOCK:
+        if key not in _WORKER_MODELS:
+            if len(_WORKER_MODELS) >= 4:
+                _WORKER_MODELS.pop(next(iter(_WORKER_MODELS)))
+            _WORKER_MODELS[key] = load_model()
+        return _WORKER_MODELS[key]
 
 
 def stage(sources: Sequence[Path], chunks: int, out: Path, *, batch_bytes: float = STAGE_BATCH_BYTES) -> Path:
@@ -275,7 +302,7 @@ class Progress:
 
 
 def score_candidates(
-    bundle: Bundle,
+    predictor: Predictor,
     sources: Sequence[Path],
     brief: Brief,
     tiers: TierConfig,
@@ -287,24 +314,29 @@ def score_candidates(
     progress: Callable[[Progress], None] | None = None,
     after_chunk: Callable[[int], None] | None = None,
     client: Any = None,
+    worker_model: Callable[[], Predictor] | None = None,
     compiled_dir: Path | None = None,
 ) -> ScoreResult:
     """Score every creator of ``sources`` for ``brief`` into ``out`` (see the module doc).
 
     With a ``distributed.Client``, the chunks run as tasks on its workers (the Dask engine): each worker reads its
-    chunk from the sources, loads the bundle from its folder, and writes its part into ``out``, so sources, bundle
-    and ``out`` must be paths every worker can reach. The client records finished chunks as with the local engine,
+    chunk from the sources, loads the model once with ``worker_model`` (a picklable loader of the same model, such
+    as ``functools.partial(training.bundle.load_bundle, path)``), and writes its part into ``out``, so sources, the
+    model and ``out`` must be paths every worker can reach. The client records finished chunks as with the local engine,
     so a Dask run resumes the same way and gives the same rows.
 
     The local engine prepares the next chunk (read, validate, features) in a thread while the models score the
     current one, so two chunks are in memory at a time.
     """
+    if client is not None and worker_model is None:
+        raise InputError("the Dask engine needs a way for its workers to load the model.",
+                         fix="pass worker_model, a picklable function that loads the same model")  # fmt: skip
     t0 = time.perf_counter()
     creators, posts, files = candidate_sources(sources)
     n_creators = int(creators.select(pl.len()).collect().item())
     n_posts = int(posts.select(pl.len()).collect().item()) if posts is not None else 0
     chunks = chunk_count(n_creators, n_posts, chunk_creators, limit_memory_mb)
-    fp = _fingerprint(files, brief, bundle, chunks)
+    fp = _fingerprint(files, brief, predictor, chunks)
     state_path = out / STATE
     state: dict[str, Any] = {"fingerprint": fp, "chunks": chunks, "done": {}}
     if state_path.is_file() and not restart:
@@ -348,17 +380,17 @@ def score_candidates(
     if client is None:
         # one chunk ahead: chunk k+1 is read and featurized while the models score chunk k
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ie-prepare") as pool:
-            ahead = pool.submit(job.prepare, pending[0], bundle) if pending else None
+            ahead = pool.submit(job.prepare, pending[0], predictor) if pending else None
             for i, k in enumerate(pending):
                 assert ahead is not None
-                prep = ahead.result()
-                ahead = pool.submit(job.prepare, pending[i + 1], bundle) if i + 1 < len(pending) else None
-                record(k, job.finish(prep, bundle))
+                chunk = ahead.result()
+                ahead = pool.submit(job.prepare, pending[i + 1], predictor) if i + 1 < len(pending) else None
+                record(k, job.finish(chunk, predictor))
     else:
         import distributed
 
         as_completed: Any = distributed.as_completed
-        futures = {client.submit(job.run_on_worker, k, str(bundle.path), pure=False): k for k in pending}
+        futures = {client.submit(job.run_on_worker, k, worker_model, pure=False): k for k in pending}
         for fut in as_completed(futures):
             record(futures[fut], fut.result())
     totals = {key: sum(d[key] for d in state["done"].values()) for key in ("rows_in", "scored", "rejected")}
@@ -369,25 +401,23 @@ def score_candidates(
         pl.scan_parquet(str(out / "rejects" / "*.parquet")).select(pl.col("reason").str.split(";").explode())
         .group_by("reason").len().collect() if totals["rejected"] else pl.DataFrame({"reason": [], "len": []})
     )  # fmt: skip
-    manifest = {
-        "command": "score",
-        "brief": json.loads(brief.model_dump_json()),
-        "model": bundle.manifest.get("training_data_fingerprint"),
-        "sources": [str(f) for f in files],
-        "chunks": chunks,
-        "creators": {"rows_in": n_creators, "rows_out": totals["scored"], "rows_rejected": totals["rejected"],
-                     "reasons": dict(zip(reasons["reason"].to_list(), reasons["len"].to_list(), strict=True))},
-        "posts_in": n_posts,
-        "compiled_trees": [r.__dict__ for r in compiled_reports(bundle)],
-        "outputs": {"scores": "scores/part-*.parquet", "rejects": "rejects/part-*.parquet"},
-    }  # fmt: skip
     peak = _peak_rss_mb()
-    manifest["memory"] = {"limit_mb": limit_memory_mb, "peak_rss_mb": peak,
-                          "creators_per_chunk": -(-n_creators // chunks)}  # fmt: skip
-    write_json(manifest, out / "manifest.json")
+    manifest = ScoreManifest(
+        brief=json.loads(brief.model_dump_json()),
+        model=predictor.fingerprint,
+        sources=[str(f) for f in files],
+        chunks=chunks,
+        creators=CreatorCounts(rows_in=n_creators, rows_out=totals["scored"], rows_rejected=totals["rejected"],
+                               reasons=dict(zip(reasons["reason"].to_list(), reasons["len"].to_list(), strict=True))),
+        posts_in=n_posts,
+        compiled_trees=[dict(r.__dict__) for r in compiled_reports(predictor)],
+        outputs={"scores": "scores/part-*.parquet", "rejects": "rejects/part-*.parquet"},
+        memory=MemoryReport(limit_mb=limit_memory_mb, peak_rss_mb=peak, creators_per_chunk=-(-n_creators // chunks)),
+    )  # fmt: skip
+    write_json(manifest.model_dump(mode="json"), out / "manifest.json")
     shutil.rmtree(out / STAGE, ignore_errors=True)  # every chunk is written: the stage is no longer needed
     return ScoreResult(out, n_creators, totals["scored"], totals["rejected"], chunks, resumed,
-                       time.perf_counter() - t0, peak)  # fmt: skip
+                       time.perf_counter() - t0, peak, manifest)  # fmt: skip
 
 
 def _peak_rss_mb() -> float | None:

@@ -22,15 +22,17 @@ import polars as pl
 
 from influencer_engine.brief import Brief, Constraints, MixLimit, TargetAudience
 from influencer_engine.config import PlannerConfig, TierConfig
+from influencer_engine.evaluation.heuristics import HEURISTICS, fill_in_order, heuristic_orders
+from influencer_engine.forecast import forecast_base, load_candidate_base
+from influencer_engine.modeling.predictor import Predictor
 from influencer_engine.planner.coverage import AudienceModel, solve_reach
-from influencer_engine.planner.heuristics import HEURISTICS, fill_in_order, heuristic_orders
 from influencer_engine.planner.knapsack import solve_additive
-from influencer_engine.planner.plan import load_inputs, prepare, solve
+from influencer_engine.planner.plan import prepare, solve
 from influencer_engine.planner.problem import goal_values
-from influencer_engine.schema import AGE_BANDS, AUDIENCE_COUNTRIES, CATEGORIES, GENDERS, GOALS, PLATFORMS
+from influencer_engine.registry import GOAL_NAMES, GOALS, PLATFORMS
+from influencer_engine.schema import AGE_BANDS, AUDIENCE_COUNTRIES, CATEGORIES, GENDERS
 from influencer_engine.simulate.model import segment_sizes
 from influencer_engine.simulate.world import World
-from influencer_engine.training.bundle import Bundle
 
 __all__ = ["PlannerEvaluation", "evaluate_planner", "random_context"]
 
@@ -87,29 +89,30 @@ def _true_audience(world: World, ids: list[str]) -> AudienceModel:
 
 
 def evaluate_planner(
-    bundle: Bundle,
+    predictor: Predictor,
     data: Path,
     cfg: PlannerConfig,
     tiers: TierConfig,
     *,
     per_goal: int = 20,
     seed: int = 0,
-    goals: tuple[str, ...] = GOALS,
+    goals: tuple[str, ...] = GOAL_NAMES,
 ) -> PlannerEvaluation:
     """``per_goal`` random briefs per goal on the world in ``data`` (contexts shared across goals)."""
     world = World.load(data)
     rng = np.random.default_rng(seed)
-    emv_cpm = bundle.forecaster.config.costs.emv_cpm_usd
+    emv_cpm = predictor.emv_cpm_usd
+    candidates = load_candidate_base(data)
     rows: list[dict[str, Any]] = []
     for k in range(per_goal):
         context = random_context(world, rng, k)
         base = Brief(**context, goal="conversions")
-        inputs = load_inputs(bundle, data, base, tiers)
+        forecast = forecast_base(predictor, candidates, base, tiers)
         truth = world.expected_outcomes(base)
         for goal in goals:
             brief = _random_brief(context, goal, rng)
             t0 = time.perf_counter()
-            prep = prepare(inputs, brief, cfg, emv_cpm_usd=emv_cpm)
+            prep = prepare(forecast, brief, cfg)
             planned = solve(prep, cfg)
             seconds = time.perf_counter() - t0
             table = prep.candidates.table
@@ -117,7 +120,7 @@ def evaluate_planner(
                 truth.drop("platform", "tier", "followers", "format", "audience_fit", "affinity"), on="creator_id",
                 how="left", maintain_order="left")  # fmt: skip
             problem = prep.candidates.problem
-            if goal == "reach":
+            if GOALS[goal].kind == "coverage":
                 model = _true_audience(world, table["creator_id"].to_list())
                 true_reach = true_rows["reach"].cast(pl.Float64).fill_null(0.0).to_numpy()
 
@@ -132,7 +135,7 @@ def evaluate_planner(
                 score = partial(_additive_score, true_values)
 
                 oracle = solve_additive(problem, true_values, gap=_ORACLE_GAP, time_limit=cfg.solver.time_limit_s)
-            orders = heuristic_orders(table, inputs.forecast.features, bundle.baselines)
+            orders = heuristic_orders(table, forecast.features, predictor.baselines)
             compared = {"planner": score(planned.chosen)}
             compared.update({name: score(fill_in_order(problem, orders[name])) for name in HEURISTICS})
             # the reference is the best roster known on the truth: the oracle solve, or a compared roster if one

@@ -19,7 +19,8 @@ from influencer_engine.features.creator import (
     scale_features,
 )
 from influencer_engine.features.history import history_features
-from influencer_engine.schema import BASE_FORMAT, derive_tier
+from influencer_engine.registry import BASE_FORMAT
+from influencer_engine.schema import derive_tier
 
 __all__ = ["FeatureBuild", "build_features", "feature_columns", "partitioned"]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from influencer_engine.config import TIERS
 from influencer_engine.features.catalog import SHRINK_PSEUDO_POSTS, WINDOWS, history_name
-from influencer_engine.schema import BASE_FORMAT, CATEGORIES, FORMATS, PLATFORMS
+from influencer_engine.registry import BASE_FORMAT, FORMATS, PLATFORMS, TIERS
+from influencer_engine.schema import CATEGORIES
 
 __all__ = [
     "context_features",

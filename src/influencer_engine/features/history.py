@@ -11,7 +11,7 @@ from influencer_engine.features.catalog import (
     WINDOWS,
     history_name,
 )
-from influencer_engine.schema import FORMATS
+from influencer_engine.registry import FORMATS
 
 __all__ = ["history_features", "post_metrics"]
 

@@ -20,7 +20,8 @@ import polars as pl
 from influencer_engine.errors import InputError
 from influencer_engine.importers._text import country_code, is_junk, normalize_header, parse_number
 from influencer_engine.io import Manifest, TableCount
-from influencer_engine.schema import CONTRACTS, PLATFORMS, REJECT_SCHEMA, validate
+from influencer_engine.registry import PLATFORMS
+from influencer_engine.schema import CONTRACTS, REJECT_SCHEMA, validate
 
 __all__ = ["RANKING_COLUMNS", "import_rankings", "read_ranking_file"]
 

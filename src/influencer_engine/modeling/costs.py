@@ -11,18 +11,11 @@ import numpy.typing as npt
 import polars as pl
 
 from influencer_engine.modeling.forecaster import Forecast
+from influencer_engine.registry import COST_FIGURES
 
-__all__ = ["COST_FIGURES", "per_cost"]
+__all__ = ["per_cost"]
 
 F64 = npt.NDArray[np.float64]
-# figure -> (KPI, per how many results, cost divided by results (True) or value per cost (False))
-COST_FIGURES = {
-    "cpm": ("impressions", 1000.0, True),
-    "cpe": ("engagements", 1.0, True),
-    "cpc": ("clicks", 1.0, True),
-    "cpa": ("conversions", 1.0, True),
-    "roas": ("revenue", 1.0, False),
-}
 
 
 def _div(a: F64, b: F64) -> F64:
@@ -35,11 +28,12 @@ def per_cost(forecast: Forecast, price: F64, *, emv_cpm_usd: float) -> pl.DataFr
     """One row per forecast row: each figure from the expected value, with _good and _bad bands, and EMV."""
     cols: dict[str, F64] = {}
     price = np.asarray(price, dtype=np.float64)
-    for name, (kpi, per, is_cost) in COST_FIGURES.items():
+    for name, fig in COST_FIGURES.items():
+        kpi, per = fig.kpi, fig.per
         if kpi not in forecast.mean:
             continue
         mean, q = forecast.mean[kpi], forecast.quantiles[kpi]
-        if is_cost:
+        if fig.kind == "cost":
             cols[name] = _div(price * per, mean)
             cols[f"{name}_good"] = _div(price * per, q[:, -1])
             cols[f"{name}_bad"] = _div(price * per, q[:, 0])

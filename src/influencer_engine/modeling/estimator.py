@@ -11,7 +11,7 @@ init score, so trees learn multipliers, not the scale that followers already exp
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import lightgbm as lgb
 import numpy as np
@@ -23,9 +23,20 @@ from sklearn.utils.validation import check_is_fitted
 from influencer_engine.modeling.intervals import ConformalBands
 from influencer_engine.modeling.matrix import CATEGORIES_OF, to_matrix
 
-__all__ = ["KPIModel", "offset_of"]
+__all__ = ["BoosterTrainer", "KPIModel", "offset_of"]
 
 F64 = npt.NDArray[np.float64]
+
+
+class BoosterTrainer(Protocol):
+    """Trains one booster somewhere else than in this process (``training.distributed`` passes one for Dask).
+
+    Called with the LightGBM parameters, the feature matrix, targets, init scores (log offsets), feature names,
+    categorical feature indices and the number of trees; returns the trained booster.
+    """
+
+    def __call__(self, params: dict[str, Any], x: F64, y: F64, init: F64, names: list[str], categorical: list[int],
+                 rounds: int) -> lgb.Booster: ...  # fmt: skip
 
 
 def offset_of(frame: pl.DataFrame, offset: str | None) -> F64:
@@ -108,6 +119,7 @@ class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         *,
         valid: tuple[F64, F64, F64] | None = None,
         callbacks: Sequence[Callable[..., Any]] = (),
+        trainer: BoosterTrainer | None = None,
     ) -> lgb.Booster:
         cats = [i for i, n in enumerate(names) if n in CATEGORIES_OF]
         params = self.lgb_params()
@@ -117,11 +129,8 @@ class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         if self.monotone:
             params["monotone_constraints"] = [1 if n in self.monotone else 0 for n in names]
             params["monotone_constraints_method"] = "intermediate"
-        from influencer_engine.training.distributed import current_client, train_booster
-
-        client = current_client()
-        if client is not None and valid is None and not callbacks:  # `ie train --engine dask`
-            return train_booster(client, params, x, y, init, names, cats, self.n_estimators)
+        if trainer is not None and valid is None and not callbacks:  # e.g. `ie train --engine dask`
+            return trainer(params, x, y, init, names, cats, self.n_estimators)
         data = lgb.Dataset(x, label=y, init_score=init, feature_name=names, categorical_feature=cats,
                            free_raw_data=True)  # fmt: skip
         valid_sets, valid_names = [], []
@@ -147,6 +156,7 @@ class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         time: F64 | None = None,
         valid: tuple[pl.DataFrame, F64, F64 | None] | None = None,
         callbacks: Sequence[Callable[..., Any]] = (),
+        trainer: BoosterTrainer | None = None,
     ) -> KPIModel:
         """Fit on feature frame ``X`` and non-negative targets ``y``.
 
@@ -154,6 +164,7 @@ class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         passes the log forecast of an upstream KPI here. With ``calibration_share > 0`` the bands come from the
         latest share of rows by ``time`` (row order when None): a model fitted on the earlier rows forecasts
         them. Callers that calibrate on their own hold-out (``calibrate``) pass ``calibration_share=0``.
+        ``trainer`` trains the boosters elsewhere (a Dask cluster); by default they train in this process.
         """
         yv = np.asarray(y, dtype=np.float64)
         if len(yv) != X.height:
@@ -177,9 +188,9 @@ class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
             if len(yv) - n_cal < 50:
                 raise ValueError(f"too few rows to fit and calibrate: {len(yv)} (need at least {n_cal + 50})")
             fit_idx, cal_idx = order[:-n_cal], order[-n_cal:]
-            early = self._train(x[fit_idx], yv[fit_idx], init[fit_idx], names)
+            early = self._train(x[fit_idx], yv[fit_idx], init[fit_idx], names, trainer=trainer)
             self.calibrate(yv[cal_idx], np.exp(early.predict(x[cal_idx], raw_score=True) + init[cal_idx]))
-        self.booster_ = self._train(x, yv, init, names, valid=vset, callbacks=callbacks)
+        self.booster_ = self._train(x, yv, init, names, valid=vset, callbacks=callbacks, trainer=trainer)
         self.feature_names_in_ = np.asarray(names, dtype=object)
         self.n_features_in_ = len(names)
         return self

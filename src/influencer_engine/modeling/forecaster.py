@@ -18,10 +18,11 @@ import polars as pl
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from influencer_engine.config import KPI_NAMES, ModelConfig
-from influencer_engine.modeling.estimator import KPIModel, offset_of
+from influencer_engine.config import ModelConfig
+from influencer_engine.modeling.estimator import BoosterTrainer, KPIModel, offset_of
+from influencer_engine.registry import KPI_NAMES
 
-__all__ = ["MIN_ROWS", "Forecast", "KPIForecaster"]
+__all__ = ["MIN_ROWS", "Forecast", "KPIForecaster", "targets_of"]
 
 F64 = npt.NDArray[np.float64]
 MIN_ROWS = 100  # a KPI with fewer observed rows is not modelled
@@ -42,6 +43,11 @@ class Forecast:
             for j, lv in enumerate(self.levels):
                 cols[f"{k}_p{round(lv * 100)}"] = self.quantiles[k][:, j]
         return pl.DataFrame(cols)
+
+
+def targets_of(frame: pl.DataFrame, kpis: Sequence[str] = KPI_NAMES) -> dict[str, F64]:
+    """Each KPI column present in ``frame`` as float64, NaN where it was not observed (the targets of ``fit``)."""
+    return {k: frame[k].cast(pl.Float64).fill_null(np.nan).to_numpy() for k in kpis if k in frame.columns}
 
 
 def kpi_params(config: ModelConfig, kpi: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -102,6 +108,7 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
         targets: Mapping[str, F64],
         *,
         predict_on: pl.DataFrame | None = None,
+        trainer: BoosterTrainer | None = None,
     ) -> tuple[dict[str, KPIModel], dict[str, F64]]:
         """Fit the funnel on X; return the models and their forecasts on ``predict_on`` (default X)."""
         self.models_ = {}
@@ -122,14 +129,18 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
             model = KPIModel(**params)
             margin = self._margin(kpi, X, in_sample)
             rows = X.filter(pl.Series(known)) if not known.all() else X
-            model.fit(rows, y[known], base_margin=margin[known])
+            model.fit(rows, y[known], base_margin=margin[known], trainer=trainer)
             self.models_[kpi] = model
             in_sample[kpi] = model.predict(X, margin)
             out[kpi] = in_sample[kpi] if predict_on is None else model.predict(other, self._margin(kpi, other, out))
         return self.models_, out
 
-    def fit(self, X: pl.DataFrame, targets: Mapping[str, F64], *, time: F64) -> KPIForecaster:
-        """Fit every KPI on X (features) and ``targets`` (NaN where a KPI was not observed)."""
+    def fit(self, X: pl.DataFrame, targets: Mapping[str, F64], *, time: F64,
+            trainer: BoosterTrainer | None = None) -> KPIForecaster:  # fmt: skip
+        """Fit every KPI on X (features) and ``targets`` (NaN where a KPI was not observed).
+
+        ``trainer`` trains every booster elsewhere (a Dask cluster); by default in this process.
+        """
         n = X.height
         order = np.argsort(np.asarray(time), kind="stable")
         n_cal = max(MIN_ROWS // 5, round(n * self.config.intervals.calibration_share))
@@ -137,13 +148,14 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
             raise ValueError(f"too few rows to fit and calibrate: {n} (need at least {n_cal + MIN_ROWS})")
         fit_idx, cal_idx = np.sort(order[:-n_cal]), np.sort(order[-n_cal:])
         sub = {k: np.asarray(v, dtype=np.float64) for k, v in targets.items()}
-        _, cal_pred = self._fit_funnel(X[fit_idx], {k: v[fit_idx] for k, v in sub.items()}, predict_on=X[cal_idx])
+        _, cal_pred = self._fit_funnel(X[fit_idx], {k: v[fit_idx] for k, v in sub.items()}, predict_on=X[cal_idx],
+                                       trainer=trainer)  # fmt: skip
         bands = {}
         for kpi, pred in cal_pred.items():
             y = sub[kpi][cal_idx]
             ok = np.isfinite(y)
             bands[kpi] = (y[ok], pred[ok])
-        models, _ = self._fit_funnel(X, sub)
+        models, _ = self._fit_funnel(X, sub, trainer=trainer)
         for kpi, model in models.items():
             if kpi in bands and len(bands[kpi][0]) >= 20:
                 model.calibrate(*bands[kpi])

@@ -14,9 +14,9 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from influencer_engine.config import TIERS
 from influencer_engine.errors import ContractError
-from influencer_engine.schema import CATEGORIES, FORMATS, PLATFORMS
+from influencer_engine.registry import FORMATS, PLATFORMS, TIERS
+from influencer_engine.schema import CATEGORIES
 
 __all__ = ["CATEGORIES_OF", "REQUIRED_VALUES", "CheckedFeatures", "check_features", "to_matrix"]
 

@@ -16,13 +16,11 @@ import polars as pl
 import scipy.sparse as sp
 
 from influencer_engine.brief import Brief, MixLimit
-from influencer_engine.config import TIERS
 from influencer_engine.errors import EngineError
 from influencer_engine.planner.knapsack import Problem, highs, highs_lp
-from influencer_engine.schema import PLATFORMS
+from influencer_engine.registry import GOALS, PLATFORMS, RISKS, TIERS
 
 __all__ = [
-    "GOAL_KPI",
     "Candidates",
     "PlanInfeasible",
     "RowInfo",
@@ -32,9 +30,6 @@ __all__ = [
 ]
 
 F64 = npt.NDArray[np.float64]
-GOAL_KPI = {"reach": "reach", "engagement": "engagements", "clicks": "clicks", "conversions": "conversions",
-            "revenue": "revenue", "roas": "revenue", "emv": "impressions"}  # fmt: skip
-RISK_SUFFIX = {"expected": "", "p50": "_p50", "p10": "_p10"}
 
 
 class PlanInfeasible(EngineError):
@@ -60,13 +55,17 @@ class Candidates:
 
 
 def goal_values(table: pl.DataFrame, goal: str, risk: str, *, emv_cpm_usd: float) -> F64:
-    """What each candidate adds to an additive goal (for reach: its own reach), at the brief's risk level."""
-    col = GOAL_KPI[goal] + RISK_SUFFIX[risk]
+    """What each candidate adds to an additive goal (for reach: its own reach), at the brief's risk level.
+
+    The goal's value rule (registry): its KPI, the KPI's earned media value, or its net return (KPI minus price).
+    """
+    g = GOALS[goal]
+    col = g.kpi + RISKS[risk]
     v = table[col].cast(pl.Float64).fill_null(np.nan).to_numpy().copy()
     v = np.nan_to_num(v, nan=0.0)
-    if goal == "emv":
+    if g.value == "emv":
         v = v * emv_cpm_usd / 1000.0
-    if goal == "roas":  # planned as net return: revenue minus what the creator costs
+    if g.value == "net_return":
         v = v - table["price"].cast(pl.Float64).to_numpy()
     return np.asarray(v, dtype=np.float64)
 
@@ -78,7 +77,7 @@ def _money(v: float) -> str:
 def _filters(table: pl.DataFrame, brief: Brief) -> pl.Expr:
     """The first reason a row is not eligible (null: eligible)."""
     c = brief.constraints
-    kpi = GOAL_KPI[brief.goal] + RISK_SUFFIX[brief.risk]
+    kpi = GOALS[brief.goal].kpi + RISKS[brief.risk]
     checks: list[tuple[pl.Expr, pl.Expr]] = [
         (pl.col("creator_id").is_in(list(c.exclude)), pl.lit("excluded by the brief")),
         (~pl.col("platform").is_in(list(brief.platforms)), pl.format("platform {} not in the brief", "platform")),

@@ -10,12 +10,13 @@ import numpy as np
 import polars as pl
 
 from influencer_engine.brief import Brief, Scenario
-from influencer_engine.config import TIERS, PlannerConfig
+from influencer_engine.config import PlannerConfig
 from influencer_engine.errors import ConfigError
+from influencer_engine.forecast import BriefForecast
 from influencer_engine.io import atomic_path, write_csv, write_parquet
-from influencer_engine.planner.plan import PlanInputs, plan_candidates, prepare
+from influencer_engine.planner.plan import plan_candidates, prepare
 from influencer_engine.planner.problem import PlanInfeasible
-from influencer_engine.schema import PLATFORMS
+from influencer_engine.registry import GOALS, PLATFORMS, TIERS
 
 __all__ = ["WhatIf", "parse_budgets", "parse_scenario", "whatif", "write_whatif"]
 
@@ -77,7 +78,7 @@ def _mix(table: pl.DataFrame) -> dict[str, float]:
     return out
 
 
-def whatif(inputs: PlanInputs, brief: Brief, cfg: PlannerConfig, budgets: list[float], *, emv_cpm_usd: float,
+def whatif(forecast: BriefForecast, brief: Brief, cfg: PlannerConfig, budgets: list[float], *,
            scenarios: tuple[Scenario, ...] | None = None) -> WhatIf:  # fmt: skip
     """Plan every scenario at every budget (ascending, each warm-started with the roster one step down)."""
     variants = [(BASE, brief.model_copy(update={"budget": max(budgets)}))]
@@ -86,7 +87,7 @@ def whatif(inputs: PlanInputs, brief: Brief, cfg: PlannerConfig, budgets: list[f
     rows: list[dict[str, Any]] = []
     for name, variant in variants:
         try:
-            prep = prepare(inputs, variant, cfg, emv_cpm_usd=emv_cpm_usd)
+            prep = prepare(forecast, variant, cfg)
         except PlanInfeasible as exc:
             rows += [{"scenario": name, "budget": b, "status": "infeasible", "reason": "; ".join(exc.reasons)}
                      for b in budgets]  # fmt: skip
@@ -98,25 +99,22 @@ def whatif(inputs: PlanInputs, brief: Brief, cfg: PlannerConfig, budgets: list[f
             except PlanInfeasible as exc:
                 rows.append({"scenario": name, "budget": b, "status": "infeasible", "reason": "; ".join(exc.reasons)})
                 continue
-            goal = totals["goal"]
+            goal = totals.goal
             roster = prep.candidates.table[sol.chosen.tolist()]
             marginal: float | None = (None if prev_value is None or prev_budget is None
-                        else (goal["expected"] - prev_value) / (b - prev_budget) * 1000.0)  # fmt: skip
+                        else (goal.expected - prev_value) / (b - prev_budget) * 1000.0)  # fmt: skip
+            conversions = totals.kpis.get("conversions")
             rows.append({
                 "scenario": name, "budget": b, "status": sol.status, "reason": None,
-                "goal": brief.goal, "expected": goal["expected"], "p10": goal["p10"], "p50": goal["p50"],
-                "p90": goal["p90"], "marginal_per_1000": marginal, "spend": totals["spend"],
-                "creators": totals["creators"], "certified_gap": sol.gap,
-                "unique_reach": totals["unique_reach"]["expected"],
-                "conversions": totals.get("conversions", {}).get("expected"),
+                "goal": brief.goal, "expected": goal.expected, "p10": goal.p10, "p50": goal.p50,
+                "p90": goal.p90, "marginal_per_1000": marginal, "spend": totals.spend,
+                "creators": totals.creators, "certified_gap": sol.gap,
+                "unique_reach": totals.unique_reach.expected,
+                "conversions": conversions.expected if conversions is not None else None,
                 **_mix(roster),
             })  # fmt: skip
-            prev, prev_value, prev_budget = sol.chosen, goal["expected"], b
+            prev, prev_value, prev_budget = sol.chosen, goal.expected, b
     return WhatIf(brief=brief, table=pl.DataFrame(rows, infer_schema_length=None))
-
-
-def _label(goal: str) -> str:
-    return {"reach": "unique reach", "roas": "ROAS", "emv": "EMV ($)", "engagement": "engagements"}.get(goal, goal)
 
 
 def write_whatif(result: WhatIf, out: Path) -> dict[str, Path]:
@@ -133,7 +131,7 @@ def write_whatif(result: WhatIf, out: Path) -> dict[str, Path]:
     write_csv(t, paths["csv"])
     write_parquet(t, paths["parquet"])
     ok = t.filter(pl.col("status") != "infeasible") if "status" in t.columns else t
-    goal = _label(result.brief.goal)
+    goal = GOALS[result.brief.goal].label
     names = list(dict.fromkeys(t["scenario"].to_list()))
 
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw={"width_ratios": [3, 2]})

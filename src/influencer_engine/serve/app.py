@@ -174,14 +174,13 @@ def create_app(server: Server) -> FastAPI:
 
     @app.get("/api/options", tags=["service"], dependencies=auth)
     def options() -> dict[str, Any]:
-        """The values the brief form offers (goals, categories, tiers, platforms, audience bands)."""
-        from influencer_engine.config import TIERS
-        from influencer_engine.schema import AGE_BANDS, AUDIENCE_COUNTRIES, CATEGORIES, FORMATS, GENDERS, PLATFORMS
+        """What the brief form offers: goals (with the KPI, cost figure and digits of each), KPIs, cost figures,
+        platforms, formats, tiers, risk levels, categories and audience bands. The page builds itself from this."""
+        from influencer_engine import registry
+        from influencer_engine.schema import AGE_BANDS, AUDIENCE_COUNTRIES, CATEGORIES, GENDERS
 
-        return {"goals": ["reach", "engagement", "clicks", "conversions", "revenue", "roas", "emv"],
-                "categories": list(CATEGORIES), "tiers": list(TIERS), "platforms": list(PLATFORMS),
-                "formats": list(FORMATS), "age": list(AGE_BANDS), "gender": list(GENDERS),
-                "countries": list(AUDIENCE_COUNTRIES)}  # fmt: skip
+        return {**registry.options(), "categories": list(CATEGORIES), "age": list(AGE_BANDS),
+                "gender": list(GENDERS), "countries": list(AUDIENCE_COUNTRIES)}  # fmt: skip
 
     @app.post("/api/plan", tags=["planner"], dependencies=auth, response_class=JSONResponse)
     def plan(req: PlanRequest) -> JSONResponse:
@@ -190,14 +189,13 @@ def create_app(server: Server) -> FastAPI:
 
         t0 = time.perf_counter()
         brief = req.brief.with_scenario(req.scenario) if req.scenario is not None else req.brief
-        cache = server.reason_cache(brief, req.reasons)
         with server.slot():
-            result = make_plan(server.bundle, server.inputs(brief), brief, server.planner, reasons=req.reasons,
-                               prep=server.prepared(brief), reason_cache=cache)  # fmt: skip
+            result = make_plan(server.prepared(brief), server.planner, budget=brief.budget, reasons=req.reasons,
+                               explain=server.explainer(brief))  # fmt: skip
         # a JSONResponse as is: the payload is JSON-safe already (_clean), so FastAPI's encoder pass is skipped
         return JSONResponse({"brief_id": brief.brief_id, "goal": brief.goal, "budget": brief.budget,
-                             "roster": _rows(result.roster), "totals": _clean(result.totals), "notes": result.notes,
-                             "seconds": time.perf_counter() - t0})  # fmt: skip
+                             "roster": _rows(result.roster), "totals": _clean(result.totals.json_dict()),
+                             "notes": result.notes, "seconds": time.perf_counter() - t0})  # fmt: skip
 
     @app.post("/api/whatif", tags=["planner"], dependencies=auth)
     def whatif(req: WhatIfRequest) -> dict[str, Any]:
@@ -209,18 +207,15 @@ def create_app(server: Server) -> FastAPI:
         b = req.budgets
         budgets = sorted({round(float(v), 2) for v in np.linspace(b.start, b.stop, b.steps)})
         scenarios = tuple(req.scenarios) if req.scenarios is not None else None
-        emv_cpm = server.bundle.forecaster.config.costs.emv_cpm_usd
         with server.slot():
-            res = run_whatif(server.inputs(req.brief), req.brief, server.planner, budgets, emv_cpm_usd=emv_cpm,
-                             scenarios=scenarios)  # fmt: skip
+            res = run_whatif(server.forecast(req.brief), req.brief, server.planner, budgets, scenarios=scenarios)
         return {"goal": req.brief.goal, "frontier": _rows(res.table)}
 
     @app.post("/api/forecast", tags=["forecast"], dependencies=auth)
     def forecast(req: ForecastRequest) -> Any:
         """One creator for the brief: every KPI with P10/P50/P90, cost figures, and the reasons for the goal."""
-        from influencer_engine.forecast import forecast_base, reasons_for
-        from influencer_engine.planner.problem import GOAL_KPI
-        from influencer_engine.schema import FORMATS
+        from influencer_engine.forecast import forecast_base, forecast_creator
+        from influencer_engine.registry import FORMATS
 
         if req.format is not None and req.format not in FORMATS:
             return _error(422, f"format '{req.format}' is unknown", f"use one of {', '.join(FORMATS)}")
@@ -232,19 +227,11 @@ def create_app(server: Server) -> FastAPI:
                           "check the id (GET /api/model gives the base's size)")  # fmt: skip
         with server.slot():
             if req.format is None:
-                result = server.inputs(req.brief).forecast
+                result = server.forecast(req.brief)
             else:
                 one = server.base.subset([req.creator_id])
-                result = forecast_base(server.bundle, one, req.brief, server.tiers, fmt=req.format)
-        row = result.table.filter(pl.col("creator_id") == req.creator_id)
-        if row.height == 0:
-            reasons = result.rejects.filter(pl.col("key").str.contains(req.creator_id, literal=True))["reason"]
-            return _error(422, f"creator {req.creator_id} cannot be forecast ({', '.join(reasons.to_list()[:3])})",
-                          "fix the creator's row in the candidate data")  # fmt: skip
-        kpi = GOAL_KPI[req.brief.goal]
-        why = reasons_for(server.bundle, result, req.creator_id, kpi, req.brief)
-        return {"creator": _rows(row)[0], "goal_kpi": kpi, "reasons": [_clean(r.to_dict()) for r in why],
-                "notes": result.notes}  # fmt: skip
+                result = forecast_base(server.predictor, one, req.brief, server.tiers, fmt=req.format)
+            return forecast_creator(result, req.creator_id).json_dict()
 
     @app.post("/api/score", tags=["forecast"], dependencies=auth)
     def score(
@@ -284,7 +271,7 @@ def create_app(server: Server) -> FastAPI:
                               "score large candidate bases with `ie score`")  # fmt: skip
             out = Path(tmp) / "out"
             with server.slot():
-                r = score_candidates(server.bundle, [folder], b, server.tiers, out, chunk_creators=max(n, 1))
+                r = score_candidates(server.predictor, [folder], b, server.tiers, out, chunk_creators=max(n, 1))
             rejects = pl.read_parquet(out / "rejects") if r.rejected else pl.DataFrame()
             return {"rows_in": r.rows_in, "scored": r.scored, "rejected": r.rejected,
                     "scores": _rows(read_scores(out)) if r.scored else [], "rejects": _rows(rejects)}  # fmt: skip

@@ -1,5 +1,8 @@
 """What the API serves from: the model and the candidate base, loaded once and shared by every request.
 
+The server never loads or trains a model itself: ``ie serve`` (the CLI) loads one and hands the ``Predictor`` in.
+
+
 Forecasts depend on the part of a brief that shapes features (brand category, target audience, start date,
 order value), not on its budget, goal or constraints. They are computed once per such key and kept in a small
 LRU cache, so a planner trying budgets, constraints or scenarios re-solves without re-forecasting. The planning
@@ -16,20 +19,17 @@ import os
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import polars as pl
-
 from influencer_engine.brief import Brief
 from influencer_engine.config import PlannerConfig, TierConfig, load_planner_config, load_tier_config
-from influencer_engine.forecast import CandidateBase, forecast_base, load_candidate_base
-from influencer_engine.planner.plan import PlanInputs, Prepared, audience_table, prepare
-from influencer_engine.planner.problem import GOAL_KPI
-from influencer_engine.training.bundle import Bundle
+from influencer_engine.forecast import BriefForecast, CandidateBase, forecast_base, load_candidate_base
+from influencer_engine.modeling.predictor import Predictor
+from influencer_engine.planner.plan import Explain, Prepared, prepare
 
 __all__ = ["Server", "forecast_key", "limit_native_threads", "load_server", "new_api_key"]
 
@@ -88,9 +88,8 @@ class _Cache:
 
 @dataclass
 class Server:
-    bundle: Bundle
+    predictor: Predictor
     base: CandidateBase
-    audience: pl.DataFrame
     tiers: TierConfig
     planner: PlannerConfig
     api_key: str
@@ -128,44 +127,44 @@ class Server:
         return {"forecasts_computed": self._forecasts.built, "forecast_cache_hits": self._forecasts.hits,
                 "problems_built": self._problems.built, "problem_cache_hits": self._problems.hits}  # fmt: skip
 
-    def inputs(self, brief: Brief) -> PlanInputs:
-        """Forecasts of every candidate for ``brief`` plus their audiences (cached by ``forecast_key``)."""
+    def forecast(self, brief: Brief) -> BriefForecast:
+        """Forecasts of every candidate for ``brief`` (cached by ``forecast_key``)."""
 
-        def build() -> PlanInputs:
-            return PlanInputs(forecast=forecast_base(self.bundle, self.base, brief, self.tiers), audience=self.audience)
+        def build() -> BriefForecast:
+            return forecast_base(self.predictor, self.base, brief, self.tiers)
 
-        made: PlanInputs = self._forecasts.get(forecast_key(brief), build)
+        made: BriefForecast = self._forecasts.get(forecast_key(brief), build)
         return made
 
     def prepared(self, brief: Brief) -> Prepared:
         """The planning problem of ``brief`` without its budget (every candidate at any price stays eligible)."""
-        inputs = self.inputs(brief)
+        forecast = self.forecast(brief)
         open_budget = brief.model_copy(update={"budget": float("inf")})
-        emv_cpm = self.bundle.forecaster.config.costs.emv_cpm_usd
 
         def build() -> Prepared:
-            return prepare(inputs, open_budget, self.planner, emv_cpm_usd=emv_cpm)
+            return prepare(forecast, open_budget, self.planner)
 
         made: Prepared = self._problems.get(forecast_key(brief) + problem_key(brief), build)
         return made
 
-    def reason_cache(self, brief: Brief, top: int) -> dict[str, str]:
-        """Each creator's reasons for ``brief``'s forecasts and goal (filled in by ``plan``)."""
-        key = f"{forecast_key(brief)}|{GOAL_KPI[brief.goal]}|{top}"
-        made: dict[str, str] = self._reasons.get(key, dict)
-        return made
+    def explainer(self, brief: Brief) -> Explain:
+        """The forecast's reasons for ``brief``, each creator's kept per (KPI, number of reasons) across requests."""
+        forecast = self.forecast(brief)
+        fkey = forecast_key(brief)
+
+        def explain(creator_ids: Sequence[str], kpi: str, top: int) -> list[str]:
+            cache: dict[str, str] = self._reasons.get(f"{fkey}|{kpi}|{top}", dict)
+            missing = [c for c in dict.fromkeys(creator_ids) if c not in cache]
+            if missing:
+                cache.update(zip(missing, forecast.reason_texts(missing, kpi, top), strict=True))
+            return [cache[c] for c in creator_ids]
+
+        return explain
 
     def model_info(self) -> dict[str, Any]:
-        m = self.bundle.manifest
-        metrics = (m.get("metrics") or {}).get("metrics", {})
         return {
             "model": self.model_ref,
-            "engine_version": m.get("engine_version"),
-            "created_at": m.get("created_at"),
-            "training_data_fingerprint": m.get("training_data_fingerprint"),
-            "training": {k: v for k, v in (m.get("training") or {}).items() if k != "tables"},
-            "kpis": list(m.get("kpis", {})),
-            "metrics": {k: v.get("model", {}) for k, v in metrics.items()},
+            **self.predictor.info(),
             "candidates": {
                 "source": str(self.data),
                 "creators": self.base.creators.height,
@@ -185,12 +184,9 @@ def limit_native_threads() -> None:
     threadpool_limits(limits=1, user_api="blas")
 
 
-def load_server(model: str, data: Path, *, api_key: str | None = None, tracking_uri: str | None = None,
+def load_server(predictor: Predictor, data: Path, *, model_ref: str, api_key: str | None = None,
                 planner_config: Path | None = None, **limits: Any) -> Server:  # fmt: skip
-    """Load the model (bundle folder or MLflow URI) and the candidate base once."""
-    from influencer_engine.training.tracking import load_model
-
-    bundle = load_model(model, tracking_uri=tracking_uri)
-    return Server(bundle=bundle, base=load_candidate_base(data), audience=audience_table(data),
-                  tiers=load_tier_config(), planner=load_planner_config(planner_config),
-                  api_key=api_key or new_api_key(), data=data, model_ref=model, **limits)  # fmt: skip
+    """Serve ``predictor`` (loaded by the caller; ``model_ref`` names it) over the candidate base in ``data``."""
+    return Server(predictor=predictor, base=load_candidate_base(data), tiers=load_tier_config(),
+                  planner=load_planner_config(planner_config), api_key=api_key or new_api_key(), data=data,
+                  model_ref=model_ref, **limits)  # fmt: skip

@@ -12,19 +12,9 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from influencer_engine.config import TIERS, SimulatorConfig, TierConfig
-from influencer_engine.schema import (
-    AGE_BANDS,
-    AUDIENCE_COUNTRIES,
-    BASE_FORMAT,
-    CATEGORIES,
-    FORMATS,
-    GENDERS,
-    GOALS,
-    PLATFORMS,
-    audience_columns,
-    derive_tier,
-)
+from influencer_engine.config import SimulatorConfig, TierConfig
+from influencer_engine.registry import BASE_FORMAT, FORMATS, GOAL_NAMES, PLATFORMS, TIERS
+from influencer_engine.schema import AGE_BANDS, AUDIENCE_COUNTRIES, CATEGORIES, GENDERS, audience_columns, derive_tier
 from influencer_engine.simulate.model import KPIS, CreatorParams, RowContext, expected_kpis
 
 __all__ = ["SimulatedMarket", "creator_params", "simulate_market"]
@@ -357,7 +347,7 @@ def _brands(cfg: SimulatorConfig, n_creators: int, rng: np.random.Generator) -> 
             "target_age": ages,
             "target_gender": genders,
             "target_countries": countries,
-            "goal": rng.choice(np.array(GOALS), nb),
+            "goal": rng.choice(np.array(GOAL_NAMES), nb),
         }
     )
 

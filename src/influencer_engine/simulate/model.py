@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from influencer_engine.config import KPI_NAMES, TIERS, SimulatorConfig, TierConfig
-from influencer_engine.schema import AUDIENCE_COUNTRIES, CATEGORIES, FORMATS, PLATFORMS
+from influencer_engine.config import SimulatorConfig, TierConfig
+from influencer_engine.registry import FORMATS, KPI_NAMES, PLATFORMS, TIERS
+from influencer_engine.schema import AUDIENCE_COUNTRIES, CATEGORIES
 
 __all__ = [
     "KPIS",

@@ -6,11 +6,13 @@ from dataclasses import asdict, dataclass
 
 import polars as pl
 
-from influencer_engine.config import TIERS, SimulatorConfig
+from influencer_engine.config import SimulatorConfig
+from influencer_engine.registry import BASE_FORMAT, TIERS
 
 __all__ = ["CalibrationRow", "calibration_report", "format_report"]
 
-_BASE_PRICE = {"instagram": "price_image", "tiktok": "price_video", "youtube": "price_video"}
+# the list price each platform's published price ranges refer to: the platform's base format
+_BASE_PRICE = {p: f"price_{f}" for p, f in BASE_FORMAT.items()}
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ def calibration_report(
         .median()
         .alias("reach_share"),
     )
-    for platform, ranges in (("instagram", cal.er_instagram), ("tiktok", cal.er_tiktok)):
+    for platform, ranges in cal.er.items():
         med = _median_by(per_creator.filter(pl.col("platform") == platform), pl.col("er"), "tier")
         for tier in TIERS:
             if tier in ranges:
@@ -72,11 +74,7 @@ def calibration_report(
     for tier in TIERS:
         v, n = med.get(tier, (None, 0))
         rows.append(CalibrationRow("reach / followers, instagram feed", tier, v, *cal.reach_share[tier], n))
-    for platform, ranges in (
-        ("instagram", cal.price_instagram),
-        ("tiktok", cal.price_tiktok),
-        ("youtube", cal.price_youtube),
-    ):
+    for platform, ranges in cal.price.items():
         med = _median_by(c.filter(pl.col("platform") == platform), pl.col(_BASE_PRICE[platform]), "tier")
         for tier in TIERS:
             if tier in ranges:

@@ -21,7 +21,8 @@ from influencer_engine.brief import Brief
 from influencer_engine.config import SimulatorConfig, TierConfig
 from influencer_engine.errors import InputError
 from influencer_engine.io import Manifest, TableCount, read_table, write_json, write_parquet
-from influencer_engine.schema import AGE_BANDS, AUDIENCE_COUNTRIES, BASE_FORMAT, CATEGORIES, FORMATS, GENDERS
+from influencer_engine.registry import BASE_FORMAT, FORMATS
+from influencer_engine.schema import AGE_BANDS, AUDIENCE_COUNTRIES, CATEGORIES, GENDERS
 from influencer_engine.simulate.generate import SimulatedMarket, creator_params, simulate_market
 from influencer_engine.simulate.model import (
     KPIS,

@@ -13,23 +13,24 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+from pydantic import ValidationError
 
 from influencer_engine import __version__
-from influencer_engine.config import KPI_NAMES, ModelConfig, validated
 from influencer_engine.errors import EngineError
 from influencer_engine.features.build import feature_columns
 from influencer_engine.modeling.baselines import Baselines
 from influencer_engine.modeling.estimator import KPIModel
 from influencer_engine.modeling.forecaster import KPIForecaster
 from influencer_engine.modeling.matrix import CATEGORIES_OF
+from influencer_engine.modeling.predictor import BundleManifest, KpiEntry, Predictor, TrainingInfo
+from influencer_engine.registry import KPI_NAMES
 
-__all__ = ["SCHEMA_VERSION", "Bundle", "BundleError", "load_bundle", "save_bundle"]
+__all__ = ["SCHEMA_VERSION", "BundleError", "load_bundle", "save_bundle"]
 
 # Bump when the feature set, the manifest layout or the meaning of a model input changes.
 SCHEMA_VERSION = 2
@@ -48,27 +49,6 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-@dataclass(frozen=True)
-class Bundle:
-    forecaster: KPIForecaster
-    baselines: Baselines
-    manifest: dict[str, Any]
-    path: Path
-
-    @property
-    def features(self) -> list[str]:
-        return list(self.manifest["features"])
-
-    @property
-    def peers(self) -> pl.DataFrame | None:
-        """The training table's platform x tier engagement reference (None in bundles made before it existed)."""
-        rows = self.manifest.get("peers")
-        if not rows:
-            return None
-        return pl.DataFrame(rows, schema={"platform": pl.String, "tier": pl.String, "peer_er": pl.Float64,
-                                          "peer_log_er": pl.Float64})  # fmt: skip
-
-
 def save_bundle(
     forecaster: KPIForecaster,
     baselines: Baselines,
@@ -76,7 +56,7 @@ def save_bundle(
     *,
     fingerprint: str,
     metrics: dict[str, Any],
-    training: dict[str, Any],
+    training: TrainingInfo,
     peers: pl.DataFrame | None = None,
 ) -> Path:
     """Write a bundle to ``out`` atomically (a complete new folder replaces the old one in one rename)."""
@@ -84,14 +64,14 @@ def save_bundle(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        kpis: dict[str, Any] = {}
+        kpis: dict[str, KpiEntry] = {}
         for kpi, model in forecaster.models_.items():
             name = f"kpi_{kpi}.txt"
             (tmp / name).write_text(model.booster_.model_to_string(), encoding="utf-8")
-            kpis[kpi] = {"file": name, "sha256": _sha256(tmp / name), "offset": forecaster.base_of(kpi),
-                         "state": model.state()}  # fmt: skip
+            kpis[kpi] = KpiEntry(file=name, sha256=_sha256(tmp / name), offset=forecaster.base_of(kpi),
+                                 state=model.state())  # fmt: skip
         features = list(forecaster.features_)
-        manifest = {
+        manifest = BundleManifest.model_validate({
             "schema_version": SCHEMA_VERSION,
             "engine_version": __version__,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -101,13 +81,13 @@ def save_bundle(
             "training_data_fingerprint": fingerprint,
             "training": training,
             "metrics": metrics,
-            "config": forecaster.config.model_dump(mode="json"),
+            "config": forecaster.config,
             "overrides": {k: dict(v) for k, v in (forecaster.overrides or {}).items()},
             "random_state": forecaster.random_state,
             "baselines": baselines.to_dict(),
             "peers": peers.to_dicts() if peers is not None else None,
-        }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        })  # fmt: skip
+        (tmp / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
         old = out.with_name(f".{out.name}.old")
         if old.exists():
             shutil.rmtree(old)
@@ -122,47 +102,57 @@ def save_bundle(
     return out
 
 
-def load_bundle(path: Path) -> Bundle:
-    """Load and verify a bundle folder (schema version, feature list, checksums)."""
-    path = Path(path)
+def _read_manifest(path: Path) -> BundleManifest:
     mpath = path / MANIFEST
     if not mpath.is_file():
         raise BundleError(f"{path} is not a model bundle (no {MANIFEST}).",
                           fix="train one with `ie train --out DIR` or point at its folder")  # fmt: skip
     try:
-        manifest = json.loads(mpath.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise BundleError(f"{mpath} is not valid JSON ({exc.msg}).", fix="retrain with `ie train`") from exc
-    version = manifest.get("schema_version")
+        raw = json.loads(mpath.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{mpath} is not valid JSON ({exc}).", fix="retrain with `ie train`") from exc
+    version = raw.get("schema_version") if isinstance(raw, dict) else None
     if version != SCHEMA_VERSION:
         raise BundleError(
             f"{path} was made for model schema {version}; this engine ({__version__}) reads schema {SCHEMA_VERSION}.",
             fix="retrain with `ie train`, or use the engine version that made it",
         )
-    if manifest.get("features") != feature_columns():
+    try:
+        return BundleManifest.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise BundleError(f"{mpath}: '{where}': {first['msg']}.", fix="retrain with `ie train`") from exc
+
+
+def load_bundle(path: Path) -> Predictor:
+    """Load and verify a bundle folder (schema version, feature list, checksums) as a ``Predictor``."""
+    path = Path(path)
+    manifest = _read_manifest(path)
+    mpath = path / MANIFEST
+    if manifest.features != feature_columns():
         raise BundleError(f"{path} was trained on a different feature list than this engine builds.",
                           fix="retrain with `ie train`")  # fmt: skip
     models: dict[str, KPIModel] = {}
-    for kpi, entry in manifest["kpis"].items():
+    for kpi, entry in manifest.kpis.items():
         if kpi not in KPI_NAMES:
             raise BundleError(f"{mpath}: unknown KPI '{kpi}'.", fix="retrain with `ie train`")
-        file = path / entry["file"]
+        file = path / entry.file
         if not file.is_file():
-            raise BundleError(f"{path} lacks {entry['file']}.", fix="copy the whole bundle folder, or retrain")
-        if _sha256(file) != entry["sha256"]:
+            raise BundleError(f"{path} lacks {entry.file}.", fix="copy the whole bundle folder, or retrain")
+        if _sha256(file) != entry.sha256:
             raise BundleError(f"{file} does not match its checksum in {MANIFEST} (changed or corrupted).",
                               fix="restore the bundle from its source, or retrain with `ie train`")  # fmt: skip
         try:
-            models[kpi] = KPIModel.from_state(entry["state"], file.read_text(encoding="utf-8"))
+            models[kpi] = KPIModel.from_state(entry.state, file.read_text(encoding="utf-8"))
         except (ValueError, KeyError) as exc:
             raise BundleError(f"{file} cannot be loaded: {exc}.", fix="retrain with `ie train`") from exc
-    config = validated(ModelConfig, manifest["config"], source=str(mpath), fix="retrain with `ie train`")
-    forecaster = KPIForecaster(config, kpis=tuple(models), overrides=manifest.get("overrides") or None,
-                               random_state=int(manifest.get("random_state", 0)))  # fmt: skip
+    forecaster = KPIForecaster(manifest.config, kpis=tuple(models), overrides=manifest.overrides or None,
+                               random_state=manifest.random_state)  # fmt: skip
     forecaster.models_ = models
-    forecaster.features_ = list(manifest["features"])
-    for kpi, entry in manifest["kpis"].items():
-        if forecaster.base_of(kpi) != entry["offset"]:
+    forecaster.features_ = list(manifest.features)
+    for kpi, entry in manifest.kpis.items():
+        if forecaster.base_of(kpi) != entry.offset:
             raise BundleError(f"{mpath}: the funnel of {kpi} does not match its models.", fix="retrain")
-    return Bundle(forecaster=forecaster, baselines=Baselines.from_dict(manifest["baselines"]), manifest=manifest,
-                  path=path)  # fmt: skip
+    return Predictor(forecaster=forecaster, baselines=Baselines.from_dict(manifest.baselines), manifest=manifest,
+                     path=path)  # fmt: skip

@@ -12,19 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import polars as pl
 
-from influencer_engine.config import KPI_NAMES, TierConfig
+from influencer_engine.config import TierConfig
 from influencer_engine.dataset import validate_dataset
 from influencer_engine.errors import InputError
 from influencer_engine.features.build import build_features
 from influencer_engine.features.requests import outcome_request_id, training_requests
+from influencer_engine.registry import KPI_NAMES
 from influencer_engine.schema import CONTRACTS
 
-__all__ = ["TrainingTable", "fingerprint", "load_training_table", "targets_of", "training_table"]
-
-F64 = npt.NDArray[np.float64]
+__all__ = ["TrainingTable", "fingerprint", "load_training_table", "training_table"]
 
 
 @dataclass(frozen=True)
@@ -54,11 +52,6 @@ def fingerprint(frame: pl.DataFrame) -> str:
         else:
             h.update("\x1f".join("" if v is None else str(v) for v in s.cast(pl.String).to_list()).encode())
     return h.hexdigest()
-
-
-def targets_of(frame: pl.DataFrame, kpis: tuple[str, ...] | list[str] = KPI_NAMES) -> dict[str, F64]:
-    """Each KPI column present in ``frame`` as float64, NaN where it was not observed."""
-    return {k: frame[k].cast(pl.Float64).fill_null(np.nan).to_numpy() for k in kpis if k in frame.columns}
 
 
 def training_table(

@@ -1,8 +1,8 @@
 """LightGBM on a Dask cluster (`ie train --engine dask`): the same models, trained data-parallel by lightgbm.dask.
 
-Inside ``dask_training(client)``, every KPI model the training pipeline fits (backtest folds, conformal
-calibration, the final fit) trains with ``lightgbm.dask.DaskLGBMRegressor`` on the cluster's workers instead of
-in this process: the feature matrix, targets and offsets are split into one row partition per worker and each
+With the trainer ``dask_trainer(client)`` passed to the training pipeline, every KPI model it fits (backtest folds,
+conformal calibration, the final fit) trains with ``lightgbm.dask.DaskLGBMRegressor`` on the cluster's workers
+instead of in this process: the feature matrix, targets and offsets are split into one row partition per worker and each
 worker builds histograms of its rows (LightGBM's ``data`` tree learner). The booster comes back as plain LightGBM
 text, so the bundle, its manifest and everything downstream are the same as with the local engine.
 
@@ -16,37 +16,27 @@ models, train with the local engine.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import re
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["current_client", "dask_training", "train_booster"]
+from influencer_engine.modeling.estimator import BoosterTrainer
+
+__all__ = ["dask_trainer", "train_booster"]
 
 F64 = npt.NDArray[np.float64]
-_CLIENT: ContextVar[Any] = ContextVar("influencer_engine_dask_client", default=None)
 
 
-@contextmanager
-def dask_training(client: Any) -> Iterator[None]:
-    """Train every KPI model fitted inside this block on ``client``'s cluster."""
-    token = _CLIENT.set(client)
-    try:
-        yield
-    finally:
-        _CLIENT.reset(token)
-
-
-def current_client() -> Any:
-    """The Dask client of the enclosing ``dask_training`` block, else None (train in this process)."""
-    return _CLIENT.get()
+def dask_trainer(client: Any) -> BoosterTrainer:
+    """A booster trainer for ``KPIModel.fit`` and the pipelines above it: boosters train on ``client``'s cluster."""
+    trainer: BoosterTrainer = functools.partial(train_booster, client)
+    return trainer
 
 
 def train_booster(

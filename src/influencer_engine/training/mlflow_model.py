@@ -19,13 +19,13 @@ class BundleModel(PythonModel):
     def load_context(self, context: Any) -> None:
         from influencer_engine.training.bundle import load_bundle
 
-        self.bundle = load_bundle(Path(context.artifacts["bundle"]))
+        self.predictor = load_bundle(Path(context.artifacts["bundle"]))
 
     # no type hints here: MLflow would read them as an input schema
     def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
         """Every KPI's forecast and P10/P50/P90 for rows of features (pandas or Polars)."""
         frame = model_input if isinstance(model_input, pl.DataFrame) else pl.from_pandas(model_input)
-        return self.bundle.forecaster.predict(frame.select(self.bundle.features)).to_frame().to_pandas()
+        return self.predictor.predict(frame).to_frame().to_pandas()
 
 
 mlflow.models.set_model(BundleModel())

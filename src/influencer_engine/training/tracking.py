@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from influencer_engine.errors import InputError
+from influencer_engine.modeling.predictor import Predictor
 
 __all__ = [
     "REGISTERED_MODEL",
@@ -21,6 +22,7 @@ __all__ = [
     "load_bundle_uri",
     "load_model",
     "log_training_run",
+    "log_tuning_run",
 ]
 
 REGISTERED_MODEL = "influencer-engine-kpi"
@@ -106,6 +108,18 @@ def log_training_run(
     return out
 
 
+def log_tuning_run(*, kpi: str, seed: int, best_params: Mapping[str, Any], metrics: Mapping[str, float],
+                   artifact: Path) -> str:  # fmt: skip
+    """Log one tuning study's best parameters and scores (in the experiment ``configure`` selected); the run id."""
+    import mlflow
+
+    with mlflow.start_run(run_name=f"tune {kpi}") as run:
+        mlflow.log_params({f"best.{k}": v for k, v in best_params.items()} | {"kpi": kpi, "seed": seed})
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        mlflow.log_artifact(str(artifact))
+        return str(run.info.run_id)
+
+
 def load_bundle_uri(uri: str) -> Path:
     """Download the bundle of a logged or registered model (``models:/name@alias``, ``runs:/id/model``)."""
     import mlflow
@@ -124,7 +138,7 @@ def load_bundle_uri(uri: str) -> Path:
     return bundle
 
 
-def load_model(spec: str, *, tracking_uri: str | None = None, training_root: Path = Path("training")) -> Any:
+def load_model(spec: str, *, tracking_uri: str | None = None, training_root: Path = Path("training")) -> Predictor:
     """A bundle from a folder, or from an MLflow URI (``models:/...``, ``runs:/...``); checksums verified."""
     import shutil
 

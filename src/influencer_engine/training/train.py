@@ -11,16 +11,18 @@ from typing import Any
 import polars as pl
 
 from influencer_engine.config import ModelConfig, TierConfig
-from influencer_engine.evaluation.backtest import BacktestResult, backtest
-from influencer_engine.evaluation.report import importance_chart, write_report
 from influencer_engine.features.build import feature_columns
 from influencer_engine.features.creator import peer_table
 from influencer_engine.features.requests import outcome_request_id
 from influencer_engine.io import read_table
+from influencer_engine.modeling.backtest import BacktestResult, backtest
 from influencer_engine.modeling.baselines import Baselines
-from influencer_engine.modeling.forecaster import KPIForecaster
+from influencer_engine.modeling.estimator import BoosterTrainer
+from influencer_engine.modeling.forecaster import KPIForecaster, targets_of
+from influencer_engine.modeling.predictor import TrainingInfo
+from influencer_engine.modeling.report import importance_chart, write_report
 from influencer_engine.training.bundle import save_bundle
-from influencer_engine.training.data import TrainingTable, load_training_table, targets_of
+from influencer_engine.training.data import TrainingTable, load_training_table
 
 __all__ = ["TrainResult", "backtest_metrics", "load_truth", "train_models"]
 
@@ -68,28 +70,33 @@ def train_models(
     tracking_uri: str | None = None,
     register: bool = True,
     engine: str = "local",
+    trainer: BoosterTrainer | None = None,
 ) -> TrainResult:
+    """Backtest beside the baselines, fit on every campaign of ``data``, write the bundle ``out`` and its report.
+
+    ``trainer`` trains the boosters elsewhere (``training.distributed.dask_trainer``; ``engine`` names it in the
+    manifest); with ``track`` the run is logged to MLflow and, with ``register``, registered as @champion.
+    """
     t0 = time.perf_counter()
     table = load_training_table(data, tiers)
     truth = load_truth(data)
     t_features = time.perf_counter() - t0
     t1 = time.perf_counter()
-    result = backtest(table.frame, config, truth=truth, overrides=overrides, seed=seed)
+    result = backtest(table.frame, config, truth=truth, overrides=overrides, seed=seed, trainer=trainer)
     t_backtest = time.perf_counter() - t1
     t2 = time.perf_counter()
     features = feature_columns()
     frame = table.frame
     targets = targets_of(frame)
     model = KPIForecaster(config, overrides=overrides, random_state=seed).fit(
-        frame.select(features), targets, time=frame["as_of"].to_numpy()
+        frame.select(features), targets, time=frame["as_of"].to_numpy(), trainer=trainer
     )
     baselines = Baselines.fit(frame.select(features), targets, config.media_kit)
     t_fit = time.perf_counter() - t2
     fingerprint = table.fingerprint()
-    training = {"engine": engine, "data": str(data), "rows_in": table.rows_in, "rows": frame.height,
-                "tables": table.tables,
-                "first_campaign": str(frame["as_of"].min()), "last_campaign": str(frame["as_of"].max()),
-                "seed": seed}  # fmt: skip
+    training = TrainingInfo(engine=engine, data=str(data), rows_in=table.rows_in, rows=frame.height,
+                            tables=table.tables, first_campaign=str(frame["as_of"].min()),
+                            last_campaign=str(frame["as_of"].max()), seed=seed)  # fmt: skip
     bundle = save_bundle(model, baselines, out, fingerprint=fingerprint, metrics=result.to_dict(), training=training,
                          peers=peer_table(frame))  # fmt: skip
     report_dir = out / "report"

@@ -18,16 +18,17 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from influencer_engine.config import KPI_NAMES, ModelConfig
+from influencer_engine.config import ModelConfig, TierConfig
 from influencer_engine.errors import InputError
 from influencer_engine.features.build import feature_columns
 from influencer_engine.io import write_json
 from influencer_engine.modeling.estimator import KPIModel
-from influencer_engine.modeling.forecaster import KPIForecaster, kpi_params
+from influencer_engine.modeling.forecaster import KPIForecaster, kpi_params, targets_of
 from influencer_engine.modeling.metrics import poisson_deviance
-from influencer_engine.training.data import TrainingTable, targets_of
+from influencer_engine.registry import KPI_NAMES
+from influencer_engine.training.data import TrainingTable, load_training_table
 
-__all__ = ["TuneResult", "load_tuned", "tune_kpi"]
+__all__ = ["TuneResult", "load_tuned", "tune", "tune_kpi"]
 
 TUNED = ("learning_rate", "num_leaves", "min_child_samples", "subsample", "colsample_bytree", "reg_lambda",
          "n_estimators")  # fmt: skip
@@ -43,6 +44,8 @@ class TuneResult:
     pruned: int
     default_value: float
     path: Path
+    seconds: float = 0.0
+    tracking_run: str | None = None  # the MLflow run the best parameters were logged to
 
 
 def _pruning_callback(trial: Any, every: int = 10) -> Callable[[Any], None]:
@@ -154,3 +157,35 @@ def tune_kpi(
     return TuneResult(kpi=kpi, best_value=float(study.best_value), best_params=best, trials=len(study.trials),
                       complete=complete, pruned=sum(s == optuna.trial.TrialState.PRUNED for s in states),
                       default_value=default_value, path=path)  # fmt: skip
+
+
+def tune(
+    data: Path,
+    config: ModelConfig,
+    tiers: TierConfig,
+    kpi: str,
+    *,
+    trials: int,
+    root: Path,
+    seed: int = 0,
+    storage: str | None = None,
+    track: bool = True,
+    tracking_uri: str | None = None,
+) -> TuneResult:
+    """`ie tune`: the training table of ``data``, ``trials`` more trials of the KPI's study, the best parameters
+    written under ``root``/tuned and, with ``track``, logged to MLflow (experiment ``kpi-tuning``)."""
+    import time
+    from dataclasses import replace
+
+    t0 = time.perf_counter()
+    table = load_training_table(data, tiers)
+    r = tune_kpi(table, config, kpi, trials=trials, root=root, seed=seed, storage=storage)
+    run = None
+    if track:
+        from influencer_engine.training.tracking import configure, log_tuning_run
+
+        configure(tracking_uri, root, experiment="kpi-tuning")
+        metrics = {"best_poisson_deviance": r.best_value, "default_poisson_deviance": r.default_value,
+                   "trials": r.trials, "pruned": r.pruned}  # fmt: skip
+        run = log_tuning_run(kpi=kpi, seed=seed, best_params=r.best_params, artifact=r.path, metrics=metrics)
+    return replace(r, seconds=time.perf_counter() - t0, tracking_run=run)

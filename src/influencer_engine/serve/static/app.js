@@ -4,11 +4,14 @@
 
 const $ = (sel, root = document) => root.querySelector(sel);
 const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
-const KPI_OF_GOAL = { reach: "reach", engagement: "engagements", clicks: "clicks", conversions: "conversions",
-  revenue: "revenue", roas: "revenue", emv: "emv" };
-const COST_OF_GOAL = { reach: "cpm", engagement: "cpe", clicks: "cpc", conversions: "cpa", revenue: "roas",
-  roas: "roas", emv: "emv" };
+// Goals, KPIs, cost figures, platforms and tiers come from GET /api/options (the engine's registries); the page
+// keeps no copy of its own. SIDE_KPIS is a presentation choice: the KPIs shown beside the goal's in the roster.
+const SIDE_KPIS = ["reach", "engagements", "clicks", "conversions"];
 let OPTIONS = null;
+const goalOf = (name) => OPTIONS.goals.find((g) => g.name === name);
+const kpiOf = (name) => OPTIONS.kpis.find((k) => k.name === name) || { name, decimals: 0 };
+const costOf = (name) => OPTIONS.cost_figures.find((c) => c.name === name);
+const costText = (fig, v) => (fig && fig.kind === "return" ? fmt(v, fig.decimals) : money(v));
 let lastPlan = null;
 let sortState = { col: null, desc: true };
 
@@ -50,17 +53,18 @@ const checkedValues = (root, name) => $$(`input[name="${name}"]:checked`, root).
 
 function fillOptions(o) {
   OPTIONS = o;
-  $("#goal").innerHTML = o.goals.map((g) => `<option ${g === "conversions" ? "selected" : ""}>${g}</option>`).join("");
+  $("#goal").innerHTML = o.goals.map((g) => `<option value="${g.name}" ${g.name === "conversions" ? "selected" : ""}>${g.name}</option>`).join("");
+  const platforms = o.platforms.map((p) => p.code);
   $("#category").innerHTML = o.categories.map((c) => `<option>${c}</option>`).join("");
   checkboxes($("#age"), "age", o.age);
   checkboxes($("#gender"), "gender", o.gender);
   checkboxes($("#countries"), "countries", o.countries);
   checkboxes($("#tiers"), "tiers", o.tiers);
-  checkboxes($("#platforms"), "platforms", o.platforms);
+  checkboxes($("#platforms"), "platforms", platforms);
   checkboxes($("#scenario-a [data-group=tiers]"), "tiers", o.tiers, ["nano", "micro"]);
-  checkboxes($("#scenario-a [data-group=platforms]"), "platforms", o.platforms);
+  checkboxes($("#scenario-a [data-group=platforms]"), "platforms", platforms);
   checkboxes($("#scenario-b [data-group=tiers]"), "tiers", o.tiers);
-  checkboxes($("#scenario-b [data-group=platforms]"), "platforms", o.platforms);
+  checkboxes($("#scenario-b [data-group=platforms]"), "platforms", platforms);
   const start = $("input[name=start_date]");
   if (!start.value) {
     const d = new Date(Date.now() + 30 * 864e5);
@@ -112,20 +116,23 @@ function briefFromForm() {
 }
 
 // ------------------------------------------------------------------------------------------------ roster
-function rosterColumns(goal) {
-  const kpi = KPI_OF_GOAL[goal];
-  const cost = COST_OF_GOAL[goal];
+function rosterColumns(goalName) {
+  const goal = goalOf(goalName);
+  const col = goal.column;
+  const digits = goal.value === "emv" ? 0 : kpiOf(col).decimals;
+  const show = goal.value === "emv" ? money : (v) => fmt(v, digits);
+  const cost = costOf(goal.cost_figure);
+  const title = (k) => k.charAt(0).toUpperCase() + k.slice(1);
   return [
     { key: "creator_id", label: "Creator" },
     { key: "platform", label: "Platform" },
     { key: "tier", label: "Tier" },
     { key: "price", label: "Price", f: money },
-    { key: kpi, label: `${kpi} expected`, f: (v) => fmt(v, kpi === "conversions" ? 1 : 0) },
-    { key: `${kpi}_band`, label: `${kpi} P10–P90`, sortKey: `${kpi}_p10`,
-      f: (_, r) => `${fmt(r[`${kpi}_p10`])} – ${fmt(r[`${kpi}_p90`])}` },
-    ...[["reach", "Reach"], ["engagements", "Engagements"], ["clicks", "Clicks"], ["conversions", "Conversions"]]
-      .filter(([k]) => k !== kpi).map(([k, label]) => ({ key: k, label, f: (v) => fmt(v, k === "conversions" ? 1 : 0) })),
-    { key: cost, label: cost.toUpperCase(), f: (v) => (cost === "roas" ? fmt(v, 2) : money(v)) },
+    { key: col, label: `${col} expected`, f: show },
+    { key: `${col}_band`, label: `${col} P10–P90`, sortKey: `${col}_p10`,
+      f: (_, r) => `${show(r[`${col}_p10`])} – ${show(r[`${col}_p90`])}` },
+    ...SIDE_KPIS.filter((k) => k !== col).map((k) => ({ key: k, label: title(k), f: (v) => fmt(v, kpiOf(k).decimals) })),
+    { key: cost.name, label: cost.label, f: (v) => costText(cost, v) },
     { key: "audience_fit", label: "Audience fit", f: pct },
     { key: "reasons", label: "Why" },
   ];
@@ -171,15 +178,16 @@ function card(label, value, sub = "") {
 function renderTotals(plan) {
   const t = plan.totals;
   const g = t.goal;
-  const band = (x) => (x ? `P10 ${fmt(x.p10)} – P90 ${fmt(x.p90)}` : "");
-  const cost = COST_OF_GOAL[plan.goal];
-  const costVal = t[cost] ? t[cost].expected : null;
+  const goal = goalOf(plan.goal);
+  const digits = goal.decimals;
+  const band = (x) => (x && x.p10 !== null && x.p10 !== undefined ? `P10 ${fmt(x.p10, digits)} – P90 ${fmt(x.p90, digits)}` : "");
+  const cost = costOf(goal.cost_figure);
   $("#totals").innerHTML = [
     card("Creators", fmt(t.creators)),
     card("Spend", money(t.spend), `of ${money(t.budget)} budget`),
-    card(`${g.name} (expected)`, fmt(g.expected, plan.goal === "roas" ? 2 : 0), band(g)),
+    card(`${g.label} (expected)`, fmt(g.expected, digits), band(g)),
     card("Unique reach", fmt(t.unique_reach.expected), `${pct(t.unique_reach.duplication)} duplicated`),
-    card(cost.toUpperCase(), costVal === null ? "–" : cost === "roas" ? fmt(costVal, 2) : money(costVal)),
+    card(cost.label, costText(cost, t.cost_figures[cost.name])),
     card("Solver", t.solver.status, `certified gap ${fmt(100 * t.solver.certified_gap, 2)}%`),
   ].join("");
   $("#notes").textContent = (plan.notes || []).join(" · ");
@@ -255,8 +263,9 @@ function drawFrontier(res) {
       customdata: s.map((r) => [r.marginal_per_1000, r.creators]),
       hovertemplate: "$%{x:,.0f}: %{y:,.0f}<br>+$1k adds %{customdata[0]:,.1f}<br>%{customdata[1]} creators<extra></extra>" });
   });
+  const label = goalOf(res.goal).label;
   Plotly.newPlot("frontier-chart", traces, {
-    title: `${res.goal} against budget`, xaxis: { title: "budget ($)" }, yaxis: { title: `${res.goal} (expected, band P10–P90)` },
+    title: `${label} against budget`, xaxis: { title: "budget ($)" }, yaxis: { title: `${label} (expected, band P10–P90)` },
     margin: { t: 40, r: 10 }, legend: { orientation: "h" },
   }, { displaylogo: false, responsive: true });
   const base = rows.filter((r) => r.scenario === names[0]);
@@ -264,7 +273,7 @@ function drawFrontier(res) {
   for (const t of OPTIONS.tiers) {
     mix.push({ type: "bar", x: base.map((r) => r.budget), y: base.map((r) => r[`spend_share_${t}`]), name: t });
   }
-  for (const p of OPTIONS.platforms) {
+  for (const p of OPTIONS.platforms.map((x) => x.code)) {
     mix.push({ type: "bar", x: base.map((r) => r.budget), y: base.map((r) => r[`spend_share_${p}`]), name: p,
       xaxis: "x2", yaxis: "y2" });
   }
@@ -298,7 +307,8 @@ async function compare() {
   const scenarios = [scenarioFrom($("#scenario-a"), brief), scenarioFrom($("#scenario-b"), brief)];
   const results = await Promise.all(scenarios.map((s) => api("/api/plan", { brief, scenario: s, reasons: 0 })
     .catch((e) => ({ error: e.message }))));
-  const cost = COST_OF_GOAL[brief.goal];
+  const goal = goalOf(brief.goal);
+  const cost = costOf(goal.cost_figure);
   const line = (label, f) => `<tr><th>${label}</th>${results.map((r) => `<td>${r.error ? "" : f(r)}</td>`).join("")}</tr>`;
   const mix = (r, col) => {
     const spend = r.roster.reduce((a, x) => a + (x.price || 0), 0) || 1;
@@ -311,10 +321,10 @@ async function compare() {
     `<tr><th>Result</th>${results.map((r) => `<td class="${r.error ? "error" : ""}">${r.error ? escapeHtml(r.error) : "planned"}</td>`).join("")}</tr>`,
     line("Creators", (r) => fmt(r.totals.creators)),
     line("Spend", (r) => money(r.totals.spend)),
-    line(`${brief.goal} expected`, (r) => fmt(r.totals.goal.expected, brief.goal === "roas" ? 2 : 0)),
-    line(`${brief.goal} P10–P90`, (r) => `${fmt(r.totals.goal.p10)} – ${fmt(r.totals.goal.p90)}`),
+    line(`${goal.label} expected`, (r) => fmt(r.totals.goal.expected, goal.decimals)),
+    line(`${goal.label} P10–P90`, (r) => `${fmt(r.totals.goal.p10, goal.decimals)} – ${fmt(r.totals.goal.p90, goal.decimals)}`),
     line("Unique reach", (r) => fmt(r.totals.unique_reach.expected)),
-    line(cost.toUpperCase(), (r) => (r.totals[cost] ? (cost === "roas" ? fmt(r.totals[cost].expected, 2) : money(r.totals[cost].expected)) : "–")),
+    line(cost.label, (r) => costText(cost, r.totals.cost_figures[cost.name])),
     line("Tier mix (spend)", (r) => mix(r, "tier")),
     line("Platform mix (spend)", (r) => mix(r, "platform")),
   ].join("");

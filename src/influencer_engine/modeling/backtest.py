@@ -15,14 +15,15 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from influencer_engine.config import KPI_NAMES, ModelConfig
+from influencer_engine.config import ModelConfig
 from influencer_engine.features.build import feature_columns
 from influencer_engine.modeling.baselines import BASELINES, Baselines
-from influencer_engine.modeling.forecaster import KPIForecaster
+from influencer_engine.modeling.estimator import BoosterTrainer
+from influencer_engine.modeling.forecaster import KPIForecaster, targets_of
 from influencer_engine.modeling.metrics import coverage, interval_width, mae_log1p, poisson_deviance, spearman
-from influencer_engine.training.data import targets_of
+from influencer_engine.registry import KPI_NAMES
 
-__all__ = ["BacktestResult", "backtest", "score_predictions", "time_splits"]
+__all__ = ["METHODS", "BacktestResult", "backtest", "score_predictions", "time_splits"]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.intp]
@@ -67,8 +68,9 @@ def backtest(
     truth: pl.DataFrame | None = None,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     seed: int = 0,
+    trainer: BoosterTrainer | None = None,
 ) -> BacktestResult:
-    """Time-split backtest of the model and the baselines on a training table."""
+    """Time-split backtest of the model and the baselines on a training table (``trainer``: see KPIModel.fit)."""
     features = feature_columns()
     times = table["as_of"].to_numpy()
     parts = []
@@ -76,7 +78,7 @@ def backtest(
         train, test = table[train_idx], table[test_idx]
         y = targets_of(train)
         model = KPIForecaster(config, overrides=overrides, random_state=seed).fit(
-            train.select(features), y, time=train["as_of"].to_numpy()
+            train.select(features), y, time=train["as_of"].to_numpy(), trainer=trainer
         )
         base = Baselines.fit(train.select(features), y, config.media_kit)
         fc = model.predict(test.select(features))

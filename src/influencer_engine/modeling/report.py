@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from influencer_engine.evaluation.backtest import METHODS, BacktestResult
 from influencer_engine.io import atomic_path, write_json
+from influencer_engine.modeling.backtest import METHODS, BacktestResult
 
 __all__ = ["calibration_chart", "importance_chart", "markdown_report", "write_report"]
 

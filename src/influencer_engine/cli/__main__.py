@@ -1,0 +1,5 @@
+"""``python -m influencer_engine.cli``."""
+
+from influencer_engine.cli import main
+
+main()

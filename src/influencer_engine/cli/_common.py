@@ -1,0 +1,84 @@
+"""What several sub-apps share: option help, model loading, the Dask client, the engine choice, manifests."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+from collections.abc import Callable, Iterator
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from influencer_engine.errors import InputError
+
+if TYPE_CHECKING:
+    from influencer_engine.modeling.predictor import Predictor
+
+__all__ = [
+    "TRACKING_HELP",
+    "Engine",
+    "dask_client",
+    "echo_manifest",
+    "load_predictor",
+    "model_loader",
+]
+
+TRACKING_HELP = "MLflow tracking URI (default: sqlite file training/mlflow.db)."
+MODEL_HELP = "Bundle folder or MLflow model URI (e.g. models:/influencer-engine-kpi@champion)."
+
+
+class Engine(StrEnum):
+    """Where LightGBM and the scoring chunks run."""
+
+    local = "local"
+    dask = "dask"
+
+
+def echo_manifest(out: Path) -> None:
+    """Print the row accounting of the manifest.json a command wrote into ``out``."""
+    body = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    for name, t in body["tables"].items():
+        reasons = ", ".join(f"{k} {v}" for k, v in list(t["reasons"].items())[:4])
+        typer.echo(
+            f"  {name:10} in {t['rows_in']:>10,}  out {t['rows_out']:>10,}  rejected {t['rows_rejected']:>8,}"
+            + (f"  ({reasons})" if reasons else "")
+        )
+    typer.echo(f"  manifest: {out / 'manifest.json'}")
+
+
+def model_loader(model: str, tracking_uri: str | None = None,
+                 training_root: Path = Path("training")) -> Callable[[], Predictor]:  # fmt: skip
+    """A picklable function that loads the model ``model`` (a Dask worker calls it to load the same model)."""
+    from influencer_engine.training.tracking import load_model
+
+    return functools.partial(load_model, model, tracking_uri=tracking_uri, training_root=training_root)
+
+
+def load_predictor(model: str, tracking_uri: str | None = None, training_root: Path = Path("training")) -> Predictor:
+    """The model named on the command line: a bundle folder or an MLflow URI, checksums verified."""
+    return model_loader(model, tracking_uri, training_root)()
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None) -> Iterator[Any]:
+    """A Dask client: the scheduler at ``scheduler``, or a local cluster of 2 single-threaded workers."""
+    try:
+        import distributed
+    except ImportError as exc:
+        raise InputError("the Dask engine needs Dask.", fix='pip install -e ".[dask]"') from exc
+    client_of: Any = distributed.Client  # typed Any: distributed's own hints are partial
+    if scheduler is not None:
+        with client_of(scheduler) as client:
+            yield client
+        return
+    cluster_of: Any = distributed.LocalCluster
+    with cluster_of(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster, client_of(cluster) as c:
+        yield c
+
+
+def maybe_dask(engine: Engine, scheduler: str | None) -> contextlib.AbstractContextManager[Any]:
+    """A Dask client for ``--engine dask``, else None."""
+    return dask_client(scheduler) if engine == Engine.dask else contextlib.nullcontext()

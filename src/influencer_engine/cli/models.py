@@ -1,0 +1,137 @@
+"""Models: train the KPI models (locally or on Dask), tune them with Optuna, evaluate them and the planner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from influencer_engine.cli._common import MODEL_HELP, TRACKING_HELP, Engine, load_predictor, maybe_dask
+from influencer_engine.errors import InputError
+from influencer_engine.registry import KPI_NAMES
+
+__all__ = ["app"]
+
+PANEL = "Models"
+app = typer.Typer()
+
+
+@app.command(rich_help_panel=PANEL)
+def train(
+    data: Annotated[Path, typer.Option(help="Dataset folder with campaigns and outcomes (e.g. runs/demo).")],
+    out: Annotated[Path, typer.Option(help="Bundle folder to write, e.g. models/demo.")] = Path("models/demo"),
+    config: Annotated[Path | None, typer.Option(help="Model TOML (default configs/models.toml).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed of the models.")] = 0,
+    tuned: Annotated[bool, typer.Option("--tuned", help="Use the parameters `ie tune` wrote under training/.")] = False,
+    tracking_uri: Annotated[str | None, typer.Option(help=TRACKING_HELP)] = None,
+    track: Annotated[bool, typer.Option("--track/--no-track", help="Log the run to MLflow.")] = True,
+    register: Annotated[bool, typer.Option("--register/--no-register", help="Register as @champion.")] = True,
+    training_root: Annotated[Path, typer.Option(help="Folder for MLflow and Optuna stores.")] = Path("training"),
+    engine: Annotated[Engine, typer.Option(help="local, or dask: LightGBM trains on a Dask cluster.")] = Engine.local,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Dask scheduler address (default: a local cluster of 2 workers).")
+    ] = None,
+) -> None:
+    """Train every KPI model: backtest beside the baselines, fit on all campaigns, write the bundle."""
+    from influencer_engine.config import load_model_config, load_tier_config
+    from influencer_engine.training.distributed import dask_trainer
+    from influencer_engine.training.train import train_models
+    from influencer_engine.training.tune import load_tuned
+
+    overrides = load_tuned(training_root) if tuned else None
+    if tuned and not overrides:
+        raise InputError(f"no tuned parameters under {training_root}/tuned.", fix="run `ie tune --kpi KPI` first")
+    with maybe_dask(engine, scheduler) as client:
+        r = train_models(data, out, load_model_config(config), load_tier_config(), seed=seed, overrides=overrides,
+                         track=track, engine=engine.value, training_root=training_root, tracking_uri=tracking_uri,
+                         register=register, trainer=dask_trainer(client) if client is not None else None)  # fmt: skip
+    bt = r.backtest
+    typer.echo(f"trained {len(bt.metrics)} KPI models on {r.table.frame.height:,} campaign outcomes "
+               f"in {r.seconds['total']:.1f}s -> {r.bundle}")  # fmt: skip
+    for kpi, d in bt.metrics.items():
+        m = d["model"]
+        best = min((b for b in d if b != "model"), key=lambda b: d[b]["mae_log1p"])
+        typer.echo(f"  {kpi:12} MAE log1p {m['mae_log1p']:.3f} (best baseline {best} {d[best]['mae_log1p']:.3f})  "
+                   f"Spearman {m['spearman']:.3f}  P10-P90 coverage {m['coverage_p10_p90']:.1%}")  # fmt: skip
+    if bt.per_dollar:
+        typer.echo(f"  conversions per dollar, Spearman: {bt.per_dollar['model']:.3f}")
+    typer.echo(f"  report: {r.bundle / 'report' / 'evaluation.md'}")
+    if r.tracking:
+        typer.echo(f"  MLflow run {r.tracking['run_id']} at {r.tracking['tracking_uri']}"
+                   + (f"; registered {r.tracking['registered_uri']} (version {r.tracking['version']})"
+                      if r.tracking.get("registered_uri") else ""))  # fmt: skip
+
+
+@app.command(rich_help_panel=PANEL)
+def tune(
+    kpi: Annotated[str, typer.Option(help=f"KPI to tune: {', '.join(KPI_NAMES)}.")],
+    data: Annotated[Path, typer.Option(help="Dataset folder with campaigns and outcomes.")] = Path("runs/demo"),
+    trials: Annotated[int, typer.Option(min=1, help="Trials to add to the study.")] = 20,
+    seed: Annotated[int, typer.Option(help="Seed of the sampler and the models.")] = 0,
+    config: Annotated[Path | None, typer.Option(help="Model TOML (default configs/models.toml).")] = None,
+    storage: Annotated[str | None, typer.Option(help="Optuna storage URL (default sqlite training/optuna.db).")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help=TRACKING_HELP)] = None,
+    track: Annotated[bool, typer.Option("--track/--no-track", help="Log the best parameters to MLflow.")] = True,
+    training_root: Annotated[Path, typer.Option(help="Folder for MLflow and Optuna stores.")] = Path("training"),
+) -> None:
+    """Tune one KPI's LightGBM settings with Optuna (resumable study, pruned trials)."""
+    from influencer_engine.config import load_model_config, load_tier_config
+    from influencer_engine.training.tune import tune as run_tune
+
+    r = run_tune(data, load_model_config(config), load_tier_config(), kpi, trials=trials, root=training_root,
+                 seed=seed, storage=storage, track=track, tracking_uri=tracking_uri)  # fmt: skip
+    typer.echo(f"tuned {kpi}: {r.trials} trials in the study ({r.complete} complete, {r.pruned} pruned) "
+               f"in {r.seconds:.1f}s")  # fmt: skip
+    typer.echo(f"  validation Poisson deviance: best {r.best_value:.4f} vs configured settings {r.default_value:.4f}")
+    typer.echo(f"  best parameters -> {r.path} (use with `ie train --tuned`)")
+    if r.tracking_run:
+        typer.echo(f"  MLflow run {r.tracking_run}")
+
+
+@app.command(rich_help_panel=PANEL)
+def evaluate(
+    model: Annotated[str, typer.Option(help=MODEL_HELP)] = "models/demo",
+    data: Annotated[Path | None, typer.Option(help="Dataset folder to backtest on (campaign outcomes).")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for evaluation.json, evaluation.md and charts.")] = Path(
+        "runs/evaluation"
+    ),
+    shifted_seed: Annotated[
+        list[int] | None, typer.Option(help="Also evaluate on a shifted world of this seed (repeatable).")
+    ] = None,
+    shifted_creators: Annotated[int, typer.Option(min=1000, help="Creators of each shifted world.")] = 20_000,
+    real_posts: Annotated[
+        Path | None, typer.Option(help="Imported post histories for the next-post test (`ie import instagram-posts`).")
+    ] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help=TRACKING_HELP)] = None,
+    training_root: Annotated[Path, typer.Option(help="Folder of the MLflow store.")] = Path("training"),
+    planner: Annotated[
+        bool, typer.Option("--planner", help="Score planned rosters against the oracle on --data / shifted worlds.")
+    ] = False,
+    briefs_per_goal: Annotated[int, typer.Option(min=1, help="Random briefs per goal (--planner).")] = 20,
+    seed: Annotated[int, typer.Option(help="Seed of the random briefs (--planner).")] = 0,
+) -> None:
+    """Backtest the model's settings beside the baselines; also on shifted worlds and real post histories.
+
+    With --planner: rosters planned from forecasts, scored with the simulator's truth against the oracle roster
+    and the heuristics planners use (top followers, top engagement rate, lowest media-kit CPE).
+    """
+    from influencer_engine.config import load_model_config, load_planner_config, load_tier_config
+    from influencer_engine.evaluation.run import evaluate_models, evaluate_planners
+
+    tiers = load_tier_config()
+    if planner:
+        predictor = load_predictor(model, tracking_uri, training_root) if data is not None else None
+        report = evaluate_planners(predictor, tiers, load_planner_config(), load_model_config(), out, data=data,
+                                   shifted_seeds=shifted_seed or [], shifted_creators=shifted_creators,
+                                   per_goal=briefs_per_goal, seed=seed, progress=typer.echo)  # fmt: skip
+        typer.echo(f"report: {report.path}")
+        return
+    if data is None and not shifted_seed and real_posts is None:
+        raise InputError("nothing to evaluate.", fix="give --data DIR, --shifted-seed N and/or --real-posts DIR")
+    ev = evaluate_models(load_predictor(model, tracking_uri, training_root), model, tiers, out, data=data,
+                         shifted_seeds=shifted_seed or [], shifted_creators=shifted_creators,
+                         real_posts=real_posts)  # fmt: skip
+    for line in ev.summary_lines():
+        typer.echo(line)
+    typer.echo(f"report: {ev.paths['markdown']} and {ev.paths['json']}")

@@ -1,0 +1,153 @@
+"""The loaded-model interface: what forecasting needs from a trained model, and nothing about how it was trained.
+
+``training.bundle`` produces a ``Predictor`` (from a bundle folder, or from MLflow through ``training.tracking``);
+forecasts, planning inputs, batch scoring and the server use only this: the feature list, the peers reference, every
+KPI's forecast with its bands, contributions and plain-word reasons, and the model's manifest for display. The
+manifest is a typed model with one JSON form (the bundle's ``manifest.json``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+from pydantic import BaseModel, ConfigDict
+
+from influencer_engine.config import ModelConfig
+from influencer_engine.modeling.baselines import Baselines
+from influencer_engine.modeling.explain import Reason, explain_rows
+from influencer_engine.modeling.forecaster import Forecast, KPIForecaster
+
+__all__ = ["BundleManifest", "KpiEntry", "PeerRow", "Predictor", "TrainingInfo"]
+
+F64 = npt.NDArray[np.float64]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KpiEntry(_Frozen):
+    """One KPI model of a bundle: its LightGBM text file, that file's sha256, its offset and estimator state."""
+
+    file: str
+    sha256: str
+    offset: str
+    state: dict[str, Any]  # KPIModel.state(): parameters, feature order, conformal bands, intercept
+
+
+class TrainingInfo(_Frozen):
+    """What a bundle was trained on."""
+
+    engine: str = "local"
+    data: str
+    rows_in: int
+    rows: int
+    tables: dict[str, dict[str, int]] = {}
+    first_campaign: str
+    last_campaign: str
+    seed: int
+
+
+class PeerRow(_Frozen):
+    """The training table's engagement reference of one platform x tier (see features.creator.peer_table)."""
+
+    platform: str
+    tier: str
+    peer_er: float | None
+    peer_log_er: float | None
+
+
+class BundleManifest(_Frozen):
+    """``manifest.json`` of a model bundle."""
+
+    schema_version: int
+    engine_version: str
+    created_at: str
+    features: list[str]
+    categorical_levels: dict[str, list[str]]
+    kpis: dict[str, KpiEntry]
+    training_data_fingerprint: str
+    training: TrainingInfo
+    metrics: dict[str, Any]  # BacktestResult.to_dict() of the training run's backtest
+    config: ModelConfig
+    overrides: dict[str, dict[str, Any]] = {}
+    random_state: int = 0
+    baselines: dict[str, Any]  # Baselines.to_dict()
+    peers: list[PeerRow] | None = None
+
+    def to_json(self) -> str:
+        """The one JSON form of a manifest."""
+        return self.model_dump_json(indent=2) + "\n"
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """A trained model as forecasting uses it (see the module doc)."""
+
+    forecaster: KPIForecaster
+    baselines: Baselines
+    manifest: BundleManifest
+    path: Path | None = None  # the bundle folder it was loaded from, when there is one
+
+    @property
+    def features(self) -> list[str]:
+        """The feature columns every forecast needs, in model order."""
+        return list(self.manifest.features)
+
+    @property
+    def kpis(self) -> tuple[str, ...]:
+        return tuple(self.forecaster.models_)
+
+    @property
+    def fingerprint(self) -> str:
+        """The training data's fingerprint: the model's identity in reports and scoring manifests."""
+        return self.manifest.training_data_fingerprint
+
+    @property
+    def kpi_hashes(self) -> dict[str, str]:
+        """sha256 of every KPI's model text."""
+        return {k: e.sha256 for k, e in self.manifest.kpis.items()}
+
+    @property
+    def emv_cpm_usd(self) -> float:
+        """The CPM that earned media value is priced at."""
+        return float(self.forecaster.config.costs.emv_cpm_usd)
+
+    @property
+    def peers(self) -> pl.DataFrame | None:
+        """The training table's platform x tier engagement reference (None in bundles made before it existed)."""
+        rows = self.manifest.peers
+        if not rows:
+            return None
+        schema = {"platform": pl.String, "tier": pl.String, "peer_er": pl.Float64, "peer_log_er": pl.Float64}
+        return pl.DataFrame([r.model_dump() for r in rows], schema=schema)
+
+    def predict(self, features: pl.DataFrame) -> Forecast:
+        """Every KPI's expected value and P10/P50/P90 for rows of features (extra columns are ignored)."""
+        return self.forecaster.predict(features.select(self.features))
+
+    def base_of(self, kpi: str) -> str:
+        """What ``kpi`` is a rate of: "followers", or the earlier KPI whose forecast is its offset."""
+        return self.forecaster.base_of(kpi)
+
+    def explain(self, kpi: str, rows: pl.DataFrame, *, target: str = "the target", top: int = 5) -> list[list[Reason]]:
+        """The ``top`` plain-word reasons behind ``kpi``'s forecast, for every row of features."""
+        return explain_rows(self.forecaster, kpi, rows.select(self.features), target=target, top=top)
+
+    def info(self) -> dict[str, Any]:
+        """What a person is shown about the model: version, when, what it was trained on, backtest metrics."""
+        m = self.manifest
+        metrics = (m.metrics or {}).get("metrics", {})
+        return {
+            "engine_version": m.engine_version,
+            "created_at": m.created_at,
+            "training_data_fingerprint": m.training_data_fingerprint,
+            "training": m.training.model_dump(exclude={"tables"}),
+            "kpis": list(m.kpis),
+            "metrics": {k: v.get("model", {}) for k, v in metrics.items()},
+        }

@@ -1,0 +1,199 @@
+"""A roster's totals with Monte Carlo bands, as one typed result (``PlanTotals``) with one JSON form.
+
+Each creator's KPI is drawn from a split log-normal through its P10/P50/P90 (independent across creators), rescaled
+so the draws average to its forecast mean; roster totals, unique reach (recomputed per draw), EMV and ROAS get their
+P10/P50/P90 from the sums of the draws.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+from pydantic import BaseModel, ConfigDict
+
+from influencer_engine.planner.coverage import AudienceModel
+from influencer_engine.planner.knapsack import Solution
+from influencer_engine.registry import COST_FIGURES, GOALS, KPI_NAMES
+
+__all__ = [
+    "Band",
+    "CandidateCounts",
+    "GoalTotal",
+    "PlanTotals",
+    "SolverReport",
+    "UniqueReach",
+    "kpi_quantiles",
+    "roster_totals",
+]
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+_Z90 = 1.2815515655446004  # standard normal quantile of 0.9
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Band(_Frozen):
+    """An expected total and its Monte Carlo P10/P50/P90 (absent where no band can be drawn)."""
+
+    expected: float
+    p10: float | None = None
+    p50: float | None = None
+    p90: float | None = None
+
+
+class UniqueReach(Band):
+    duplication: float  # share of the roster's summed reach that reaches people twice or more
+
+
+class GoalTotal(Band):
+    name: str  # the brief's goal
+    label: str  # its name for people
+
+
+class SolverReport(_Frozen):
+    status: str  # "optimal" (within the gap asked), "gap", "time_limit"
+    objective: float
+    bound: float  # certified upper bound on the best roster's objective
+    certified_gap: float
+    method: str
+    candidates: int  # columns the solver saw
+    seconds: float
+    details: dict[str, float | int | str] = {}  # solver-specific counts (LP rounds, columns after fixing, ...)
+
+
+class CandidateCounts(_Frozen):
+    """Every candidate row is eligible, filtered by the brief (with a reason) or rejected (with a reason)."""
+
+    rows_in: int
+    rejected: int
+    filtered: int
+    eligible: int
+
+
+class PlanTotals(_Frozen):
+    creators: int
+    spend: float
+    budget: float
+    spend_share: float | None  # spend / budget
+    goal: GoalTotal
+    kpis: dict[str, Band]  # every forecast KPI summed over the roster
+    unique_reach: UniqueReach
+    emv: Band | None = None
+    roas: Band | None = None
+    cost_figures: dict[str, float | None] = {}  # the roster's CPM, CPE, CPC, CPA (spend per result) and ROAS
+    solver: SolverReport
+    candidates: CandidateCounts | None = None
+
+    def json_dict(self) -> dict[str, Any]:
+        """The one JSON form (NaN and infinities as null)."""
+        return self.model_dump(mode="json")
+
+
+def kpi_quantiles(table: pl.DataFrame) -> dict[str, F64]:
+    """Each KPI's P10, P50, P90 and mean per row as one (rows, 4) array (missing as 0, negatives clipped)."""
+    out: dict[str, F64] = {}
+    for kpi in KPI_NAMES:
+        cols = [f"{kpi}_p10", f"{kpi}_p50", f"{kpi}_p90", kpi]
+        if all(c in table.columns for c in cols):
+            m = table.select(pl.col(c).cast(pl.Float64).fill_null(0.0) for c in cols).to_numpy()
+            out[kpi] = np.maximum(np.asarray(m, dtype=np.float64), 0.0)
+    return out
+
+
+def _draws(quantiles: F64, draws: int, rng: np.random.Generator) -> F64:
+    """(draws, rows) samples of a KPI: a split log-normal through each row's P10/P50/P90 on log1p scale.
+
+    ``quantiles`` is (rows, 4): P10, P50, P90 and the forecast mean (see ``kpi_quantiles``).
+    """
+    q = np.log1p(quantiles[:, :3]).T
+    z = rng.standard_normal((draws, quantiles.shape[0]))
+    lo_s, hi_s = (q[1] - q[0]) / _Z90, (q[2] - q[1]) / _Z90
+    x = np.expm1(q[1] + z * np.where(z < 0, lo_s, hi_s))
+    # the shape comes from the quantiles, the level from the forecast mean: draws average to the expected value
+    mean = quantiles[:, 3]
+    drawn = x.mean(axis=0)
+    return np.asarray(x * np.where(drawn > 0, mean / np.where(drawn > 0, drawn, 1.0), 0.0), dtype=np.float64)
+
+
+def _band(expected: float, x: F64) -> dict[str, float]:
+    p10, p50, p90 = np.quantile(x, [0.1, 0.5, 0.9])
+    return {"expected": expected, "p10": float(p10), "p50": float(p50), "p90": float(p90)}
+
+
+def _solver(sol: Solution) -> SolverReport:
+    stats = dict(sol.stats)
+    known = {"method": str(stats.pop("method", "")), "candidates": int(stats.pop("candidates", 0)),
+             "seconds": float(stats.pop("seconds", 0.0))}  # fmt: skip
+    return SolverReport(status=sol.status, objective=sol.value, bound=sol.bound, certified_gap=sol.gap, **known,
+                        details=stats)  # fmt: skip
+
+
+def roster_totals(
+    table: pl.DataFrame,
+    quantiles: dict[str, F64],
+    audience: AudienceModel,
+    chosen: I64,
+    sol: Solution,
+    *,
+    goal: str,
+    budget: float,
+    emv_cpm_usd: float,
+    draws: int,
+    seed: int,
+) -> PlanTotals:
+    """Spend, every KPI, unique reach, EMV and ROAS over the roster ``chosen`` (rows of ``table``), with bands."""
+    roster = table[chosen.tolist()]
+    rng = np.random.default_rng(seed)
+    spend = float(roster["price"].sum()) if roster.height else 0.0
+    samples: dict[str, F64] = {}
+    kpis: dict[str, Band] = {}
+    for kpi in KPI_NAMES:
+        if kpi not in quantiles:
+            continue
+        s = _draws(quantiles[kpi][chosen], draws, rng) if roster.height else np.zeros((draws, 0))
+        samples[kpi] = s
+        kpis[kpi] = Band(**_band(float(roster[kpi].fill_null(0.0).sum()), s.sum(axis=1)))
+    aud = audience.take(chosen)
+    r_exp = np.nan_to_num(roster["reach"].cast(pl.Float64).to_numpy()) if roster.height else np.zeros(0)
+    ur = aud.unique_reach(np.arange(len(chosen)), r_exp)
+    per_draw = aud.covered_many(np.maximum(samples["reach"], 0.0)) if roster.height else np.zeros(1)
+    duplication = 1.0 - ur / max(float(r_exp.sum()), 1e-9) if roster.height else 0.0
+    unique = UniqueReach(**_band(ur, per_draw), duplication=duplication)
+    emv = None
+    if "impressions" in samples:
+        emv = Band(**_band(kpis["impressions"].expected * emv_cpm_usd / 1000.0,
+                           samples["impressions"].sum(axis=1) * emv_cpm_usd / 1000.0))  # fmt: skip
+    roas = None
+    if "revenue" in samples and spend > 0:
+        roas = Band(**_band(kpis["revenue"].expected / spend, samples["revenue"].sum(axis=1) / spend))
+    figures: dict[str, float | None] = {}
+    for name, fig in COST_FIGURES.items():
+        if fig.kpi not in kpis:
+            continue
+        total = kpis[fig.kpi].expected
+        if fig.kind == "cost":
+            figures[name] = spend * fig.per / total if total > 0 else None
+        else:
+            figures[name] = total / (spend * fig.per) if spend > 0 else None
+    g = GOALS[goal]
+    parts: dict[str, Band | None] = {"unique_reach": unique, "emv": emv, "roas": roas, **kpis}
+    band = parts.get(g.total) or Band(expected=0.0)
+    return PlanTotals(
+        creators=roster.height,
+        spend=spend,
+        budget=budget,
+        spend_share=spend / budget if budget else None,
+        goal=GoalTotal(name=g.name, label=g.label, **band.model_dump(include={"expected", "p10", "p50", "p90"})),
+        kpis=kpis,
+        unique_reach=unique,
+        emv=emv,
+        roas=roas,
+        cost_figures=figures,
+        solver=_solver(sol),
+    )
