@@ -226,3 +226,14 @@ def test_feature_rows_follow_the_requests_order(small_market: SimulatedMarket, t
     for _ in range(3):
         feats = build_features(creators.lazy(), small_market.posts.lazy(), requests, tiers).collect()
         assert feats["creator_id"].to_list() == creators["creator_id"].to_list()
+
+
+def test_features_do_not_depend_on_the_posts_row_order(small_market: SimulatedMarket, tiers: TierConfig) -> None:
+    """Same data, same bits: shuffled post rows give bit-identical features (floats summed in a fixed order)."""
+    brief = load_brief(config_path("briefs/fitness_january.toml"))
+    requests = brief_requests(brief, small_market.creators.lazy())
+    ref = build_features(small_market.creators.lazy(), small_market.posts.lazy(), requests, tiers).collect()
+    for seed in (1, 2):
+        posts = small_market.posts.sample(fraction=1.0, shuffle=True, seed=seed)
+        got = build_features(small_market.creators.lazy(), posts.lazy(), requests, tiers).collect()
+        assert_frame_equal(got, ref, check_exact=True)

@@ -139,6 +139,10 @@ def test_baselines(table: pl.DataFrame) -> None:
                                tp[~has & x["views_median_last20"].is_null().to_numpy()
                                   & x["impressions_median_last20"].is_null().to_numpy()])  # fmt: skip
     assert Baselines.from_dict(json.loads(json.dumps(b.to_dict()))) == b
+    # same data in another row order, the same baselines to the bit (means summed in a fixed order)
+    order = np.random.default_rng(0).permutation(table.height)
+    shuffled = table[order]
+    assert Baselines.fit(shuffled.select(FEATURES), targets(shuffled), cfg.media_kit) == b
 
 
 def test_time_splits_train_before_test() -> None:

@@ -34,6 +34,19 @@ def _log_ratio(a: pl.Expr, b: pl.Expr) -> pl.Expr:
     return (a.cast(pl.Float64) + 1).log() - (b.cast(pl.Float64) + 1).log()
 
 
+def _exact_std(counts: pl.Expr) -> pl.Expr:
+    """Sample standard deviation of integer counts from exact integer sums (null below two values).
+
+    Polars' grouped ``std`` rounds its partial sums in an order that depends on how threads split the groups, so the
+    same posts gave a different last bit from run to run (and a different training-data fingerprint). Sums of
+    integers in Int128 are exact in any order; one division and one square root round the same way every time.
+    """
+    x = counts.cast(pl.Int128)
+    n = counts.count().cast(pl.Int128)
+    spread = (n * (x * x).sum() - x.sum() * x.sum()).cast(pl.Float64) / (n * (n - 1)).cast(pl.Float64)
+    return pl.when(n > 1).then(spread.sqrt())
+
+
 def history_features(requests: pl.LazyFrame, posts: pl.LazyFrame) -> pl.LazyFrame:
     """Per request: trailing statistics of the creator's posts strictly before ``as_of``.
 
@@ -86,7 +99,9 @@ def history_features(requests: pl.LazyFrame, posts: pl.LazyFrame) -> pl.LazyFram
             windowed.append(col.median().alias(history_name(m, "median", w)))
         windowed.append(pl.col(m).mean().alias(history_name(m, "mean", hi)))
     # the coefficient of variation is undefined (null, not NaN) when there is no interaction to vary around
-    windowed.append((inter.std() / pl.when(inter.mean() > 0).then(inter.mean())).alias(f"interactions_cv_last{hi}"))
+    windowed.append(
+        (_exact_std(inter) / pl.when(inter.mean() > 0).then(inter.mean())).alias(f"interactions_cv_last{hi}")
+    )
     recent = past.filter(k <= hi).group_by("_rid").agg(windowed)
     return (
         whole.join(recent, on="_rid", how="left")

@@ -12,6 +12,7 @@ Every baseline is fitted from training rows only and is plain JSON, so a bundle 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +49,19 @@ def _engagements_median(frame: pl.DataFrame) -> F64:
     return inter + extra
 
 
+def _sum(y: F64) -> float:
+    """The exactly rounded sum (``math.fsum``): the same in any row order, so the same data gives the same bits."""
+    return math.fsum(y.tolist())
+
+
+def _group_means(keys: npt.NDArray[np.str_], y: F64) -> dict[str, float]:
+    """Mean of ``y`` per key (exact sums, so independent of row order and threads)."""
+    order = np.argsort(keys, kind="stable")
+    names, starts, counts = np.unique(keys[order], return_index=True, return_counts=True)
+    ys = y[order]
+    return {str(n): _sum(ys[s : s + c]) / c for n, s, c in zip(names, starts, counts, strict=True)}
+
+
 @dataclass(frozen=True)
 class Baselines:
     """Fitted baseline parameters (JSON-able)."""
@@ -65,27 +79,24 @@ class Baselines:
             for k in ("clicks", "conversions", "revenue"):
                 if k in targets:
                     ok = r_ok & np.isfinite(targets[k])
-                    ratios[k] = float(targets[k][ok].sum() / max(reach[ok].sum(), 1e-9))
+                    ratios[k] = _sum(targets[k][ok]) / max(_sum(reach[ok]), 1e-9)
         if "conversions" in targets and "revenue" in targets:
             cat = frame["brand_category"].cast(pl.String).fill_null("*").to_numpy()
             conv, rev = targets["conversions"], targets["revenue"]
             ok = np.isfinite(conv) & np.isfinite(rev)
-            ratios["revenue_per_conversion|*"] = float(rev[ok].sum() / max(conv[ok].sum(), 1e-9))
+            ratios["revenue_per_conversion|*"] = _sum(rev[ok]) / max(_sum(conv[ok]), 1e-9)
             for c in np.unique(cat):
                 sel = ok & (cat == c)
-                if conv[sel].sum() > 0:
-                    ratios[f"revenue_per_conversion|{c}"] = float(rev[sel].sum() / conv[sel].sum())
+                if _sum(conv[sel]) > 0:
+                    ratios[f"revenue_per_conversion|{c}"] = _sum(rev[sel]) / _sum(conv[sel])
         groups = cls._groups(frame)
+        platforms = np.array([g.split("|")[0] for g in groups], dtype=str)
         means: dict[str, dict[str, float]] = {}
         for k, y in targets.items():
             ok = np.isfinite(y)
-            table = pl.DataFrame({"g": groups[ok], "y": y[ok]})
-            m = {"*|*": float(y[ok].mean()) if ok.any() else 0.0}
-            plat = table.with_columns(pl.col("g").str.split("|").list.first().alias("pl"))
-            for r in plat.group_by("pl").agg(pl.col("y").mean()).iter_rows():
-                m[f"{r[0]}|*"] = float(r[1])
-            for r in table.group_by("g").agg(pl.col("y").mean()).iter_rows():
-                m[str(r[0])] = float(r[1])
+            m = {"*|*": _sum(y[ok]) / int(ok.sum()) if ok.any() else 0.0}
+            m.update({f"{p}|*": v for p, v in _group_means(platforms[ok], y[ok]).items()})
+            m.update(_group_means(groups[ok], y[ok]))
             means[k] = m
         return cls(media_kit=media_kit.model_dump(), ratios=ratios, group_means=means)
 
