@@ -271,9 +271,18 @@ def test_score_streams_chunks_and_accounts_for_every_row(
     assert "chunk 5/5" in err and "rows/s" in err and "ETA" in err
     scores = pl.read_parquet(out / "scores")
     rejects = pl.read_parquet(out / "rejects")
-    m = json.loads((out / "manifest.json").read_text())["creators"]
-    assert m["rows_in"] == 2500 == m["rows_out"] + m["rows_rejected"] == scores.height + rejects.height
-    assert rejects.height == 3 and scores["creator_id"].n_unique() == scores.height
+    manifest = json.loads((out / "manifest.json").read_text())
+    m, mp = manifest["creators"], manifest["posts"]
+    creator_rejects = rejects.filter(pl.col("table") == "creators")
+    assert m["rows_in"] == 2500 == m["rows_out"] + m["rows_rejected"] == scores.height + creator_rejects.height
+    assert creator_rejects.height == 3 and scores["creator_id"].n_unique() == scores.height
+    # posts are accounted for too: the rejected creators' posts are rejected with a reason, none dropped silently
+    n_posts = pl.read_parquet(world / "posts.parquet").height
+    post_rejects = rejects.filter(pl.col("table") == "posts")
+    assert (
+        mp["rows_in"] == n_posts == mp["rows_out"] + mp["rows_rejected"] and mp["rows_rejected"] == post_rejects.height
+    )
+    assert post_rejects.height > 0 and set(post_rejects["reason"]) == {"unknown:creator_id"}
     assert {"conversions_p10", "conversions_p90", "cpa", "emv", "audience_fit", "flags"} <= set(scores.columns)
     # the same folder with other inputs is refused, not mixed
     code, _, err = _run(["score", "--candidates", str(world), "--brief", str(BRIEF), "--model",

@@ -17,7 +17,7 @@ from influencer_engine.errors import ConfigError
 from influencer_engine.forecast import BriefForecast, CandidateBase
 from influencer_engine.planner.plan import plan, prepare
 from influencer_engine.registry import COST_FIGURES, GOALS, KPI_NAMES, KPIS, PLATFORMS, Goal
-from influencer_engine.schema import CONTRACTS, audience_columns
+from influencer_engine.schema import CONTRACTS, REJECT_SCHEMA, audience_columns
 
 FORECAST_COLUMNS = {*KPI_NAMES, "emv"}  # what a forecast table holds per creator (with _p10/_p90 bands)
 PLAN_TOTALS = {*KPI_NAMES, "unique_reach", "emv", "roas"}
@@ -100,8 +100,8 @@ def _forecast(n: int = 300, seed: int = 3) -> BriefForecast:
     creators = pl.DataFrame({"creator_id": ids, "followers": rng.integers(1_000, 500_000, n)}).with_columns(
         pl.lit(None, dtype=pl.Float64).alias(c) for c in shares
     )
-    base = CandidateBase("synthetic", creators, pl.DataFrame(schema={"post_id": pl.String}),
-                         pl.DataFrame(schema={"key": pl.String, "reason": pl.String}))  # fmt: skip
+    base = CandidateBase("synthetic", creators, pl.DataFrame(schema=CONTRACTS["posts"].schema),
+                         pl.DataFrame(schema=REJECT_SCHEMA))  # fmt: skip
     b = Brief(brand_category="fitness", start_date=date(2026, 1, 5), budget=20_000)
     return BriefForecast(brief=b, base=base, table=table, features=table, rejects=base.rejects, notes=[],
                          emv_cpm_usd=12.0, predictor=None)  # type: ignore[arg-type]  # fmt: skip

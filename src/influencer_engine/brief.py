@@ -7,7 +7,7 @@ import tomllib
 from datetime import date
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from influencer_engine.config import validated
 from influencer_engine.errors import ConfigError
@@ -20,16 +20,38 @@ __all__ = ["Brief", "Constraints", "MixLimit", "Scenario", "TargetAudience", "lo
 _RISK_DOC = "Plan on each creator's expected value, or on a low quantile for a risk-averse plan."
 
 
+# planning dates must be in the age of creator platforms (YouTube opened in 2005) and not decades ahead
+EARLIEST_START = date(2005, 1, 1)
+LATEST_START_YEARS = 5
+
+
 def _known(name: str, value: str | None, vocab: tuple[str, ...] | list[str]) -> str | None:
     if value is not None and value not in vocab:
         raise ValueError(f"{name} '{value}' is unknown; use one of {', '.join(vocab)}")
     return value
 
 
+def _in_case_of(vocab: tuple[str, ...]) -> dict[str, str]:
+    return {v.casefold(): v for v in vocab}
+
+
+def _normal_case(v: object, vocab: tuple[str, ...]) -> object:
+    """'Instagram' -> 'instagram', 'us' -> 'US': a vocabulary word in any case is that word."""
+    table = _in_case_of(vocab)
+    if isinstance(v, str):
+        return table.get(v.strip().casefold(), v)
+    if isinstance(v, list | tuple):
+        return tuple(table.get(t.strip().casefold(), t) if isinstance(t, str) else t for t in v)
+    return v
+
+
+_STRICT = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
 class TargetAudience(BaseModel):
     """Who the brand wants to reach; an empty field means everyone."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = _STRICT
 
     age: tuple[str, ...] = AGE_BANDS
     gender: tuple[str, ...] = GENDERS
@@ -39,8 +61,23 @@ class TargetAudience(BaseModel):
     @classmethod
     def _to_tuple(cls, v: object) -> object:
         if isinstance(v, str):
-            return tuple(t.strip() for t in v.split("|") if t.strip())
+            v = tuple(t.strip() for t in v.split("|") if t.strip())
         return v
+
+    @field_validator("age", mode="before")
+    @classmethod
+    def _age_case(cls, v: object) -> object:
+        return _normal_case(v, AGE_BANDS)
+
+    @field_validator("gender", mode="before")
+    @classmethod
+    def _gender_case(cls, v: object) -> object:
+        return _normal_case(v, GENDERS)
+
+    @field_validator("countries", mode="before")
+    @classmethod
+    def _country_case(cls, v: object) -> object:
+        return _normal_case(v, AUDIENCE_COUNTRIES)
 
     @model_validator(mode="after")
     def _known(self) -> TargetAudience:
@@ -57,7 +94,7 @@ class TargetAudience(BaseModel):
 class MixLimit(BaseModel):
     """Limits on one tier's or platform's part of the roster: creator counts and shares of the roster's spend."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = _STRICT
 
     min_count: int | None = None
     max_count: int | None = None
@@ -84,7 +121,7 @@ class MixLimit(BaseModel):
 class Constraints(BaseModel):
     """What a roster must respect besides the budget. Every field is optional."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = _STRICT
 
     roster_min: int | None = None
     roster_max: int | None = None
@@ -95,6 +132,14 @@ class Constraints(BaseModel):
     exclude: tuple[str, ...] = ()  # creator ids that must not be
     tiers: dict[str, MixLimit] = {}
     platforms: dict[str, MixLimit] = {}
+
+    @field_validator("tiers", "platforms", mode="before")
+    @classmethod
+    def _mix_case(cls, v: object, info: ValidationInfo) -> object:
+        if not isinstance(v, dict):
+            return v
+        table = _in_case_of(TIERS if info.field_name == "tiers" else PLATFORMS)
+        return {table.get(str(k).strip().casefold(), k): x for k, x in v.items()}
 
     @model_validator(mode="after")
     def _check(self) -> Constraints:
@@ -127,13 +172,18 @@ class Constraints(BaseModel):
 class Scenario(BaseModel):
     """A variant of the brief for what-if comparisons: the fields it sets replace the brief's."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = _STRICT
 
     name: str
     tiers: tuple[str, ...] | None = None
     platforms: tuple[str, ...] | None = None
     constraints: Constraints | None = None
     risk: str | None = Field(None, json_schema_extra={"enum": list(RISKS)}, description=_RISK_DOC)
+
+    @field_validator("tiers", "platforms", "risk", mode="before")
+    @classmethod
+    def _case(cls, v: object, info: ValidationInfo) -> object:
+        return _normal_case(v, {"tiers": TIERS, "platforms": PLATFORMS, "risk": tuple(RISKS)}[str(info.field_name)])
 
     @field_validator("risk")
     @classmethod
@@ -144,7 +194,7 @@ class Scenario(BaseModel):
 class Brief(BaseModel):
     """A campaign brief. Fields beyond the audience and dates are used by the planner."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = _STRICT
 
     brief_id: str = "brief"
     goal: str = Field("conversions", json_schema_extra={"enum": list(GOAL_NAMES)}, description="What to maximize.")
@@ -160,6 +210,13 @@ class Brief(BaseModel):
     constraints: Constraints = Constraints()
     risk: str = Field("expected", json_schema_extra={"enum": list(RISKS)}, description=_RISK_DOC)
     scenarios: tuple[Scenario, ...] = ()
+
+    @field_validator("goal", "risk", "brand_category", "platforms", "formats", "tiers", mode="before")
+    @classmethod
+    def _case(cls, v: object, info: ValidationInfo) -> object:
+        vocab = {"goal": tuple(GOALS), "risk": tuple(RISKS), "brand_category": CATEGORIES, "platforms": PLATFORMS,
+                 "formats": FORMATS, "tiers": TIERS}[str(info.field_name)]  # fmt: skip
+        return _normal_case(v, vocab)
 
     @field_validator("goal")
     @classmethod
@@ -185,6 +242,11 @@ class Brief(BaseModel):
             raise ValueError(f"brand_category '{self.brand_category}' unknown; use one of {', '.join(CATEGORIES)}")
         if self.budget <= 0:
             raise ValueError("budget must be positive")
+        if self.average_order_value is not None and self.average_order_value <= 0:
+            raise ValueError("average_order_value must be positive (USD per order), or left out")
+        latest = date(date.today().year + LATEST_START_YEARS, 12, 31)
+        if not EARLIEST_START <= self.start_date <= latest:
+            raise ValueError(f"start_date {self.start_date} is outside {EARLIEST_START} to {latest}")
         if self.end_date is not None and self.end_date < self.start_date:
             raise ValueError("end_date comes before start_date")
         for name, vocab in (("platforms", PLATFORMS), ("formats", FORMATS), ("tiers", TIERS)):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import tomllib
+import typing
+from collections.abc import Mapping, Sequence
 from datetime import date
 from importlib import resources
 from pathlib import Path
@@ -312,15 +315,64 @@ def _load(model: type[_M], path: Path, section: str | None = None) -> _M:
     )
 
 
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models inside a field's type (``X``, ``X | None``, ``tuple[X, ...]``, ``dict[str, X]``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+
+
+def _keys_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """The keys the model accepts where ``loc`` points (for "did you mean")."""
+    current: list[type[BaseModel]] = [model]
+    for part in loc:
+        if isinstance(part, int) or not current:
+            continue
+        fields = current[0].model_fields
+        if part not in fields:
+            continue  # a dict key (a tier or platform name): the next part names a field again
+        current = _models_in(fields[part].annotation)
+    return list(current[0].model_fields) if current else []
+
+
+def describe_problems(exc: ValidationError | Sequence[Mapping[str, Any]], model: type[BaseModel] | None, *,
+                      skip: tuple[str, ...] = ()) -> list[str]:  # fmt: skip
+    """Each problem of a failed validation in a person's words: ``where: what`` (did-you-mean for unknown keys).
+
+    ``exc`` is a pydantic ValidationError or its ``errors()`` (FastAPI's request errors); ``skip`` drops location
+    parts that mean nothing to a person (FastAPI's "body"). Unknown keys come first: a misspelled key is also a
+    missing one, and its name is what the person must fix.
+    """
+    raw = exc.errors() if isinstance(exc, ValidationError) else list(exc)
+    errors = sorted(raw, key=lambda e: e["type"] != "extra_forbidden")
+    out: list[str] = []
+    for e in errors:
+        loc = tuple(p for p in e["loc"] if p not in skip)
+        where = ".".join(str(p) for p in loc)
+        msg = str(e["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        if e["type"] == "extra_forbidden" and loc:
+            known = _keys_at(model, loc[:-1]) if model is not None else []
+            close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else (f"; use {', '.join(known)}" if known else "")
+            out.append(f"unknown key '{where}'{hint}")
+        elif e["type"] == "missing":
+            out.append(f"'{where}' is missing")
+        elif e["type"] == "json_invalid":
+            out.append(f"the body is not valid JSON ({e.get('ctx', {}).get('error', msg)})")
+        else:
+            out.append(f"{where}: {msg}" if where else msg)
+    return list(dict.fromkeys(out))
+
+
 def validated(model: type[_M], data: Any, *, source: str, fix: str) -> _M:
     """``model.model_validate(data)``, with a pydantic failure turned into one ConfigError naming the key."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        more = f" ({exc.error_count()} problems in all)" if exc.error_count() > 1 else ""
-        raise ConfigError(f"{source}: key '{where}': {first['msg']}{more}.", fix=fix) from exc
+        problems = describe_problems(exc, model)
+        more = f" (and {len(problems) - 1} more: {'; '.join(problems[1:3])})" if len(problems) > 1 else ""
+        message = f"{source}: {problems[0]}{more}"
+        raise ConfigError(message if message.endswith((".", "?", ")")) else message + ".", fix=fix) from exc
 
 
 def load_simulator_config(path: Path | None = None) -> SimulatorConfig:

@@ -56,8 +56,10 @@ def run_demo(
     track: bool = True,
     training_root: Path = Path("training"),
     say: Callable[[str], None] = print,
+    on_fit: Callable[[str], None] | None = None,
 ) -> DemoResult:
-    """The demo's six steps (three without ``train``); see the module doc."""
+    """The demo's six steps (three without ``train``); see the module doc. ``on_fit`` hears of every booster fit
+    (``training.train.training_fits`` of them) while step 4 trains."""
     steps = 6 if train else 3
     cfg, tiers = load_simulator_config(), load_tier_config()
     t0 = time.perf_counter()
@@ -77,7 +79,8 @@ def run_demo(
         return DemoResult(out, None, None, {})
 
     t1 = time.perf_counter()
-    r = train_models(out, model_out, load_model_config(), tiers, track=track, training_root=training_root)
+    r = train_models(out, model_out, load_model_config(), tiers, track=track, training_root=training_root,
+                     on_fit=on_fit)  # fmt: skip
     won = sum(r.backtest.beats.values())
     say(f"4/{steps} trained {len(r.backtest.metrics)} KPI models in {time.perf_counter() - t1:.1f}s -> "
         f"{model_out}; backtest: beats every baseline on {won}/{len(r.backtest.beats)} KPIs, conversions "

@@ -32,7 +32,7 @@ from influencer_engine.dataset import find_table
 from influencer_engine.errors import InputError
 from influencer_engine.features.build import build_features
 from influencer_engine.features.requests import brief_requests
-from influencer_engine.io import scan_table
+from influencer_engine.io import collect_table, scan_table
 from influencer_engine.modeling.costs import per_cost
 from influencer_engine.modeling.explain import Reason
 from influencer_engine.modeling.forecaster import Forecast
@@ -42,7 +42,9 @@ from influencer_engine.registry import GOALS
 from influencer_engine.schema import (
     AGE_BANDS,
     AUDIENCE_COUNTRIES,
+    CONTRACTS,
     GENDERS,
+    REJECT_SCHEMA,
     audience_columns,
     check_references,
     validate,
@@ -66,7 +68,7 @@ __all__ = [
 
 # the audience shares the planner's overlap model reads
 AUDIENCE_GROUPS = ("audience_age", "audience_country", "audience_interest")
-_NO_POSTS = pl.DataFrame(schema={"post_id": pl.String})
+_NO_POSTS = pl.DataFrame(schema=CONTRACTS["posts"].schema)  # posts are optional: a base without any is valid
 
 
 def describe_target(brief: Brief) -> str:
@@ -88,12 +90,15 @@ class CandidateBase:
     creators: pl.DataFrame  # valid creator rows, every contract column
     posts: pl.DataFrame  # valid post rows of those creators
     rejects: pl.DataFrame  # creator rows that cannot be forecast, with reasons
+    post_rejects: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=REJECT_SCHEMA))
+    posts_in: int = 0  # post rows read (= valid posts + post_rejects)
 
     def subset(self, creator_ids: Sequence[str]) -> CandidateBase:
         """The valid rows of ``creator_ids`` only, taken from memory (nothing read or validated again)."""
         keep = pl.col("creator_id").is_in(list(creator_ids))
-        posts = self.posts.filter(keep) if "creator_id" in self.posts.columns else self.posts
-        return CandidateBase(self.source, self.creators.filter(keep), posts, self.rejects.head(0))
+        posts = self.posts.filter(keep)
+        return CandidateBase(self.source, self.creators.filter(keep), posts, self.rejects.head(0),
+                             self.post_rejects.head(0), posts.height)  # fmt: skip
 
     @functools.cached_property
     def audience(self) -> pl.DataFrame:
@@ -104,15 +109,14 @@ class CandidateBase:
 
 def candidate_base(creators: pl.DataFrame, posts: pl.DataFrame | None, *, source: str,
                    posts_source: str | None = None) -> CandidateBase:  # fmt: skip
-    """Validate creator rows and their posts (posts of rejected or unknown creators are left out)."""
+    """Validate creator rows and their posts; posts of rejected or unknown creators are rejected with a reason."""
     cv = validate(creators, "creators", source=source)
     if posts is None:
         return CandidateBase(source, cv.valid, _NO_POSTS, cv.rejects)
     psrc = posts_source or source
     pv = validate(posts, "posts", source=psrc)
-    valid_posts = check_references(pv, "creator_id", cv.valid["creator_id"], table="posts", source=psrc,
-                                   key=("post_id",)).valid  # fmt: skip
-    return CandidateBase(source, cv.valid, valid_posts, cv.rejects)
+    checked = check_references(pv, "creator_id", cv.valid["creator_id"], table="posts", source=psrc, key=("post_id",))
+    return CandidateBase(source, cv.valid, checked.valid, cv.rejects, checked.rejects, checked.rows_in)
 
 
 def load_candidate_base(data: Path, *, creator_ids: Sequence[str] | None = None) -> CandidateBase:
@@ -125,7 +129,7 @@ def load_candidate_base(data: Path, *, creator_ids: Sequence[str] | None = None)
     creators = scan_table(cpath)
     if creator_ids is not None:
         creators = creators.filter(pl.col("creator_id").is_in(list(creator_ids)))
-    cv = validate(creators.collect(), "creators", source=str(cpath))
+    cv = validate(collect_table(creators, cpath), "creators", source=str(cpath))
     if creator_ids is not None:
         found = set(cv.valid["creator_id"].to_list())
         unknown = [c for c in creator_ids if c not in found]
@@ -134,11 +138,13 @@ def load_candidate_base(data: Path, *, creator_ids: Sequence[str] | None = None)
                              fix="check the id with `ie summary` or the creators table")  # fmt: skip
     if ppath is None:
         return CandidateBase(str(data), cv.valid, _NO_POSTS, cv.rejects)
-    ids = cv.valid["creator_id"]
-    posts = scan_table(ppath).filter(pl.col("creator_id").is_in(ids.implode())).collect()
-    pv = validate(posts, "posts", source=str(ppath))
-    valid_posts = check_references(pv, "creator_id", ids, table="posts", source=str(ppath), key=("post_id",)).valid
-    return CandidateBase(str(data), cv.valid, valid_posts, cv.rejects)
+    posts = scan_table(ppath)
+    if creator_ids is not None:  # a few creators: only their posts are read (and accounted for)
+        posts = posts.filter(pl.col("creator_id").is_in(list(creator_ids)))
+    pv = validate(collect_table(posts, ppath), "posts", source=str(ppath))
+    checked = check_references(pv, "creator_id", cv.valid["creator_id"], table="posts", source=str(ppath),
+                               key=("post_id",))  # fmt: skip
+    return CandidateBase(str(data), cv.valid, checked.valid, cv.rejects, checked.rejects, checked.rows_in)
 
 
 # ---------------------------------------------------------------------------------------------- 2. features

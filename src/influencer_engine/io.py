@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
@@ -22,8 +23,10 @@ __all__ = [
     "Manifest",
     "TableCount",
     "atomic_path",
+    "collect_table",
     "read_table",
     "scan_table",
+    "spreadsheet_safe",
     "table_files",
     "write_csv",
     "write_json",
@@ -68,13 +71,28 @@ def scan_table(path: Path) -> pl.LazyFrame:
 
 def read_table(path: Path) -> pl.DataFrame:
     """Read a whole table into memory, with a clear error when the file is unreadable or empty."""
+    return collect_table(scan_table(path), path)
+
+
+def collect_table(frame: pl.LazyFrame, path: Path) -> pl.DataFrame:
+    """Collect a scan of ``path`` (``scan_table``), turning an unreadable file into one error that names it."""
     try:
-        return scan_table(path).collect()
+        return frame.collect()
     except pl.exceptions.NoDataError as exc:
         raise InputError(f"{path} is empty (no header row).", fix="write a header row with the column names") from exc
-    except (OSError, pl.exceptions.ComputeError, pl.exceptions.SchemaError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"{path} cannot be read: {first}.", fix="check that it is valid Parquet/CSV") from exc
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise _unreadable(path, exc) from exc
+
+
+def _unreadable(path: Path, exc: Exception) -> InputError:
+    text = str(exc)
+    first = text.splitlines()[0] if text else type(exc).__name__
+    if "utf-8" in text.lower() or "utf8" in text.lower():
+        return InputError(f"{path} is not UTF-8 text ({first}).", fix="save the file as UTF-8 (CSV) or Parquet")
+    if "parquet" in text.lower() or path.suffix.lower() in (".parquet", ".pq"):
+        return InputError(f"{path} is not a readable Parquet file ({first}).",
+                          fix="write the file again (it may be truncated), or export it as CSV")  # fmt: skip
+    return InputError(f"{path} cannot be read: {first}.", fix="check that it is valid Parquet/CSV")
 
 
 @contextmanager
@@ -103,16 +121,46 @@ def write_parquet(frame: pl.DataFrame, target: Path) -> Path:
     return _write(target, lambda p: frame.write_parquet(p, compression="zstd", statistics=True))
 
 
-def write_csv(frame: pl.DataFrame, target: Path) -> Path:
-    """Write CSV atomically."""
-    return _write(target, frame.write_csv)
+# A cell a spreadsheet would run as a formula (OWASP, CSV injection): these first characters make it one.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(frame: pl.DataFrame) -> pl.DataFrame:
+    """Text cells that start like a formula get a leading ' so a spreadsheet shows them instead of running them."""
+    texts = [name for name, dtype in frame.schema.items() if dtype == pl.String]
+
+    def safe(name: str) -> pl.Expr:
+        col = pl.col(name)
+        risky = pl.any_horizontal(col.str.starts_with(prefix) for prefix in FORMULA_PREFIXES)
+        return pl.when(risky).then(pl.lit("'") + col).otherwise(col).alias(name)
+
+    return frame.with_columns(safe(n) for n in texts) if texts else frame
+
+
+def write_csv(frame: pl.DataFrame, target: Path, *, for_spreadsheets: bool = True) -> Path:
+    """Write CSV atomically. CSVs are for people and their spreadsheets: formula-like text is neutralised
+    (``spreadsheet_safe``) unless ``for_spreadsheets`` is off (a data file read back by programs)."""
+    safe = spreadsheet_safe(frame) if for_spreadsheets else frame
+    return _write(target, safe.write_csv)
+
+
+def _json_safe(obj: Any) -> Any:
+    """NaN and infinities as null: JSON has no such numbers, and readers other than Python refuse them."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_json_safe(v) for v in obj]
+    return obj
 
 
 def write_json(obj: Mapping[str, Any], target: Path) -> Path:
-    """Write pretty JSON atomically."""
+    """Write pretty, valid JSON atomically (NaN and infinities as null)."""
 
     def _dump(p: Path) -> None:
-        p.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+        text = json.dumps(_json_safe(obj), indent=2, sort_keys=False, default=str, allow_nan=False)
+        p.write_text(text + "\n", encoding="utf-8")
 
     return _write(target, _dump)
 
@@ -167,7 +215,10 @@ class Manifest:
 
     def write_table(self, name: str, frame: pl.DataFrame, *, fmt: str = "parquet") -> Path:
         target = self.out_dir / f"{name}.{fmt}"
-        (write_parquet if fmt == "parquet" else write_csv)(frame, target)
+        if fmt == "parquet":
+            write_parquet(frame, target)
+        else:  # valid rows written back as data: exactly as read
+            write_csv(frame, target, for_spreadsheets=False)
         self.outputs[name] = target.name
         return target
 

@@ -8,8 +8,9 @@ fix. Rows are conserved: ``rows_in == rows_out + rows_rejected``, always.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import polars as pl
@@ -97,7 +98,9 @@ class TableContract:
     key: tuple[str, ...]
     share_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # (reason, expression that is True on a bad row), evaluated on the cast columns.
-    rules: tuple[tuple[str, pl.Expr], ...] = ()
+    # (reason, expression that is True on a bad row, or a function building it when validation runs, for rules that
+    # read the clock)
+    rules: tuple[tuple[str, pl.Expr | Callable[[], pl.Expr]], ...] = ()
     # Column groups of which at least one must be present on each row.
     any_of: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
@@ -239,6 +242,15 @@ CREATORS = TableContract(
     share_groups=audience_columns(),
 )
 
+# Posts exist from the first creator platforms (YouTube, 2005) to now; a day of slack for clocks and time zones.
+EARLIEST_POST = datetime(2005, 1, 1, tzinfo=UTC)
+
+
+def _outside_posting_era(posted_at: pl.Expr) -> pl.Expr:
+    latest = datetime.now(UTC) + timedelta(days=1)
+    return (posted_at < pl.lit(EARLIEST_POST)) | (posted_at > pl.lit(latest))
+
+
 POSTS = TableContract(
     name="posts",
     columns=(
@@ -254,7 +266,10 @@ POSTS = TableContract(
     ),
     key=("post_id",),
     any_of={"counts": ("impressions", "views", "reach", "likes", "comments", "shares", "saves")},
-    rules=(("inconsistent:reach>impressions", pl.col("reach") > pl.col("impressions")),),
+    rules=(
+        ("inconsistent:reach>impressions", pl.col("reach") > pl.col("impressions")),
+        ("out_of_range:posted_at", lambda: _outside_posting_era(pl.col("posted_at"))),
+    ),
 )
 
 CAMPAIGNS = TableContract(
@@ -467,6 +482,16 @@ def validate(
     rows_in = df.height
 
     missing = [col.name for col in c.columns if col.required and col.name not in df.columns]
+    if missing and df.width == 1:
+        # one column whose name holds the others: the file is delimited by something other than commas
+        sep = next((d for d in (";", "\t", "|") if d in df.columns[0]), None)
+        if sep is not None:
+            shown = {"\t": "tabs"}.get(sep, f"'{sep}'")
+            raise ContractError(
+                f"the header reads as one column ('{df.columns[0][:60]}'): it is separated by {shown}, not commas",
+                file=source,
+                fix="save it as comma-separated CSV (or as .tsv for tabs), or as Parquet",
+            )
     if missing:
         raise ContractError(
             f"required column(s) missing ({', '.join(missing)}); the file has: {', '.join(df.columns) or 'none'}",
@@ -539,7 +564,7 @@ def validate(
         post.append((f"share_sum:{group}", (known == len(cols)) & ((total - 1.0).abs() > SHARE_TOLERANCE)))
     for group, cols in c.any_of.items():
         post.append((f"missing_value:{group}", pl.all_horizontal(pl.col(n).is_null() for n in cols)))
-    post.extend(c.rules)
+    post.extend((reason, rule() if callable(rule) else rule) for reason, rule in c.rules)
     dup = _duplicate_expr(df, c.key)
     if dup is not None:
         post.append((f"duplicate:{'+'.join(c.key)}", dup))

@@ -29,9 +29,16 @@ from influencer_engine.config import TierConfig
 from influencer_engine.dataset import find_table
 from influencer_engine.errors import InputError
 from influencer_engine.forecast import Featurized, candidate_base, featurize, forecast_features
-from influencer_engine.io import read_table, scan_table, table_files, write_json, write_parquet
+from influencer_engine.io import (
+    collect_table,
+    read_table,
+    scan_table,
+    table_files,
+    write_json,
+    write_parquet,
+)
 from influencer_engine.modeling.predictor import Predictor
-from influencer_engine.schema import REJECT_SCHEMA
+from influencer_engine.schema import REJECT_SCHEMA, validate
 
 __all__ = [
     "ChunkJob",
@@ -74,11 +81,13 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class CreatorCounts(_Frozen):
+class TableCounts(_Frozen):
+    """One table's accounting: rows_in = rows_out + rows_rejected."""
+
     rows_in: int
     rows_out: int
     rows_rejected: int
-    reasons: dict[str, int]  # reject reason -> creator rows
+    reasons: dict[str, int]  # reject reason -> rows
 
 
 class MemoryReport(_Frozen):
@@ -95,15 +104,20 @@ class ScoreManifest(_Frozen):
     model: str  # the model's training data fingerprint
     sources: list[str]
     chunks: int
-    creators: CreatorCounts
-    posts_in: int
+    creators: TableCounts  # rows_out: creators scored
+    posts: TableCounts
     compiled_trees: list[dict[str, Any]]
     outputs: dict[str, str]
     memory: MemoryReport
 
 
-def candidate_sources(paths: Sequence[Path]) -> tuple[pl.LazyFrame, pl.LazyFrame | None, list[Path]]:
-    """Creators and posts of one or more dataset folders (each table a file or a folder of files)."""
+def candidate_sources(paths: Sequence[Path], *,
+                      check: bool = False) -> tuple[pl.LazyFrame, pl.LazyFrame | None, list[Path]]:  # fmt: skip
+    """Creators and posts of one or more dataset folders (each table a file or a folder of files).
+
+    With ``check``, every file's header and first rows are read now, so an unreadable file stops the run before it
+    starts with an error naming it (empty, not UTF-8, truncated Parquet).
+    """
     creators, posts, files = [], [], []
     for path in paths:
         if not path.is_dir():
@@ -113,11 +127,17 @@ def candidate_sources(paths: Sequence[Path]) -> tuple[pl.LazyFrame, pl.LazyFrame
         if c is None:
             raise InputError(f"{path} has no creators table (creators.parquet, creators.csv or creators/).",
                              fix="point --candidates at a dataset folder")  # fmt: skip
+        for name, table in (("creators", c), ("posts", p)):
+            if table is None:
+                continue
+            if check:
+                for f in table_files(table):
+                    # readable, and laid out as the contract says (a wrong delimiter is named here, not mid-run)
+                    validate(collect_table(scan_table(f).head(100), f), name, source=str(f))
+            files += table_files(table)
         creators.append(scan_table(c))
-        files += table_files(c)
         if p is not None:
             posts.append(scan_table(p))
-            files += table_files(p)
     c_all = pl.concat(creators, how="diagonal_relaxed") if len(creators) > 1 else creators[0]
     p_all = (pl.concat(posts, how="diagonal_relaxed") if len(posts) > 1 else posts[0]) if posts else None
     return c_all, p_all, files
@@ -209,15 +229,22 @@ class ChunkJob:
         return _Chunk(k, rows.height, featurize(base, brief, tiers, peers=predictor.peers))
 
     def finish(self, chunk: _Chunk, predictor: Predictor) -> dict[str, int]:
-        """Forecast a prepared chunk and write its parts atomically; the counts go to the run's state."""
+        """Forecast a prepared chunk and write its parts atomically; the counts go to the run's state.
+
+        The rejects part holds the chunk's rejected creators and rejected posts (its ``table`` column says which).
+        """
         _maybe_compile(predictor, chunk.featurized.features, self.compiled_dir)
         fc = forecast_features(predictor, chunk.featurized)
+        base = chunk.featurized.base
         table = pl.concat([fc.table, fc.features.select(_flags())], how="horizontal")
-        rejects = fc.rejects.select(list(REJECT_SCHEMA)).cast(REJECT_SCHEMA)  # type: ignore[arg-type]
+        rejects = pl.concat([r.select(list(REJECT_SCHEMA)).cast(REJECT_SCHEMA)  # type: ignore[arg-type]
+                             for r in (fc.rejects, base.post_rejects)])  # fmt: skip
         out = Path(self.out)
         write_parquet(table, out / "scores" / f"part-{chunk.k:05d}.parquet")
         write_parquet(rejects, out / "rejects" / f"part-{chunk.k:05d}.parquet")
-        return {"rows_in": chunk.rows_in, "scored": table.height, "rejected": rejects.height}
+        return {"rows_in": chunk.rows_in, "scored": table.height, "rejected": fc.rejects.height,
+                "posts_in": base.posts_in, "posts_out": base.posts.height,
+                "posts_rejected": base.post_rejects.height}  # fmt: skip
 
     def run(self, k: int, predictor: Predictor) -> dict[str, int]:
         return self.finish(self.prepare(k, predictor), predictor)
@@ -332,9 +359,9 @@ def score_candidates(
         raise InputError("the Dask engine needs a way for its workers to load the model.",
                          fix="pass worker_model, a picklable function that loads the same model")  # fmt: skip
     t0 = time.perf_counter()
-    creators, posts, files = candidate_sources(sources)
-    n_creators = int(creators.select(pl.len()).collect().item())
-    n_posts = int(posts.select(pl.len()).collect().item()) if posts is not None else 0
+    creators, posts, files = candidate_sources(sources, check=True)
+    n_creators = int(collect_table(creators.select(pl.len()), files[0]).item())
+    n_posts = int(collect_table(posts.select(pl.len()), files[-1]).item()) if posts is not None else 0
     chunks = chunk_count(n_creators, n_posts, chunk_creators, limit_memory_mb)
     fp = _fingerprint(files, brief, predictor, chunks)
     state_path = out / STATE
@@ -347,10 +374,90 @@ def score_candidates(
         state = old
     else:
         shutil.rmtree(out / STAGE, ignore_errors=True)  # a stage of another run is never reused
-    (out / "scores").mkdir(parents=True, exist_ok=True)
-    (out / "rejects").mkdir(parents=True, exist_ok=True)
+    for sub in ("scores", "rejects"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+        for tmp in (out / sub).glob(".*.tmp"):  # a part whose write was killed: its chunk is redone below
+            tmp.unlink()
     write_json(state, state_path)
     resumed = len(state["done"])
+    try:
+        _score_chunks(predictor, sources, brief, tiers, out, state, n_creators=n_creators,
+                      limit_memory_mb=limit_memory_mb, progress=progress, after_chunk=after_chunk, client=client,
+                      worker_model=worker_model, compiled_dir=compiled_dir)  # fmt: skip
+    except BaseException:
+        if not state["done"]:  # nothing to resume: leave the folder as it was, not half a run
+            for leftover in (state_path, out / STAGE, out / f"{STAGE}.tmp"):
+                shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
+        raise
+    done = state["done"].values()
+    totals = {key: sum(int(d.get(key, 0)) for d in done) for key in _COUNTS}
+    if (
+        totals["rows_in"] != n_creators
+        or totals["rows_in"] != totals["scored"] + totals["rejected"]
+        or (totals["posts_in"] != n_posts or totals["posts_in"] != totals["posts_out"] + totals["posts_rejected"])
+    ):
+        raise InputError(f"{out}: the chunks account for {totals} of {n_creators} creator and {n_posts} post rows.",
+                         fix="rerun with --restart")  # fmt: skip
+    reasons = _reasons(out) if totals["rejected"] + totals["posts_rejected"] else {}
+    peak = _peak_rss_mb()
+    manifest = ScoreManifest(
+        brief=json.loads(brief.model_dump_json()),
+        model=predictor.fingerprint,
+        sources=[str(f) for f in files],
+        chunks=chunks,
+        creators=TableCounts(rows_in=n_creators, rows_out=totals["scored"], rows_rejected=totals["rejected"],
+                             reasons=reasons.get("creators", {}) | reasons.get("features", {})),
+        posts=TableCounts(rows_in=n_posts, rows_out=totals["posts_out"], rows_rejected=totals["posts_rejected"],
+                          reasons=reasons.get("posts", {})),
+        compiled_trees=[dict(r.__dict__) for r in compiled_reports(predictor)],
+        outputs={"scores": "scores/part-*.parquet", "rejects": "rejects/part-*.parquet"},
+        memory=MemoryReport(limit_mb=limit_memory_mb, peak_rss_mb=peak, creators_per_chunk=-(-n_creators // chunks)),
+    )  # fmt: skip
+    write_json(manifest.model_dump(mode="json"), out / "manifest.json")
+    shutil.rmtree(out / STAGE, ignore_errors=True)  # every chunk is written: the stage is no longer needed
+    return ScoreResult(out, n_creators, totals["scored"], totals["rejected"], chunks, resumed,
+                       time.perf_counter() - t0, peak, manifest)  # fmt: skip
+
+
+_COUNTS = ("rows_in", "scored", "rejected", "posts_in", "posts_out", "posts_rejected")
+
+
+def _reasons(out: Path) -> dict[str, dict[str, int]]:
+    """table -> reject reason -> rows, over every rejects part of a run."""
+    counted = (
+        pl.scan_parquet(str(out / "rejects" / "*.parquet"))
+        .select("table", pl.col("reason").str.split(";"))
+        .explode("reason")
+        .group_by("table", "reason")
+        .len()
+        .sort("table", "reason")
+        .collect()
+    )
+    result: dict[str, dict[str, int]] = {}
+    for table, reason, n in counted.iter_rows():
+        result.setdefault(str(table), {})[str(reason)] = int(n)
+    return result
+
+
+def _score_chunks(
+    predictor: Predictor,
+    sources: Sequence[Path],
+    brief: Brief,
+    tiers: TierConfig,
+    out: Path,
+    state: dict[str, Any],
+    *,
+    n_creators: int,
+    limit_memory_mb: float | None,
+    progress: Callable[[Progress], None] | None,
+    after_chunk: Callable[[int], None] | None,
+    client: Any,
+    worker_model: Callable[[], Predictor] | None,
+    compiled_dir: Path | None,
+) -> None:
+    """Stage the sources by chunk and score every chunk ``state`` does not record as done, recording each."""
+    chunks = int(state["chunks"])
+    state_path = out / STATE
     started, done_rows = time.perf_counter(), 0
     pending = [k for k in range(chunks) if str(k) not in state["done"]]
     if pending:
@@ -393,31 +500,6 @@ def score_candidates(
         futures = {client.submit(job.run_on_worker, k, worker_model, pure=False): k for k in pending}
         for fut in as_completed(futures):
             record(futures[fut], fut.result())
-    totals = {key: sum(d[key] for d in state["done"].values()) for key in ("rows_in", "scored", "rejected")}
-    if totals["rows_in"] != n_creators or totals["rows_in"] != totals["scored"] + totals["rejected"]:
-        raise InputError(f"{out}: the chunks account for {totals} of {n_creators} creator rows.",
-                         fix="rerun with --restart")  # fmt: skip
-    reasons = (
-        pl.scan_parquet(str(out / "rejects" / "*.parquet")).select(pl.col("reason").str.split(";").explode())
-        .group_by("reason").len().collect() if totals["rejected"] else pl.DataFrame({"reason": [], "len": []})
-    )  # fmt: skip
-    peak = _peak_rss_mb()
-    manifest = ScoreManifest(
-        brief=json.loads(brief.model_dump_json()),
-        model=predictor.fingerprint,
-        sources=[str(f) for f in files],
-        chunks=chunks,
-        creators=CreatorCounts(rows_in=n_creators, rows_out=totals["scored"], rows_rejected=totals["rejected"],
-                               reasons=dict(zip(reasons["reason"].to_list(), reasons["len"].to_list(), strict=True))),
-        posts_in=n_posts,
-        compiled_trees=[dict(r.__dict__) for r in compiled_reports(predictor)],
-        outputs={"scores": "scores/part-*.parquet", "rejects": "rejects/part-*.parquet"},
-        memory=MemoryReport(limit_mb=limit_memory_mb, peak_rss_mb=peak, creators_per_chunk=-(-n_creators // chunks)),
-    )  # fmt: skip
-    write_json(manifest.model_dump(mode="json"), out / "manifest.json")
-    shutil.rmtree(out / STAGE, ignore_errors=True)  # every chunk is written: the stage is no longer needed
-    return ScoreResult(out, n_creators, totals["scored"], totals["rejected"], chunks, resumed,
-                       time.perf_counter() - t0, peak, manifest)  # fmt: skip
 
 
 def _peak_rss_mb() -> float | None:

@@ -22,6 +22,7 @@ __all__ = [
     "Engine",
     "dask_client",
     "echo_manifest",
+    "fit_progress",
     "load_predictor",
     "model_loader",
 ]
@@ -47,6 +48,38 @@ def echo_manifest(out: Path) -> None:
             + (f"  ({reasons})" if reasons else "")
         )
     typer.echo(f"  manifest: {out / 'manifest.json'}")
+
+
+@contextlib.contextmanager
+def fit_progress(total: int, what: str = "training") -> Iterator[Callable[[str], None]]:
+    """A bar over ``total`` booster fits on a terminal (so a long fit visibly moves); a line per fit on stderr when
+    stderr is a file or a pipe. Yields the callback that training calls after each fit."""
+    import sys
+    import time
+
+    t0 = time.perf_counter()
+    if not sys.stderr.isatty():
+        done = 0
+
+        def line(label: str) -> None:
+            nonlocal done
+            done += 1
+            typer.echo(f"{what}: fit {done}/{total} ({label}) after {time.perf_counter() - t0:,.0f} s", err=True)
+
+        yield line
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[label]}"),
+                   TimeElapsedColumn(), console=Console(stderr=True), transient=True)  # fmt: skip
+    with bar:
+        task = bar.add_task(what, total=total, label="")
+
+        def update(label: str) -> None:
+            bar.update(task, advance=1, label=label)
+
+        yield update
 
 
 def model_loader(model: str, tracking_uri: str | None = None,

@@ -68,9 +68,17 @@ def validate_cmd(
     path: Annotated[Path, typer.Argument(help="A Parquet/CSV file, or a folder for 'world'.")],
     out: Annotated[Path | None, typer.Option(help="Write valid rows, rejects.parquet and manifest.json here.")] = None,
 ) -> None:
-    """Check a table (or a whole dataset folder) against its contract."""
+    """Check a table (or a whole dataset folder) against its contract; a brief file (TOML/JSON) against the brief."""
     from influencer_engine.dataset import validate_dataset, validate_file
     from influencer_engine.io import Manifest, table_files
+
+    if kind in ("brief", "briefs") and path.suffix.lower() in (".toml", ".json"):
+        from influencer_engine.brief import load_brief
+
+        b = load_brief(path)  # a bad brief raises one line naming the key and the fix
+        typer.echo(f"brief {b.brief_id} is valid: goal {b.goal}, budget ${b.budget:,.0f}, {b.brand_category}, "
+                   f"starting {b.start_date}, {len(b.scenarios)} scenario(s)")  # fmt: skip
+        return
 
     manifest = Manifest(command=f"validate {kind}", out_dir=out or Path("."), params={"path": str(path)})
     if kind == "world":

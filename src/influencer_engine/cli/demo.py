@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from influencer_engine.cli._common import fit_progress
 from influencer_engine.cli.data import DEFAULT_CREATORS
 
 __all__ = ["app"]
@@ -31,7 +32,10 @@ def demo(
 ) -> None:
     """The main job end to end on the simulated world: simulate, validate, summarize, train, forecast and plan a
     brief (roster with its certified gap)."""
+    from influencer_engine.config import load_model_config
     from influencer_engine.demo import run_demo
+    from influencer_engine.training.train import training_fits
 
-    run_demo(out, creators=creators, seed=seed, model_out=model_out, brief=brief, train=train_models, track=track,
-             training_root=training_root, say=typer.echo)  # fmt: skip
+    with fit_progress(training_fits(load_model_config()), "4/6 training") as on_fit:
+        run_demo(out, creators=creators, seed=seed, model_out=model_out, brief=brief, train=train_models, track=track,
+                 training_root=training_root, say=typer.echo, on_fit=on_fit)  # fmt: skip

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from influencer_engine.cli._common import MODEL_HELP, TRACKING_HELP, Engine, load_predictor, maybe_dask
+from influencer_engine.cli._common import MODEL_HELP, TRACKING_HELP, Engine, fit_progress, load_predictor, maybe_dask
 from influencer_engine.errors import InputError
 from influencer_engine.registry import KPI_NAMES
 
@@ -36,16 +36,18 @@ def train(
     """Train every KPI model: backtest beside the baselines, fit on all campaigns, write the bundle."""
     from influencer_engine.config import load_model_config, load_tier_config
     from influencer_engine.training.distributed import dask_trainer
-    from influencer_engine.training.train import train_models
+    from influencer_engine.training.train import train_models, training_fits
     from influencer_engine.training.tune import load_tuned
 
     overrides = load_tuned(training_root) if tuned else None
     if tuned and not overrides:
         raise InputError(f"no tuned parameters under {training_root}/tuned.", fix="run `ie tune --kpi KPI` first")
-    with maybe_dask(engine, scheduler) as client:
-        r = train_models(data, out, load_model_config(config), load_tier_config(), seed=seed, overrides=overrides,
-                         track=track, engine=engine.value, training_root=training_root, tracking_uri=tracking_uri,
-                         register=register, trainer=dask_trainer(client) if client is not None else None)  # fmt: skip
+    cfg = load_model_config(config)
+    with maybe_dask(engine, scheduler) as client, fit_progress(training_fits(cfg)) as on_fit:
+        r = train_models(data, out, cfg, load_tier_config(), seed=seed, overrides=overrides, track=track,
+                         engine=engine.value, training_root=training_root, tracking_uri=tracking_uri,
+                         register=register, trainer=dask_trainer(client) if client is not None else None,
+                         on_fit=on_fit)  # fmt: skip
     bt = r.backtest
     typer.echo(f"trained {len(bt.metrics)} KPI models on {r.table.frame.height:,} campaign outcomes "
                f"in {r.seconds['total']:.1f}s -> {r.bundle}")  # fmt: skip

@@ -114,8 +114,12 @@ def plan(
     paths = write_plan(result, out)
     t, sol, goal = result.totals, result.totals.solver, GOALS[b.goal]
     digits = goal.decimals
+    counts = t.candidates
+    rejected = counts.rejected if counts is not None else 0
+    bad_posts = fc.base.post_rejects.height
+    posts_note = f"; {bad_posts:,} post rows rejected" if bad_posts else ""
     typer.echo(f"brief {b.brief_id}: goal {b.goal}, budget ${b.budget:,.0f}; {sol.candidates:,} eligible "
-               f"candidates ({result.filtered.height:,} filtered out, {result.rejects.height:,} rejected)")  # fmt: skip
+               f"candidates ({result.filtered.height:,} filtered out, {rejected:,} rejected{posts_note})")  # fmt: skip
     typer.echo(f"roster: {t.creators} creators, spend ${t.spend:,.0f} ({t.spend_share or 0:.0%} of budget)")
     typer.echo(f"  {goal.label}: expected {t.goal.expected:,.{digits}f} (P10 {t.goal.p10 or 0:,.{digits}f}, "
                f"P90 {t.goal.p90 or 0:,.{digits}f}); {goal.cost_figure.upper()} "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 from typing import Annotated
@@ -15,6 +16,9 @@ __all__ = ["app"]
 
 PANEL = "Scoring and serving"
 app = typer.Typer()
+# the serve extra: package -> the module names it may install under
+_SERVE_EXTRA = {"fastapi": ("fastapi",), "uvicorn": ("uvicorn",), "python-multipart": ("python_multipart", "multipart"),
+                "fastapi-offline": ("fastapi_offline",)}  # fmt: skip
 
 
 @app.command(rich_help_panel=PANEL)
@@ -31,13 +35,15 @@ def serve(
     tracking_uri: Annotated[str | None, typer.Option(help=TRACKING_HELP)] = None,
 ) -> None:
     """Serve the REST API (OpenAPI at /docs) and the planners' web page at / (needs the serve extra)."""
-    try:
-        import uvicorn
+    # FastAPI can arrive with MLflow while the rest of the serve extra is missing: check every part of it
+    missing = [name for name, modules in _SERVE_EXTRA.items() if not any(importlib.util.find_spec(m) for m in modules)]
+    if missing:
+        raise InputError(f"`ie serve` needs the serve extra ({', '.join(missing)} missing).",
+                         fix='pip install -e ".[serve]"')  # fmt: skip
+    import uvicorn
 
-        from influencer_engine.serve import create_app, limit_native_threads, load_server
-    except ImportError as exc:
-        raise InputError(f"`ie serve` needs FastAPI and uvicorn ({exc.name} is missing).",
-                         fix='pip install -e ".[serve]"') from exc  # fmt: skip
+    from influencer_engine.serve import create_app, limit_native_threads, load_server
+
     key, shown = None, "from $IE_API_KEY"
     if api_key_file is not None:
         if not api_key_file.is_file():

@@ -7,7 +7,7 @@ P10-P90 coverage and width. Conversions per dollar (cost paid) are ranked agains
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +47,13 @@ def time_splits(times: npt.NDArray[Any], test_share: float, folds: int = 1) -> l
     return out
 
 
+def _in_fold(on_fit: Callable[[str], None] | None, fold: int) -> Callable[[str], None] | None:
+    if on_fit is None:
+        return None
+    report = on_fit
+    return lambda label: report(f"backtest fold {fold + 1}, {label}")
+
+
 @dataclass
 class BacktestResult:
     metrics: dict[str, dict[str, dict[str, float]]]  # kpi -> method -> metric -> value
@@ -69,16 +76,22 @@ def backtest(
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     seed: int = 0,
     trainer: BoosterTrainer | None = None,
+    on_fit: Callable[[str], None] | None = None,
 ) -> BacktestResult:
-    """Time-split backtest of the model and the baselines on a training table (``trainer``: see KPIModel.fit)."""
+    """Time-split backtest of the model and the baselines on a training table (``trainer``: see KPIModel.fit;
+    ``on_fit`` hears of every booster trained, as ``KPIForecaster.fit``'s)."""
     features = feature_columns()
     times = table["as_of"].to_numpy()
     parts = []
-    for train_idx, test_idx in time_splits(times, config.backtest.test_share, config.backtest.folds):
+    for fold, (train_idx, test_idx) in enumerate(time_splits(times, config.backtest.test_share, config.backtest.folds)):
         train, test = table[train_idx], table[test_idx]
         y = targets_of(train)
         model = KPIForecaster(config, overrides=overrides, random_state=seed).fit(
-            train.select(features), y, time=train["as_of"].to_numpy(), trainer=trainer
+            train.select(features),
+            y,
+            time=train["as_of"].to_numpy(),
+            trainer=trainer,
+            on_fit=_in_fold(on_fit, fold),
         )
         base = Baselines.fit(train.select(features), y, config.media_kit)
         fc = model.predict(test.select(features))

@@ -8,7 +8,7 @@ a funnel fitted on the earlier rows only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ from influencer_engine.config import ModelConfig
 from influencer_engine.modeling.estimator import BoosterTrainer, KPIModel, offset_of
 from influencer_engine.registry import KPI_NAMES
 
-__all__ = ["MIN_ROWS", "Forecast", "KPIForecaster", "targets_of"]
+__all__ = ["MIN_ROWS", "Forecast", "KPIForecaster", "fits_per_forecaster", "targets_of"]
 
 F64 = npt.NDArray[np.float64]
 MIN_ROWS = 100  # a KPI with fewer observed rows is not modelled
@@ -43,6 +43,15 @@ class Forecast:
             for j, lv in enumerate(self.levels):
                 cols[f"{k}_p{round(lv * 100)}"] = self.quantiles[k][:, j]
         return pl.DataFrame(cols)
+
+
+def fits_per_forecaster(kpis: Sequence[str] = KPI_NAMES) -> int:
+    """Boosters one ``KPIForecaster.fit`` trains: each KPI on the early rows (for its bands), then on all rows."""
+    return 2 * len(kpis)
+
+
+def _labelled(on_fit: Callable[[str], None] | None, stage: str) -> Callable[[str], None] | None:
+    return None if on_fit is None else (lambda kpi: on_fit(f"{stage}: {kpi}"))
 
 
 def targets_of(frame: pl.DataFrame, kpis: Sequence[str] = KPI_NAMES) -> dict[str, F64]:
@@ -109,6 +118,7 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
         *,
         predict_on: pl.DataFrame | None = None,
         trainer: BoosterTrainer | None = None,
+        on_fit: Callable[[str], None] | None = None,
     ) -> tuple[dict[str, KPIModel], dict[str, F64]]:
         """Fit the funnel on X; return the models and their forecasts on ``predict_on`` (default X)."""
         self.models_ = {}
@@ -130,16 +140,19 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
             margin = self._margin(kpi, X, in_sample)
             rows = X.filter(pl.Series(known)) if not known.all() else X
             model.fit(rows, y[known], base_margin=margin[known], trainer=trainer)
+            if on_fit is not None:
+                on_fit(kpi)
             self.models_[kpi] = model
             in_sample[kpi] = model.predict(X, margin)
             out[kpi] = in_sample[kpi] if predict_on is None else model.predict(other, self._margin(kpi, other, out))
         return self.models_, out
 
-    def fit(self, X: pl.DataFrame, targets: Mapping[str, F64], *, time: F64,
-            trainer: BoosterTrainer | None = None) -> KPIForecaster:  # fmt: skip
+    def fit(self, X: pl.DataFrame, targets: Mapping[str, F64], *, time: F64, trainer: BoosterTrainer | None = None,
+            on_fit: Callable[[str], None] | None = None) -> KPIForecaster:  # fmt: skip
         """Fit every KPI on X (features) and ``targets`` (NaN where a KPI was not observed).
 
-        ``trainer`` trains every booster elsewhere (a Dask cluster); by default in this process.
+        ``trainer`` trains every booster elsewhere (a Dask cluster); by default in this process. ``on_fit`` hears of
+        every booster trained ("calibration: reach", "final: reach", ...): two per KPI (see ``fits_per_forecaster``).
         """
         n = X.height
         order = np.argsort(np.asarray(time), kind="stable")
@@ -149,13 +162,13 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
         fit_idx, cal_idx = np.sort(order[:-n_cal]), np.sort(order[-n_cal:])
         sub = {k: np.asarray(v, dtype=np.float64) for k, v in targets.items()}
         _, cal_pred = self._fit_funnel(X[fit_idx], {k: v[fit_idx] for k, v in sub.items()}, predict_on=X[cal_idx],
-                                       trainer=trainer)  # fmt: skip
+                                       trainer=trainer, on_fit=_labelled(on_fit, "calibration"))  # fmt: skip
         bands = {}
         for kpi, pred in cal_pred.items():
             y = sub[kpi][cal_idx]
             ok = np.isfinite(y)
             bands[kpi] = (y[ok], pred[ok])
-        models, _ = self._fit_funnel(X, sub, trainer=trainer)
+        models, _ = self._fit_funnel(X, sub, trainer=trainer, on_fit=_labelled(on_fit, "final"))
         for kpi, model in models.items():
             if kpi in bands and len(bands[kpi][0]) >= 20:
                 model.calibrate(*bands[kpi])

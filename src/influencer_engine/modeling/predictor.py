@@ -8,6 +8,7 @@ manifest is a typed model with one JSON form (the bundle's ``manifest.json``).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,15 @@ class BundleManifest(_Frozen):
     random_state: int = 0
     baselines: dict[str, Any]  # Baselines.to_dict()
     peers: list[PeerRow] | None = None
+    checksum: str = ""  # sha256 of the manifest's content without this field (see ``content_sha256``)
+
+    def content_sha256(self) -> str:
+        """sha256 of everything but ``checksum``, in the manifest's one JSON form: a changed value changes it."""
+        return hashlib.sha256(self.model_dump_json(exclude={"checksum"}).encode("utf-8")).hexdigest()
+
+    def sealed(self) -> BundleManifest:
+        """This manifest with its checksum set."""
+        return self.model_copy(update={"checksum": self.content_sha256()})
 
     def to_json(self) -> str:
         """The one JSON form of a manifest."""

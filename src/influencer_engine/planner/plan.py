@@ -146,7 +146,9 @@ def plan(prep: Prepared, cfg: PlannerConfig, *, budget: float | None = None, rea
         notes.append(f"planned on each creator's {brief.risk.upper()} forecast (risk-averse)")
     if goal.value == "net_return":
         notes.append(f"{goal.label} is planned as net return (revenue minus spend), so every creator must pay back")
-    return Plan(brief, roster, totals, sol, cand.filtered, forecast.rejects, notes)
+    # every row not planned is accounted for: creators filtered (with the brief's reason) or rejected, posts rejected
+    rejects = pl.concat([forecast.rejects, forecast.base.post_rejects], how="diagonal_relaxed")
+    return Plan(brief, roster, totals, sol, cand.filtered, rejects, notes)
 
 
 def write_plan(result: Plan, out: Path) -> dict[str, Path]:

@@ -52,6 +52,7 @@ class Candidates:
     filtered: pl.DataFrame  # creator_id, reason: candidates left out, and why
     problem: Problem
     rows: tuple[RowInfo, ...]
+    cheapest: float | None = None  # the lowest list price among the candidates before the brief's filters
 
 
 def goal_values(table: pl.DataFrame, goal: str, risk: str, *, emv_cpm_usd: float) -> F64:
@@ -71,7 +72,7 @@ def goal_values(table: pl.DataFrame, goal: str, risk: str, *, emv_cpm_usd: float
 
 
 def _money(v: float) -> str:
-    return f"${v:,.0f}"
+    return f"${v:,.2f}" if 0 < abs(v) < 1 else f"${v:,.0f}"
 
 
 def _filters(table: pl.DataFrame, brief: Brief) -> pl.Expr:
@@ -177,7 +178,10 @@ def build_candidates(table: pl.DataFrame, brief: Brief) -> Candidates:
         fixed=fixed.astype(bool),
         group=tier_idx * len(PLATFORMS) + plat_idx.to_numpy(),
     )
-    return Candidates(table=eligible, filtered=filtered, problem=problem, rows=tuple(r[3] for r in rows))
+    priced = table.filter(pl.col("price") > 0)["price"]
+    cheapest = float(priced.min()) if priced.len() else None  # type: ignore[arg-type]
+    return Candidates(table=eligible, filtered=filtered, problem=problem, rows=tuple(r[3] for r in rows),
+                      cheapest=cheapest)  # fmt: skip
 
 
 def with_budget(problem: Problem, budget: float) -> Problem:
@@ -227,5 +231,10 @@ def explain_infeasible(cand: Candidates, budget: float) -> list[str]:
         reasons.append("the constraints can be met only by fractions of creators; no whole roster meets them all")
     eligible = cand.table.height
     if eligible < 50:
-        reasons.append(f"only {eligible} candidates pass the brief's filters")
+        why = cand.filtered.group_by("reason").len().sort("len", descending=True).head(3)
+        common = ", ".join(f"{n:,} {r}" for r, n in why.iter_rows())
+        reasons.append(f"only {eligible} candidates pass the brief's filters" + (f" ({common})" if common else ""))
+    if cand.cheapest is not None and budget < cand.cheapest:
+        # the budget itself rules everyone out: say so first, whatever else the LP found short
+        reasons.insert(0, f"budget {_money(budget)} is below the cheapest candidate's price ({_money(cand.cheapest)})")
     return reasons

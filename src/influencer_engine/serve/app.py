@@ -25,9 +25,11 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.security import APIKeyHeader
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from influencer_engine import __version__
 from influencer_engine.brief import Brief, Scenario
+from influencer_engine.config import describe_problems
 from influencer_engine.errors import EngineError
 from influencer_engine.serve.state import Server
 
@@ -73,6 +75,10 @@ class ForecastRequest(BaseModel):
     format: str | None = Field(None, description="Post format (default: the creator's base format).")
 
 
+_BODIES: dict[str, type[BaseModel]] = {"/api/plan": PlanRequest, "/api/whatif": WhatIfRequest,
+                                       "/api/forecast": ForecastRequest}  # fmt: skip
+
+
 def _clean(obj: Any) -> Any:
     """JSON-safe values: NaN and infinities become null, dates become ISO text."""
     if isinstance(obj, float):
@@ -90,6 +96,21 @@ def _rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
     return [_clean(r) for r in frame.to_dicts()]
 
 
+# scripts and styles from this app only (the page and Swagger UI keep their scripts in files; styles may be inline)
+_CSP = "; ".join((
+    "default-src 'self'", "script-src 'self'", "style-src 'self' 'unsafe-inline'", "img-src 'self' data:",
+    "connect-src 'self'", "frame-ancestors 'none'", "base-uri 'none'", "form-action 'self'", "object-src 'none'",
+))  # fmt: skip
+
+
+def _swagger_assets() -> str:
+    """Swagger UI 5's files (it reads OpenAPI 3.1, FastAPI's schema) as the fastapi-offline package ships them (the
+    serve extra): /docs needs no network."""
+    import fastapi_offline
+
+    return str(Path(fastapi_offline.__file__).parent / "static")
+
+
 def _error(status: int, message: str, fix: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, "fix": fix, **extra}, status_code=status)
 
@@ -101,6 +122,8 @@ def create_app(server: Server) -> FastAPI:
         version=__version__,
         description="Plan creator rosters for a brief, run budget what-ifs, forecast and score creators. "
         f"Send the API key in the `{API_KEY_HEADER}` header.",
+        docs_url=None,  # served below from local assets (FastAPI's own page loads Swagger UI from a CDN)
+        redoc_url=None,
     )
     app.state.server = server
 
@@ -124,18 +147,27 @@ def create_app(server: Server) -> FastAPI:
                               "send less; score large candidate bases with `ie score` instead")  # fmt: skip
         return await call_next(request)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        fix = _KEY_FIX if exc.status_code == 401 else "see the API schema at /docs"
-        return JSONResponse({"error": exc.detail, "fix": fix}, status_code=exc.status_code, headers=exc.headers)
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
+        """Headers that keep the page and the API out of other sites' frames, scripts and content sniffing."""
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("Content-Security-Policy", _CSP)
+        return response
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        fixes = {401: _KEY_FIX, 404: f"no such endpoint: {request.url.path} (the schema is at /docs)",
+                 405: f"{request.method} is not allowed on {request.url.path} (the schema is at /docs)"}  # fmt: skip
+        fix = fixes.get(exc.status_code, "see the API schema at /docs")
+        return JSONResponse({"error": str(exc.detail), "fix": fix}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))  # fmt: skip
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = []
-        for e in exc.errors():
-            where = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
-            msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
-            problems.append(f"{where}: {msg}" if where else msg)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = describe_problems(exc.errors(), _BODIES.get(request.url.path), skip=("body",))
         return _error(422, "the request is not valid: " + "; ".join(problems[:5]),
                       "fix the fields named (the schema is at /docs)", problems=problems)  # fmt: skip
 
@@ -147,6 +179,12 @@ def create_app(server: Server) -> FastAPI:
     # -- pages ------------------------------------------------------------------------------------------
     static = resources.files("influencer_engine.serve") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
+    app.mount("/docs-assets", StaticFiles(directory=_swagger_assets()), name="docs-assets")
+
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    def docs() -> HTMLResponse:
+        """The API's try-it page (Swagger UI from this app's own assets; the schema holds no data)."""
+        return HTMLResponse((static / "docs.html").read_text(encoding="utf-8"))
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:
@@ -245,7 +283,7 @@ def create_app(server: Server) -> FastAPI:
         try:
             b = Brief.model_validate_json(brief)
         except ValidationError as exc:
-            problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}".removeprefix(": ") for e in exc.errors()]
+            problems = describe_problems(exc, Brief)
             return _error(422, "the brief is not valid: " + "; ".join(problems[:5]), "fix the fields named",
                           problems=problems)  # fmt: skip
         with tempfile.TemporaryDirectory(prefix="ie-upload-") as tmp:
@@ -259,21 +297,37 @@ def create_app(server: Server) -> FastAPI:
                     return _error(415, f"{name} file '{up.filename}' is neither CSV nor Parquet",
                                   "upload a .csv or .parquet file")  # fmt: skip
                 (folder / f"{name}{suffix}").write_bytes(up.file.read())
-            from influencer_engine.io import scan_table
+            from influencer_engine.io import collect_table, scan_table
 
+            names = {str(f): (up.filename or f.name) for f, up in
+                     ((next(folder.glob(f"{n}.*"), None), u) for n, u in (("creators", creators), ("posts", posts)))
+                     if f is not None and up is not None}  # fmt: skip
+
+            def scrub(text: str) -> str:
+                """Server paths out of a message: the uploaded file's own name instead."""
+                for path, name in names.items():
+                    text = text.replace(path, f"'{name}'")
+                return text.replace(str(tmp), "the upload")
+
+            path = next(folder.glob("creators.*"))
             try:
-                n = int(scan_table(next(folder.glob("creators.*"))).select(pl.len()).collect().item())
-            except (EngineError, pl.exceptions.PolarsError) as exc:
-                return _error(422, f"the creators file cannot be read: {str(exc).splitlines()[0]}",
-                              "upload a valid CSV (with a header row) or Parquet file")  # fmt: skip
-            if n > server.max_upload_creators:
-                return _error(413, f"the file has {n:,} creators; uploads take at most {server.max_upload_creators:,}",
-                              "score large candidate bases with `ie score`")  # fmt: skip
-            out = Path(tmp) / "out"
-            with server.slot():
-                r = score_candidates(server.predictor, [folder], b, server.tiers, out, chunk_creators=max(n, 1))
-            rejects = pl.read_parquet(out / "rejects") if r.rejected else pl.DataFrame()
-            return {"rows_in": r.rows_in, "scored": r.scored, "rejected": r.rejected,
+                n = int(collect_table(scan_table(path).select(pl.len()), path).item())
+                if n > server.max_upload_creators:
+                    return _error(
+                        413,
+                        f"the file has {n:,} creators; uploads take at most {server.max_upload_creators:,}",
+                        "score large candidate bases with `ie score`",
+                    )
+                out = Path(tmp) / "out"
+                with server.slot():
+                    r = score_candidates(server.predictor, [folder], b, server.tiers, out, chunk_creators=max(n, 1))
+            except EngineError as exc:
+                return _error(422, scrub(exc.message), scrub(exc.fix or "upload a valid CSV or Parquet file"))
+            any_rejects = r.rejected > 0 or (r.manifest is not None and r.manifest.posts.rows_rejected > 0)
+            rejects = pl.read_parquet(out / "rejects") if any_rejects else pl.DataFrame()
+            body = {"rows_in": r.rows_in, "scored": r.scored, "rejected": r.rejected,
+                    "posts": r.manifest.posts.model_dump() if r.manifest else None,
                     "scores": _rows(read_scores(out)) if r.scored else [], "rejects": _rows(rejects)}  # fmt: skip
+            return body
 
     return app

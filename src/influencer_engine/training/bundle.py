@@ -11,16 +11,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import lightgbm as lgb
 import polars as pl
 from pydantic import ValidationError
 
 from influencer_engine import __version__
+from influencer_engine.config import describe_problems
 from influencer_engine.errors import EngineError
 from influencer_engine.features.build import feature_columns
 from influencer_engine.modeling.baselines import Baselines
@@ -33,8 +36,13 @@ from influencer_engine.registry import KPI_NAMES
 __all__ = ["SCHEMA_VERSION", "BundleError", "load_bundle", "save_bundle"]
 
 # Bump when the feature set, the manifest layout or the meaning of a model input changes.
-SCHEMA_VERSION = 2
+# 3: the manifest carries a checksum of its own content.
+SCHEMA_VERSION = 3
 MANIFEST = "manifest.json"
+
+
+# settings of the training run, not of the model: the same data gives the same file on any machine or load
+_RUN_SETTINGS = re.compile(r"^\[num_threads: [^\n]*\]\n", re.M)
 
 
 class BundleError(EngineError):
@@ -67,7 +75,8 @@ def save_bundle(
         kpis: dict[str, KpiEntry] = {}
         for kpi, model in forecaster.models_.items():
             name = f"kpi_{kpi}.txt"
-            (tmp / name).write_text(model.booster_.model_to_string(), encoding="utf-8")
+            text = _RUN_SETTINGS.sub("", model.booster_.model_to_string())
+            (tmp / name).write_text(text, encoding="utf-8")
             kpis[kpi] = KpiEntry(file=name, sha256=_sha256(tmp / name), offset=forecaster.base_of(kpi),
                                  state=model.state())  # fmt: skip
         features = list(forecaster.features_)
@@ -86,7 +95,7 @@ def save_bundle(
             "random_state": forecaster.random_state,
             "baselines": baselines.to_dict(),
             "peers": peers.to_dicts() if peers is not None else None,
-        })  # fmt: skip
+        }).sealed()  # fmt: skip
         (tmp / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
         old = out.with_name(f".{out.name}.old")
         if old.exists():
@@ -118,11 +127,14 @@ def _read_manifest(path: Path) -> BundleManifest:
             fix="retrain with `ie train`, or use the engine version that made it",
         )
     try:
-        return BundleManifest.model_validate(raw)
+        manifest = BundleManifest.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise BundleError(f"{mpath}: '{where}': {first['msg']}.", fix="retrain with `ie train`") from exc
+        problem = describe_problems(exc, BundleManifest)[0]
+        raise BundleError(f"{mpath}: {problem}.", fix="retrain with `ie train`, or restore the bundle") from exc
+    if manifest.checksum != manifest.content_sha256():
+        raise BundleError(f"{mpath} does not match its own checksum (changed after training, or corrupted).",
+                          fix="restore the bundle from its source, or retrain with `ie train`")  # fmt: skip
+    return manifest
 
 
 def load_bundle(path: Path) -> Predictor:
@@ -145,8 +157,12 @@ def load_bundle(path: Path) -> Predictor:
                               fix="restore the bundle from its source, or retrain with `ie train`")  # fmt: skip
         try:
             models[kpi] = KPIModel.from_state(entry.state, file.read_text(encoding="utf-8"))
-        except (ValueError, KeyError) as exc:
-            raise BundleError(f"{file} cannot be loaded: {exc}.", fix="retrain with `ie train`") from exc
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError, lgb.basic.LightGBMError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise BundleError(
+                f"{file} is not a LightGBM model this engine can load ({first}).",
+                fix="restore the bundle from its source, or retrain with `ie train`",
+            ) from exc
     forecaster = KPIForecaster(manifest.config, kpis=tuple(models), overrides=manifest.overrides or None,
                                random_state=manifest.random_state)  # fmt: skip
     forecaster.models_ = models

@@ -215,9 +215,11 @@ function exportCsv() {
   if (!lastPlan) return;
   const rows = lastPlan.roster;
   const cols = Object.keys(rows[0] || {});
+  // text a spreadsheet would run as a formula (= + - @ tab CR first) gets a leading ' (OWASP, CSV injection)
   const cell = (v) => {
-    const s = v === null || v === undefined ? "" : String(v);
-    return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+    let s = v === null || v === undefined ? "" : String(v);
+    if (typeof v === "string" && /^[=+\-@\t\r]/.test(s)) s = "'" + s;
+    return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
   };
   const csv = [cols.join(","), ...rows.map((r) => cols.map((c) => cell(r[c])).join(","))].join("\n");
   const a = document.createElement("a");
