@@ -4,8 +4,10 @@ Creators are split into chunks by a hash of their id (every row of one creator l
 split is the same on every run). Each chunk is validated, featurized with only its creators' posts, forecast
 and written as its own Parquet part, atomically; then the run's state file records it. A run killed at any
 point and started again skips the chunks the state records and redoes the rest, overwriting any part written
-after the last record, so no row is written twice or lost. The manifest accounts for every creator row:
-rows_in = scored + rejected.
+after the last record, so no row is written twice or lost. The manifest accounts for every creator row and every
+post row: rows_in = rows_out + rows_rejected for each table (posts of rejected or unknown creators are rejected
+with a reason). The posts table is optional. Every file is read and checked against its contract before any work
+starts, and a run that fails before any chunk is done leaves the output folder as it found it.
 """
 
 from __future__ import annotations
