@@ -45,6 +45,7 @@ from influencer_engine.schema import (
     CONTRACTS,
     GENDERS,
     REJECT_SCHEMA,
+    ValidationResult,
     audience_columns,
     check_references,
     validate,
@@ -110,13 +111,19 @@ class CandidateBase:
 def candidate_base(creators: pl.DataFrame, posts: pl.DataFrame | None, *, source: str,
                    posts_source: str | None = None) -> CandidateBase:  # fmt: skip
     """Validate creator rows and their posts; posts of rejected or unknown creators are rejected with a reason."""
-    cv = validate(creators, "creators", source=source)
+    return _with_posts(source, validate(creators, "creators", source=source), posts, posts_source or source)
+
+
+def _with_posts(
+    source: str, creators: ValidationResult, posts: pl.DataFrame | None, posts_source: str
+) -> CandidateBase:
+    """Validated creators and their posts, validated and checked against those creators."""
     if posts is None:
-        return CandidateBase(source, cv.valid, _NO_POSTS, cv.rejects)
-    psrc = posts_source or source
-    pv = validate(posts, "posts", source=psrc)
-    checked = check_references(pv, "creator_id", cv.valid["creator_id"], table="posts", source=psrc, key=("post_id",))
-    return CandidateBase(source, cv.valid, checked.valid, cv.rejects, checked.rejects, checked.rows_in)
+        return CandidateBase(source, creators.valid, _NO_POSTS, creators.rejects)
+    pv = validate(posts, "posts", source=posts_source)
+    ids = creators.valid["creator_id"]
+    checked = check_references(pv, "creator_id", ids, table="posts", source=posts_source, key=("post_id",))
+    return CandidateBase(source, creators.valid, checked.valid, creators.rejects, checked.rejects, checked.rows_in)
 
 
 def load_candidate_base(data: Path, *, creator_ids: Sequence[str] | None = None) -> CandidateBase:
@@ -137,14 +144,11 @@ def load_candidate_base(data: Path, *, creator_ids: Sequence[str] | None = None)
             raise InputError(f"creator(s) {', '.join(unknown[:5])} not found (or invalid) in {cpath}.",
                              fix="check the id with `ie summary` or the creators table")  # fmt: skip
     if ppath is None:
-        return CandidateBase(str(data), cv.valid, _NO_POSTS, cv.rejects)
+        return _with_posts(str(data), cv, None, str(data))
     posts = scan_table(ppath)
     if creator_ids is not None:  # a few creators: only their posts are read (and accounted for)
         posts = posts.filter(pl.col("creator_id").is_in(list(creator_ids)))
-    pv = validate(collect_table(posts, ppath), "posts", source=str(ppath))
-    checked = check_references(pv, "creator_id", cv.valid["creator_id"], table="posts", source=str(ppath),
-                               key=("post_id",))  # fmt: skip
-    return CandidateBase(str(data), cv.valid, checked.valid, cv.rejects, checked.rejects, checked.rows_in)
+    return _with_posts(str(data), cv, collect_table(posts, ppath), str(ppath))
 
 
 # ---------------------------------------------------------------------------------------------- 2. features
