@@ -28,7 +28,6 @@ __all__ = [
     "Goal",
     "Kpi",
     "Platform",
-    "goal",
     "options",
 ]
 
@@ -133,14 +132,6 @@ GOAL_NAMES = tuple(GOALS)
 
 # Risk levels of a brief: the forecast column suffix a roster is planned on.
 RISKS = {"expected": "", "p50": "_p50", "p10": "_p10"}
-
-
-def goal(name: str) -> Goal:
-    """The registered goal ``name`` (KeyError naming the known ones otherwise)."""
-    try:
-        return GOALS[name]
-    except KeyError:
-        raise KeyError(f"unknown goal '{name}'; one of {', '.join(GOAL_NAMES)}") from None
 
 
 def options() -> dict[str, Any]:
