@@ -195,6 +195,11 @@ def test_plan_writes_roster_totals_and_certified_gap(
     assert c["rows_in"] == c["eligible"] + c["filtered"] + c["rejected"] == 2500
     conv = t["kpis"]["conversions"]
     assert conv["p10"] <= conv["expected"] <= conv["p90"] and t["goal"]["expected"] == conv["expected"]
+    # a plan that leaves a tenth of its budget or more says why (the tiny world runs out of eligible creators)
+    left = t["budget_left"]
+    assert (left is None) == (t["spend"] >= 0.95 * 50_000)
+    if left is not None:
+        assert left["reason"] in text and left["unspent"] == pytest.approx(50_000 - t["spend"])
     assert t["unique_reach"]["expected"] <= t["kpis"]["reach"]["expected"] + 1e-6
     assert t["cost_figures"]["cpa"] == pytest.approx(t["spend"] / conv["expected"])
     assert roster.filter(pl.col("tier") == "macro").height <= 3 and roster["price"].max() <= 10_000  # type: ignore[operator]
@@ -233,6 +238,16 @@ def test_whatif_frontier_table_and_charts(
     assert "plotly" in (out / "frontier.html").read_text()[:500_000].lower()
     code, _, err = _run(["whatif", "--brief", str(BRIEF), "--budgets", "a:b"], capsys)
     assert code == 2 and "--budgets" in err
+    # past what 40 creators can spend the goal stops rising: the frontier says where and which constraint
+    w2 = tmp_path / "w2"
+    code, out_text, err = _run(["whatif", "--brief", str(BRIEF), "--budgets", "20000,2000000", "--data",
+                                str(trained["world"]), "--model", str(trained["bundle"]), "--out", str(w2)],
+                               capsys)  # fmt: skip
+    assert code == 0, err
+    t = pl.read_parquet(w2 / "frontier.parquet").filter(pl.col("scenario") == "as briefed")
+    top = t.filter(pl.col("budget") == 2_000_000).row(0, named=True)
+    assert top["spend_share"] < 0.95 and top["limited_by"]
+    assert "as briefed: the goal stops rising at $" in out_text
 
 
 def test_evaluate_planner_scores_against_the_oracle(

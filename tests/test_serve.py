@@ -86,6 +86,11 @@ def test_plan_gives_the_cli_roster(client: TestClient, server: Server) -> None:
     b = load_brief(BRIEF)
     direct = plan(prepare(server.forecast(b), b, server.planner), server.planner)
     assert {r["creator_id"] for r in roster} == set(direct.roster["creator_id"].to_list())
+    # why budget is left travels with the totals, as the CLI and totals.json give it
+    assert totals["budget_left"] == direct.totals.json_dict()["budget_left"]
+    # a brief can ask the roster to spend most of its budget; the API answers with the floor met or a clear reason
+    r = client.post("/api/plan", headers=HEADERS, json={"brief": brief_json(constraints={"min_spend_share": 0.2})})
+    assert r.status_code == 200 and r.json()["totals"]["spend"] >= 0.2 * r.json()["totals"]["budget"] - 1e-6
     # a scenario is planned in place of the brief's own tiers
     r = client.post("/api/plan", headers=HEADERS,
                     json={"brief": brief_json(), "scenario": {"name": "nano", "tiers": ["nano"]}})  # fmt: skip

@@ -49,12 +49,14 @@ def test_market_shape(small_market: SimulatedMarket) -> None:
 
 
 def test_mispricing_exists(small_market: SimulatedMarket) -> None:
-    """Price explains value only in part: among same-tier creators, value per dollar varies several-fold."""
+    """Price explains value only in part: among same-tier creators value per dollar varies, two- to five-fold
+    between the 10th and 90th percentile (prices see part of quality and fake followers; the mispricing tail is
+    truncated, so no deal sits where an optimizer would find an implausible CPM)."""
     c = small_market.creators.join(small_market.truth, on="creator_id")
     ig = c.filter((pl.col("platform") == "instagram") & (pl.col("tier") == "nano"))
     value_per_dollar = (ig["real_followers"] * np.exp(0.35 * ig["quality"])) / ig["price_image"]
     q = value_per_dollar.quantile(0.9) / value_per_dollar.quantile(0.1)  # type: ignore[operator]
-    assert q > 3
+    assert 2 < q < 5
 
 
 def test_observed_outcomes_scatter_around_the_truth(small_market: SimulatedMarket) -> None:

@@ -126,6 +126,7 @@ class Constraints(BaseModel):
     roster_min: int | None = None
     roster_max: int | None = None
     max_spend_per_creator: float | None = None
+    min_spend_share: float | None = None  # spend at least this share of the budget, 0..1
     min_audience_fit: float | None = None  # share of the audience inside the target, 0..1
     min_credibility: float | None = None  # share of real followers, 0..1
     include: tuple[str, ...] = ()  # creator ids that must be in the roster
@@ -151,7 +152,7 @@ class Constraints(BaseModel):
             raise ValueError(f"roster_min {self.roster_min} > roster_max {self.roster_max}")
         if self.max_spend_per_creator is not None and self.max_spend_per_creator <= 0:
             raise ValueError("max_spend_per_creator must be positive")
-        for name in ("min_audience_fit", "min_credibility"):
+        for name in ("min_audience_fit", "min_credibility", "min_spend_share"):
             v = getattr(self, name)
             if v is not None and not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name} is a share: use a number from 0 to 1")

@@ -93,6 +93,7 @@ class QualitySection(_Frozen):
     sigma: float
     price_loading: float
     mispricing_sigma: float
+    mispricing_clip: float  # mispricing is a normal truncated at +- this many sd
 
 
 class ReachSection(_Frozen):
@@ -112,6 +113,7 @@ class EngagementSection(_Frozen):
     per_impression: dict[str, float]
     format_engagement: dict[str, float]
     sponsored_engagement: float
+    quality_loading: float
     inverted_u_peak_log10: float
     inverted_u_curvature: float
     dispersion_k: float
@@ -141,6 +143,7 @@ class PriceSection(_Frozen):
     format_multiplier: dict[str, dict[str, float]]
     format_price_known: float
     negotiation_sigma: float
+    fake_discount: float  # price x (1 - fake share)^this: how far buyers see through fake followers
 
     @model_validator(mode="after")
     def _check(self) -> PriceSection:
@@ -159,6 +162,7 @@ class ConversionSection(_Frozen):
     off_affinity_factor: float
     affinity_reference: float
     quality_loading: float
+    conversion_quality_loading: float
     dispersion_k: float
     revenue_sigma: float
 
@@ -210,6 +214,25 @@ class CampaignSection(_Frozen):
     brands_per_1k_creators: float
     in_niche_share: float
     follower_weight_exponent: float
+    shortlist: int  # creators a brand considers per hire
+    fit_weight_exponent: float  # odds of hiring one of them ~ (audience fit + 0.01)^this
+
+
+class TailRanges(_Frozen):
+    """Published ranges read as the spread of the middle 80% of campaign hires (10th to 90th percentile).
+
+    A tail row checks the 10th percentile inside [low, mid] and the 90th inside [mid, high], with mid the geometric
+    mean of the range: the simulated spread must sit inside the published one and still span its middle.
+    """
+
+    cpm: dict[str, Range]  # platform -> USD per 1,000 impressions
+    cpe: dict[str, Range]  # platform -> USD per engagement
+    click_through: dict[str, Range]  # platform -> clicks per reached viewer
+    conversions_per_impression: Range  # every hire
+    conversion_rate_p90_over_mean: Range  # top-decile conversion rate of clicks over the tier's mean
+    price_p90_over_p10: Range  # spread of list prices among creators of one platform and follower band
+    oracle_vs_market: dict[str, Range]  # cpa / roas: how many times better than the market the oracle roster is
+    oracle_cpm_usd: Range  # the oracle EMV roster's true CPM in dollars
 
 
 class CalibrationRanges(_Frozen):
@@ -221,6 +244,7 @@ class CalibrationRanges(_Frozen):
     cpm: dict[str, Range]
     conversion_rate: dict[str, Range]
     revenue_per_follower_nano_over_macro: Range
+    tails: TailRanges
 
     @model_validator(mode="after")
     def _platforms(self) -> CalibrationRanges:
@@ -228,6 +252,10 @@ class CalibrationRanges(_Frozen):
             unknown = sorted(set(getattr(self, name)) - set(PLATFORMS))
             if unknown:
                 raise ValueError(f"calibration.{name} names unknown platforms {unknown}")
+        for name in ("cpm", "cpe", "click_through"):
+            unknown = sorted(set(getattr(self.tails, name)) - set(PLATFORMS))
+            if unknown:
+                raise ValueError(f"calibration.tails.{name} names unknown platforms {unknown}")
         if set(self.price) != set(PLATFORMS):
             raise ValueError(f"calibration.price must name exactly {', '.join(PLATFORMS)}")
         return self
@@ -521,12 +549,24 @@ class MonteCarloSection(_Frozen):
     seed: int
 
 
+class BudgetSection(_Frozen):
+    explain_below_share: float  # a plan spending less than this share of its budget says why (and what would help)
+
+    @field_validator("explain_below_share")
+    @classmethod
+    def _share(cls, v: float) -> float:
+        if not 0.0 <= v <= 1.0:
+            raise ValueError("budget.explain_below_share is a share: use a number from 0 to 1")
+        return v
+
+
 class PlannerConfig(_Frozen):
     """configs/planner.toml: the audience model behind unique reach, solver limits, Monte Carlo bands."""
 
     audience: PlannerAudienceSection
     solver: SolverSection
     monte_carlo: MonteCarloSection
+    budget: BudgetSection
 
 
 def load_planner_config(path: Path | None = None) -> PlannerConfig:

@@ -54,7 +54,11 @@ def simulate(
         typer.echo(f"simulated {n:,} creators (seed {seed}) in {time.perf_counter() - t0:.1f}s -> {out}")
         echo_manifest(out)
     if report:
-        rows = calibration_report(cfg, market.creators, market.posts, market.outcomes, market.truth)
+        from influencer_engine.evaluation.oracle import oracle_rows
+
+        rows = calibration_report(cfg, market.creators, market.posts, market.outcomes, market.truth,
+                                  expected=market.expected_outcomes)  # fmt: skip
+        rows += oracle_rows(market, cfg, tiers, seed)
         typer.echo(format_report(rows))
         if out is not None:
             write_json({"rows": [r.to_dict() for r in rows]}, out / "calibration_report.json")

@@ -121,6 +121,8 @@ def plan(
     typer.echo(f"brief {b.brief_id}: goal {b.goal}, budget ${b.budget:,.0f}; {sol.candidates:,} eligible "
                f"candidates ({result.filtered.height:,} filtered out, {rejected:,} rejected{posts_note})")  # fmt: skip
     typer.echo(f"roster: {t.creators} creators, spend ${t.spend:,.0f} ({t.spend_share or 0:.0%} of budget)")
+    if t.budget_left is not None:
+        typer.echo(f"  budget left: {t.budget_left.reason}")
     typer.echo(f"  {goal.label}: expected {t.goal.expected:,.{digits}f} (P10 {t.goal.p10 or 0:,.{digits}f}, "
                f"P90 {t.goal.p90 or 0:,.{digits}f}); {goal.cost_figure.upper()} "
                f"{_money(t.cost_figures.get(goal.cost_figure))}")  # fmt: skip
@@ -159,7 +161,9 @@ def whatif(
     tracking_uri: Annotated[str | None, typer.Option(help=TRACKING_HELP)] = None,
 ) -> None:
     """The goal against budget with a P10-P90 band, the marginal return per $1,000 and the roster mix."""
-    from influencer_engine.planner.whatif import parse_budgets, parse_scenario, write_whatif
+    import polars as pl
+
+    from influencer_engine.planner.whatif import parse_budgets, parse_scenario, saturation, write_whatif
     from influencer_engine.planner.whatif import whatif as run_whatif
 
     levels = parse_budgets(budgets)
@@ -178,4 +182,8 @@ def whatif(
         marginal = "" if r["marginal_per_1000"] is None else f"{r['marginal_per_1000']:,.1f}"
         typer.echo(f"{r['scenario']:16} {r['budget']:>10,.0f} {r['expected']:>14,.1f} {r['p10']:>14,.1f} "
                    f"{r['p90']:>14,.1f} {marginal:>10} {r['creators']:>8}  {mix}")  # fmt: skip
+    for name in dict.fromkeys(t["scenario"].to_list()):
+        stop = saturation(t.filter(pl.col("scenario") == name))
+        if stop is not None:
+            typer.echo(f"{name}: the goal stops rising at ${stop[0]:,.0f} ({stop[1]})")
     typer.echo(f"wrote {', '.join(str(p) for p in paths.values())}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -20,21 +19,30 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from influencer_engine.brief import Brief, Constraints, MixLimit, TargetAudience
+from influencer_engine.brief import Brief, Constraints, MixLimit
 from influencer_engine.config import PlannerConfig, TierConfig
 from influencer_engine.evaluation.heuristics import HEURISTICS, fill_in_order, heuristic_orders
 from influencer_engine.forecast import forecast_base, load_candidate_base
+from influencer_engine.io import read_table
 from influencer_engine.modeling.predictor import Predictor
 from influencer_engine.planner.coverage import AudienceModel, solve_reach
 from influencer_engine.planner.knapsack import solve_additive
-from influencer_engine.planner.plan import prepare, solve
+from influencer_engine.planner.plan import Prepared, plan_candidates, prepare
 from influencer_engine.planner.problem import goal_values
-from influencer_engine.registry import GOAL_NAMES, GOALS, PLATFORMS
-from influencer_engine.schema import AGE_BANDS, AUDIENCE_COUNTRIES, CATEGORIES, GENDERS
+from influencer_engine.planner.totals import PlanTotals
+from influencer_engine.registry import COST_FIGURES, GOAL_NAMES, GOALS, KPI_NAMES
+from influencer_engine.simulate.briefs import random_context
 from influencer_engine.simulate.model import segment_sizes
 from influencer_engine.simulate.world import World
 
-__all__ = ["PlannerEvaluation", "evaluate_planner", "random_context"]
+__all__ = [
+    "PlannerEvaluation",
+    "cost_figures_of",
+    "evaluate_planner",
+    "market_figures",
+    "market_median_figures",
+    "random_context",
+]
 
 _ORACLE_GAP = 1e-4
 
@@ -49,26 +57,6 @@ class PlannerEvaluation:
 
     def to_dict(self) -> dict[str, Any]:
         return {"summary": self.summary, "briefs": self.rows.to_dicts()}
-
-
-def random_context(world: World, rng: np.random.Generator, k: int) -> dict[str, Any]:
-    """The goal-independent part of a random brief: category, audience, dates, platforms."""
-    ages = rng.choice(AGE_BANDS, size=int(rng.integers(1, 4)), replace=False)
-    countries = rng.choice(AUDIENCE_COUNTRIES[:-1], size=int(rng.integers(1, 5)), replace=False)
-    gender = GENDERS if rng.random() < 0.6 else (str(rng.choice(GENDERS)),)
-    platforms = PLATFORMS if rng.random() < 0.5 else tuple(
-        str(p) for p in rng.choice(PLATFORMS, size=int(rng.integers(1, 3)), replace=False))  # fmt: skip
-    start = world.now + timedelta(days=int(rng.integers(7, 90)))
-    return {
-        "brief_id": f"eval-{k}",
-        "brand_category": str(rng.choice(CATEGORIES)),
-        "target": TargetAudience(
-            age=tuple(sorted(map(str, ages))), gender=tuple(gender), countries=tuple(map(str, countries))
-        ),
-        "start_date": start,
-        "end_date": start + timedelta(days=28),
-        "platforms": tuple(sorted(platforms)),
-    }
 
 
 def _random_brief(context: dict[str, Any], goal: str, rng: np.random.Generator) -> Brief:
@@ -105,7 +93,7 @@ def evaluate_planner(
     candidates = load_candidate_base(data)
     rows: list[dict[str, Any]] = []
     for k in range(per_goal):
-        context = random_context(world, rng, k)
+        context = random_context(world.now, rng, k)
         base = Brief(**context, goal="conversions")
         forecast = forecast_base(predictor, candidates, base, tiers)
         truth = world.expected_outcomes(base)
@@ -113,7 +101,7 @@ def evaluate_planner(
             brief = _random_brief(context, goal, rng)
             t0 = time.perf_counter()
             prep = prepare(forecast, brief, cfg)
-            planned = solve(prep, cfg)
+            planned, totals = plan_candidates(prep, cfg)
             seconds = time.perf_counter() - t0
             table = prep.candidates.table
             true_rows = table.select("creator_id", "price").join(
@@ -135,6 +123,7 @@ def evaluate_planner(
                 score = partial(_additive_score, true_values)
 
                 oracle = solve_additive(problem, true_values, gap=_ORACLE_GAP, time_limit=cfg.solver.time_limit_s)
+            picked = _picked(goal, prep, planned.chosen, oracle.chosen, true_rows, totals, score)
             orders = heuristic_orders(table, forecast.features, predictor.baselines)
             compared = {"planner": score(planned.chosen)}
             compared.update({name: score(fill_in_order(problem, orders[name])) for name in HEURISTICS})
@@ -147,13 +136,86 @@ def evaluate_planner(
                 "oracle_creators": int(oracle.chosen.size), "plan_seconds": seconds,
                 "planner_certified_gap": planned.gap, "oracle_certified_gap": oracle.gap,
                 "oracle_value": oracle_value, "oracle_solver_value": score(oracle.chosen),
-                **{f"{name}_value": v for name, v in compared.items()},
+                **{f"{name}_value": v for name, v in compared.items()}, **picked,
             }  # fmt: skip
             for name in ("planner", *HEURISTICS):
                 row[f"{name}_share"] = row[f"{name}_value"] / oracle_value if oracle_value > 0 else None
             rows.append(row)
     frame = pl.DataFrame(rows, infer_schema_length=None)
-    return PlannerEvaluation(rows=frame, summary=_summary(frame))
+    return PlannerEvaluation(rows=frame, summary=_summary(frame, market_figures(data)))
+
+
+def market_figures(data: Path) -> dict[str, float]:
+    """The market's cost figures for the simulated world in ``data`` (see ``market_median_figures``)."""
+    return market_median_figures(read_table(data / "outcomes.parquet"),
+                                 read_table(data / "truth" / "expected_outcomes.parquet"))  # fmt: skip
+
+
+def market_median_figures(outcomes: pl.DataFrame, expected: pl.DataFrame) -> dict[str, float]:
+    """The cost figures of the median simulated campaign: its posts' cost over their true expected results (so a
+    campaign with no conversion drawn still has a CPA). The aggregate over every post, which ``ie summary`` prints,
+    is dominated by the largest hires; the median campaign is what "the market" means when a best-in-class campaign
+    is said to beat it a few times."""
+    keys = ["campaign_id", "creator_id", "format"]
+    kpis = [k for k in KPI_NAMES if f"true_{k}" in expected.columns]
+    per = (
+        outcomes.select(*keys, "cost")
+        .join(expected, on=keys, how="inner")
+        .group_by("campaign_id")
+        .agg(pl.col("cost").sum(), *(pl.col(f"true_{k}").sum().alias(k) for k in kpis))
+    )
+    rows = [cost_figures_of(r["cost"], r) for r in per.iter_rows(named=True)]
+    return {name: float(np.nanmedian([r[name] for r in rows])) for name in COST_FIGURES}
+
+
+def cost_figures_of(spend: float, kpis: dict[str, Any]) -> dict[str, float]:
+    """CPM, CPE, CPC, CPA (spend per result) and ROAS of ``spend`` buying ``kpis`` (NaN where undefined)."""
+    out: dict[str, float] = {}
+    for name, fig in COST_FIGURES.items():
+        total = float(kpis.get(fig.kpi) or 0.0)
+        if fig.kind == "cost":
+            out[name] = spend * fig.per / total if total > 0 else float("nan")
+        else:
+            out[name] = total / (spend * fig.per) if spend > 0 else float("nan")
+    return out
+
+
+def _picked(
+    goal: str,
+    prep: Prepared,
+    planned: I64,
+    oracle: I64,
+    true_rows: pl.DataFrame,
+    totals: PlanTotals,
+    score: Callable[[I64], float],
+) -> dict[str, Any]:
+    """What was picked, against the truth: each picked creator's forecast over its true expected value of the goal's
+    KPI, whether the plan's P10-P90 band of its goal holds the roster's true value, and the true and forecast cost
+    figures of the planned roster and the oracle roster."""
+    g = GOALS[goal]
+    table = prep.candidates.table
+    price = table["price"].cast(pl.Float64).to_numpy()
+    forecast_kpi = table[g.kpi].cast(pl.Float64).fill_null(0.0).to_numpy()
+    true_kpis = {k: true_rows[k].cast(pl.Float64).fill_null(0.0).to_numpy() for k in KPI_NAMES}
+    t = true_kpis[g.kpi][planned]
+    ratios = np.where(t > 0, forecast_kpi[planned] / np.where(t > 0, t, 1.0), np.nan)
+    spend = float(price[planned].sum())
+    truth = true_kpis["revenue"][planned].sum() / spend if g.value == "net_return" and spend > 0 else score(planned)
+    band = totals.goal
+    holds = None if band.p10 is None or band.p90 is None else bool(band.p10 <= truth <= band.p90)
+    out: dict[str, Any] = {
+        "picked_forecast_over_true": [float(x) for x in ratios[np.isfinite(ratios)]],
+        "roster_true_total": float(truth), "roster_band_p10": band.p10, "roster_band_p90": band.p90,
+        "roster_expected": band.expected, "band_holds_truth": holds, "spend": spend,
+    }  # fmt: skip
+    for name, rows in (("planned", planned), ("oracle", oracle)):
+        s = float(price[rows].sum())
+        for fig, v in cost_figures_of(s, {k: float(a[rows].sum()) for k, a in true_kpis.items()}).items():
+            out[f"{name}_true_{fig}"] = v
+    for fig in ("cpm", "cpa", "roas"):
+        got = totals.cost_figures.get(fig)
+        out[f"planned_forecast_{fig}"] = float(got) if got is not None else float("nan")
+    return out
 
 
 def _reach_score(model: AudienceModel, reach: F64, chosen: I64) -> float:
@@ -168,7 +230,39 @@ def _num(x: Any) -> float:
     return float(x) if x is not None else 0.0
 
 
-def _summary(frame: pl.DataFrame) -> dict[str, dict[str, Any]]:
+def _quantiles(values: list[float] | F64) -> dict[str, float]:
+    a = np.asarray(values, dtype=np.float64)
+    a = a[np.isfinite(a)]
+    if not a.size:
+        return {"p10": float("nan"), "median": float("nan"), "p90": float("nan"), "n": 0}
+    p10, p50, p90 = np.quantile(a, [0.1, 0.5, 0.9])
+    return {"p10": float(p10), "median": float(p50), "p90": float(p90), "n": int(a.size)}
+
+
+def _picked_summary(part: pl.DataFrame, market: dict[str, float]) -> dict[str, Any]:
+    """Per goal: forecast/true of picked creators, band coverage, and the rosters' cost figures against the market's
+    (``vs_market``: how many times better than the market the roster is; > 1 is better)."""
+    ratios = [x for xs in part["picked_forecast_over_true"].to_list() for x in (xs or [])]
+    holds = part["band_holds_truth"].drop_nulls()
+    roster_ratio = (part["roster_expected"] / part["roster_true_total"]).to_numpy()
+    out: dict[str, Any] = {
+        "picked_forecast_over_true": _quantiles(ratios),
+        "roster_forecast_over_true": _quantiles(roster_ratio),
+        "band_holds_truth": float(holds.mean()) if holds.len() else float("nan"),  # type: ignore[arg-type]
+        "market": market,
+    }
+    for name in ("planned_true", "oracle_true", "planned_forecast"):
+        fig: dict[str, Any] = {}
+        for f in ("cpm", "cpa", "roas"):
+            v = part[f"{name}_{f}"].to_numpy().astype(np.float64)
+            m = market[f]
+            better = m / v if f != "roas" else v / m
+            fig[f] = {**_quantiles(v), "vs_market": _quantiles(better)}
+        out[name] = fig
+    return out
+
+
+def _summary(frame: pl.DataFrame, market: dict[str, float]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for goal in dict.fromkeys(frame["goal"].to_list()):
         part = frame.filter((pl.col("goal") == goal) & pl.col("planner_share").is_not_null())
@@ -181,13 +275,18 @@ def _summary(frame: pl.DataFrame) -> dict[str, dict[str, Any]]:
             entry[name] = {"mean_share": _num(s.mean()), "median_share": _num(s.median()), "min_share": _num(s.min())}
         entry["oracle_certified_gap_max"] = _num(part["oracle_certified_gap"].max())
         entry["plan_seconds_median"] = _num(part["plan_seconds"].median())
+        entry["picked"] = _picked_summary(part, market)
         out[goal] = entry
     return out
 
 
 def summary_lines(ev: PlannerEvaluation) -> list[str]:
-    lines = [f"{'goal':12} {'briefs':>6} {'planner':>8} " + " ".join(f"{h:>21}" for h in HEURISTICS)]
+    lines = [f"{'goal':12} {'briefs':>6} {'planner':>8} " + " ".join(f"{h:>21}" for h in HEURISTICS)
+             + f" {'forecast/true P10-P50-P90':>26} {'band holds':>10}"]  # fmt: skip
     for goal, e in ev.summary.items():
+        r = e["picked"]["picked_forecast_over_true"]
         lines.append(f"{goal:12} {e['briefs']:>6} {e['planner']['mean_share']:>8.1%} "
-                     + " ".join(f"{e[h]['mean_share']:>21.1%}" for h in HEURISTICS))  # fmt: skip
+                     + " ".join(f"{e[h]['mean_share']:>21.1%}" for h in HEURISTICS)
+                     + f" {r['p10']:>8.2f} {r['median']:>8.2f} {r['p90']:>8.2f}"
+                     + f" {e['picked']['band_holds_truth']:>10.0%}")  # fmt: skip
     return lines

@@ -22,7 +22,7 @@ from influencer_engine.config import PlannerConfig
 from influencer_engine.forecast import AUDIENCE_GROUPS, BriefForecast
 from influencer_engine.io import write_csv, write_json, write_parquet
 from influencer_engine.planner.coverage import AudienceModel, solve_reach
-from influencer_engine.planner.knapsack import Solution, solve_additive
+from influencer_engine.planner.knapsack import Problem, Solution, solve_additive
 from influencer_engine.planner.problem import (
     Candidates,
     PlanInfeasible,
@@ -32,11 +32,23 @@ from influencer_engine.planner.problem import (
     goal_values,
     with_budget,
 )
+from influencer_engine.planner.slack import BudgetLeft, budget_left
 from influencer_engine.planner.totals import CandidateCounts, PlanTotals, kpi_quantiles, roster_totals
 from influencer_engine.registry import GOALS
 from influencer_engine.schema import audience_columns
 
-__all__ = ["Explain", "Plan", "Prepared", "plan", "plan_candidates", "prepare", "solve", "write_plan"]
+__all__ = [
+    "Explain",
+    "Plan",
+    "Prepared",
+    "explain_budget",
+    "goal_words",
+    "plan",
+    "plan_candidates",
+    "prepare",
+    "solve",
+    "write_plan",
+]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -99,6 +111,10 @@ def prepare(forecast: BriefForecast, brief: Brief, cfg: PlannerConfig) -> Prepar
 def solve(prep: Prepared, cfg: PlannerConfig, *, budget: float | None = None,
           incumbent: I64 | None = None) -> Solution:  # fmt: skip
     problem = prep.candidates.problem if budget is None else with_budget(prep.candidates.problem, budget)
+    return _solve_problem(prep, cfg, problem, incumbent)
+
+
+def _solve_problem(prep: Prepared, cfg: PlannerConfig, problem: Problem, incumbent: I64 | None = None) -> Solution:
     s = cfg.solver
     if GOALS[prep.brief.goal].kind == "coverage":
         return solve_reach(problem, prep.audience, prep.reach, gap=s.mip_rel_gap, time_limit=s.time_limit_s,
@@ -121,6 +137,40 @@ def plan_candidates(prep: Prepared, cfg: PlannerConfig, *, budget: float | None 
     return sol, totals
 
 
+def goal_words(goal: str) -> str:
+    """What a goal's solver objective counts, in words ("conversions", "net return ($)")."""
+    g = GOALS[goal]
+    return "net return ($)" if g.value == "net_return" else g.label
+
+
+def explain_budget(prep: Prepared, cfg: PlannerConfig, sol: Solution, budget: float | None = None) -> BudgetLeft | None:
+    """Why the roster ``sol`` leaves budget unspent (None when it spends at least ``budget.explain_below_share``)."""
+    b = prep.brief.budget if budget is None else budget
+    cand = prep.candidates if budget is None else at_budget(prep.candidates, b)
+    spend = float(cand.problem.cost[sol.chosen].sum()) if sol.chosen.size else 0.0
+    c = prep.brief.constraints
+    cap = None
+    capped = cand.filtered["reason"].str.starts_with("price above the per-creator cap").any()
+    if c.max_spend_per_creator is not None and capped:
+
+        def replan(new_cap: float) -> tuple[float, float] | None:
+            looser = prep.brief.model_copy(update={"budget": b, "constraints": c.model_copy(
+                update={"max_spend_per_creator": new_cap})})  # fmt: skip
+            try:
+                p2 = prepare(prep.forecast, looser, cfg)
+                s2 = solve(p2, cfg)
+            except PlanInfeasible:
+                return None
+            if s2.status == "infeasible":
+                return None
+            return float(p2.candidates.problem.cost[s2.chosen].sum()) - spend, float(s2.value - sol.value)
+
+        cap = (float(c.max_spend_per_creator), replan)
+    return budget_left(cand, prep.values, sol, b, lambda p: _solve_problem(prep, cfg, p, sol.chosen),
+                       goal_label=goal_words(prep.brief.goal), explain_below=cfg.budget.explain_below_share,
+                       cap=cap)  # fmt: skip
+
+
 def plan(prep: Prepared, cfg: PlannerConfig, *, budget: float | None = None, reasons: int = 3,
          explain: Explain | None = None) -> Plan:  # fmt: skip
     """The roster for the prepared brief at ``budget`` (default: the brief's), with totals, the certified gap and
@@ -132,7 +182,8 @@ def plan(prep: Prepared, cfg: PlannerConfig, *, budget: float | None = None, rea
     over = int((cand.table["price"] > brief.budget).sum())  # priced above this budget (a prep for a larger one)
     counts = CandidateCounts(rows_in=scored + rejected, rejected=rejected, filtered=cand.filtered.height + over,
                              eligible=cand.table.height - over)  # fmt: skip
-    totals = totals.model_copy(update={"candidates": counts})
+    left = explain_budget(prep, cfg, sol, brief.budget)
+    totals = totals.model_copy(update={"candidates": counts, "budget_left": left})
     goal = GOALS[brief.goal]
     roster = cand.table[sol.chosen.tolist()]
     roster = roster.with_columns(pl.Series("goal_value", prep.values[sol.chosen]))

@@ -153,8 +153,9 @@ def build_candidates(table: pl.DataFrame, brief: Brief) -> Candidates:
     n = eligible.height
     tiers = eligible["tier"].to_numpy()
     plats = eligible["platform"].to_numpy()
+    floor = -np.inf if not c.min_spend_share else float(c.min_spend_share) * float(brief.budget)
     rows: list[tuple[F64, float, float, RowInfo]] = [
-        (price, -np.inf, float(brief.budget), RowInfo(f"budget {_money(brief.budget)}", "$"))
+        (price, floor, float(brief.budget), RowInfo(_budget_label(brief.budget, c.min_spend_share), "$"))
     ]
     if c.roster_min is not None or c.roster_max is not None:
         lo = -np.inf if c.roster_min is None else float(c.roster_min)
@@ -184,16 +185,29 @@ def build_candidates(table: pl.DataFrame, brief: Brief) -> Candidates:
                       cheapest=cheapest)  # fmt: skip
 
 
+def _budget_label(budget: float, min_share: float | None) -> str:
+    return f"budget {_money(budget)}" + (f" (spend at least {min_share:.0%})" if min_share else "")
+
+
+def _min_share(problem: Problem) -> float | None:
+    """The brief's min_spend_share as the budget row holds it (its floor over its ceiling)."""
+    lo, hi = float(problem.lo[0]), float(problem.hi[0])
+    return lo / hi if np.isfinite(lo) and hi > 0 else None
+
+
 def with_budget(problem: Problem, budget: float) -> Problem:
-    """The same problem at another budget (row 0 is the budget row)."""
-    hi = problem.hi.copy()
+    """The same problem at another budget (row 0 is the budget row; a spend floor keeps its share)."""
+    share = _min_share(problem)
+    lo, hi = problem.lo.copy(), problem.hi.copy()
     hi[0] = budget
-    return replace(problem, hi=hi)
+    if share is not None:
+        lo[0] = share * budget
+    return replace(problem, lo=lo, hi=hi)
 
 
 def at_budget(cand: Candidates, budget: float) -> Candidates:
     """The same candidates with the budget row (row 0) set to ``budget``, its label included."""
-    rows = (RowInfo(f"budget {_money(budget)}", "$"), *cand.rows[1:])
+    rows = (RowInfo(_budget_label(budget, _min_share(cand.problem)), "$"), *cand.rows[1:])
     return replace(cand, problem=with_budget(cand.problem, budget), rows=rows)
 
 
@@ -221,7 +235,12 @@ def explain_infeasible(cand: Candidates, budget: float) -> list[str]:
         if amount <= 1e-6 * unit_scale[i]:
             continue
         how = _money(amount) if row.unit == "$" else f"{amount:,.1f} creators"
-        if row.label.startswith("budget"):
+        if row.label.startswith("budget") and down[i] > up[i]:
+            reasons.append(
+                f"{row.label}: the other constraints let the roster spend at most {_money(p.lo[0] - down[i])}"
+                f", {how} short of the floor (lower constraints.min_spend_share or loosen the others)"
+            )
+        elif row.label.startswith("budget"):
             reasons.append(f"{row.label} is short by at least {how}")
         elif "share" in row.label:
             reasons.append(f"{row.label} cannot be met with the eligible candidates and the other constraints")

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from influencer_engine.planner.coverage import AudienceModel
 from influencer_engine.planner.knapsack import Solution
+from influencer_engine.planner.slack import BudgetLeft
 from influencer_engine.registry import COST_FIGURES, GOALS, KPI_NAMES
 
 __all__ = [
@@ -89,6 +90,7 @@ class PlanTotals(_Frozen):
     cost_figures: dict[str, float | None] = {}  # the roster's CPM, CPE, CPC, CPA (spend per result) and ROAS
     solver: SolverReport
     candidates: CandidateCounts | None = None
+    budget_left: BudgetLeft | None = None  # why budget stays unspent, when the plan spends well under it
 
     def json_dict(self) -> dict[str, Any]:
         """The one JSON form (NaN and infinities as null)."""

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from influencer_engine.brief import Brief, Scenario
@@ -14,13 +15,14 @@ from influencer_engine.config import PlannerConfig
 from influencer_engine.errors import ConfigError
 from influencer_engine.forecast import BriefForecast
 from influencer_engine.io import atomic_path, write_csv, write_parquet
-from influencer_engine.planner.plan import plan_candidates, prepare
+from influencer_engine.planner.plan import explain_budget, plan_candidates, prepare
 from influencer_engine.planner.problem import PlanInfeasible
 from influencer_engine.registry import GOALS, PLATFORMS, TIERS
 
-__all__ = ["WhatIf", "parse_budgets", "parse_scenario", "whatif", "write_whatif"]
+__all__ = ["WhatIf", "parse_budgets", "parse_scenario", "saturation", "whatif", "write_whatif"]
 
 BASE = "as briefed"
+I64 = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ def whatif(forecast: BriefForecast, brief: Brief, cfg: PlannerConfig, budgets: l
                      for b in budgets]  # fmt: skip
             continue
         prev, prev_value, prev_budget = None, None, None
+        limit: tuple[I64, str] | None = None  # the roster at which spending stopped, and what stops it
         for b in budgets:
             try:
                 sol, totals = plan_candidates(prep, cfg, budget=b, incumbent=prev)
@@ -104,17 +107,41 @@ def whatif(forecast: BriefForecast, brief: Brief, cfg: PlannerConfig, budgets: l
             marginal: float | None = (None if prev_value is None or prev_budget is None
                         else (goal.expected - prev_value) / (b - prev_budget) * 1000.0)  # fmt: skip
             conversions = totals.kpis.get("conversions")
+            limited_by = None
+            if totals.spend < cfg.budget.explain_below_share * b:
+                if limit is None or not np.array_equal(limit[0], sol.chosen):
+                    left = explain_budget(prep, cfg, sol, b)
+                    words = "; ".join(left.binding) if left is not None and left.binding else None
+                    limit = (sol.chosen, words or (left.reason.split(": ", 1)[-1] if left is not None else ""))
+                limited_by = limit[1]
             rows.append({
                 "scenario": name, "budget": b, "status": sol.status, "reason": None,
                 "goal": brief.goal, "expected": goal.expected, "p10": goal.p10, "p50": goal.p50,
                 "p90": goal.p90, "marginal_per_1000": marginal, "spend": totals.spend,
-                "creators": totals.creators, "certified_gap": sol.gap,
+                "creators": totals.creators, "certified_gap": sol.gap, "spend_share": totals.spend_share,
+                "limited_by": limited_by,
                 "unique_reach": totals.unique_reach.expected,
                 "conversions": conversions.expected if conversions is not None else None,
                 **_mix(roster),
             })  # fmt: skip
             prev, prev_value, prev_budget = sol.chosen, goal.expected, b
     return WhatIf(brief=brief, table=pl.DataFrame(rows, infer_schema_length=None))
+
+
+def saturation(rows: pl.DataFrame) -> tuple[float, str, float] | None:
+    """The first budget of one scenario's frontier where the plan stops spending it (budget, what stops it, the
+    goal's expected value there), or None when every budget is spent."""
+    if "limited_by" not in rows.columns:
+        return None
+    hit = rows.filter(pl.col("limited_by").is_not_null())
+    if hit.height == 0:
+        return None
+    r = hit.row(0, named=True)
+    return float(r["budget"]), str(r["limited_by"]), float(r["expected"])
+
+
+def _short(text: str, n: int = 70) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 def write_whatif(result: WhatIf, out: Path) -> dict[str, Path]:
@@ -141,6 +168,17 @@ def write_whatif(result: WhatIf, out: Path) -> dict[str, Path]:
             continue
         line = ax.plot(s["budget"], s["expected"], marker="o", ms=3, label=name)[0]
         ax.fill_between(s["budget"], s["p10"], s["p90"], alpha=0.2, color=line.get_color())
+        stop = saturation(s)
+        if stop is not None:
+            ax.axvline(stop[0], color=line.get_color(), ls="--", lw=1)
+            ax.annotate(
+                f"{name}: stops rising at ${stop[0]:,.0f}\n({_short(stop[1])})",
+                (stop[0], stop[2]),
+                textcoords="offset points",
+                xytext=(6, -28),
+                fontsize=7,
+                color=line.get_color(),
+            )
     ax.set_xlabel("budget ($)")
     ax.set_ylabel(f"{goal} (line: expected; band: P10-P90)")
     ax.set_title(f"{result.brief.brief_id}: {goal} against budget")
@@ -179,6 +217,11 @@ def write_whatif(result: WhatIf, out: Path) -> dict[str, Path]:
                                 hovertemplate="budget $%{x:,.0f}<br>expected %{y:,.0f}<br>creators %{customdata[0]}"
                                 "<br>marginal per $1,000: %{customdata[1]:,.1f}<extra></extra>"),
                      row=1, col=1)  # fmt: skip
+        stop = saturation(s)
+        if stop is not None:
+            pf.add_vline(x=stop[0], line_dash="dash", line_width=1, row=1, col=1)
+            pf.add_annotation(x=stop[0], y=stop[2], text=f"{name}: stops rising at ${stop[0]:,.0f}<br>"
+                              f"({_short(stop[1])})", showarrow=True, font={"size": 10}, row=1, col=1)  # fmt: skip
     for where, vocab in ((2, TIERS), (3, PLATFORMS)):
         for v in vocab:
             bar = go.Bar(x=base["budget"].to_list(), y=base[f"spend_share_{v}"].to_list(), name=v,

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import numpy.typing as npt
 import polars as pl
+from scipy.special import ndtr, ndtri
 
 from influencer_engine.config import SimulatorConfig, TierConfig
 from influencer_engine.registry import BASE_FORMAT, FORMATS, GOAL_NAMES, PLATFORMS, TIERS
@@ -58,6 +59,12 @@ def _truncated_pareto(rng: np.random.Generator, lo: F64, hi: F64, alpha: float) 
     u = rng.random(len(lo))
     la, ha = lo**-alpha, hi**-alpha
     return np.asarray((la - u * (la - ha)) ** (-1.0 / alpha), dtype=np.float64)
+
+
+def _truncated_normal(rng: np.random.Generator, clip: float, n: int) -> F64:
+    """Standard normal draws truncated to [-clip, clip] (by the inverse CDF: no point masses at the bounds)."""
+    lo, hi = ndtr(-clip), ndtr(clip)
+    return np.asarray(ndtri(lo + rng.random(n) * (hi - lo)), dtype=np.float64)
 
 
 def _ids(prefix: str, n: int, width: int) -> pl.Series:
@@ -123,7 +130,8 @@ def _creators(
         interest=interest,
     )
 
-    # Prices: log-log in followers between the published anchors, part quality, part pure mispricing.
+    # Prices: log-log in followers between the published anchors, discounted for fake followers the buyers see,
+    # part quality (buyers see average views), part pure mispricing.
     prng = rngs["prices"]
     pr = cfg.price
     log_f = np.log(np.maximum(followers, 1))
@@ -141,8 +149,9 @@ def _creators(
         base[m] = y
     base = np.exp(
         base
+        + pr.fake_discount * np.log1p(-fake)
         + cfg.quality.price_loading * cfg.quality.sigma * quality
-        + prng.normal(0.0, cfg.quality.mispricing_sigma, n)
+        + cfg.quality.mispricing_sigma * _truncated_normal(prng, cfg.quality.mispricing_clip, n)
     )
     prices: dict[str, F64] = {}
     for f in FORMATS:
@@ -386,20 +395,36 @@ def _campaigns(
     slot_cat = brand_cat[brand[slot_campaign]]
     weight = params.followers**c.follower_weight_exponent
     primary = truth["primary_niche"].replace_strict(list(CATEGORIES), list(range(len(CATEGORIES)))).to_numpy()
-    chosen = np.empty(len(slot_campaign), dtype=np.int64)
+    # Each slot shortlists a few creators (same rules) and hires one with odds growing with its audience fit:
+    # brands look at audience demographics before they hire (assumption: odds ~ (fit + 0.01)^exponent).
+    k_short = max(1, c.shortlist)
+    shortlist = np.empty((len(slot_campaign), k_short), dtype=np.int64)
     in_niche = rng.random(len(slot_campaign)) < c.in_niche_share
     all_cum = np.cumsum(weight)
-    u = rng.random(len(slot_campaign))
+    u = rng.random((len(slot_campaign), k_short))
     for k in range(len(CATEGORIES)):
         pool = np.flatnonzero(primary == k)
         sel = in_niche & (slot_cat == k)
         if len(pool) and sel.any():
             cum = np.cumsum(weight[pool])
-            chosen[sel] = pool[np.minimum(np.searchsorted(cum, u[sel] * cum[-1]), len(pool) - 1)]
+            shortlist[sel] = pool[np.minimum(np.searchsorted(cum, u[sel] * cum[-1]), len(pool) - 1)]
         elif sel.any():
             in_niche[sel] = False
     out_sel = ~in_niche
-    chosen[out_sel] = np.minimum(np.searchsorted(all_cum, u[out_sel] * all_cum[-1]), n - 1)
+    shortlist[out_sel] = np.minimum(np.searchsorted(all_cum, u[out_sel] * all_cum[-1]), n - 1)
+    slot_brand = brand[slot_campaign]
+    t_age = _masks(brands["target_age"], AGE_BANDS)[slot_brand]
+    t_gender = _masks(brands["target_gender"], GENDERS)[slot_brand]
+    t_country = _masks(brands["target_countries"], AUDIENCE_COUNTRIES)[slot_brand]
+    fit = (
+        np.einsum("skj,sj->sk", params.age[shortlist], t_age)
+        * np.einsum("skj,sj->sk", params.gender[shortlist], t_gender)
+        * np.einsum("skj,sj->sk", params.country[shortlist], t_country)
+    )
+    odds = (fit + 0.01) ** c.fit_weight_exponent
+    cum_odds = np.cumsum(odds, axis=1)
+    pick = (cum_odds < rng.random(len(slot_campaign))[:, None] * cum_odds[:, -1:]).sum(axis=1)
+    chosen = shortlist[np.arange(len(slot_campaign)), np.minimum(pick, k_short - 1)]
     pairs = pl.DataFrame({"campaign": slot_campaign, "creator": chosen}).unique(maintain_order=True)
     slot_campaign = pairs["campaign"].to_numpy()
     chosen = pairs["creator"].to_numpy()
@@ -439,8 +464,10 @@ def _campaigns(
     clicks = _gamma_poisson(orng, reach * ctr, cfg.conversion.dispersion_k)
     cr = exp["conversions"] / np.maximum(exp["clicks"], 1e-9)
     conversions = _gamma_poisson(orng, clicks * cr, cfg.conversion.dispersion_k)
-    sigma = cfg.conversion.revenue_sigma
-    order_value = ctx.aov * np.exp(orng.normal(-(sigma**2) / 2, sigma / np.sqrt(np.maximum(conversions, 1)), m))
+    # the mean order value of n orders: log-normal around the AOV with sd sigma / sqrt(n), mean-preserving (its log
+    # mean is -sd^2 / 2 of that sd), so revenue's expectation is exactly conversions x AOV, the truth
+    sd = cfg.conversion.revenue_sigma / np.sqrt(np.maximum(conversions, 1))
+    order_value = ctx.aov * np.exp(orng.normal(-(sd**2) / 2, sd, m))
     revenue = np.round(conversions * order_value, 2)
 
     price_cols = np.column_stack([creators[f"price_{f}"].fill_null(np.nan).to_numpy() for f in FORMATS])

@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from influencer_engine.config import SimulatorConfig, TierConfig
-from influencer_engine.registry import FORMATS, KPI_NAMES, PLATFORMS, TIERS
+from influencer_engine.registry import BASE_FORMAT, FORMATS, KPI_NAMES, PLATFORMS, TIERS
 from influencer_engine.schema import AUDIENCE_COUNTRIES, CATEGORIES
 
 __all__ = [
@@ -132,10 +132,14 @@ def expected_kpis(cfg: SimulatorConfig, tiers: TierConfig, p: CreatorParams, ctx
     impressions = np.where(ctx.sponsored, impressions * r.sponsored_impressions * saturation, impressions)
     reach = impressions * platform_table(r.reach_ratio)[plat]
 
+    # the published per-view rates are each platform's own base format (Instagram images, TikTok and YouTube videos)
+    fmt_eng = format_table(e.format_engagement)
+    base_eng = fmt_eng[[FORMATS.index(BASE_FORMAT[p]) for p in PLATFORMS]]
     per_imp = (
         platform_table(e.per_impression)[plat]
-        * format_table(e.format_engagement)[ctx.fmt]
-        * np.exp(0.8 * cfg.quality.sigma * p.quality + p.drift * years)
+        * fmt_eng[ctx.fmt]
+        / base_eng[plat]
+        * np.exp(e.quality_loading * cfg.quality.sigma * p.quality + p.drift * years)
     )
     inverted_u = np.exp(-e.inverted_u_curvature * (np.log10(real_then) - e.inverted_u_peak_log10) ** 2)
     per_imp = np.where(ctx.sponsored, per_imp * e.sponsored_engagement * inverted_u, per_imp)
@@ -156,7 +160,8 @@ def expected_kpis(cfg: SimulatorConfig, tiers: TierConfig, p: CreatorParams, ctx
     clicks = reach * ctr * aff_mult * quality
     tier = tier_index(p.followers, tiers)
     rate_by_tier = np.array([cv.rate_by_tier[t] for t in TIERS])
-    conversions = clicks * rate_by_tier[tier] * fit_mult * aff_mult * _season(cfg, ctx.category, ctx.month)
+    trust = np.exp(cv.conversion_quality_loading * cfg.quality.sigma * p.quality)
+    conversions = clicks * rate_by_tier[tier] * fit_mult * aff_mult * trust * _season(cfg, ctx.category, ctx.month)
     assert ctx.aov is not None
     out.update(clicks=clicks, conversions=conversions, revenue=conversions * ctx.aov)
     return out

@@ -94,7 +94,7 @@ function num(form, name) {
 function briefFromForm() {
   const f = $("#brief-form");
   const constraints = {};
-  for (const k of ["roster_min", "roster_max", "max_spend_per_creator", "min_audience_fit", "min_credibility"]) {
+  for (const k of ["roster_min", "roster_max", "max_spend_per_creator", "min_spend_share", "min_audience_fit", "min_credibility"]) {
     const v = num(f, k);
     if (v !== null) constraints[k] = v;
   }
@@ -184,13 +184,21 @@ function renderTotals(plan) {
   const cost = costOf(goal.cost_figure);
   $("#totals").innerHTML = [
     card("Creators", fmt(t.creators)),
-    card("Spend", money(t.spend), `of ${money(t.budget)} budget`),
+    card("Spend", money(t.spend), `of ${money(t.budget)} budget` + (t.budget_left ? ` · ${pct(t.budget_left.unspent_share)} left` : "")),
     card(`${g.label} (expected)`, fmt(g.expected, digits), band(g)),
     card("Unique reach", fmt(t.unique_reach.expected), `${pct(t.unique_reach.duplication)} duplicated`),
     card(cost.label, costText(cost, t.cost_figures[cost.name])),
     card("Solver", t.solver.status, `certified gap ${fmt(100 * t.solver.certified_gap, 2)}%`),
   ].join("");
   $("#notes").textContent = (plan.notes || []).join(" · ");
+  const left = $("#budget-left");
+  if (t.budget_left) {
+    left.textContent = `Budget left: ${t.budget_left.reason}`;
+    left.hidden = false;
+  } else {
+    left.textContent = "";
+    left.hidden = true;
+  }
 }
 
 async function planRoster(ev) {
@@ -266,10 +274,24 @@ function drawFrontier(res) {
       hovertemplate: "$%{x:,.0f}: %{y:,.0f}<br>+$1k adds %{customdata[0]:,.1f}<br>%{customdata[1]} creators<extra></extra>" });
   });
   const label = goalOf(res.goal).label;
+  // where each scenario's goal stops rising (the plan stops spending the budget), and what stops it
+  const shapes = [];
+  const notes = [];
+  const stops = [];
+  names.forEach((n, i) => {
+    const hit = rows.find((r) => r.scenario === n && r.limited_by);
+    if (!hit) return;
+    const color = palette[i % palette.length];
+    shapes.push({ type: "line", x0: hit.budget, x1: hit.budget, yref: "paper", y0: 0, y1: 1, line: { dash: "dash", width: 1, color } });
+    notes.push({ x: hit.budget, y: hit.expected, text: `${n}: stops rising at ${money(hit.budget)}`, showarrow: true, font: { size: 10, color } });
+    stops.push(`${n}: the goal stops rising at ${money(hit.budget)} (${hit.limited_by})`);
+  });
   Plotly.newPlot("frontier-chart", traces, {
     title: `${label} against budget`, xaxis: { title: "budget ($)" }, yaxis: { title: `${label} (expected, band P10–P90)` },
-    margin: { t: 40, r: 10 }, legend: { orientation: "h" },
+    margin: { t: 40, r: 10 }, legend: { orientation: "h" }, shapes, annotations: notes,
   }, { displaylogo: false, responsive: true });
+  $("#wf-limits").textContent = stops.join(" · ");
+  $("#wf-limits").hidden = stops.length === 0;
   const base = rows.filter((r) => r.scenario === names[0]);
   const mix = [];
   for (const t of OPTIONS.tiers) {
