@@ -339,9 +339,21 @@ def test_the_page_plans_a_brief_in_chromium(live: str, tmp_path: Path) -> None:
         page.click("#whatif")
         page.wait_for_selector("#frontier-chart .main-svg", timeout=120_000)
         page.wait_for_selector("#mix-chart .main-svg")
+        # 25 creators cannot spend the top budgets: the frontier names where the goal stops rising and why
+        assert "as briefed: the goal stops rising at $" in page.locator("#wf-limits").inner_text()
         page.click("#compare")
         page.wait_for_selector("#comparison tbody tr:nth-child(3)", timeout=60_000)
         assert "Unique reach" in page.locator("#comparison").inner_text()
+        # a roster capped at 3 creators cannot spend $30,000: the page says which constraint binds and what
+        # loosening it would buy
+        page.fill("input[name=roster_max]", "3")
+        page.fill("input[name=roster_min]", "")
+        page.click("#plan")
+        page.wait_for_selector("#budget-left:not([hidden])", timeout=60_000)
+        left = page.locator("#budget-left").inner_text()
+        assert left.startswith("$") and "of the budget is left" in left, left
+        assert "roster size <= 3 binds" in left, left
+        assert "left" in page.locator("#totals").inner_text()
         shot = tmp_path / "planner.png"
         page.screenshot(path=str(shot), full_page=True)
         page.goto(live + "/docs")  # the API's try-it page, from local assets under the same policy

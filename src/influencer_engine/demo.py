@@ -109,7 +109,7 @@ def run_demo(
         f"(P10 {t.goal.p10 or 0:,.0f}, P90 {t.goal.p90 or 0:,.0f}), unique reach {t.unique_reach.expected:,.0f}; "
         f"certified gap {t.solver.certified_gap:.2%} -> {paths['roster.csv']}")  # fmt: skip
     if t.budget_left is not None:
-        say(f"  budget left: {t.budget_left.reason}")
+        say(f"  {t.budget_left.reason}")
     for note in result.notes:
         say(f"  note: {note}")
     return DemoResult(out, model_out, result, {"forecasts": forecasts, **paths})

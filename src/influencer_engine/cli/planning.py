@@ -122,7 +122,7 @@ def plan(
                f"candidates ({result.filtered.height:,} filtered out, {rejected:,} rejected{posts_note})")  # fmt: skip
     typer.echo(f"roster: {t.creators} creators, spend ${t.spend:,.0f} ({t.spend_share or 0:.0%} of budget)")
     if t.budget_left is not None:
-        typer.echo(f"  budget left: {t.budget_left.reason}")
+        typer.echo(f"  {t.budget_left.reason}")
     typer.echo(f"  {goal.label}: expected {t.goal.expected:,.{digits}f} (P10 {t.goal.p10 or 0:,.{digits}f}, "
                f"P90 {t.goal.p90 or 0:,.{digits}f}); {goal.cost_figure.upper()} "
                f"{_money(t.cost_figures.get(goal.cost_figure))}")  # fmt: skip

@@ -193,7 +193,7 @@ function renderTotals(plan) {
   $("#notes").textContent = (plan.notes || []).join(" · ");
   const left = $("#budget-left");
   if (t.budget_left) {
-    left.textContent = `Budget left: ${t.budget_left.reason}`;
+    left.textContent = t.budget_left.reason;
     left.hidden = false;
   } else {
     left.textContent = "";
