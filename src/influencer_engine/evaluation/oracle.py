@@ -17,10 +17,10 @@ from influencer_engine.config import SimulatorConfig, TierConfig
 from influencer_engine.evaluation.planner_eval import cost_figures_of, market_median_figures
 from influencer_engine.planner.knapsack import solve_additive
 from influencer_engine.planner.problem import PlanInfeasible, build_candidates, goal_values
-from influencer_engine.registry import BASE_FORMAT, COST_FIGURES, KPI_NAMES
+from influencer_engine.registry import COST_FIGURES, KPI_NAMES
 from influencer_engine.simulate.briefs import random_context
 from influencer_engine.simulate.generate import SimulatedMarket
-from influencer_engine.simulate.report import CalibrationRow
+from influencer_engine.simulate.report import CalibrationRow, base_price
 from influencer_engine.simulate.world import World
 
 __all__ = ["oracle_rows"]
@@ -32,15 +32,8 @@ _JUDGED = {"conversions": "cpa", "revenue": "roas", "emv": "cpm"}
 def _truth_table(world: World, brief: Brief) -> pl.DataFrame:
     """A forecast-like table whose KPIs are the truth: what the oracle plans with."""
     truth = world.expected_outcomes(brief)
-    prices = world.creators.select(
-        "creator_id",
-        "audience_credibility",
-        pl.coalesce(pl.when(pl.col("platform") == p).then(pl.col(f"price_{f}")) for p, f in BASE_FORMAT.items()).alias(
-            "price"
-        ),
-    )
-    table = truth.join(prices, on="creator_id", how="left")
-    return table.with_columns(*(pl.col(k).alias(f"{k}_p{q}") for k in KPI_NAMES for q in (10, 50, 90)))
+    prices = world.creators.select("creator_id", "audience_credibility", base_price().alias("price"))
+    return truth.join(prices, on="creator_id", how="left")
 
 
 def oracle_rows(

@@ -29,7 +29,7 @@ from influencer_engine.planner.coverage import AudienceModel, solve_reach
 from influencer_engine.planner.knapsack import solve_additive
 from influencer_engine.planner.plan import Prepared, plan_candidates, prepare
 from influencer_engine.planner.problem import goal_values
-from influencer_engine.planner.totals import PlanTotals
+from influencer_engine.planner.totals import PlanTotals, cost_figures
 from influencer_engine.registry import COST_FIGURES, GOAL_NAMES, GOALS, KPI_NAMES
 from influencer_engine.simulate.briefs import random_context
 from influencer_engine.simulate.model import segment_sizes
@@ -169,15 +169,10 @@ def market_median_figures(outcomes: pl.DataFrame, expected: pl.DataFrame) -> dic
 
 
 def cost_figures_of(spend: float, kpis: dict[str, Any]) -> dict[str, float]:
-    """CPM, CPE, CPC, CPA (spend per result) and ROAS of ``spend`` buying ``kpis`` (NaN where undefined)."""
-    out: dict[str, float] = {}
-    for name, fig in COST_FIGURES.items():
-        total = float(kpis.get(fig.kpi) or 0.0)
-        if fig.kind == "cost":
-            out[name] = spend * fig.per / total if total > 0 else float("nan")
-        else:
-            out[name] = total / (spend * fig.per) if spend > 0 else float("nan")
-    return out
+    """The plan totals' cost figures (``planner.totals.cost_figures``) of ``spend`` buying ``kpis``, NaN where
+    undefined (so medians and ratios skip them)."""
+    figures = cost_figures(spend, {k: float(kpis.get(k) or 0.0) for k in KPI_NAMES})
+    return {name: float("nan") if v is None else v for name, v in figures.items()}
 
 
 def _picked(

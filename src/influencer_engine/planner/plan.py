@@ -24,6 +24,7 @@ from influencer_engine.io import write_csv, write_json, write_parquet
 from influencer_engine.planner.coverage import AudienceModel, solve_reach
 from influencer_engine.planner.knapsack import Problem, Solution, solve_additive
 from influencer_engine.planner.problem import (
+    CAP_REASON,
     Candidates,
     PlanInfeasible,
     at_budget,
@@ -150,7 +151,7 @@ def explain_budget(prep: Prepared, cfg: PlannerConfig, sol: Solution, budget: fl
     spend = float(cand.problem.cost[sol.chosen].sum()) if sol.chosen.size else 0.0
     c = prep.brief.constraints
     cap = None
-    capped = cand.filtered["reason"].str.starts_with("price above the per-creator cap").any()
+    capped = cand.filtered["reason"].str.starts_with(CAP_REASON).any()
     if c.max_spend_per_creator is not None and capped:
 
         def replan(new_cap: float) -> tuple[float, float] | None:

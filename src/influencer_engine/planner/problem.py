@@ -21,12 +21,14 @@ from influencer_engine.planner.knapsack import Problem, highs, highs_lp
 from influencer_engine.registry import GOALS, PLATFORMS, RISKS, TIERS
 
 __all__ = [
+    "CAP_REASON",
     "Candidates",
     "PlanInfeasible",
     "RowInfo",
     "build_candidates",
     "explain_infeasible",
     "goal_values",
+    "money",
 ]
 
 F64 = npt.NDArray[np.float64]
@@ -44,6 +46,7 @@ class PlanInfeasible(EngineError):
 class RowInfo:
     label: str  # plain words, e.g. "budget $50,000" or "micro creators >= 2"
     unit: str  # "$" or "creators"
+    field: str = ""  # the brief's setting behind its limit: "roster_max", "macro max_count", "tiktok max_share"
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,12 @@ def goal_values(table: pl.DataFrame, goal: str, risk: str, *, emv_cpm_usd: float
     return np.asarray(v, dtype=np.float64)
 
 
-def _money(v: float) -> str:
+# the reason a candidate priced above constraints.max_spend_per_creator is filtered with
+CAP_REASON = "price above the per-creator cap"
+
+
+def money(v: float) -> str:
+    """Dollars for people: cents under $1, whole dollars above."""
     return f"${v:,.2f}" if 0 < abs(v) < 1 else f"${v:,.0f}"
 
 
@@ -86,11 +94,11 @@ def _filters(table: pl.DataFrame, brief: Brief) -> pl.Expr:
         (~pl.col("format").is_in(list(brief.formats)), pl.format("format {} not in the brief", "format")),
         (pl.col("price").is_null() | (pl.col("price") <= 0), pl.lit("no price")),
         (pl.col(kpi).is_null(), pl.lit(f"no {kpi} forecast")),
-        (pl.col("price") > brief.budget, pl.lit(f"price above the budget {_money(brief.budget)}")),
+        (pl.col("price") > brief.budget, pl.lit(f"price above the budget {money(brief.budget)}")),
     ]
     if c.max_spend_per_creator is not None:
         cap = c.max_spend_per_creator
-        checks.append((pl.col("price") > cap, pl.lit(f"price above the per-creator cap {_money(cap)}")))
+        checks.append((pl.col("price") > cap, pl.lit(f"{CAP_REASON} {money(cap)}")))
     if c.min_audience_fit is not None:
         checks.append((pl.col("audience_fit").is_null(), pl.lit("audience fit unknown")))
         checks.append((pl.col("audience_fit") < c.min_audience_fit,
@@ -121,13 +129,13 @@ def _mix_rows(
                 if np.isfinite(lo)
                 else f"<= {lim.max_count}"
             )
-            rows.append((inside, lo, hi, RowInfo(label, "creators")))
+            rows.append((inside, lo, hi, RowInfo(label, "creators", f"{name} max_count")))
         if lim.min_share is not None and lim.min_share > 0:
-            rows.append((price * (inside - lim.min_share), 0.0, np.inf,
-                         RowInfo(f"{name} share of spend >= {lim.min_share:.0%}", "$")))  # fmt: skip
+            info = RowInfo(f"{name} share of spend >= {lim.min_share:.0%}", "$", f"{name} min_share")
+            rows.append((price * (inside - lim.min_share), 0.0, np.inf, info))
         if lim.max_share is not None and lim.max_share < 1:
-            rows.append((price * (inside - lim.max_share), -np.inf, 0.0,
-                         RowInfo(f"{name} share of spend <= {lim.max_share:.0%}", "$")))  # fmt: skip
+            info = RowInfo(f"{name} share of spend <= {lim.max_share:.0%}", "$", f"{name} max_share")
+            rows.append((price * (inside - lim.max_share), -np.inf, 0.0, info))
     return rows
 
 
@@ -163,7 +171,7 @@ def build_candidates(table: pl.DataFrame, brief: Brief) -> Candidates:
         label = "roster size " + (f"{c.roster_min}-{c.roster_max}" if c.roster_min is not None and c.roster_max
                                   is not None else f">= {c.roster_min}" if c.roster_min is not None
                                   else f"<= {c.roster_max}")  # fmt: skip
-        rows.append((np.ones(n), lo, hi, RowInfo(label, "creators")))
+        rows.append((np.ones(n), lo, hi, RowInfo(label, "creators", "roster_max")))
     rows += _mix_rows(c.tiers, {t: tiers == t for t in TIERS}, price, "creators")
     rows += _mix_rows(c.platforms, {p: plats == p for p in PLATFORMS}, price, "creators")
     a = sp.csr_matrix(np.vstack([r[0] for r in rows])) if n else sp.csr_matrix((len(rows), 0))
@@ -186,7 +194,7 @@ def build_candidates(table: pl.DataFrame, brief: Brief) -> Candidates:
 
 
 def _budget_label(budget: float, min_share: float | None) -> str:
-    return f"budget {_money(budget)}" + (f" (spend at least {min_share:.0%})" if min_share else "")
+    return f"budget {money(budget)}" + (f" (spend at least {min_share:.0%})" if min_share else "")
 
 
 def _min_share(problem: Problem) -> float | None:
@@ -234,10 +242,10 @@ def explain_infeasible(cand: Candidates, budget: float) -> list[str]:
         amount = max(up[i], down[i])
         if amount <= 1e-6 * unit_scale[i]:
             continue
-        how = _money(amount) if row.unit == "$" else f"{amount:,.1f} creators"
+        how = money(amount) if row.unit == "$" else f"{amount:,.1f} creators"
         if row.label.startswith("budget") and down[i] > up[i]:
             reasons.append(
-                f"{row.label}: the other constraints let the roster spend at most {_money(p.lo[0] - down[i])}"
+                f"{row.label}: the other constraints let the roster spend at most {money(p.lo[0] - down[i])}"
                 f", {how} short of the floor (lower constraints.min_spend_share or loosen the others)"
             )
         elif row.label.startswith("budget"):
@@ -255,5 +263,5 @@ def explain_infeasible(cand: Candidates, budget: float) -> list[str]:
         reasons.append(f"only {eligible} candidates pass the brief's filters" + (f" ({common})" if common else ""))
     if cand.cheapest is not None and budget < cand.cheapest:
         # the budget itself rules everyone out: say so first, whatever else the LP found short
-        reasons.insert(0, f"budget {_money(budget)} is below the cheapest candidate's price ({_money(cand.cheapest)})")
+        reasons.insert(0, f"budget {money(budget)} is below the cheapest candidate's price ({money(cand.cheapest)})")
     return reasons

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict
 
 from influencer_engine.planner.knapsack import Problem, Solution
-from influencer_engine.planner.problem import Candidates, RowInfo
+from influencer_engine.planner.problem import Candidates, RowInfo, money
 
 __all__ = ["BudgetLeft", "Loosening", "budget_left"]
 
@@ -53,15 +53,11 @@ class BudgetLeft(BaseModel):
     loosen: list[Loosening] = []
 
 
-def _money(v: float) -> str:
-    return f"${v:,.0f}"
-
-
 def _step_count(limit: float) -> float:
     return limit + max(5.0, math.ceil(0.25 * limit)) if limit >= 10 else limit + max(1.0, math.ceil(0.5 * limit))
 
 
-def _loosen_row(problem: Problem, i: int, info: RowInfo, key: str) -> tuple[Problem, str] | None:
+def _loosen_row(problem: Problem, i: int, info: RowInfo) -> tuple[Problem, str] | None:
     """The problem with row ``i`` loosened one step, and the change in words (None: nothing to loosen)."""
     if info.unit == "creators":
         if not np.isfinite(problem.hi[i]):
@@ -69,15 +65,15 @@ def _loosen_row(problem: Problem, i: int, info: RowInfo, key: str) -> tuple[Prob
         old = float(problem.hi[i])
         hi = problem.hi.copy()
         hi[i] = _step_count(old)
-        return replace(problem, hi=hi), f"{key} {old:.0f} -> {hi[i]:.0f}"
-    if "share" not in info.label:
+        return replace(problem, hi=hi), f"{info.field} {old:.0f} -> {hi[i]:.0f}"
+    if not info.field.endswith("_share"):
         return None
     # a share row is price x (inside - share): moving the share by d adds -d x price (max) or +d x price (min)
     d = 0.10
     sign = -1.0 if np.isfinite(problem.hi[i]) else 1.0
     delta = sp.csr_matrix((sign * d * problem.cost, (np.full(problem.n, i), np.arange(problem.n))),
                           shape=problem.A.shape)  # fmt: skip
-    what = f"{key} {'+' if sign < 0 else '-'}{d:.0%}"
+    what = f"{info.field} {'+' if sign < 0 else '-'}{d:.0%}"
     return replace(problem, A=(problem.A + delta).tocsr()), what
 
 
@@ -91,25 +87,13 @@ def _blocking(problem: Problem, rows: tuple[RowInfo, ...], chosen: npt.NDArray[n
         if rows[i].unit == "creators":
             if np.isfinite(problem.hi[i]) and ax[i] >= problem.hi[i] - 0.5:
                 out.append(i)
-        elif "share" in rows[i].label:
+        elif rows[i].field.endswith("_share"):
             scale = max(float(problem.cost[chosen].sum()), 1.0)
             at_hi = np.isfinite(problem.hi[i]) and ax[i] >= problem.hi[i] - 1e-3 * scale
             at_lo = np.isfinite(problem.lo[i]) and ax[i] <= problem.lo[i] + 1e-3 * scale
             if at_hi or at_lo:
                 out.append(i)
     return out
-
-
-def _key(label: str) -> str:
-    """The brief's field behind a row label ("roster size 5-40" -> "roster_max")."""
-    if label.startswith("roster size"):
-        return "roster_max"
-    name = label.split(" ", maxsplit=1)[0]
-    if "share of spend <=" in label:
-        return f"{name} max_share"
-    if "share of spend >=" in label:
-        return f"{name} min_share"
-    return f"{name} max_count"
 
 
 def budget_left(
@@ -138,7 +122,7 @@ def budget_left(
     loosen: list[Loosening] = []
     for i in _blocking(problem, cand.rows, chosen):
         info = cand.rows[i]
-        changed = _loosen_row(problem, i, info, _key(info.label))
+        changed = _loosen_row(problem, i, info)
         if changed is None:
             continue
         new_problem, what = changed
@@ -156,14 +140,14 @@ def budget_left(
         if got is not None:
             extra_spend, extra_goal = got
             binds = extra_spend > 0.01 * budget or extra_goal > 1e-3 * max(abs(sol.value), 1.0)
-            loosen.append(Loosening(constraint=f"price cap per creator {_money(limit)}",
-                                    change=f"max_spend_per_creator {_money(limit)} -> {_money(limit * 2)}",
+            loosen.append(Loosening(constraint=f"price cap per creator {money(limit)}",
+                                    change=f"max_spend_per_creator {money(limit)} -> {money(limit * 2)}",
                                     extra_spend=extra_spend, extra_goal=extra_goal, binds=binds))  # fmt: skip
     binding = [lo.constraint for lo in loosen if lo.binds]
     share = unspent / budget
-    head = f"{_money(unspent)} ({share:.0%}) of the budget is left"
+    head = f"{money(unspent)} ({share:.0%}) of the budget is left"
     if binding:
-        parts = [f"{lo.constraint} binds: {lo.change} would spend {_money(lo.extra_spend)} more for about "
+        parts = [f"{lo.constraint} binds: {lo.change} would spend {money(lo.extra_spend)} more for about "
                  f"{_amount(lo.extra_goal)} more {goal_label}" for lo in loosen if lo.binds]  # fmt: skip
         reason = f"{head}: " + "; ".join(parts)
     else:
@@ -177,7 +161,7 @@ def budget_left(
             reason = f"{head}: no candidate left adds to {goal_label}"
         elif float(problem.cost[worth].min()) > unspent:
             reason = (f"{head}: every candidate left that adds to {goal_label} costs more than that "
-                      f"(cheapest {_money(float(problem.cost[worth].min()))})")  # fmt: skip
+                      f"(cheapest {money(float(problem.cost[worth].min()))})")  # fmt: skip
         else:
             reason = f"{head}: adding more would break a constraint together with the others (no single one binds)"
     return BudgetLeft(unspent=unspent, unspent_share=share, binding=binding, reason=reason, loosen=loosen)

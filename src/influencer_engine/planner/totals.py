@@ -7,6 +7,7 @@ P10/P50/P90 from the sums of the draws.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ __all__ = [
     "PlanTotals",
     "SolverReport",
     "UniqueReach",
+    "cost_figures",
     "kpi_quantiles",
     "roster_totals",
 ]
@@ -95,6 +97,21 @@ class PlanTotals(_Frozen):
     def json_dict(self) -> dict[str, Any]:
         """The one JSON form (NaN and infinities as null)."""
         return self.model_dump(mode="json")
+
+
+def cost_figures(spend: float, totals: Mapping[str, float]) -> dict[str, float | None]:
+    """CPM, CPE, CPC, CPA (spend per result) and ROAS of ``spend`` buying ``totals`` (KPI -> total), for every
+    figure whose KPI is there (None where it is undefined: nothing bought, or nothing spent)."""
+    figures: dict[str, float | None] = {}
+    for name, fig in COST_FIGURES.items():
+        if fig.kpi not in totals:
+            continue
+        total = totals[fig.kpi]
+        if fig.kind == "cost":
+            figures[name] = spend * fig.per / total if total > 0 else None
+        else:
+            figures[name] = total / (spend * fig.per) if spend > 0 else None
+    return figures
 
 
 def kpi_quantiles(table: pl.DataFrame) -> dict[str, F64]:
@@ -174,15 +191,7 @@ def roster_totals(
     roas = None
     if "revenue" in samples and spend > 0:
         roas = Band(**_band(kpis["revenue"].expected / spend, samples["revenue"].sum(axis=1) / spend))
-    figures: dict[str, float | None] = {}
-    for name, fig in COST_FIGURES.items():
-        if fig.kpi not in kpis:
-            continue
-        total = kpis[fig.kpi].expected
-        if fig.kind == "cost":
-            figures[name] = spend * fig.per / total if total > 0 else None
-        else:
-            figures[name] = total / (spend * fig.per) if spend > 0 else None
+    figures = cost_figures(spend, {k: b.expected for k, b in kpis.items()})
     g = GOALS[goal]
     parts: dict[str, Band | None] = {"unique_reach": unique, "emv": emv, "roas": roas, **kpis}
     band = parts.get(g.total) or Band(expected=0.0)

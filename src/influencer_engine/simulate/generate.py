@@ -413,9 +413,11 @@ def _campaigns(
     out_sel = ~in_niche
     shortlist[out_sel] = np.minimum(np.searchsorted(all_cum, u[out_sel] * all_cum[-1]), n - 1)
     slot_brand = brand[slot_campaign]
-    t_age = _masks(brands["target_age"], AGE_BANDS)[slot_brand]
-    t_gender = _masks(brands["target_gender"], GENDERS)[slot_brand]
-    t_country = _masks(brands["target_countries"], AUDIENCE_COUNTRIES)[slot_brand]
+    # each brand's target as 0/1 masks, shared by the hiring odds and the outcomes' context below
+    age_mask = _masks(brands["target_age"], AGE_BANDS)
+    gender_mask = _masks(brands["target_gender"], GENDERS)
+    country_mask = _masks(brands["target_countries"], AUDIENCE_COUNTRIES)
+    t_age, t_gender, t_country = age_mask[slot_brand], gender_mask[slot_brand], country_mask[slot_brand]
     fit = (
         np.einsum("skj,sj->sk", params.age[shortlist], t_age)
         * np.einsum("skj,sj->sk", params.gender[shortlist], t_gender)
@@ -444,9 +446,9 @@ def _campaigns(
         fmt=fmt,
         sponsored=np.ones(m, dtype=bool),
         category=brand_cat[b],
-        target_age=_masks(brands["target_age"], AGE_BANDS)[b],
-        target_gender=_masks(brands["target_gender"], GENDERS)[b],
-        target_country=_masks(brands["target_countries"], AUDIENCE_COUNTRIES)[b],
+        target_age=age_mask[b],
+        target_gender=gender_mask[b],
+        target_country=country_mask[b],
         aov=brands["aov"].to_numpy()[b],
     )
     exp = expected_kpis(cfg, tiers, params.take(chosen), ctx)

@@ -10,10 +10,15 @@ import polars as pl
 from influencer_engine.config import Range, SimulatorConfig
 from influencer_engine.registry import BASE_FORMAT, TIERS
 
-__all__ = ["CalibrationRow", "calibration_report", "format_report", "hire_figures", "tail_rows"]
+__all__ = ["CalibrationRow", "base_price", "calibration_report", "format_report", "hire_figures", "tail_rows"]
 
 # the list price each platform's published price ranges refer to: the platform's base format
 _BASE_PRICE = {p: f"price_{f}" for p, f in BASE_FORMAT.items()}
+
+
+def base_price() -> pl.Expr:
+    """Each creator's list price in its platform's base format (the format the published price ranges mean)."""
+    return pl.coalesce(pl.when(pl.col("platform") == p).then(pl.col(c)) for p, c in _BASE_PRICE.items())
 
 
 @dataclass(frozen=True)
@@ -171,8 +176,6 @@ def hire_figures(creators: pl.DataFrame, outcomes: pl.DataFrame, expected: pl.Da
         per("true_clicks", "true_reach").alias("click_through"),
         per("true_conversions", "true_clicks").alias("conversion_rate"),
         per("true_conversions", "true_impressions").alias("conversions_per_impression"),
-        per("cost", "true_conversions").alias("cpa"),
-        per("true_revenue", "cost").alias("roas"),
     )
 
 
@@ -212,7 +215,7 @@ def tail_rows(
         rows.append(CalibrationRow("conversion rate of clicks, P90 / tier mean", r["tier"], r["v"],
                                    *t.conversion_rate_p90_over_mean, r["n"], "x"))  # fmt: skip
     base = creators.select(
-        "platform", pl.coalesce(pl.col(c) for c in sorted(set(_BASE_PRICE.values()))).alias("price"),
+        "platform", base_price().alias("price"),
         (pl.col("followers").cast(pl.Float64).log10() * 4).floor().alias("band"),
     )  # fmt: skip
     spread = (
