@@ -155,4 +155,5 @@ def pandas_features(creators: pd.DataFrame, posts: pd.DataFrame, requests: pd.Da
     n = df["posts_before"].clip(upper=hi).astype(float)
     shrunk = np.exp((n * log_er + SHRINK_PSEUDO_POSTS * prior) / (n + SHRINK_PSEUDO_POSTS))
     df[f"er_last{hi}_shrunk"] = shrunk.where(df[er].notna(), np.exp(prior))
+    df["interactions_anchor"] = df["followers"] * df[f"er_last{hi}_shrunk"].fillna(np.exp(prior.median()))
     return df

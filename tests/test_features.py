@@ -89,6 +89,8 @@ def test_creator_without_history_gets_nulls_not_a_crash() -> None:
     assert f["likes_median_last20"].null_count() == 2
     # no same platform x tier peer has history either: nothing to shrink toward
     assert f["er_last20_shrunk"].null_count() == 2
+    # the engagement forecast still has a level to start from: followers x the median rate of all peers
+    assert f["interactions_anchor"].null_count() == 0
     assert f.height == 3
     # a peer (Instagram nano) without history gets the peers' value
     peer = pl.concat([_creators(1), _creators(1).with_columns(pl.lit("c9").alias("creator_id"))])
@@ -138,8 +140,8 @@ def test_training_requests_are_point_in_time(small_market: SimulatedMarket) -> N
     earliest = f.group_by("creator_id").agg(pl.col("as_of").min())
     keep = f.join(earliest, on=["creator_id", "as_of"]).select("request_id")
     assert_frame_equal(
-        firsts.join(keep, on="request_id").drop("er_vs_peers", "er_last20_shrunk"),
-        g.join(keep, on="request_id").sort("request_id").drop("er_vs_peers", "er_last20_shrunk"),
+        firsts.join(keep, on="request_id").drop("er_vs_peers", "er_last20_shrunk", "interactions_anchor"),
+        g.join(keep, on="request_id").sort("request_id").drop("er_vs_peers", "er_last20_shrunk", "interactions_anchor"),
     )
 
 
@@ -160,7 +162,7 @@ def test_partitions_match_the_whole_build(small_market: SimulatedMarket) -> None
     req = snapshot_requests(m.creators.lazy(), datetime(2026, 1, 1, tzinfo=UTC))
     whole = build_features(m.creators.lazy(), m.posts.lazy(), req, TierConfig()).collect().sort("request_id")
     parts = pl.concat(list(partitioned(m.creators.lazy(), m.posts.lazy(), req, TierConfig(), 4))).sort("request_id")
-    peer = ["er_vs_peers", "er_last20_shrunk"]  # peer statistics are per partition (documented)
+    peer = ["er_vs_peers", "er_last20_shrunk", "interactions_anchor"]  # peer statistics are per partition (documented)
     assert_frame_equal(whole.drop(peer), parts.drop(peer))
 
 

@@ -14,6 +14,7 @@ from influencer_engine import registry
 from influencer_engine.brief import Brief
 from influencer_engine.config import load_model_config, load_planner_config, load_simulator_config, validated
 from influencer_engine.errors import ConfigError
+from influencer_engine.features.build import feature_columns
 from influencer_engine.forecast import BriefForecast, CandidateBase
 from influencer_engine.planner.plan import plan, prepare
 from influencer_engine.registry import COST_FIGURES, GOALS, KPI_NAMES, KPIS, PLATFORMS, Goal
@@ -34,7 +35,7 @@ def test_every_goal_names_things_that_exist() -> None:
 
 def test_kpis_form_a_funnel_and_cost_figures_point_at_kpis() -> None:
     for i, k in enumerate(KPIS.values()):
-        assert k.offset == "followers" or KPI_NAMES.index(k.offset) < i, k
+        assert k.offset in feature_columns() or KPI_NAMES.index(k.offset) < i, k
     assert all(c.kpi in KPIS for c in COST_FIGURES.values())
     outcome_cols = {c.name: c for c in CONTRACTS["outcomes"].columns}
     for k in KPIS.values():

@@ -6,6 +6,7 @@ import json
 import tomllib
 from datetime import date
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -129,6 +130,10 @@ class Constraints(BaseModel):
     min_spend_share: float | None = None  # spend at least this share of the budget, 0..1
     min_audience_fit: float | None = None  # share of the audience inside the target, 0..1
     min_credibility: float | None = None  # share of real followers, 0..1
+    # creators whose audience is not in the data: "assume" tests the assumed (platform average) audience against
+    # min_audience_fit, "pass" lets them through the fit floor, "exclude" leaves them out
+    unknown_audience: Literal["assume", "pass", "exclude"] = "assume"
+    quoted_prices_only: bool = False  # leave out creators whose price is estimated, not quoted
     include: tuple[str, ...] = ()  # creator ids that must be in the roster
     exclude: tuple[str, ...] = ()  # creator ids that must not be
     tiers: dict[str, MixLimit] = {}

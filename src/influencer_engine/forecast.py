@@ -16,6 +16,7 @@ audience shares for the planner's overlap model: nothing is read twice.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Sequence
@@ -33,6 +34,7 @@ from influencer_engine.errors import InputError
 from influencer_engine.features.build import build_features
 from influencer_engine.features.requests import brief_requests
 from influencer_engine.io import collect_table, scan_table
+from influencer_engine.modeling.completion import ASSUMPTION_KINDS, Completion, needs, widen
 from influencer_engine.modeling.costs import per_cost
 from influencer_engine.modeling.explain import Reason
 from influencer_engine.modeling.forecaster import Forecast
@@ -154,25 +156,48 @@ def load_candidate_base(data: Path, *, creator_ids: Sequence[str] | None = None)
 # ---------------------------------------------------------------------------------------------- 2. features
 @dataclass(frozen=True)
 class Featurized:
-    """A base's feature rows for a brief: everything but the model's work."""
+    """A base's feature rows for a brief: everything but the model's work.
+
+    ``base`` holds the creators as completed for this brief (estimated prices, assumed audiences and estimated
+    credibility where the input had none); ``provenance`` says, per creator, which values were given and which
+    were completed (see ``modeling.completion.Completion.complete``).
+    """
 
     base: CandidateBase
     brief: Brief
     features: pl.DataFrame  # one row per valid creator, the request keys then every catalog feature
+    provenance: pl.DataFrame | None = None
+
+
+_NO_COMPLETION = Completion(price=None, credibility=None, audience_mix=pl.DataFrame())
 
 
 def featurize(base: CandidateBase, brief: Brief, tiers: TierConfig, *, peers: pl.DataFrame | None,
-              fmt: str | None = None) -> Featurized:  # fmt: skip
+              completion: Completion | None = None, fmt: str | None = None) -> Featurized:  # fmt: skip
     """Features of every creator of ``base`` as of the brief's start, in its base format (or ``fmt``).
 
     ``peers`` is the model's engagement reference (``Predictor.peers``): with it each row is independent of the
-    other rows, so a base scored in chunks gives the same rows as a base scored whole.
+    other rows, so a base scored in chunks gives the same rows as a base scored whole. ``completion`` (the
+    bundle's) fills what a creator's row lacks; those creators' features are built again from the completed row.
     """
     requests = brief_requests(brief, base.creators.lazy())
     if fmt is not None:
         requests = requests.with_columns(pl.lit(fmt).alias("format"))
     feats = build_features(base.creators.lazy(), base.posts.lazy(), requests, tiers, peers=peers).collect()
-    return Featurized(base, brief, feats)
+    need = needs(base.creators, feats)
+    done, provenance = (completion or _NO_COMPLETION).complete(base.creators, feats)
+    if completion is None or not need.any():
+        return Featurized(base, brief, feats, provenance)
+    ids = base.creators.filter(need).select("creator_id")
+    rebuilt = build_features(
+        done.join(ids, on="creator_id", how="semi").lazy(), base.posts.join(ids, on="creator_id", how="semi").lazy(),
+        requests.join(ids.lazy(), on="creator_id", how="semi"), tiers, peers=peers,
+    ).collect()  # fmt: skip
+    kept = feats.join(ids, on="creator_id", how="anti")
+    merged = feats.select("request_id").join(pl.concat([kept, rebuilt]), on="request_id", how="left",
+                                             maintain_order="left")  # fmt: skip
+    completed = dataclasses.replace(base, creators=done)
+    return Featurized(completed, brief, merged, provenance)
 
 
 # ---------------------------------------------------------------------------------------------- 3. forecasts
@@ -205,11 +230,52 @@ class BriefForecast:
         if missing:
             raise InputError(f"no forecast for creator(s) {', '.join(missing[:5])}.",
                              fix="check the rejects for why they were not scored")  # fmt: skip
-        return self.predictor.explain(kpi, rows, target=describe_target(self.brief), top=top)
+        every = self.predictor.explain(kpi, rows, target=describe_target(self.brief), top=len(rows.columns))
+        prov = pl.DataFrame({"creator_id": list(creator_ids)}, schema={"creator_id": pl.String}).join(
+            self.table.select("creator_id", "audience_source", "price_source", "credibility_source")
+            .unique("creator_id", keep="first"), on="creator_id", how="left", maintain_order="left",
+        )  # fmt: skip
+        return [
+            _flag_assumptions(rs, p, r, self.brief, top)
+            for rs, p, r in zip(every, prov.iter_rows(named=True), rows.iter_rows(named=True), strict=True)
+        ]
 
     def reason_texts(self, creator_ids: Sequence[str], kpi: str, top: int) -> list[str]:
         """``reasons`` as one line per creator (the planner's explain callback)."""
         return ["; ".join(r.text for r in rs) for rs in self.reasons(creator_ids, kpi, top)]
+
+
+def _flag_assumptions(reasons: list[Reason], prov: dict[str, Any], row: dict[str, Any], brief: Brief,
+                      top: int) -> list[Reason]:  # fmt: skip
+    """The ``top`` reasons, saying plainly what rests on an assumption.
+
+    An assumed audience is one reason, first, with no signed effect in its words: the model only sees the platform's
+    (or the category's) average audience, so the effect says how that average compares with the creators it was
+    trained on, not anything about this creator. An estimated price or credibility is named as estimated.
+    """
+    out: list[Reason] = []
+    audience = prov.get("audience_source")
+    if audience in ("assumed", "unknown"):
+        merged = [r for r in reasons if r.group in ("audience_fit", "affinity")]
+        effect = math.prod(1.0 + r.effect for r in merged) - 1.0
+        fit, aff = row.get("audience_fit"), row.get("affinity")
+        what = (f"{row.get('platform')} average assumed ({_share(fit)} in target, {_share(aff)} mainly into "
+                f"{brief.brand_category})" if audience == "assumed" else "no average known to assume")  # fmt: skip
+        out.append(Reason(group="audience_fit", text=f"audience unknown: {what}", effect=effect,
+                          features=tuple(f for r in merged for f in r.features)))  # fmt: skip
+        reasons = [r for r in reasons if r.group not in ("audience_fit", "affinity")]
+    for r in reasons:
+        text = r.text
+        if r.group == "price" and prov.get("price_source") == "estimated":
+            text = text.replace("(list price", "(estimated list price")
+        if r.group == "quality" and prov.get("credibility_source") == "estimated":
+            text = text.replace("(credibility", "(estimated credibility")
+        out.append(Reason(group=r.group, text=text, effect=r.effect, features=r.features))
+    return out[:top]
+
+
+def _share(v: Any) -> str:
+    return "unknown" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{float(v):.0%}"
 
 
 def _with_order_value(fc: Forecast, brief: Brief, notes: list[str]) -> Forecast:
@@ -224,13 +290,52 @@ def _with_order_value(fc: Forecast, brief: Brief, notes: list[str]) -> Forecast:
     )
 
 
+PROVENANCE_SCHEMA: dict[str, pl.DataType] = {
+    "creator_id": pl.String(), "price_source": pl.String(), "price_p10": pl.Float64(), "price_p90": pl.Float64(),
+    "credibility_source": pl.String(), "audience_source": pl.String(), "history_posts": pl.Int64(),
+}  # fmt: skip
+
+
+def _provenance(featurized: Featurized, frame: pl.DataFrame) -> pl.DataFrame:
+    """The provenance row of each scored row (what was given and what was completed), aligned with ``frame``."""
+    prov = featurized.provenance
+    if prov is None:
+        prov = _NO_COMPLETION.complete(featurized.base.creators, featurized.features)[1]
+    return frame.select("creator_id").join(prov.unique("creator_id", keep="first"), on="creator_id", how="left",
+                                           maintain_order="left").cast(pl.Schema(PROVENANCE_SCHEMA))  # fmt: skip
+
+
+def assumed_kinds(provenance: pl.DataFrame) -> dict[str, np.ndarray]:
+    """For each assumption kind, which rows rest on it (audience assumed or unknown, credibility or price estimated)."""
+    return {
+        "audience": provenance["audience_source"].is_in(["assumed", "unknown"]).fill_null(False).to_numpy(),
+        "credibility": (provenance["credibility_source"] == "estimated").fill_null(False).to_numpy(),
+        "price": (provenance["price_source"] == "estimated").fill_null(False).to_numpy(),
+    }
+
+
+def _widened(fc: Forecast, provenance: pl.DataFrame, completion: Completion | None) -> Forecast:
+    """Bands of rows that rest on assumptions, widened by the spread each assumption was measured to add."""
+    if completion is None or not completion.widening or provenance.height == 0:
+        return fc
+    kinds = assumed_kinds(provenance)
+    quantiles = dict(fc.quantiles)
+    for kpi, q in fc.quantiles.items():
+        var = np.zeros(provenance.height)
+        for kind in ASSUMPTION_KINDS:
+            var += kinds[kind] * completion.widening.get(kind, {}).get(kpi, 0.0) ** 2
+        quantiles[kpi] = widen(q, np.sqrt(var))
+    return Forecast(mean=fc.mean, quantiles=quantiles, levels=fc.levels)
+
+
 def forecast_features(predictor: Predictor, featurized: Featurized) -> BriefForecast:
     """Forecast feature rows (rows the model cannot use become rejects); revenue uses the brief's order value."""
     base, brief = featurized.base, featurized.brief
     checked = check_features(featurized.features, predictor.features, source=f"features of {base.source}")
     frame = checked.valid
     notes: list[str] = []
-    fc = _with_order_value(predictor.predict(frame), brief, notes)
+    provenance = _provenance(featurized, frame)
+    fc = _with_order_value(_widened(predictor.predict(frame), provenance, predictor.completion), brief, notes)
     price = frame["price"].cast(pl.Float64).fill_null(np.nan).to_numpy()
     costs = per_cost(fc, price, emv_cpm_usd=predictor.emv_cpm_usd)
     keys = frame.select(
@@ -243,7 +348,7 @@ def forecast_features(predictor: Predictor, featurized: Featurized) -> BriefFore
         pl.col("affinity").cast(pl.Float64),
         pl.col("audience_credibility").cast(pl.Float64),
     )
-    table = pl.concat([keys, fc.to_frame(), costs], how="horizontal")
+    table = pl.concat([keys, provenance.drop("creator_id"), fc.to_frame(), costs], how="horizontal")
     rejects = pl.concat([base.rejects, checked.rejects], how="vertical_relaxed")
     return BriefForecast(brief=brief, base=base, table=table, features=frame, rejects=rejects, notes=notes,
                          emv_cpm_usd=predictor.emv_cpm_usd, predictor=predictor)  # fmt: skip
@@ -252,7 +357,9 @@ def forecast_features(predictor: Predictor, featurized: Featurized) -> BriefFore
 def forecast_base(predictor: Predictor, base: CandidateBase, brief: Brief, tiers: TierConfig, *,
                   fmt: str | None = None) -> BriefForecast:  # fmt: skip
     """Forecast every creator of ``base`` for ``brief`` (in the creator's base format, or ``fmt``)."""
-    return forecast_features(predictor, featurize(base, brief, tiers, peers=predictor.peers, fmt=fmt))
+    return forecast_features(
+        predictor, featurize(base, brief, tiers, peers=predictor.peers, completion=predictor.completion, fmt=fmt)
+    )
 
 
 def forecast_brief(

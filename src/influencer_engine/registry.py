@@ -58,7 +58,7 @@ TIERS = ("nano", "micro", "mid", "macro", "mega")
 class Kpi:
     name: str  # column name in outcomes, forecasts and rosters
     unit: str  # what one count is
-    offset: str  # the log offset it is modelled on: "followers", or the earlier KPI it is a rate of
+    offset: str  # the log offset it is modelled on: a feature ("followers", "interactions_anchor"), or an earlier KPI
     decimals: int  # digits a planner sees
     kind: Literal["count", "float"] = "count"  # how the outcomes contract reads it
     meaning: str = ""  # the outcomes column's meaning (`ie contracts outcomes`); default "observed <name>"
@@ -70,7 +70,7 @@ KPIS = {
     for k in (
         Kpi("reach", "people", "followers", 0),
         Kpi("impressions", "impressions", "followers", 0),
-        Kpi("engagements", "likes, comments, shares and saves", "followers", 0),
+        Kpi("engagements", "likes, comments, shares and saves", "interactions_anchor", 0),
         Kpi("clicks", "link clicks", "reach", 0),
         Kpi("conversions", "purchases", "reach", 1),
         Kpi("revenue", "USD", "conversions", 0, kind="float", meaning="attributed revenue (USD)"),

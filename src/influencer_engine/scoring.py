@@ -228,7 +228,9 @@ class ChunkJob:
         rows = self._staged("creators", k, creators)
         staged_posts = self._staged("posts", k, posts) if posts is not None else None
         base = candidate_base(rows, staged_posts, source=f"candidates chunk {k + 1}/{self.chunks}")
-        return _Chunk(k, rows.height, featurize(base, brief, tiers, peers=predictor.peers))
+        return _Chunk(
+            k, rows.height, featurize(base, brief, tiers, peers=predictor.peers, completion=predictor.completion)
+        )
 
     def finish(self, chunk: _Chunk, predictor: Predictor) -> dict[str, int]:
         """Forecast a prepared chunk and write its parts atomically; the counts go to the run's state.

@@ -158,6 +158,20 @@ def import_instagram_posts_cmd(
     echo_manifest(out)
 
 
+@import_app.command("table")
+def import_table_cmd(
+    src: Annotated[Path, typer.Argument(help="The export: a CSV/Parquet file, or a folder the mapping's globs read.")],
+    mapping: Annotated[Path, typer.Option("--map", help="Mapping TOML (examples in configs/mappings/).")],
+    out: Annotated[Path, typer.Option(help="Folder for creators, posts, rejects and manifest.")],
+) -> None:
+    """Import any export with a mapping: source columns, units ("353.1K"), missing-value cells, date formats."""
+    from influencer_engine.importers.mapped import import_table
+
+    import_table(mapping, src, out)
+    typer.echo(f"imported {src} with {mapping} -> {out}")
+    echo_manifest(out)
+
+
 @import_app.command("rankings")
 def import_rankings_cmd(
     src: Annotated[Path, typer.Argument(help="The top1000_creators_2022 folder (read in place).")],

@@ -70,8 +70,18 @@ def forecast(
         typer.echo(json.dumps(cf.json_dict(), indent=2))
         return
     row = cf.row
-    typer.echo(f"{creator}: {row['platform']} {row['tier']}, {row['format']}, list price ${row['price'] or 0:,.0f}, "
-               f"audience fit {row['audience_fit'] or 0:.0%}")  # fmt: skip
+    price = f"list price ${row['price'] or 0:,.0f}"
+    if row.get("price_source") == "estimated":
+        price = (f"estimated list price ${row['price'] or 0:,.0f} (P10-P90 ${row['price_p10'] or 0:,.0f}-"
+                 f"${row['price_p90'] or 0:,.0f}, from the rate card)")  # fmt: skip
+    elif row.get("price_source") == "none":
+        price = "no price"
+    source = row.get("audience_source")
+    fit = f"audience fit {row['audience_fit'] or 0:.0%}" + ("" if source in (None, "given") else f" ({source})")
+    history = f", {row.get('history_posts') or 0} posts of history" if "history_posts" in row else ""
+    typer.echo(f"{creator}: {row['platform']} {row['tier']}, {row['format']}, {price}, {fit}{history}")
+    if row.get("credibility_source") == "estimated":
+        typer.echo(f"  audience credibility {row['audience_credibility']:.0%} (estimated from engagement)")
     typer.echo(f"brief {b.brief_id}: {b.brand_category}, starting {b.start_date}")
     typer.echo(f"  {'KPI':12} {'expected':>12} {'P10':>12} {'P50':>12} {'P90':>12}")
     for k in (k for k in KPI_NAMES if k in row):
@@ -85,8 +95,9 @@ def forecast(
             typer.echo(f"  {fig.label:5} {row[key]:,.2f}{band}")
     typer.echo(f"  EMV   ${row['emv']:,.0f} at ${predictor.emv_cpm_usd:g} CPM")
     base = cf.goal_base
-    typer.echo(f"why ({cf.goal_kpi}; starts from the {'forecast ' + base if base != 'followers' else 'followers'} "
-               "times the average rate, then):")  # fmt: skip
+    start = {"followers": "followers", "interactions_anchor": "creator's own engagement level (its recent rate, "
+             "shrunk toward peers, x followers)"}.get(base, f"forecast {base}")  # fmt: skip
+    typer.echo(f"why ({cf.goal_kpi}; starts from the {start} times the average rate, then):")
     for r in cf.reasons:
         typer.echo(f"  - {r.text}")
     for n in cf.notes:
@@ -105,12 +116,21 @@ def plan(
     tracking_uri: Annotated[str | None, typer.Option(help=TRACKING_HELP)] = None,
 ) -> None:
     """Pick the roster for a brief: forecasts for every candidate, the best roster with its certified gap."""
+    from influencer_engine.io import write_parquet
     from influencer_engine.planner.plan import plan as make_plan
     from influencer_engine.planner.plan import prepare, write_plan
+    from influencer_engine.planner.problem import PlanInfeasible
     from influencer_engine.registry import GOALS
 
     b, cfg, fc = _forecast(brief, data, model, tracking_uri, planner_config)
-    result = make_plan(prepare(fc, b, cfg), cfg)
+    try:
+        result = make_plan(prepare(fc, b, cfg), cfg)
+    except PlanInfeasible as exc:
+        if exc.filtered is None:
+            raise
+        written = write_parquet(exc.filtered, out / "filtered.parquet")
+        raise PlanInfeasible(exc.reasons, fix=f"{exc.fix}; who was left out, and why: {written}",
+                             filtered=exc.filtered) from exc  # fmt: skip
     paths = write_plan(result, out)
     t, sol, goal = result.totals, result.totals.solver, GOALS[b.goal]
     digits = goal.decimals
@@ -127,8 +147,9 @@ def plan(
                f"P90 {t.goal.p90 or 0:,.{digits}f}); {goal.cost_figure.upper()} "
                f"{_money(t.cost_figures.get(goal.cost_figure))}")  # fmt: skip
     ur = t.unique_reach
+    assumed = f"; overlap assumed for {ur.assumed_share:.0%} of it" if ur.assumed_share > 0 else ""
     typer.echo(f"  unique reach {ur.expected:,.0f} (P10 {ur.p10 or 0:,.0f}, P90 {ur.p90 or 0:,.0f}; "
-               f"{ur.duplication:.0%} of summed reach is duplicated)")  # fmt: skip
+               f"{ur.duplication:.0%} of summed reach is duplicated{assumed})")  # fmt: skip
     for k in ("conversions", "revenue"):
         if k in t.kpis and k != goal.column:
             band = t.kpis[k]
@@ -136,11 +157,16 @@ def plan(
     typer.echo(f"  solver: {sol.status}, certified gap {sol.certified_gap:.3%} to the upper bound "
                f"{sol.bound:,.2f}, {sol.seconds:.2f} s ({sol.method})")  # fmt: skip
     for row in result.roster.head(10).iter_rows(named=True):
-        typer.echo(f"  {row['creator_id']} {row['platform']:9} {row['tier']:5} ${row['price']:>9,.0f}  "
+        est = "*" if row.get("price_source") == "estimated" else " "
+        typer.echo(f"  {row['creator_id']} {row['platform']:9} {row['tier']:5} ${row['price']:>9,.0f}{est} "
                    f"{goal.label} {row['goal_value']:,.{max(digits, 1)}f}  "
                    f"{(row.get('reasons') or '').split(';')[0]}")  # fmt: skip
     if result.roster.height > 10:
         typer.echo(f"  ... {result.roster.height - 10} more in {paths['roster.csv']}")
+    if t.assumptions.estimated_price:
+        typer.echo("  * price estimated from the rate card (not quoted)")
+    for n in t.assumptions.notes:
+        typer.echo(f"assumed: {n}")
     for n in result.notes:
         typer.echo(f"note: {n}")
     typer.echo(f"wrote {', '.join(str(p) for p in paths.values())}")

@@ -62,6 +62,11 @@ def catalog() -> list[FeatureSpec]:
             h,
             f"er_median_last{hi} shrunk toward its platform x tier median ({SHRINK_PSEUDO_POSTS} pseudo-posts)",
         ),
+        FeatureSpec(
+            "interactions_anchor",
+            h,
+            f"followers x er_last{hi}_shrunk: interactions per post that the creator's own history points to",
+        ),
     ]
     specs += [
         FeatureSpec("fit_age", "audience_fit", "share of the audience in the brief's age bands"),

@@ -121,6 +121,9 @@ def peer_features(frame: pl.LazyFrame, peers: pl.DataFrame | None = None) -> pl.
             .drop("_pk", "_tk")
         )  # fmt: skip
     prior = pl.col("_peer_log_er")
+    # where no same platform x tier peer has a rate: the median over all peers (the reference's, else the build's)
+    overall = (pl.lit(peers["peer_log_er"].median(), dtype=pl.Float64) if peers is not None and peers.height
+               else prior.median())  # fmt: skip
     return (
         frame.with_columns(
             (pl.col(er) / pl.col("_peer_er")).alias("er_vs_peers"),
@@ -132,6 +135,12 @@ def peer_features(frame: pl.LazyFrame, peers: pl.DataFrame | None = None) -> pl.
             .then(prior.exp())
             .otherwise(pl.col(f"er_last{hi}_shrunk"))
             .alias(f"er_last{hi}_shrunk")
+        )
+        # the level the engagement forecast starts from (its offset): the creator's own rate, shrunk toward peers
+        .with_columns(
+            (pl.col("followers") * pl.coalesce(pl.col(f"er_last{hi}_shrunk"), overall.exp())).alias(
+                "interactions_anchor"
+            )
         )
         .drop("_peer_er", "_peer_log_er")
     )

@@ -161,8 +161,13 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
             raise ValueError(f"too few rows to fit and calibrate: {n} (need at least {n_cal + MIN_ROWS})")
         fit_idx, cal_idx = np.sort(order[:-n_cal]), np.sort(order[-n_cal:])
         sub = {k: np.asarray(v, dtype=np.float64) for k, v in targets.items()}
-        _, cal_pred = self._fit_funnel(X[fit_idx], {k: v[fit_idx] for k, v in sub.items()}, predict_on=X[cal_idx],
-                                       trainer=trainer, on_fit=_labelled(on_fit, "calibration"))  # fmt: skip
+        early, cal_pred = self._fit_funnel(X[fit_idx], {k: v[fit_idx] for k, v in sub.items()},
+                                           predict_on=X[cal_idx], trainer=trainer,
+                                           on_fit=_labelled(on_fit, "calibration"))  # fmt: skip
+        # the funnel fitted on the earlier rows: out of sample on the latest rows, for measurements made at training
+        # time (bands, the widening of completed rows); not saved with the bundle
+        self.early_models_ = dict(early)
+        self.calibration_rows_ = n_cal
         bands = {}
         for kpi, pred in cal_pred.items():
             y = sub[kpi][cal_idx]
@@ -175,6 +180,14 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
         self.features_ = list(X.columns)
         return self
 
+    def early(self) -> KPIForecaster:
+        """The funnel fitted on the earlier rows only (see ``fit``), as a forecaster of its own."""
+        check_is_fitted(self, "early_models_")
+        other = KPIForecaster(self.config, kpis=self.kpis, overrides=self.overrides, random_state=self.random_state)
+        other.models_ = dict(self.early_models_)
+        other.features_ = list(self.features_)
+        return other
+
     def _chain(self, X: pl.DataFrame, stop: str | None = None) -> dict[str, F64]:
         """Expected values down the funnel (every KPI, or those before ``stop``), as the margins see them."""
         mean: dict[str, F64] = {}
@@ -183,6 +196,14 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
                 break
             if kpi in self.models_:
                 mean[kpi] = self.models_[kpi].predict(X, self._margin(kpi, X, mean))
+        return mean
+
+    def predict_mean(self, X: pl.DataFrame) -> dict[str, F64]:
+        """Every KPI's expected value (no bands: also for a funnel whose models are not calibrated)."""
+        check_is_fitted(self, "models_")
+        mean = self._chain(X)
+        if "reach" in mean and "impressions" in mean:
+            mean["reach"] = np.minimum(mean["reach"], mean["impressions"])
         return mean
 
     def predict(self, X: pl.DataFrame) -> Forecast:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from influencer_engine.config import ModelConfig
 from influencer_engine.modeling.baselines import Baselines
+from influencer_engine.modeling.completion import Completion
 from influencer_engine.modeling.explain import Reason, explain_rows
 from influencer_engine.modeling.forecaster import Forecast, KPIForecaster
 
@@ -80,6 +81,7 @@ class BundleManifest(_Frozen):
     random_state: int = 0
     baselines: dict[str, Any]  # Baselines.to_dict()
     peers: list[PeerRow] | None = None
+    completion: dict[str, Any] | None = None  # Completion.state(): rate card, credibility, audience mix, widening
     checksum: str = ""  # sha256 of the manifest's content without this field (see ``content_sha256``)
 
     def content_sha256(self) -> str:
@@ -103,6 +105,7 @@ class Predictor:
     baselines: Baselines
     manifest: BundleManifest
     path: Path | None = None  # the bundle folder it was loaded from, when there is one
+    completion: Completion | None = None  # what completes a creator a real export leaves partial
 
     @property
     def features(self) -> list[str]:

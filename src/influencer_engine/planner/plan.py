@@ -130,8 +130,8 @@ def plan_candidates(prep: Prepared, cfg: PlannerConfig, *, budget: float | None 
     sol = solve(prep, cfg, budget=b, incumbent=incumbent)
     if sol.status == "infeasible":
         cand = prep.candidates if budget is None else at_budget(prep.candidates, b)
-        raise PlanInfeasible(explain_infeasible(cand, b),
-                             fix="relax the constraints named, or raise the budget")  # fmt: skip
+        raise PlanInfeasible(explain_infeasible(cand, b), fix="relax the constraints named, or raise the budget",
+                             filtered=cand.filtered)  # fmt: skip
     mc = cfg.monte_carlo
     totals = roster_totals(prep.candidates.table, prep.quantiles, prep.audience, sol.chosen, sol, goal=prep.brief.goal,
                            budget=b, emv_cpm_usd=prep.forecast.emv_cpm_usd, draws=mc.draws, seed=mc.seed)  # fmt: skip

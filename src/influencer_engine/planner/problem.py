@@ -37,8 +37,9 @@ F64 = npt.NDArray[np.float64]
 class PlanInfeasible(EngineError):
     """No roster meets the brief; ``reasons`` says which constraint fails and by how much."""
 
-    def __init__(self, reasons: list[str], *, fix: str) -> None:
+    def __init__(self, reasons: list[str], *, fix: str, filtered: pl.DataFrame | None = None) -> None:
         self.reasons = reasons
+        self.filtered = filtered  # the candidates the brief's filters left out, with the reason of each
         super().__init__("The brief cannot be met: " + "; ".join(reasons) + ".", fix=fix)
 
 
@@ -99,14 +100,24 @@ def _filters(table: pl.DataFrame, brief: Brief) -> pl.Expr:
     if c.max_spend_per_creator is not None:
         cap = c.max_spend_per_creator
         checks.append((pl.col("price") > cap, pl.lit(f"{CAP_REASON} {money(cap)}")))
+    given = pl.col("audience_source") == "given"
+    if c.quoted_prices_only:
+        checks.append((pl.col("price_source") != "quoted",
+                       pl.lit("price estimated, the brief takes quoted prices only")))  # fmt: skip
+    if c.unknown_audience == "exclude":
+        checks.append((~given, pl.lit("audience unknown (the brief leaves out assumed audiences)")))
     if c.min_audience_fit is not None:
-        checks.append((pl.col("audience_fit").is_null(), pl.lit("audience fit unknown")))
-        checks.append((pl.col("audience_fit") < c.min_audience_fit,
-                       pl.lit(f"audience fit below {c.min_audience_fit:.0%}")))  # fmt: skip
+        tested = pl.lit(True) if c.unknown_audience == "assume" else given
+        checks.append((tested & pl.col("audience_fit").is_null(), pl.lit("audience fit unknown")))
+        checks.append((tested & (pl.col("audience_fit") < c.min_audience_fit),
+                       pl.when(given).then(pl.lit(f"audience fit below {c.min_audience_fit:.0%}"))
+                       .otherwise(pl.lit(f"assumed audience fit below {c.min_audience_fit:.0%}"))))  # fmt: skip
     if c.min_credibility is not None:
         checks.append((pl.col("audience_credibility").is_null(), pl.lit("audience credibility unknown")))
         checks.append((pl.col("audience_credibility") < c.min_credibility,
-                       pl.lit(f"audience credibility below {c.min_credibility:.0%}")))  # fmt: skip
+                       pl.when(pl.col("credibility_source") == "estimated")
+                       .then(pl.lit(f"estimated audience credibility below {c.min_credibility:.0%}"))
+                       .otherwise(pl.lit(f"audience credibility below {c.min_credibility:.0%}"))))  # fmt: skip
     expr = pl.lit(None, dtype=pl.String)
     for cond, reason in reversed(checks):
         expr = pl.when(cond.fill_null(False)).then(reason).otherwise(expr)
@@ -149,11 +160,16 @@ def build_candidates(table: pl.DataFrame, brief: Brief) -> Candidates:
             [f"must-include creator(s) {', '.join(missing[:5])} are not among the candidates"],
             fix="check the ids against the candidate data, or drop them from constraints.include",
         )
+    # tables made before provenance existed (or by hand) hold given values only
+    defaults = {"price_source": "quoted", "audience_source": "given", "credibility_source": "given"}
+    table = table.with_columns(pl.lit(v).alias(k) for k, v in defaults.items() if k not in table.columns)
     marked = table.with_columns(_filters(table, brief).alias("_reason"))
     blocked = marked.filter(pl.col("creator_id").is_in(list(c.include)) & pl.col("_reason").is_not_null())
     if blocked.height:
         why = [f"must-include {r['creator_id']} is ruled out ({r['_reason']})" for r in blocked.iter_rows(named=True)]
-        raise PlanInfeasible(why, fix="relax the constraint that rules it out, or drop it from constraints.include")
+        raise PlanInfeasible(why, fix="relax the constraint that rules it out, or drop it from constraints.include",
+                             filtered=marked.filter(pl.col("_reason").is_not_null())
+                             .select("creator_id", pl.col("_reason").alias("reason")))  # fmt: skip
     eligible = marked.filter(pl.col("_reason").is_null()).drop("_reason")
     filtered = marked.filter(pl.col("_reason").is_not_null()).select("creator_id", pl.col("_reason").alias("reason"))
 

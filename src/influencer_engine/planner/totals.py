@@ -21,12 +21,14 @@ from influencer_engine.planner.slack import BudgetLeft
 from influencer_engine.registry import COST_FIGURES, GOALS, KPI_NAMES
 
 __all__ = [
+    "Assumptions",
     "Band",
     "CandidateCounts",
     "GoalTotal",
     "PlanTotals",
     "SolverReport",
     "UniqueReach",
+    "assumptions_of",
     "cost_figures",
     "kpi_quantiles",
     "roster_totals",
@@ -52,6 +54,59 @@ class Band(_Frozen):
 
 class UniqueReach(Band):
     duplication: float  # share of the roster's summed reach that reaches people twice or more
+    # share of the roster's summed reach from creators whose audience is assumed or unknown: the overlap between
+    # them rests on their platform's (or category's) average audience, not on theirs
+    assumed_share: float = 0.0
+
+
+class Assumptions(_Frozen):
+    """What the roster's figures rest on besides the data (counts of roster creators), in words for people."""
+
+    estimated_price: int = 0
+    estimated_spend: float = 0.0  # spend at estimated prices
+    estimated_spend_p10: float = 0.0  # that spend at the estimates' P10 and P90
+    estimated_spend_p90: float = 0.0
+    assumed_audience: int = 0  # platform (or category) average audience assumed
+    unknown_audience: int = 0  # no audience and no average to assume
+    estimated_credibility: int = 0
+    notes: list[str] = []
+
+
+def assumptions_of(roster: pl.DataFrame, assumed_reach_share: float) -> Assumptions:
+    """The roster's assumptions from its provenance columns (none when the table has no provenance)."""
+    if roster.height == 0 or "price_source" not in roster.columns:
+        return Assumptions()
+    est = roster.filter(pl.col("price_source") == "estimated")
+    for band in ("price_p10", "price_p90"):  # tables without the estimate's range: the price itself
+        if band not in est.columns:
+            est = est.with_columns(pl.col("price").alias(band))
+    aud = roster["audience_source"].value_counts()
+    counts = dict(zip(aud["audience_source"].to_list(), aud["count"].to_list(), strict=True))
+    a = Assumptions(
+        estimated_price=est.height,
+        estimated_spend=float(est["price"].sum()),
+        estimated_spend_p10=float(est["price_p10"].sum()),
+        estimated_spend_p90=float(est["price_p90"].sum()),
+        assumed_audience=int(counts.get("assumed", 0)),
+        unknown_audience=int(counts.get("unknown", 0)),
+        estimated_credibility=int((roster["credibility_source"] == "estimated").sum()),
+    )
+    n = roster.height
+    notes = []
+    if a.estimated_price:
+        spend = (f"${a.estimated_spend:,.0f} of the spend (P10-P90 ${a.estimated_spend_p10:,.0f}-"
+                 f"${a.estimated_spend_p90:,.0f})")  # fmt: skip
+        notes.append(f"{a.estimated_price} of {n} prices are estimated from the rate card, not quoted: {spend}; "
+                     "ask for quotes, or set constraints.quoted_prices_only")  # fmt: skip
+    if a.assumed_audience or a.unknown_audience:
+        notes.append(f"{a.assumed_audience + a.unknown_audience} of {n} audiences are not in the data "
+                     f"({a.assumed_audience} assumed from their platform's average, {a.unknown_audience} unknown): "
+                     f"their audience fit is an assumption and their bands are wider; unique reach rests on assumed "
+                     f"audiences for {assumed_reach_share:.0%} of the summed reach")  # fmt: skip
+    if a.estimated_credibility:
+        notes.append(f"{a.estimated_credibility} of {n} audience credibilities are estimated from engagement "
+                     f"(not reported)")  # fmt: skip
+    return a.model_copy(update={"notes": notes})
 
 
 class GoalTotal(Band):
@@ -93,6 +148,7 @@ class PlanTotals(_Frozen):
     solver: SolverReport
     candidates: CandidateCounts | None = None
     budget_left: BudgetLeft | None = None  # why budget stays unspent, when the plan spends well under it
+    assumptions: Assumptions = Assumptions()  # estimated prices, assumed audiences, estimated credibility
 
     def json_dict(self) -> dict[str, Any]:
         """The one JSON form (NaN and infinities as null)."""
@@ -183,7 +239,9 @@ def roster_totals(
     ur = aud.unique_reach(np.arange(len(chosen)), r_exp)
     per_draw = aud.covered_many(np.maximum(samples["reach"], 0.0)) if roster.height else np.zeros(1)
     duplication = 1.0 - ur / max(float(r_exp.sum()), 1e-9) if roster.height else 0.0
-    unique = UniqueReach(**_band(ur, per_draw), duplication=duplication)
+    assumed = (roster["audience_source"] != "given").to_numpy() if "audience_source" in roster.columns else None
+    assumed_share = float(r_exp[assumed].sum() / max(float(r_exp.sum()), 1e-9)) if assumed is not None else 0.0
+    unique = UniqueReach(**_band(ur, per_draw), duplication=duplication, assumed_share=assumed_share)
     emv = None
     if "impressions" in samples:
         emv = Band(**_band(kpis["impressions"].expected * emv_cpm_usd / 1000.0,
@@ -207,4 +265,5 @@ def roster_totals(
         roas=roas,
         cost_figures=figures,
         solver=_solver(sol),
+        assumptions=assumptions_of(roster, assumed_share),
     )

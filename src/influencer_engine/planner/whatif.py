@@ -183,18 +183,23 @@ def write_whatif(result: WhatIf, out: Path) -> dict[str, Path]:
     ax.set_ylabel(f"{goal} (line: expected; band: P10-P90)")
     ax.set_title(f"{result.brief.brief_id}: {goal} against budget")
     ax.grid(alpha=0.3)
-    ax.legend()
+    if ok.height:
+        ax.legend()
+    else:
+        ax.text(0.5, 0.5, "no budget meets the brief (see frontier.csv)", ha="center", transform=ax.transAxes)
     base = ok.filter(pl.col("scenario") == names[0])
+    mixes = all(f"spend_share_{v}" in base.columns for v in (*TIERS, *PLATFORMS)) and base.height > 0
     bottom = np.zeros(base.height)
     width = float(np.max(base["budget"].to_numpy(), initial=1.0)) / 40
-    for tier in TIERS:
-        share = base[f"spend_share_{tier}"].to_numpy() if base.height else np.zeros(0)
+    for tier in TIERS if mixes else ():
+        share = base[f"spend_share_{tier}"].to_numpy()
         bx.bar(base["budget"], share, bottom=bottom, width=width, label=tier)
         bottom += share
     bx.set_xlabel("budget ($)")
     bx.set_ylabel("share of spend")
     bx.set_title(f"tier mix ({names[0]})")
-    bx.legend(fontsize=8)
+    if mixes:
+        bx.legend(fontsize=8)
     fig.tight_layout()
     with atomic_path(paths["png"]) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
@@ -222,7 +227,7 @@ def write_whatif(result: WhatIf, out: Path) -> dict[str, Path]:
             pf.add_vline(x=stop[0], line_dash="dash", line_width=1, row=1, col=1)
             pf.add_annotation(x=stop[0], y=stop[2], text=f"{name}: stops rising at ${stop[0]:,.0f}<br>"
                               f"({_short(stop[1])})", showarrow=True, font={"size": 10}, row=1, col=1)  # fmt: skip
-    for where, vocab in ((2, TIERS), (3, PLATFORMS)):
+    for where, vocab in ((2, TIERS), (3, PLATFORMS)) if mixes else ():
         for v in vocab:
             bar = go.Bar(x=base["budget"].to_list(), y=base[f"spend_share_{v}"].to_list(), name=v,
                          hovertemplate=f"{v}: %{{y:.0%}} of spend<extra></extra>")  # fmt: skip

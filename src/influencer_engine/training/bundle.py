@@ -27,6 +27,7 @@ from influencer_engine.config import describe_problems
 from influencer_engine.errors import EngineError
 from influencer_engine.features.build import feature_columns
 from influencer_engine.modeling.baselines import Baselines
+from influencer_engine.modeling.completion import Completion
 from influencer_engine.modeling.estimator import KPIModel
 from influencer_engine.modeling.forecaster import KPIForecaster
 from influencer_engine.modeling.matrix import CATEGORIES_OF
@@ -37,7 +38,8 @@ __all__ = ["SCHEMA_VERSION", "BundleError", "load_bundle", "save_bundle"]
 
 # Bump when the feature set, the manifest layout or the meaning of a model input changes.
 # 3: the manifest carries a checksum of its own content.
-SCHEMA_VERSION = 3
+# 4: the bundle carries its completion models (rate card, credibility, audience mix, band widening).
+SCHEMA_VERSION = 4
 MANIFEST = "manifest.json"
 
 
@@ -66,6 +68,7 @@ def save_bundle(
     metrics: dict[str, Any],
     training: TrainingInfo,
     peers: pl.DataFrame | None = None,
+    completion: Completion | None = None,
 ) -> Path:
     """Write a bundle to ``out`` atomically (a complete new folder replaces the old one in one rename)."""
     out = Path(out)
@@ -79,6 +82,13 @@ def save_bundle(
             (tmp / name).write_text(text, encoding="utf-8")
             kpis[kpi] = KpiEntry(file=name, sha256=_sha256(tmp / name), offset=forecaster.base_of(kpi),
                                  state=model.state())  # fmt: skip
+        completion_state = None
+        if completion is not None:
+            sums = {}
+            for name, text in completion.files().items():
+                (tmp / name).write_text(text, encoding="utf-8")
+                sums[name] = _sha256(tmp / name)
+            completion_state = completion.state(sums)
         features = list(forecaster.features_)
         manifest = BundleManifest.model_validate({
             "schema_version": SCHEMA_VERSION,
@@ -95,6 +105,7 @@ def save_bundle(
             "random_state": forecaster.random_state,
             "baselines": baselines.to_dict(),
             "peers": peers.to_dicts() if peers is not None else None,
+            "completion": completion_state,
         }).sealed()  # fmt: skip
         (tmp / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
         old = out.with_name(f".{out.name}.old")
@@ -171,4 +182,26 @@ def load_bundle(path: Path) -> Predictor:
         if forecaster.base_of(kpi) != entry.offset:
             raise BundleError(f"{mpath}: the funnel of {kpi} does not match its models.", fix="retrain")
     return Predictor(forecaster=forecaster, baselines=Baselines.from_dict(manifest.baselines), manifest=manifest,
-                     path=path)  # fmt: skip
+                     path=path, completion=_load_completion(path, manifest))  # fmt: skip
+
+
+def _load_completion(path: Path, manifest: BundleManifest) -> Completion | None:
+    state = manifest.completion
+    if not state:
+        return None
+    texts: dict[str, str] = {}
+    for name, entry in state.get("models", {}).items():
+        file = path / entry["file"]
+        if not file.is_file():
+            raise BundleError(f"{path} lacks {entry['file']} (its {name} model).",
+                              fix="copy the whole bundle folder, or retrain")  # fmt: skip
+        if _sha256(file) != entry["sha256"]:
+            raise BundleError(f"{file} does not match its checksum in {MANIFEST} (changed or corrupted).",
+                              fix="restore the bundle from its source, or retrain with `ie train`")  # fmt: skip
+        texts[entry["file"]] = file.read_text(encoding="utf-8")
+    try:
+        return Completion.from_state(state, texts)
+    except (ValueError, KeyError, TypeError, lgb.basic.LightGBMError) as exc:
+        raise BundleError(
+            f"{path / MANIFEST}: its completion models cannot be read ({exc}).", fix="retrain with `ie train`"
+        ) from exc

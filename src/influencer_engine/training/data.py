@@ -34,6 +34,8 @@ class TrainingTable:
     rows_in: int  # outcome rows read
     rejects: pl.DataFrame
     tables: dict[str, dict[str, int]] = field(default_factory=dict)
+    # the valid inputs the frame was built from (creators, posts, requests), for fits that rebuild features
+    inputs: dict[str, pl.DataFrame] = field(default_factory=dict, repr=False, compare=False)
 
     def fingerprint(self) -> str:
         return fingerprint(self.frame)
@@ -60,10 +62,13 @@ def training_table(
     campaigns: pl.DataFrame,
     outcomes: pl.DataFrame,
     tiers: TierConfig,
+    *,
+    requests: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Features for every (valid) hire, joined with its observed KPIs and cost, sorted by campaign start."""
-    requests = training_requests(campaigns.lazy(), outcomes.lazy())
-    feats = build_features(creators.lazy(), posts.lazy(), requests, tiers).collect()
+    if requests is None:
+        requests = training_requests(campaigns.lazy(), outcomes.lazy()).collect()
+    feats = build_features(creators.lazy(), posts.lazy(), requests.lazy(), tiers).collect()
     labels = outcomes.select(
         outcome_request_id(),
         "campaign_id",
@@ -88,13 +93,9 @@ def load_training_table(folder: Path, tiers: TierConfig) -> TrainingTable:
         )
     r = ds.results
     empty_posts = pl.DataFrame(schema=CONTRACTS["posts"].schema)
-    frame = training_table(
-        r["creators"].valid,
-        r["posts"].valid if "posts" in r else empty_posts,
-        r["campaigns"].valid,
-        r["outcomes"].valid,
-        tiers,
-    )
+    creators, posts = r["creators"].valid, r["posts"].valid if "posts" in r else empty_posts
+    requests = training_requests(r["campaigns"].valid.lazy(), r["outcomes"].valid.lazy()).collect()
+    frame = training_table(creators, posts, r["campaigns"].valid, r["outcomes"].valid, tiers, requests=requests)
     outcomes = r["outcomes"]
     if frame.height != outcomes.rows_out:
         raise AssertionError(f"training rows {frame.height} != valid outcomes {outcomes.rows_out}")
@@ -107,4 +108,5 @@ def load_training_table(folder: Path, tiers: TierConfig) -> TrainingTable:
         raise InputError(
             f"{folder}: no valid campaign outcomes to train on.", fix="check the rejects with `ie validate`"
         )
-    return TrainingTable(frame=frame, source=str(folder), rows_in=outcomes.rows_in, rejects=rejects, tables=tables)
+    return TrainingTable(frame=frame, source=str(folder), rows_in=outcomes.rows_in, rejects=rejects, tables=tables,
+                         inputs={"creators": creators, "posts": posts, "requests": requests})  # fmt: skip

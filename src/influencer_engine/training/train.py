@@ -23,6 +23,7 @@ from influencer_engine.modeling.forecaster import KPIForecaster, fits_per_foreca
 from influencer_engine.modeling.predictor import TrainingInfo
 from influencer_engine.modeling.report import importance_chart, write_report
 from influencer_engine.training.bundle import save_bundle
+from influencer_engine.training.completion import fit_bundle_completion
 from influencer_engine.training.data import TrainingTable, load_training_table
 
 __all__ = ["TrainResult", "backtest_metrics", "load_truth", "train_models", "training_fits"]
@@ -129,8 +130,12 @@ def train_models(
     training = TrainingInfo(engine=engine, data=str(data), rows_in=table.rows_in, rows=frame.height,
                             tables=table.tables, first_campaign=str(frame["as_of"].min()),
                             last_campaign=str(frame["as_of"].max()), seed=seed)  # fmt: skip
+    peers = peer_table(frame)
+    t = time.perf_counter()
+    completion = fit_bundle_completion(table, model, tiers, seed=seed, peers=peers)
+    t_completion = time.perf_counter() - t
     bundle = save_bundle(model, baselines, out, fingerprint=fingerprint, metrics=result.to_dict(), training=training,
-                         peers=peer_table(frame))  # fmt: skip
+                         peers=peers, completion=completion)  # fmt: skip
     report_dir = out / "report"
     paths = write_report(
         report_dir, {"backtest": result}, title=f"KPI models: backtest on {data}",
@@ -139,7 +144,7 @@ def train_models(
     importance = {k: dict(zip(m.booster_.feature_name(), m.booster_.feature_importance("gain").tolist(), strict=True))
                   for k, m in model.models_.items()}  # fmt: skip
     paths["importance"] = importance_chart(importance, report_dir / "feature_importance.png")
-    seconds = {"features": t_features, "backtest": t_backtest, "fit": t_fit}
+    seconds = {"features": t_features, "backtest": t_backtest, "fit": t_fit, "completion": t_completion}
     tracking = None
     if track:
         from influencer_engine.training.tracking import configure, flatten, log_training_run

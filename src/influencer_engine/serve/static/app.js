@@ -127,13 +127,14 @@ function rosterColumns(goalName) {
     { key: "creator_id", label: "Creator" },
     { key: "platform", label: "Platform" },
     { key: "tier", label: "Tier" },
-    { key: "price", label: "Price", f: money },
+    { key: "price", label: "Price", f: (v, r) => money(v) + (r.price_source === "estimated" ? " (est.)" : "") },
     { key: col, label: `${col} expected`, f: show },
     { key: `${col}_band`, label: `${col} P10–P90`, sortKey: `${col}_p10`,
       f: (_, r) => `${show(r[`${col}_p10`])} – ${show(r[`${col}_p90`])}` },
     ...SIDE_KPIS.filter((k) => k !== col).map((k) => ({ key: k, label: title(k), f: (v) => fmt(v, kpiOf(k).decimals) })),
     { key: cost.name, label: cost.label, f: (v) => costText(cost, v) },
-    { key: "audience_fit", label: "Audience fit", f: pct },
+    { key: "audience_fit", label: "Audience fit",
+      f: (v, r) => pct(v) + (r.audience_source === "assumed" ? " (assumed)" : r.audience_source === "unknown" ? " (unknown)" : "") },
     { key: "reasons", label: "Why" },
   ];
 }
@@ -199,6 +200,10 @@ function renderTotals(plan) {
     left.textContent = "";
     left.hidden = true;
   }
+  const notes = (t.assumptions && t.assumptions.notes) || [];
+  const box = $("#assumptions");
+  box.innerHTML = notes.map((n) => `<li>${escapeHtml(n)}</li>`).join("");
+  box.hidden = notes.length === 0;
 }
 
 async function planRoster(ev) {
