@@ -155,5 +155,8 @@ def pandas_features(creators: pd.DataFrame, posts: pd.DataFrame, requests: pd.Da
     n = df["posts_before"].clip(upper=hi).astype(float)
     shrunk = np.exp((n * log_er + SHRINK_PSEUDO_POSTS * prior) / (n + SHRINK_PSEUDO_POSTS))
     df[f"er_last{hi}_shrunk"] = shrunk.where(df[er].notna(), np.exp(prior))
-    df["interactions_anchor"] = df["followers"] * df[f"er_last{hi}_shrunk"].fillna(np.exp(prior.median()))
+    n_all = df["posts_before"].astype(float)
+    anchor = np.exp((n_all * log_er + SHRINK_PSEUDO_POSTS * prior) / (n_all + SHRINK_PSEUDO_POSTS))
+    anchor = anchor.where(df[er].notna(), np.exp(prior)).fillna(np.exp(prior.median()))
+    df["interactions_anchor"] = df["followers"] * anchor
     return df

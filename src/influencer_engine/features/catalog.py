@@ -65,7 +65,8 @@ def catalog() -> list[FeatureSpec]:
         FeatureSpec(
             "interactions_anchor",
             h,
-            f"followers x er_last{hi}_shrunk: interactions per post that the creator's own history points to",
+            f"followers x er_median_last{hi} shrunk toward peers with weight {SHRINK_PSEUDO_POSTS} / (posts + "
+            f"{SHRINK_PSEUDO_POSTS}): the interactions per post the creator's own history points to",
         ),
     ]
     specs += [

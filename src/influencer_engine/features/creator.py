@@ -136,11 +136,21 @@ def peer_features(frame: pl.LazyFrame, peers: pl.DataFrame | None = None) -> pl.
             .otherwise(pl.col(f"er_last{hi}_shrunk"))
             .alias(f"er_last{hi}_shrunk")
         )
-        # the level the engagement forecast starts from (its offset): the creator's own rate, shrunk toward peers
+        # the level the engagement forecast starts from (its offset): the creator's own rate, shrunk toward peers by
+        # all its posts (not only the window's): a long history keeps its own level even where the peers are another
+        # population's (real Instagram set: MAE log1p against later levels 0.415 with the window's weight, 0.371 so)
         .with_columns(
-            (pl.col("followers") * pl.coalesce(pl.col(f"er_last{hi}_shrunk"), overall.exp())).alias(
-                "interactions_anchor"
-            )
+            (
+                pl.col("followers")
+                * pl.coalesce(
+                    (
+                        (pl.col("posts_before").cast(pl.Float64) * log_er + SHRINK_PSEUDO_POSTS * prior)
+                        / (pl.col("posts_before").cast(pl.Float64) + SHRINK_PSEUDO_POSTS)
+                    ).exp(),
+                    prior.exp(),
+                    overall.exp(),
+                )
+            ).alias("interactions_anchor")
         )
         .drop("_peer_er", "_peer_log_er")
     )

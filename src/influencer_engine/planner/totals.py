@@ -101,8 +101,9 @@ def assumptions_of(roster: pl.DataFrame, assumed_reach_share: float) -> Assumpti
     if a.assumed_audience or a.unknown_audience:
         notes.append(f"{a.assumed_audience + a.unknown_audience} of {n} audiences are not in the data "
                      f"({a.assumed_audience} assumed from their platform's average, {a.unknown_audience} unknown): "
-                     f"their audience fit is an assumption and their bands are wider; unique reach rests on assumed "
-                     f"audiences for {assumed_reach_share:.0%} of the summed reach")  # fmt: skip
+                     "their audience fit is an assumption (their bands carry what that was measured to add); "
+                     f"the overlap rests on assumed audiences for {assumed_reach_share:.0%} of the summed "
+                     "reach")  # fmt: skip
     if a.estimated_credibility:
         notes.append(f"{a.estimated_credibility} of {n} audience credibilities are estimated from engagement "
                      f"(not reported)")  # fmt: skip
