@@ -114,11 +114,15 @@ def holdout_coverage(predictor: Any, world: Path, rows: int) -> dict[str, Any]:
             out[f"{kpi}:{name}"] = float(inside[ok].mean())
         ratio = np.log(np.maximum(done_fc.mean[kpi], 1e-9) / np.maximum(given_fc.mean[kpi], 1e-9))
         out[f"{kpi}:completed_vs_given_log_bias"] = float(np.mean(ratio))
-    priced = frame.select("request_id", "price").join(done.select("request_id", pl.col("price").alias("est")),
-                                                     on="request_id").drop_nulls()  # fmt: skip
+    priced = frame.select("request_id", pl.col("tier").cast(pl.String), "price").join(
+        done.select("request_id", pl.col("price").alias("est")), on="request_id").drop_nulls()  # fmt: skip
     lr = np.log(priced["price"].to_numpy() / priced["est"].to_numpy())
+    lo, hi = completion.price.residual
     out["price_log_error"] = {"rows": len(lr), "mean": float(lr.mean()), "mae": float(np.abs(lr).mean()),
-                              "p10": float(np.quantile(lr, 0.1)), "p90": float(np.quantile(lr, 0.9))}  # fmt: skip
+                              "p10": float(np.quantile(lr, 0.1)), "p90": float(np.quantile(lr, 0.9)),
+                              "inside_estimate_p10_p90": float(np.mean((lr >= lo) & (lr <= hi))),
+                              "mean_by_tier": {t: float(lr[priced["tier"].to_numpy() == t].mean())
+                                               for t in sorted(set(priced["tier"].to_list()))}}  # fmt: skip
     return out
 
 

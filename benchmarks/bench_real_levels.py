@@ -21,6 +21,7 @@ The engagement rates per follower (median over creators) are printed too: foreca
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 import time
@@ -77,8 +78,8 @@ def measure(model: Path, share: float, min_after: int, source: Path = REAL) -> d
                       target=TargetAudience(countries=("ID",)), start_date=start, end_date=start,
                       platforms=("instagram",), constraints=Constraints())  # fmt: skip
         sub = base.subset(ids)
-        history = type(base)(sub.source, sub.creators, sub.posts.filter(pl.col("posted_at") < pl.lit(when)),
-                             sub.rejects)  # fmt: skip
+        # its own posts before the cutoff; peers from the whole base's posts before the cutoff (point in time)
+        history = dataclasses.replace(sub, posts=sub.posts.filter(pl.col("posted_at") < pl.lit(when)))
         forecasts.append(forecast_base(predictor, history, brief, tiers).table.select(
             "creator_id", "tier", pl.col("engagements").alias("forecast")))  # fmt: skip
     rows = (

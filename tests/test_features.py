@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -239,3 +240,35 @@ def test_features_do_not_depend_on_the_posts_row_order(small_market: SimulatedMa
         posts = small_market.posts.sample(fraction=1.0, shuffle=True, seed=seed)
         got = build_features(small_market.creators.lazy(), posts.lazy(), requests, tiers).collect()
         assert_frame_equal(got, ref, check_exact=True)
+
+
+def test_engagement_rates_are_the_features_rates(small_market: SimulatedMarket) -> None:
+    from influencer_engine.features.build import engagement_rates
+
+    m = small_market
+    as_of = datetime(2026, 1, 1, tzinfo=UTC)
+    f = build_features(m.creators.lazy(), m.posts.lazy(), snapshot_requests(m.creators.lazy(), as_of),
+                       TierConfig()).collect()  # fmt: skip
+    r = engagement_rates(m.creators.lazy(), m.posts.lazy(), as_of, TierConfig()).collect()
+    joined = f.select("creator_id", "er_median_last20").join(r, on="creator_id", suffix="_r")
+    assert joined.height == m.creators.height
+    assert (joined["er_median_last20"].fill_null(-1.0) == joined["er_median_last20_r"].fill_null(-1.0)).all()
+
+
+def test_peers_blend_toward_the_base_as_it_grows() -> None:
+    from influencer_engine.features.creator import BASE_PEER_STRENGTH, blend_peers
+
+    ref = pl.DataFrame({"platform": ["instagram"], "tier": ["micro"], "peer_er": [0.01],
+                        "peer_log_er": [float(np.log(0.01))]})  # fmt: skip
+
+    def rates(n: int) -> pl.DataFrame:
+        return pl.DataFrame({"platform": ["instagram"] * n, "tier": ["micro"] * n, "er_median_last20": [0.04] * n})
+
+    small, large = blend_peers(ref, rates(3)), blend_peers(ref, rates(3000))
+    w = 3 / (3 + BASE_PEER_STRENGTH)
+    assert small["peer_er"].item() == pytest.approx(np.exp(w * np.log(0.04) + (1 - w) * np.log(0.01)))
+    assert large["peer_er"].item() == pytest.approx(0.04, rel=0.02)  # 3,000 creators weigh 99%
+    # a cell the reference lacks takes the base's own; a cell the base lacks keeps the reference's
+    other = rates(2).with_columns(pl.lit("tiktok").alias("platform"))
+    both = blend_peers(ref, other).sort("platform")
+    assert both["peer_er"].to_list() == pytest.approx([0.01, 0.04])

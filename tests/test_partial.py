@@ -276,3 +276,32 @@ def test_real_rankings_without_posts_plan_with_estimated_prices(
     assert (roster["price_p10"] < roster["price"]).all() and (roster["price"] < roster["price_p90"]).all()
     totals = json.loads((out / "totals.json").read_text())["totals"]
     assert totals["assumptions"]["estimated_price"] == roster.height
+
+
+def test_an_empty_roster_names_the_filters_that_emptied_it(
+    trained: dict[str, Path], bare: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    brief = _brief(tmp_path, "roster_min = 0", "min_audience_fit = 0.9")
+    out = tmp_path / "p"
+    code, text, err = _run(["plan", "--brief", str(brief), "--data", str(bare), "--model", str(trained["bundle"]),
+                            "--out", str(out)], capsys)  # fmt: skip
+    assert code == 0, err
+    left = json.loads((out / "totals.json").read_text())["totals"]["budget_left"]
+    assert left["unspent_share"] == 1.0
+    assert "the brief's filters leave out" in left["reason"] and "assumed audience fit below 90%" in left["reason"]
+    assert left["reason"] in text
+
+
+def test_one_creator_is_forecast_as_in_the_whole_base(trained: dict[str, Path]) -> None:
+    """Peers come from the whole base, so a creator forecast alone (ie forecast, /api/forecast) gets its plan row."""
+    from influencer_engine.brief import load_brief
+    from influencer_engine.config import load_tier_config
+    from influencer_engine.forecast import forecast_brief
+
+    p, brief, tiers = load_bundle(trained["bundle"]), load_brief(BRIEF), load_tier_config()
+    whole = forecast_brief(p, trained["world"], brief, tiers).table
+    ids = whole["creator_id"].head(3).to_list()
+    alone = forecast_brief(p, trained["world"], brief, tiers, creator_ids=ids).table
+    expected = whole.filter(pl.col("creator_id").is_in(ids)).sort("creator_id")
+    np.testing.assert_allclose(alone.sort("creator_id")["conversions"].to_numpy(), expected["conversions"].to_numpy(),
+                               rtol=1e-12)  # fmt: skip

@@ -21,6 +21,7 @@ import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from influencer_engine.brief import Brief
 from influencer_engine.config import TierConfig
 from influencer_engine.dataset import find_table
 from influencer_engine.errors import InputError
-from influencer_engine.features.build import build_features
+from influencer_engine.features.build import base_peers, build_features
 from influencer_engine.features.requests import brief_requests
 from influencer_engine.io import collect_table, scan_table
 from influencer_engine.modeling.completion import ASSUMPTION_KINDS, Completion, needs, widen
@@ -59,7 +60,9 @@ __all__ = [
     "CandidateBase",
     "CreatorForecast",
     "Featurized",
+    "brief_as_of",
     "candidate_base",
+    "candidate_peers",
     "describe_target",
     "featurize",
     "forecast_base",
@@ -95,13 +98,21 @@ class CandidateBase:
     rejects: pl.DataFrame  # creator rows that cannot be forecast, with reasons
     post_rejects: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=REJECT_SCHEMA))
     posts_in: int = 0  # post rows read (= valid posts + post_rejects)
+    # the base the peers are read from (creators, posts), when it is larger than this one (a subset's parent)
+    peer_source: tuple[pl.DataFrame, pl.DataFrame] | None = field(default=None, repr=False, compare=False)
 
     def subset(self, creator_ids: Sequence[str]) -> CandidateBase:
-        """The valid rows of ``creator_ids`` only, taken from memory (nothing read or validated again)."""
+        """The valid rows of ``creator_ids`` only, taken from memory (nothing read or validated again); its peers
+        stay those of this whole base."""
         keep = pl.col("creator_id").is_in(list(creator_ids))
         posts = self.posts.filter(keep)
         return CandidateBase(self.source, self.creators.filter(keep), posts, self.rejects.head(0),
-                             self.post_rejects.head(0), posts.height)  # fmt: skip
+                             self.post_rejects.head(0), posts.height, peer_source=self.peer_frames)  # fmt: skip
+
+    @property
+    def peer_frames(self) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """(creators, posts) the base's peers are computed from: its parent's for a subset, else its own."""
+        return self.peer_source if self.peer_source is not None else (self.creators, self.posts)
 
     @functools.cached_property
     def audience(self) -> pl.DataFrame:
@@ -154,6 +165,20 @@ def load_candidate_base(data: Path, *, creator_ids: Sequence[str] | None = None)
 
 
 # ---------------------------------------------------------------------------------------------- 2. features
+def brief_as_of(brief: Brief) -> datetime:
+    """The moment a brief's features are computed at: midnight (UTC) of its start date."""
+    d = brief.start_date
+    return datetime(d.year, d.month, d.day, tzinfo=UTC)
+
+
+def candidate_peers(creators: pl.LazyFrame, posts: pl.LazyFrame, brief: Brief, tiers: TierConfig,
+                    reference: pl.DataFrame | None) -> pl.DataFrame:  # fmt: skip
+    """The peers the candidates are compared with for ``brief``: the base's own engagement rates per platform x tier
+    blended with the model's ``reference`` (``features.creator.blend_peers``). Every creator's features then depend on
+    the whole base, never on the chunk it is scored in: ``ie score`` computes them once, before its chunks."""
+    return base_peers(creators, posts, brief_as_of(brief), tiers, reference)
+
+
 @dataclass(frozen=True)
 class Featurized:
     """A base's feature rows for a brief: everything but the model's work.
@@ -357,8 +382,10 @@ def forecast_features(predictor: Predictor, featurized: Featurized) -> BriefFore
 def forecast_base(predictor: Predictor, base: CandidateBase, brief: Brief, tiers: TierConfig, *,
                   fmt: str | None = None) -> BriefForecast:  # fmt: skip
     """Forecast every creator of ``base`` for ``brief`` (in the creator's base format, or ``fmt``)."""
+    creators, posts = base.peer_frames
+    peers = candidate_peers(creators.lazy(), posts.lazy(), brief, tiers, predictor.peers)
     return forecast_features(
-        predictor, featurize(base, brief, tiers, peers=predictor.peers, completion=predictor.completion, fmt=fmt)
+        predictor, featurize(base, brief, tiers, peers=peers, completion=predictor.completion, fmt=fmt)
     )
 
 
@@ -371,8 +398,19 @@ def forecast_brief(
     creator_ids: Sequence[str] | None = None,
     fmt: str | None = None,
 ) -> BriefForecast:
-    """Forecast creators of the dataset folder ``data`` for ``brief`` (all creators, or ``creator_ids``)."""
-    return forecast_base(predictor, load_candidate_base(data, creator_ids=creator_ids), brief, tiers, fmt=fmt)
+    """Forecast creators of the dataset folder ``data`` for ``brief`` (all creators, or ``creator_ids``).
+
+    The whole folder is read and validated either way: a creator's features compare it with the base's peers.
+    """
+    base = load_candidate_base(data)
+    if creator_ids is not None:
+        found = set(base.creators["creator_id"].to_list())
+        unknown = [c for c in creator_ids if c not in found]
+        if unknown:
+            raise InputError(f"creator(s) {', '.join(unknown[:5])} not found (or invalid) in {data}.",
+                             fix="check the id with `ie summary` or the creators table")  # fmt: skip
+        base = base.subset(creator_ids)
+    return forecast_base(predictor, base, brief, tiers, fmt=fmt)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ starts, and a run that fails before any chunk is done leaves the output folder a
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -30,7 +31,16 @@ from influencer_engine.brief import Brief
 from influencer_engine.config import TierConfig
 from influencer_engine.dataset import find_table
 from influencer_engine.errors import InputError
-from influencer_engine.forecast import Featurized, candidate_base, featurize, forecast_features
+from influencer_engine.features.build import engagement_rates
+from influencer_engine.features.creator import blend_peers
+from influencer_engine.forecast import (
+    CandidateBase,
+    Featurized,
+    brief_as_of,
+    candidate_base,
+    featurize,
+    forecast_features,
+)
 from influencer_engine.io import (
     collect_table,
     read_table,
@@ -211,6 +221,7 @@ class ChunkJob:
     out: str
     chunks: int
     compiled_dir: str | None = None  # compile the trees (tl2cgen) into this cache, where equal and faster
+    peers: str | None = None  # JSON rows of the whole base's peers (``forecast.candidate_peers``), same for every chunk
 
     def _staged(self, table: str, k: int, empty: pl.LazyFrame) -> pl.DataFrame:
         """Chunk ``k`` of a staged table (one pass split every table by chunk; see ``stage``)."""
@@ -220,17 +231,20 @@ class ChunkJob:
             return empty.head(0).collect()
         return pl.read_parquet([str(f) for f in files], hive_partitioning=False)
 
+    def read(self, k: int) -> tuple[int, CandidateBase]:
+        """Chunk ``k`` from the stage, validated: (creator rows read, the chunk's candidate base)."""
+        creators, posts, _ = candidate_sources([Path(p) for p in self.sources])
+        rows = self._staged("creators", k, creators)
+        staged_posts = self._staged("posts", k, posts) if posts is not None else None
+        return rows.height, candidate_base(rows, staged_posts, source=f"candidates chunk {k + 1}/{self.chunks}")
+
     def prepare(self, k: int, predictor: Predictor) -> _Chunk:
         """Read chunk ``k`` from the stage, validate it and build its features (no model work yet)."""
         brief = Brief.model_validate_json(self.brief)
         tiers = TierConfig.model_validate_json(self.tiers)
-        creators, posts, _ = candidate_sources([Path(p) for p in self.sources])
-        rows = self._staged("creators", k, creators)
-        staged_posts = self._staged("posts", k, posts) if posts is not None else None
-        base = candidate_base(rows, staged_posts, source=f"candidates chunk {k + 1}/{self.chunks}")
-        return _Chunk(
-            k, rows.height, featurize(base, brief, tiers, peers=predictor.peers, completion=predictor.completion)
-        )
+        rows_in, base = self.read(k)
+        peers = pl.DataFrame(json.loads(self.peers), schema=PEER_SCHEMA) if self.peers else predictor.peers
+        return _Chunk(k, rows_in, featurize(base, brief, tiers, peers=peers, completion=predictor.completion))
 
     def finish(self, chunk: _Chunk, predictor: Predictor) -> dict[str, int]:
         """Forecast a prepared chunk and write its parts atomically; the counts go to the run's state.
@@ -423,6 +437,7 @@ def score_candidates(
                        time.perf_counter() - t0, peak, manifest)  # fmt: skip
 
 
+PEER_SCHEMA = {"platform": pl.String, "tier": pl.String, "peer_er": pl.Float64, "peer_log_er": pl.Float64}
 _COUNTS = ("rows_in", "scored", "rejected", "posts_in", "posts_out", "posts_rejected")
 
 
@@ -488,6 +503,15 @@ def _score_chunks(
     job = ChunkJob(sources=tuple(str(p) for p in sources), brief=brief.model_dump_json(),
                    tiers=tiers.model_dump_json(), out=str(out), chunks=chunks,
                    compiled_dir=str(compiled_dir) if compiled_dir is not None else None)  # fmt: skip
+    if pending:
+        # the whole base's peers, read once before any chunk is featurized: no row depends on its chunk
+        rates = []
+        for k in range(chunks):
+            _, base = job.read(k)
+            rates.append(engagement_rates(base.creators.lazy(), base.posts.lazy(), brief_as_of(brief), tiers)
+                         .collect())  # fmt: skip
+        peers = blend_peers(predictor.peers, pl.concat(rates, how="vertical_relaxed"))
+        job = dataclasses.replace(job, peers=json.dumps(peers.to_dicts()))
     if client is None:
         # one chunk ahead: chunk k+1 is read and featurized while the models score chunk k
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ie-prepare") as pool:

@@ -4,25 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 
 import polars as pl
 
 from influencer_engine.config import TierConfig
 from influencer_engine.features.audience import affinity_features, audience_fit_features
-from influencer_engine.features.catalog import catalog
+from influencer_engine.features.catalog import WINDOWS, catalog, history_name
 from influencer_engine.features.creator import (
     CATEGORY_ENUM,
+    blend_peers,
     context_features,
     peer_features,
     price_features,
     quality_features,
     scale_features,
 )
-from influencer_engine.features.history import history_features
+from influencer_engine.features.history import history_features, recent_interactions
 from influencer_engine.registry import BASE_FORMAT
 from influencer_engine.schema import derive_tier
 
-__all__ = ["FeatureBuild", "build_features", "feature_columns", "partitioned"]
+__all__ = ["FeatureBuild", "base_peers", "build_features", "engagement_rates", "feature_columns", "partitioned"]
 
 KEY_COLUMNS = ("request_id", "creator_id", "as_of")
 
@@ -67,6 +69,28 @@ def build_features(
     )
     # the brand category is compared as a string above; it leaves as an Enum like the other categories
     return frame.with_columns(pl.col("brand_category").cast(CATEGORY_ENUM)).select(*KEY_COLUMNS, *feature_columns())
+
+
+def engagement_rates(creators: pl.LazyFrame, posts: pl.LazyFrame, as_of: datetime, tiers: TierConfig) -> pl.LazyFrame:
+    """creator_id, platform, tier and ``er_median_last20`` as of ``as_of`` (the value ``build_features`` gives)."""
+    hi = WINDOWS[-1]
+    inter = history_name("interactions", "median", hi)
+    return (
+        derive_tier(creators.select("creator_id", "platform", "followers", "tier"), tiers)
+        .join(recent_interactions(posts, as_of), on="creator_id", how="left")
+        .select(
+            "creator_id",
+            "platform",
+            "tier",
+            (pl.col(inter) / pl.when(pl.col("followers") > 0).then(pl.col("followers"))).alias(f"er_median_last{hi}"),
+        )
+    )
+
+
+def base_peers(creators: pl.LazyFrame, posts: pl.LazyFrame, as_of: datetime, tiers: TierConfig,
+               reference: pl.DataFrame | None) -> pl.DataFrame:  # fmt: skip
+    """The peers a scored base's creators are compared with: its own rates blended with ``reference``."""
+    return blend_peers(reference, engagement_rates(creators, posts, as_of, tiers).collect())
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ from influencer_engine.registry import BASE_FORMAT, FORMATS, PLATFORMS, TIERS
 from influencer_engine.schema import CATEGORIES
 
 __all__ = [
+    "BASE_PEER_STRENGTH",
+    "blend_peers",
     "context_features",
     "peer_features",
     "peer_table",
@@ -88,6 +90,48 @@ def peer_table(features: pl.DataFrame) -> pl.DataFrame:
         .group_by("platform", "tier")
         .agg(pl.col(er).median().alias("peer_er"), (pl.col(er) + 1e-6).log().median().alias("peer_log_er"))
         .sort("platform", "tier")
+    )
+
+
+# creators of a platform x tier in the scored base that weigh as much as the model's reference in the blend
+BASE_PEER_STRENGTH = 30.0
+
+
+def blend_peers(reference: pl.DataFrame | None, rates: pl.DataFrame, strength: float = BASE_PEER_STRENGTH
+                ) -> pl.DataFrame:  # fmt: skip
+    """Peers of a scored base: its own median engagement rate per platform x tier, blended with the model's
+    reference (``peer_table`` of the training table) on the log scale with weight n / (n + ``strength``), n the base's
+    creators with a rate in the cell. A base from another population (a real export, another country) is compared
+    with its own peers once it has enough of them; a small base keeps the reference's.
+
+    ``rates``: platform, tier and ``er_median_last20`` per creator (see ``history.recent_interactions``).
+    """
+    er = f"er_median_last{WINDOWS[-1]}"
+    own = (
+        rates.filter(pl.col(er).is_not_null())
+        .group_by(pl.col("platform").cast(pl.String), pl.col("tier").cast(pl.String))
+        .agg(
+            pl.len().alias("_n"),
+            pl.col(er).median().alias("_own_er"),
+            (pl.col(er) + 1e-6).log().median().alias("_own_log_er"),
+        )
+    )
+    schema = {"platform": pl.String, "tier": pl.String, "peer_er": pl.Float64, "peer_log_er": pl.Float64}
+    ref = reference if reference is not None else pl.DataFrame(schema=schema)
+    both = own.join(ref, on=["platform", "tier"], how="full", coalesce=True)
+    w = (pl.col("_n").fill_null(0) / (pl.col("_n").fill_null(0) + strength)).cast(pl.Float64)
+    own_log, ref_log = pl.col("_own_log_er"), pl.col("peer_log_er")
+    own_er, ref_er = pl.col("_own_er"), pl.col("peer_er")
+    blend_log = (
+        pl.when(ref_log.is_null()).then(own_log).when(own_log.is_null()).then(ref_log)
+        .otherwise(w * own_log + (1 - w) * ref_log)
+    )  # fmt: skip
+    blend_er = (
+        pl.when(ref_er.is_null()).then(own_er).when(own_er.is_null()).then(ref_er)
+        .otherwise((w * own_er.log() + (1 - w) * ref_er.log()).exp())
+    )  # fmt: skip
+    return both.select("platform", "tier", blend_er.alias("peer_er"), blend_log.alias("peer_log_er")).sort(
+        "platform", "tier"
     )
 
 

@@ -13,7 +13,7 @@ from influencer_engine.features.catalog import (
 )
 from influencer_engine.registry import FORMATS
 
-__all__ = ["history_features", "post_metrics"]
+__all__ = ["history_features", "post_metrics", "recent_interactions"]
 
 _FORMAT_ENUM = pl.Enum(list(FORMATS))
 
@@ -114,4 +114,27 @@ def history_features(requests: pl.LazyFrame, posts: pl.LazyFrame) -> pl.LazyFram
             ),
         )
         .drop("_rid", "_sponsored_median", "_organic_median")
+    )
+
+
+def recent_interactions(posts: pl.LazyFrame, as_of: pl.Expr | object) -> pl.LazyFrame:
+    """creator_id and the median interactions of its last ``WINDOWS[-1]`` posts before ``as_of`` (one as-of for
+    every creator): ``interactions_median_last20`` of ``history_features`` for a brief's requests, without the rest of
+    the history group (a base's peers are read from it before its features are built)."""
+    hi = WINDOWS[-1]
+    when = as_of if isinstance(as_of, pl.Expr) else pl.lit(as_of)
+    ranked = (
+        post_metrics(posts)
+        .filter(pl.col("posted_at") < when)
+        .with_columns(
+            (pl.col("posted_at").dt.epoch("us") * 8 + pl.col("format").cast(_FORMAT_ENUM).to_physical().cast(pl.Int64))
+            .rank("ordinal", descending=True)
+            .over("creator_id")
+            .alias("_k")
+        )
+    )
+    return (
+        ranked.filter(pl.col("_k") <= hi)
+        .group_by("creator_id")
+        .agg(pl.col("interactions").median().alias(history_name("interactions", "median", hi)))
     )

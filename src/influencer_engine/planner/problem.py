@@ -27,6 +27,7 @@ __all__ = [
     "RowInfo",
     "build_candidates",
     "explain_infeasible",
+    "filter_counts",
     "goal_values",
     "money",
 ]
@@ -235,6 +236,12 @@ def at_budget(cand: Candidates, budget: float) -> Candidates:
     return replace(cand, problem=with_budget(cand.problem, budget), rows=rows)
 
 
+def filter_counts(cand: Candidates, top: int = 3) -> str:
+    """The brief's most common filter reasons with their counts: "9,025 assumed audience fit below 13%, ..."."""
+    why = cand.filtered.group_by("reason").len().sort(["len", "reason"], descending=[True, False]).head(top)
+    return ", ".join(f"{n:,} {r}" for r, n in why.iter_rows())
+
+
 def explain_infeasible(cand: Candidates, budget: float) -> list[str]:
     """Which constraints cannot be met together, and by at least how much (an elastic LP over all candidates).
 
@@ -274,8 +281,7 @@ def explain_infeasible(cand: Candidates, budget: float) -> list[str]:
         reasons.append("the constraints can be met only by fractions of creators; no whole roster meets them all")
     eligible = cand.table.height
     if eligible < 50:
-        why = cand.filtered.group_by("reason").len().sort("len", descending=True).head(3)
-        common = ", ".join(f"{n:,} {r}" for r, n in why.iter_rows())
+        common = filter_counts(cand)
         reasons.append(f"only {eligible} candidates pass the brief's filters" + (f" ({common})" if common else ""))
     if cand.cheapest is not None and budget < cand.cheapest:
         # the budget itself rules everyone out: say so first, whatever else the LP found short

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict
 
 from influencer_engine.planner.knapsack import Problem, Solution
-from influencer_engine.planner.problem import Candidates, RowInfo, money
+from influencer_engine.planner.problem import Candidates, RowInfo, filter_counts, money
 
 __all__ = ["BudgetLeft", "Loosening", "budget_left"]
 
@@ -157,6 +157,9 @@ def budget_left(
         worth = rest & (values > 0)
         if not rest.any():
             reason = f"{head}: every eligible candidate ({problem.n:,}) is already in the roster"
+            common = filter_counts(cand)
+            if common:
+                reason += f"; the brief's filters leave out {common} (filtered.parquet lists every one)"
         elif not worth.any():
             reason = f"{head}: no candidate left adds to {goal_label}"
         elif float(problem.cost[worth].min()) > unspent:
