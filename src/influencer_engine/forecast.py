@@ -201,8 +201,9 @@ def featurize(base: CandidateBase, brief: Brief, tiers: TierConfig, *, peers: pl
               completion: Completion | None = None, fmt: str | None = None) -> Featurized:  # fmt: skip
     """Features of every creator of ``base`` as of the brief's start, in its base format (or ``fmt``).
 
-    ``peers`` is the model's engagement reference (``Predictor.peers``): with it each row is independent of the
-    other rows, so a base scored in chunks gives the same rows as a base scored whole. ``completion`` (the
+    ``peers`` are the platform x tier engagement rates every creator is compared with (``candidate_peers``: the
+    whole base's, blended with the model's): given once for the whole base, each row is independent of the other
+    rows, so a base scored in chunks gives the same rows as a base scored whole. ``completion`` (the
     bundle's) fills what a creator's row lacks; those creators' features are built again from the completed row.
     """
     requests = brief_requests(brief, base.creators.lazy())

@@ -282,13 +282,14 @@ class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         return self
 
     # -- prediction -------------------------------------------------------------------------------------
-    def _raw(self, X: pl.DataFrame, base_margin: F64 | None) -> F64:
+    def _raw(self, X: pl.DataFrame, base_margin: F64 | None, matrix: F64 | None = None) -> F64:
         check_is_fitted(self, "booster_")
-        names = [str(n) for n in self.feature_names_in_]
-        missing = [n for n in names if n not in X.columns]
-        if missing:
-            raise ValueError(f"X lacks feature(s) {missing[:5]}")
-        matrix = to_matrix(X, names)
+        if matrix is None:
+            names = [str(n) for n in self.feature_names_in_]
+            missing = [n for n in names if n not in X.columns]
+            if missing:
+                raise ValueError(f"X lacks feature(s) {missing[:5]}")
+            matrix = to_matrix(X, names)
         fast = getattr(self, "fast_", None)  # compiled trees, set by modeling.compiled where equal and faster
         raw: F64
         if fast is not None:
@@ -298,9 +299,9 @@ class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
             raw = np.asarray(self.booster_.predict(matrix, raw_score=True, num_threads=threads), dtype=np.float64)
         return raw + self.intercept_ + (offset_of(X, self.offset) if base_margin is None else base_margin)
 
-    def predict(self, X: pl.DataFrame, base_margin: F64 | None = None) -> F64:
-        """Expected value of the KPI for each row."""
-        return np.exp(np.minimum(self._raw(X, base_margin), 700.0))
+    def predict(self, X: pl.DataFrame, base_margin: F64 | None = None, *, matrix: F64 | None = None) -> F64:
+        """Expected value of the KPI for each row; ``matrix``: ``to_matrix(X, feature_names_in_)`` if already built."""
+        return np.exp(np.minimum(self._raw(X, base_margin, matrix), 700.0))
 
     def predict_quantiles(self, X: pl.DataFrame, mean: F64 | None = None) -> F64:
         """Quantile forecasts at ``levels`` (P10, P50, P90 by default), shape (n, 3)."""

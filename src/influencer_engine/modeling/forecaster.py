@@ -20,6 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from influencer_engine.config import ModelConfig
 from influencer_engine.modeling.estimator import BoosterTrainer, KPIModel, offset_of
+from influencer_engine.modeling.matrix import to_matrix
 from influencer_engine.registry import KPI_NAMES
 
 __all__ = ["MIN_ROWS", "Forecast", "KPIForecaster", "fits_per_forecaster", "targets_of"]
@@ -191,11 +192,15 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
     def _chain(self, X: pl.DataFrame, stop: str | None = None) -> dict[str, F64]:
         """Expected values down the funnel (every KPI, or those before ``stop``), as the margins see them."""
         mean: dict[str, F64] = {}
+        # the models read the same columns in the same order: one model matrix serves every KPI
+        names = [str(n) for n in next(iter(self.models_.values())).feature_names_in_] if self.models_ else []
+        shared = all([str(n) for n in m.feature_names_in_] == names for m in self.models_.values())
+        matrix = to_matrix(X, names) if shared and names and all(n in X.columns for n in names) else None
         for kpi in KPI_NAMES:
             if kpi == stop:
                 break
             if kpi in self.models_:
-                mean[kpi] = self.models_[kpi].predict(X, self._margin(kpi, X, mean))
+                mean[kpi] = self.models_[kpi].predict(X, self._margin(kpi, X, mean), matrix=matrix)
         return mean
 
     def predict_mean(self, X: pl.DataFrame) -> dict[str, F64]:
