@@ -328,7 +328,8 @@ def test_the_page_plans_a_brief_in_chromium(live: str, tmp_path: Path) -> None:
         assert 1 <= rows <= 25
         assert "mega" not in page.locator("#roster tbody").inner_text()
         page.click("#roster th[data-col=price]")  # sort by price, descending
-        prices = [float(t.replace("$", "").replace(",", "")) for t in
+        # "$1,200" or "$1,200 (est.)" for a price from the rate card
+        prices = [float(t.split(" ")[0].replace("$", "").replace(",", "")) for t in
                   page.locator("#roster tbody tr td:nth-child(4)").all_inner_texts()]  # fmt: skip
         assert prices == sorted(prices, reverse=True)
         with page.expect_download() as dl:
