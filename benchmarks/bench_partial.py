@@ -27,6 +27,7 @@ Measured on the same run, for ``--briefs`` random briefs per goal (conversions, 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -140,11 +141,8 @@ def main() -> None:
 
     t0 = time.perf_counter()
     predictor = load_bundle(args.model)
-    no_widening = load_bundle(args.model)
-    assert no_widening.completion is not None
-    object.__setattr__(no_widening, "completion", type(no_widening.completion)(
-        price=no_widening.completion.price, credibility=no_widening.completion.credibility,
-        audience_mix=no_widening.completion.audience_mix, widening={}))  # fmt: skip
+    assert predictor.completion is not None
+    no_widening = dataclasses.replace(predictor, completion=dataclasses.replace(predictor.completion, widening={}))
     cfg, tiers = load_planner_config(), load_tier_config()
     world = World.load(args.data)
     full = load_candidate_base(args.data)

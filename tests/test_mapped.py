@@ -42,15 +42,22 @@ def _manifest(out: Path) -> dict[str, dict[str, int]]:
     return dict(tables)
 
 
+def _import(text: str, name: str, mapping: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+            ) -> tuple[Path, str]:  # fmt: skip
+    """Write ``text`` as ``name`` and import it with ``configs/mappings/<mapping>``: (out folder, what was printed)."""
+    src = tmp_path / name
+    src.write_text(text)
+    out = tmp_path / "out"
+    code, printed, err = _run(["import", "table", str(src), "--map", str(MAPPINGS / mapping), "--out", str(out)],
+                              capsys)  # fmt: skip
+    assert code == 0, err
+    return out, printed
+
+
 def test_tiktok_video_export_reads_abbreviated_counts_and_placeholders(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    src = tmp_path / "videos.csv"
-    src.write_text(VIDEOS)
-    out = tmp_path / "out"
-    code, text, err = _run(["import", "table", str(src), "--map", str(MAPPINGS / "tiktok_videos.toml"), "--out",
-                            str(out)], capsys)  # fmt: skip
-    assert code == 0, err
+    out, text = _import(VIDEOS, "videos.csv", "tiktok_videos.toml", tmp_path, capsys)
     creators = pl.read_parquet(out / "creators.parquet").sort("creator_id")
     posts = pl.read_parquet(out / "posts.parquet").sort("post_id")
     # one row per author, the latest follower count; "149.3M" is a count of people
@@ -74,12 +81,7 @@ def test_tiktok_video_export_reads_abbreviated_counts_and_placeholders(
 def test_spreadsheet_creators_plan_with_what_they_have(
     trained: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    src = tmp_path / "creators.csv"
-    src.write_text(SHEET)
-    out = tmp_path / "base"
-    code, _, err = _run(["import", "table", str(src), "--map", str(MAPPINGS / "creators_spreadsheet.toml"), "--out",
-                         str(out)], capsys)  # fmt: skip
-    assert code == 0, err
+    out, _ = _import(SHEET, "creators.csv", "creators_spreadsheet.toml", tmp_path, capsys)
     c = pl.read_parquet(out / "creators.parquet").sort("creator_id")
     assert c["creator_id"].to_list() == ["chefmo", "fitwithana", "quiet"]
     row = c.filter(pl.col("creator_id") == "fitwithana").row(0, named=True)

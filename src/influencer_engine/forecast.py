@@ -139,29 +139,17 @@ def _with_posts(
     return CandidateBase(source, creators.valid, checked.valid, creators.rejects, checked.rejects, checked.rows_in)
 
 
-def load_candidate_base(data: Path, *, creator_ids: Sequence[str] | None = None) -> CandidateBase:
-    """Read and validate the creators (all, or ``creator_ids``) and their posts of the dataset folder ``data``."""
+def load_candidate_base(data: Path) -> CandidateBase:
+    """Read and validate the creators and their posts of the dataset folder ``data``."""
     cpath, ppath = find_table(data, "creators"), find_table(data, "posts")
     if cpath is None:
         raise InputError(
             f"{data} has no creators table.", fix="point --data at a folder from `ie simulate` or `ie import`"
         )
-    creators = scan_table(cpath)
-    if creator_ids is not None:
-        creators = creators.filter(pl.col("creator_id").is_in(list(creator_ids)))
-    cv = validate(collect_table(creators, cpath), "creators", source=str(cpath))
-    if creator_ids is not None:
-        found = set(cv.valid["creator_id"].to_list())
-        unknown = [c for c in creator_ids if c not in found]
-        if unknown:
-            raise InputError(f"creator(s) {', '.join(unknown[:5])} not found (or invalid) in {cpath}.",
-                             fix="check the id with `ie summary` or the creators table")  # fmt: skip
+    cv = validate(collect_table(scan_table(cpath), cpath), "creators", source=str(cpath))
     if ppath is None:
         return _with_posts(str(data), cv, None, str(data))
-    posts = scan_table(ppath)
-    if creator_ids is not None:  # a few creators: only their posts are read (and accounted for)
-        posts = posts.filter(pl.col("creator_id").is_in(list(creator_ids)))
-    return _with_posts(str(data), cv, collect_table(posts, ppath), str(ppath))
+    return _with_posts(str(data), cv, collect_table(scan_table(ppath), ppath), str(ppath))
 
 
 # ---------------------------------------------------------------------------------------------- 2. features
@@ -191,7 +179,7 @@ class Featurized:
     base: CandidateBase
     brief: Brief
     features: pl.DataFrame  # one row per valid creator, the request keys then every catalog feature
-    provenance: pl.DataFrame | None = None
+    provenance: pl.DataFrame  # one row per creator: price_source, price_p10/p90, credibility_source, ...
 
 
 _NO_COMPLETION = Completion(price=None, credibility=None, audience_mix=pl.DataFrame())
@@ -325,8 +313,6 @@ PROVENANCE_SCHEMA: dict[str, pl.DataType] = {
 def _provenance(featurized: Featurized, frame: pl.DataFrame) -> pl.DataFrame:
     """The provenance row of each scored row (what was given and what was completed), aligned with ``frame``."""
     prov = featurized.provenance
-    if prov is None:
-        prov = _NO_COMPLETION.complete(featurized.base.creators, featurized.features)[1]
     return frame.select("creator_id").join(prov.unique("creator_id", keep="first"), on="creator_id", how="left",
                                            maintain_order="left").cast(pl.Schema(PROVENANCE_SCHEMA))  # fmt: skip
 

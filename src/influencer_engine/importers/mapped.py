@@ -264,7 +264,6 @@ def import_table(mapping_path: Path, src: Path, out: Path) -> Manifest:
         raise InputError(f"{mapping_path} maps no source to the creators table.",
                          fix="add a [sources.tables.creators] section: every base needs its creators")  # fmt: skip
     results: dict[str, ValidationResult] = {}
-    located: dict[str, pl.DataFrame] = {}
     for table in _TABLES:
         if not files[table]:
             continue
@@ -279,7 +278,6 @@ def import_table(mapping_path: Path, src: Path, out: Path) -> Manifest:
         bad = pl.concat([r.select(list(REJECT_SCHEMA)).cast(pl.Schema(REJECT_SCHEMA))
                          for r in (*rejects[table], _located(checked.rejects, rows))])  # fmt: skip
         results[table] = ValidationResult(valid=checked.valid, rejects=bad, rows_in=rows_in[table])
-        located[table] = bad
     for table, result in results.items():
         assert result.rows_in == result.rows_out + result.rows_rejected, table
         manifest.write_table(table, result.valid)

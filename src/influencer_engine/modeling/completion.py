@@ -20,7 +20,6 @@ forecast, so no output shows an estimate as if it were known.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -413,7 +412,3 @@ def widen(quantiles: F64, extra_sd: F64) -> F64:
     new_hi = mid + np.sqrt((hi - mid) ** 2 + add)
     out: F64 = np.expm1(np.stack([new_lo, mid, new_hi], axis=1))
     return out
-
-
-def content_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -162,8 +162,10 @@ def build_candidates(table: pl.DataFrame, brief: Brief) -> Candidates:
             fix="check the ids against the candidate data, or drop them from constraints.include",
         )
     # tables made before provenance existed (or by hand) hold given values only
-    defaults = {"price_source": "quoted", "audience_source": "given", "credibility_source": "given"}
-    table = table.with_columns(pl.lit(v).alias(k) for k, v in defaults.items() if k not in table.columns)
+    defaults = {"price_source": pl.lit("quoted"), "audience_source": pl.lit("given"),
+                "credibility_source": pl.lit("given"),
+                "price_p10": pl.col("price"), "price_p90": pl.col("price")}  # fmt: skip
+    table = table.with_columns(v.alias(k) for k, v in defaults.items() if k not in table.columns)
     marked = table.with_columns(_filters(table, brief).alias("_reason"))
     blocked = marked.filter(pl.col("creator_id").is_in(list(c.include)) & pl.col("_reason").is_not_null())
     if blocked.height:

@@ -73,13 +73,10 @@ class Assumptions(_Frozen):
 
 
 def assumptions_of(roster: pl.DataFrame, assumed_reach_share: float) -> Assumptions:
-    """The roster's assumptions from its provenance columns (none when the table has no provenance)."""
-    if roster.height == 0 or "price_source" not in roster.columns:
+    """The roster's assumptions from its provenance columns (``problem.build_candidates`` sees they are there)."""
+    if roster.height == 0:
         return Assumptions()
     est = roster.filter(pl.col("price_source") == "estimated")
-    for band in ("price_p10", "price_p90"):  # tables without the estimate's range: the price itself
-        if band not in est.columns:
-            est = est.with_columns(pl.col("price").alias(band))
     aud = roster["audience_source"].value_counts()
     counts = dict(zip(aud["audience_source"].to_list(), aud["count"].to_list(), strict=True))
     a = Assumptions(
@@ -240,8 +237,8 @@ def roster_totals(
     ur = aud.unique_reach(np.arange(len(chosen)), r_exp)
     per_draw = aud.covered_many(np.maximum(samples["reach"], 0.0)) if roster.height else np.zeros(1)
     duplication = 1.0 - ur / max(float(r_exp.sum()), 1e-9) if roster.height else 0.0
-    assumed = (roster["audience_source"] != "given").to_numpy() if "audience_source" in roster.columns else None
-    assumed_share = float(r_exp[assumed].sum() / max(float(r_exp.sum()), 1e-9)) if assumed is not None else 0.0
+    assumed = (roster["audience_source"] != "given").to_numpy()
+    assumed_share = float(r_exp[assumed].sum() / max(float(r_exp.sum()), 1e-9)) if roster.height else 0.0
     unique = UniqueReach(**_band(ur, per_draw), duplication=duplication, assumed_share=assumed_share)
     emv = None
     if "impressions" in samples:
