@@ -33,7 +33,14 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 BRIEF = ROOT / "configs" / "briefs" / "fitness_january.toml"
-HARNESS = ("src/influencer_engine/evaluation/planner_eval.py", "src/influencer_engine/simulate/briefs.py")
+# the instrument: the evaluation, the brief generator, and the world's oracle with its delivery draws (the refactor
+# that exposed draw_outcomes leaves every world equal to the bit)
+HARNESS = (
+    "src/influencer_engine/evaluation/planner_eval.py",
+    "src/influencer_engine/simulate/briefs.py",
+    "src/influencer_engine/simulate/world.py",
+    "src/influencer_engine/simulate/generate.py",
+)
 
 
 def measure(out: Path, seeds: list[int], creators: int, per_goal: int) -> None:
@@ -64,7 +71,11 @@ def measure(out: Path, seeds: list[int], creators: int, per_goal: int) -> None:
     result["seconds"]["train"] = time.perf_counter() - t0
     bt = trained.backtest
     result["backtest"] = {
-        kpi: {"model": m["model"], "best_baseline_mae_log1p": min(v["mae_log1p"] for k, v in m.items() if k != "model")}
+        kpi: {
+            "model": m["model"],
+            "best_baseline_mae_log1p": min(v["mae_log1p"] for k, v in m.items() if k != "model"),
+            "best_baseline_poisson_deviance": min(v["poisson_deviance"] for k, v in m.items() if k != "model"),
+        }
         for kpi, m in bt.metrics.items()
     }
     result["backtest_per_dollar"] = bt.per_dollar
@@ -198,10 +209,10 @@ def compare(out: Path, seeds: list[int]) -> str:
             if isinstance(v, dict) and "mean_share" in v and k != "planner"]  # fmt: skip
     lines.append(
         "| goal | build | planner | " + " | ".join(heur) + " | forecast/true of picked P10 / P50 / P90 | "
-        "band holds truth | oracle true CPA vs market | oracle true ROAS vs market | "
+        "band holds truth | band holds delivered | oracle true CPA vs market | oracle true ROAS vs market | "
         "oracle true CPM vs market |"
     )
-    lines.append("|---|---|---|" + "---|" * len(heur) + "---|---|---|---|---|")
+    lines.append("|---|---|---|" + "---|" * len(heur) + "---|---|---|---|---|---|")
     for g in goals:
         for b in builds:
             e = data[b]["evaluation"].get(g)
@@ -215,21 +226,34 @@ def compare(out: Path, seeds: list[int]) -> str:
                 f"| {g} | {b} | {_f(e['planner']['mean_share'], '%')} | "
                 + " | ".join(_f(e[h]["mean_share"], "%") for h in heur)
                 + f" | {_f(r.get('p10'))} / {_f(r.get('median'))} / {_f(r.get('p90'))} | "
-                f"{_f(pk.get('band_holds_truth'), '%')} | {_f(vs['cpa'])}x | {_f(vs['roas'])}x | {_f(vs['cpm'])}x |"
+                f"{_f(pk.get('band_holds_truth'), '%')} | {_f(pk.get('band_holds_delivered'), '%')} | "
+                f"{_f(vs['cpa'])}x | {_f(vs['roas'])}x | {_f(vs['cpm'])}x |"
             )
     for b in builds:
         ev = data[b]["evaluation"]
         held = sum(e["picked"]["band_holds_truth"] * e["briefs"] for e in ev.values())
         n = sum(e["briefs"] for e in ev.values())
         lines.append(f"- {b}: roster bands hold the true value in {held / n:.1%} of {n} briefs (all goals pooled)")
-    lines += ["", "## Backtest on the seed-7 world (MAE log1p of the model; best baseline; P10-P90 coverage)", ""]
-    lines.append("| KPI | " + " | ".join(f"{b} model | {b} best baseline | {b} coverage" for b in builds) + " |")
-    lines.append("|---|" + "---|---|---|" * len(builds))
+        dl = [(e["picked"].get("band_holds_delivered"), e["briefs"]) for e in ev.values()]
+        dl = [(v, k) for v, k in dl if v is not None and not math.isnan(v)]
+        if dl:
+            share = sum(v * k for v, k in dl) / sum(k for _, k in dl)
+            lines.append(f"- {b}: and {share:.1%} of simulated deliveries (additive goals pooled)")
+    lines += [
+        "",
+        "## Backtest on the seed-7 world (MAE log1p and Poisson deviance of the model; the best baseline's; "
+        "P10-P90 coverage)",
+        "",
+    ]
+    lines.append("| KPI | " + " | ".join(f"{b} model | {b} best baseline | {b} deviance | {b} best baseline deviance | "
+                                          f"{b} coverage" for b in builds) + " |")  # fmt: skip
+    lines.append("|---|" + "---|---|---|---|---|" * len(builds))
     for kpi in data[builds[-1]]["backtest"]:
         cells = []
         for b in builds:
             m = data[b]["backtest"].get(kpi, {})
             cells += [_f(m.get("model", {}).get("mae_log1p")), _f(m.get("best_baseline_mae_log1p")),
+                      _f(m.get("model", {}).get("poisson_deviance")), _f(m.get("best_baseline_poisson_deviance")),
                       _f(m.get("model", {}).get("coverage_p10_p90"), "%")]  # fmt: skip
         lines.append(f"| {kpi} | " + " | ".join(cells) + " |")
     lines.append("")

@@ -16,11 +16,12 @@ from influencer_engine.config import ModelConfig, TierConfig, load_model_config
 from influencer_engine.errors import ContractError
 from influencer_engine.features.build import feature_columns
 from influencer_engine.modeling.backtest import backtest, time_splits
+from influencer_engine.modeling.balance import Balance
 from influencer_engine.modeling.baselines import Baselines
 from influencer_engine.modeling.costs import per_cost
 from influencer_engine.modeling.estimator import KPIModel
 from influencer_engine.modeling.explain import explain
-from influencer_engine.modeling.forecaster import Forecast, KPIForecaster
+from influencer_engine.modeling.forecaster import Forecast, KPIForecaster, fold_of
 from influencer_engine.modeling.intervals import ConformalBands
 from influencer_engine.modeling.matrix import check_features
 from influencer_engine.modeling.predictor import TrainingInfo
@@ -50,7 +51,8 @@ def targets(frame: pl.DataFrame) -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def forecaster(table: pl.DataFrame) -> KPIForecaster:
-    return KPIForecaster(tiny_config()).fit(table.select(FEATURES), targets(table), time=table["as_of"].to_numpy())
+    return KPIForecaster(tiny_config()).fit(table.select(FEATURES), targets(table), time=table["as_of"].to_numpy(),
+                                            groups=table["creator_id"].to_numpy())  # fmt: skip
 
 
 def test_training_table_has_one_row_per_outcome(small_market: SimulatedMarket, table: pl.DataFrame) -> None:
@@ -289,3 +291,38 @@ def test_shifted_world_is_deterministic_and_bounded() -> None:
     for fac in fa.values():
         for v in fac.values() if isinstance(fac, dict) else [fac]:
             assert math.exp(-0.3) - 1e-12 <= v <= math.exp(0.3) + 1e-12
+
+
+def test_balance_corrects_a_forecast_that_runs_low_and_keeps_its_order() -> None:
+    rng = np.random.default_rng(4)
+    truth = np.exp(rng.normal(2.0, 1.2, 20_000))
+    y = rng.poisson(truth).astype(np.float64)
+    # a forecast that runs 20% low overall and 40% low at the top (what a shrunk booster does out of fold)
+    forecast = truth * np.where(truth > np.quantile(truth, 0.9), 0.6, 0.8) * np.exp(rng.normal(0, 0.2, truth.size))
+    b = Balance.fit(y, forecast)
+    corrected = b.apply(forecast)
+    assert corrected.sum() == pytest.approx(y.sum(), rel=0.05)
+    top = forecast > np.quantile(forecast, 0.9)
+    assert y[top].sum() / corrected[top].sum() == pytest.approx(1.0, abs=0.1)
+    grid = np.geomspace(forecast.min(), forecast.max(), 500)
+    assert np.all(np.diff(b.apply(grid)) > 0)  # a higher raw forecast is never corrected below a lower one
+    assert Balance.from_dict(b.to_dict()) == b
+    few = Balance.fit(y[:50], forecast[:50])  # too few rows to measure: no correction
+    np.testing.assert_allclose(few.apply(forecast[:50]), forecast[:50])
+
+
+def test_forecaster_means_are_corrected_out_of_fold(forecaster: KPIForecaster, table: pl.DataFrame) -> None:
+    """Each KPI carries the correction its out-of-fold forecasts measured; outputs are raw forecasts times it, while
+    the funnel's offsets stay raw (what the downstream models were trained on)."""
+    X = table.select(FEATURES)
+    raw = forecaster._chain(X)
+    mean = forecaster.predict(X).mean
+    for kpi, model in forecaster.models_.items():
+        assert model.balance_.rows > 0, kpi
+        expected = model.balanced(raw[kpi])
+        if kpi == "reach":
+            expected = np.minimum(expected, mean["impressions"])
+        np.testing.assert_allclose(mean[kpi], expected, rtol=1e-9)
+    folds = fold_of(table["creator_id"].to_numpy(), table.height, 3, 0)
+    per_creator = pl.DataFrame({"c": table["creator_id"], "f": folds}).group_by("c").agg(pl.col("f").n_unique())
+    assert per_creator["f"].max() == 1  # a creator's rows share a fold

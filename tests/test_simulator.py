@@ -159,3 +159,17 @@ def test_calibration_well_sampled_figures(cfg: SimulatorConfig, tiers: TierConfi
 def test_calibration_every_figure(cfg: SimulatorConfig, tiers: TierConfig, seed: int) -> None:
     """At the report's default size, every figure is inside its published range."""
     _check_report(cfg, simulate_market(cfg, tiers, 100_000, seed=seed), min_n=0)
+
+
+def test_delivered_totals_scatter_around_the_truth(world: World) -> None:
+    """The deliveries the planner evaluation checks bands against: drawn with the campaigns' own noise, they average
+    to the true expected totals, and a roster's delivered total varies from draw to draw."""
+    b = _brief()
+    ids = world.creators.sort("followers", descending=True)["creator_id"].head(25).to_list()
+    truth = world.expected_outcomes(b, ids)
+    drawn = world.delivered_totals(b, ids, draws=4000, rng=np.random.default_rng(1))
+    for kpi in ("reach", "impressions", "engagements", "clicks", "conversions", "revenue"):
+        expected = truth[kpi].fill_null(0.0).sum()
+        assert drawn[kpi].shape == (4000,)
+        assert drawn[kpi].mean() == pytest.approx(expected, rel=0.05), kpi
+        assert drawn[kpi].std() > 0.02 * expected, kpi

@@ -469,6 +469,7 @@ class IntervalSection(_Frozen):
     levels: tuple[float, float, float] = (0.1, 0.5, 0.9)
     calibration_share: float = 0.2
     bins: int = 5
+    balance_folds: int = 3  # folds of creators for the out-of-fold mean correction (0: none)
 
     @model_validator(mode="after")
     def _check(self) -> IntervalSection:
@@ -477,6 +478,8 @@ class IntervalSection(_Frozen):
             raise ValueError("levels must be three increasing quantiles inside (0, 1)")
         if not 0.05 <= self.calibration_share <= 0.5 or self.bins < 1:
             raise ValueError("calibration_share must be in [0.05, 0.5] and bins at least 1")
+        if self.balance_folds == 1 or not 0 <= self.balance_folds <= 10:
+            raise ValueError("balance_folds must be 0 (no mean correction) or 2-10")
         return self
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -58,11 +59,24 @@ def train(
                    f"Spearman {m['spearman']:.3f}  P10-P90 coverage {m['coverage_p10_p90']:.1%}")  # fmt: skip
     if bt.per_dollar:
         typer.echo(f"  conversions per dollar, Spearman: {bt.per_dollar['model']:.3f}")
+    corrections = balance_summary(r.bundle)
+    if corrections:
+        typer.echo(f"  mean correction (observed / forecast sums out of fold): {corrections}")
     typer.echo(f"  report: {r.bundle / 'report' / 'evaluation.md'}")
     if r.tracking:
         typer.echo(f"  MLflow run {r.tracking['run_id']} at {r.tracking['tracking_uri']}"
                    + (f"; registered {r.tracking['registered_uri']} (version {r.tracking['version']})"
                       if r.tracking.get("registered_uri") else ""))  # fmt: skip
+
+
+def balance_summary(bundle: Path) -> str:
+    """Each KPI's overall out-of-fold mean correction, as the bundle's manifest records it ("" when none)."""
+    import json
+
+    kpis = json.loads((bundle / "manifest.json").read_text(encoding="utf-8")).get("kpis", {})
+    parts = [f"{kpi} x{math.exp(e['state']['balance']['overall']):.2f}" for kpi, e in kpis.items()
+             if (e.get("state") or {}).get("balance")]  # fmt: skip
+    return ", ".join(parts)
 
 
 @app.command(rich_help_panel=PANEL)

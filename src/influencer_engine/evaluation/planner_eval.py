@@ -45,6 +45,7 @@ __all__ = [
 ]
 
 _ORACLE_GAP = 1e-4
+DELIVERY_DRAWS = 400  # simulated deliveries of each planned roster, for the share inside its band
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -124,6 +125,9 @@ def evaluate_planner(
 
                 oracle = solve_additive(problem, true_values, gap=_ORACLE_GAP, time_limit=cfg.solver.time_limit_s)
             picked = _picked(goal, prep, planned.chosen, oracle.chosen, true_rows, totals, score)
+            picked["band_holds_delivered"] = _delivered_inside(
+                world, brief, goal, table["creator_id"].gather(planned.chosen).to_list(), picked, totals,
+                np.random.default_rng([seed, k, GOAL_NAMES.index(goal)]))  # fmt: skip
             orders = heuristic_orders(table, forecast.features, predictor.baselines)
             compared = {"planner": score(planned.chosen)}
             compared.update({name: score(fill_in_order(problem, orders[name])) for name in HEURISTICS})
@@ -200,7 +204,8 @@ def _picked(
     holds = None if band.p10 is None or band.p90 is None else bool(band.p10 <= truth <= band.p90)
     out: dict[str, Any] = {
         "picked_forecast_over_true": [float(x) for x in ratios[np.isfinite(ratios)]],
-        "roster_true_total": float(truth), "roster_band_p10": band.p10, "roster_band_p90": band.p90,
+        "roster_true_total": float(truth), "roster_true_kpi": float(t.sum()),
+        "roster_band_p10": band.p10, "roster_band_p90": band.p90,
         "roster_expected": band.expected, "band_holds_truth": holds, "spend": spend,
     }  # fmt: skip
     for name, rows in (("planned", planned), ("oracle", oracle)):
@@ -211,6 +216,24 @@ def _picked(
         got = totals.cost_figures.get(fig)
         out[f"planned_forecast_{fig}"] = float(got) if got is not None else float("nan")
     return out
+
+
+def _delivered_inside(world: World, brief: Brief, goal: str, ids: list[str], picked: dict[str, Any],
+                      totals: PlanTotals, rng: np.random.Generator) -> float | None:  # fmt: skip
+    """The share of simulated deliveries of the roster (the outcomes a campaign would observe, drawn with the
+    world's own noise) whose goal total falls inside the plan's P10-P90 band: what the band promises is 80%.
+    None for unique reach (its delivered value is not drawn) and for rosters without a band."""
+    g, band = GOALS[goal], totals.goal
+    if g.kind == "coverage" or band.p10 is None or band.p90 is None or not ids:
+        return None
+    drawn = world.delivered_totals(brief, ids, draws=DELIVERY_DRAWS, rng=rng)[g.kpi]
+    if g.value == "net_return":  # the band of the ROAS goal is on revenue over spend
+        spend = picked["spend"]
+        goal_drawn = drawn / spend if spend > 0 else drawn
+    else:  # EMV is impressions at a fixed CPM: the goal is the KPI times a constant
+        true_kpi = picked["roster_true_kpi"]
+        goal_drawn = drawn * (picked["roster_true_total"] / true_kpi) if true_kpi > 0 else drawn
+    return float(np.mean((goal_drawn >= band.p10) & (goal_drawn <= band.p90)))
 
 
 def _reach_score(model: AudienceModel, reach: F64, chosen: I64) -> float:
@@ -239,11 +262,14 @@ def _picked_summary(part: pl.DataFrame, market: dict[str, float]) -> dict[str, A
     (``vs_market``: how many times better than the market the roster is; > 1 is better)."""
     ratios = [x for xs in part["picked_forecast_over_true"].to_list() for x in (xs or [])]
     holds = part["band_holds_truth"].drop_nulls()
+    delivered = part["band_holds_delivered"].drop_nulls() if "band_holds_delivered" in part.columns else None
     roster_ratio = (part["roster_expected"] / part["roster_true_total"]).to_numpy()
     out: dict[str, Any] = {
         "picked_forecast_over_true": _quantiles(ratios),
         "roster_forecast_over_true": _quantiles(roster_ratio),
         "band_holds_truth": float(holds.mean()) if holds.len() else float("nan"),  # type: ignore[arg-type]
+        # the mean share of simulated deliveries inside the band (NaN for unique reach, whose delivery is not drawn)
+        "band_holds_delivered": float(delivered.mean()) if delivered is not None and delivered.len() else float("nan"),  # type: ignore[arg-type]
         "market": market,
     }
     for name in ("planned_true", "oracle_true", "planned_forecast"):
@@ -277,11 +303,12 @@ def _summary(frame: pl.DataFrame, market: dict[str, float]) -> dict[str, dict[st
 
 def summary_lines(ev: PlannerEvaluation) -> list[str]:
     lines = [f"{'goal':12} {'briefs':>6} {'planner':>8} " + " ".join(f"{h:>21}" for h in HEURISTICS)
-             + f" {'forecast/true P10-P50-P90':>26} {'band holds':>10}"]  # fmt: skip
+             + f" {'forecast/true P10-P50-P90':>26} {'band holds truth':>16} {'delivered':>9}"]  # fmt: skip
     for goal, e in ev.summary.items():
         r = e["picked"]["picked_forecast_over_true"]
         lines.append(f"{goal:12} {e['briefs']:>6} {e['planner']['mean_share']:>8.1%} "
                      + " ".join(f"{e[h]['mean_share']:>21.1%}" for h in HEURISTICS)
                      + f" {r['p10']:>8.2f} {r['median']:>8.2f} {r['p90']:>8.2f}"
-                     + f" {e['picked']['band_holds_truth']:>10.0%}")  # fmt: skip
+                     + f" {e['picked']['band_holds_truth']:>16.0%}"
+                     + f" {e['picked'].get('band_holds_delivered', float('nan')):>9.0%}")  # fmt: skip
     return lines

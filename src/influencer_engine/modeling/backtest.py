@@ -90,6 +90,7 @@ def backtest(
             train.select(features),
             y,
             time=train["as_of"].to_numpy(),
+            groups=train["creator_id"].to_numpy() if "creator_id" in train.columns else None,
             trainer=trainer,
             on_fit=_in_fold(on_fit, fold),
         )

@@ -25,6 +25,7 @@ import polars as pl
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
+from influencer_engine.modeling.balance import Balance
 from influencer_engine.modeling.intervals import ConformalBands
 from influencer_engine.modeling.matrix import CATEGORIES_OF, to_matrix
 
@@ -281,6 +282,17 @@ class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         self.bands_ = ConformalBands.fit(np.asarray(y, dtype=np.float64), forecast, self.levels, self.bins)
         return self
 
+    def set_balance(self, balance: Balance) -> KPIModel:
+        """Set the mean correction measured out of fold (``modeling.balance``); ``balanced`` applies it."""
+        self.balance_ = balance
+        return self
+
+    def balanced(self, forecast: F64) -> F64:
+        """Expected values from this model's raw forecasts (``predict``): the out-of-fold mean correction applied
+        (the raw forecast where none was measured). Raw forecasts are what the funnel's offsets were trained on."""
+        balance = getattr(self, "balance_", None)
+        return forecast if balance is None else balance.apply(forecast)
+
     # -- prediction -------------------------------------------------------------------------------------
     def _raw(self, X: pl.DataFrame, base_margin: F64 | None, matrix: F64 | None = None) -> F64:
         check_is_fitted(self, "booster_")
@@ -328,6 +340,7 @@ class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
             "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()},
             "features": [str(n) for n in self.feature_names_in_],
             "bands": self.bands_.to_dict() if hasattr(self, "bands_") else None,
+            "balance": self.balance_.to_dict() if hasattr(self, "balance_") else None,
             "intercept": self.intercept_,
             "num_trees": self.booster_.num_trees(),
         }
@@ -342,6 +355,8 @@ class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         model.intercept_ = float(state["intercept"])
         if state.get("bands") is not None:
             model.bands_ = ConformalBands.from_dict(state["bands"])
+        if state.get("balance") is not None:
+            model.balance_ = Balance.from_dict(state["balance"])
         model.feature_names_in_ = np.asarray(state["features"], dtype=object)
         model.n_features_in_ = len(state["features"])
         if model.booster_.feature_name() != list(state["features"]):

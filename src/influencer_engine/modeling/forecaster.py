@@ -2,8 +2,9 @@
 
 Each KPI has its own LightGBM model. A KPI whose offset is an earlier KPI (clicks and conversions on reach,
 revenue on conversions) learns a rate on top of that KPI's forecast, so the noisy, sparse end of the funnel
-borrows the precision of the well-measured top. Bands are calibrated on the latest rows by time, forecast by
-a funnel fitted on the earlier rows only.
+borrows the precision of the well-measured top. Expected values carry each KPI's out-of-fold mean correction
+(``modeling.balance``: funnels fitted on all but one fold of creators forecast that fold). Bands are calibrated on
+the latest rows by time, forecast by a funnel fitted on the earlier rows only.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from influencer_engine.config import ModelConfig
+from influencer_engine.modeling.balance import Balance
 from influencer_engine.modeling.estimator import BoosterTrainer, KPIModel, offset_of
 from influencer_engine.modeling.matrix import to_matrix
 from influencer_engine.registry import KPI_NAMES
@@ -46,9 +48,22 @@ class Forecast:
         return pl.DataFrame(cols)
 
 
-def fits_per_forecaster(kpis: Sequence[str] = KPI_NAMES) -> int:
-    """Boosters one ``KPIForecaster.fit`` trains: each KPI on the early rows (for its bands), then on all rows."""
-    return 2 * len(kpis)
+def fits_per_forecaster(config: ModelConfig, kpis: Sequence[str] = KPI_NAMES) -> int:
+    """Boosters one ``KPIForecaster.fit`` trains: each KPI on the early rows (for its bands), on all but one fold
+    of creators per fold (for its mean correction), then on all rows."""
+    folds = config.intervals.balance_folds
+    return (2 + (folds if folds >= 2 else 0)) * len(kpis)
+
+
+def fold_of(groups: npt.NDArray[Any] | None, n: int, folds: int, seed: int) -> npt.NDArray[np.int64]:
+    """Each row's fold: rows of one group (a creator) share a fold, groups are dealt to folds at random (``seed``);
+    without groups every row is its own."""
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        return np.asarray(rng.permutation(n) % folds, dtype=np.int64)
+    uniq, inverse = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+    dealt = rng.permutation(len(uniq)) % folds
+    return np.asarray(dealt[inverse], dtype=np.int64)
 
 
 def _labelled(on_fit: Callable[[str], None] | None, stage: str) -> Callable[[str], None] | None:
@@ -148,12 +163,49 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
             out[kpi] = in_sample[kpi] if predict_on is None else model.predict(other, self._margin(kpi, other, out))
         return self.models_, out
 
-    def fit(self, X: pl.DataFrame, targets: Mapping[str, F64], *, time: F64, trainer: BoosterTrainer | None = None,
-            on_fit: Callable[[str], None] | None = None) -> KPIForecaster:  # fmt: skip
+    def _cross_fit(
+        self,
+        X: pl.DataFrame,
+        targets: Mapping[str, F64],
+        groups: npt.NDArray[Any] | None,
+        trainer: BoosterTrainer | None,
+        on_fit: Callable[[str], None] | None,
+    ) -> dict[str, Balance]:
+        """Each KPI's mean correction from out-of-fold forecasts: per fold, a funnel fitted on the other folds
+        forecasts it (raw, as the final funnel's offsets will be)."""
+        folds = self.config.intervals.balance_folds
+        if folds < 2:
+            return {}
+        fold = fold_of(groups, X.height, folds, self.random_state)
+        oof: dict[str, F64] = {}
+        for j in range(folds):
+            out = fold == j
+            if out.all() or not out.any():
+                return {}
+            keep = pl.Series(~out)
+            _, pred = self._fit_funnel(X.filter(keep), {k: v[~out] for k, v in targets.items()},
+                                       predict_on=X.filter(pl.Series(out)), trainer=trainer,
+                                       on_fit=_labelled(on_fit, f"fold {j + 1}/{folds}"))  # fmt: skip
+            for kpi, p in pred.items():
+                oof.setdefault(kpi, np.full(X.height, np.nan))[out] = p
+        return {kpi: Balance.fit(np.asarray(targets[kpi], dtype=np.float64), p) for kpi, p in oof.items()}
+
+    def fit(
+        self,
+        X: pl.DataFrame,
+        targets: Mapping[str, F64],
+        *,
+        time: F64,
+        groups: npt.NDArray[Any] | None = None,
+        trainer: BoosterTrainer | None = None,
+        on_fit: Callable[[str], None] | None = None,
+    ) -> KPIForecaster:
         """Fit every KPI on X (features) and ``targets`` (NaN where a KPI was not observed).
 
-        ``trainer`` trains every booster elsewhere (a Dask cluster); by default in this process. ``on_fit`` hears of
-        every booster trained ("calibration: reach", "final: reach", ...): two per KPI (see ``fits_per_forecaster``).
+        ``groups`` (a creator id per row) keeps each creator's rows in one fold when the mean correction is
+        measured; without it rows are dealt to folds one by one. ``trainer`` trains every booster elsewhere (a Dask
+        cluster); by default in this process. ``on_fit`` hears of every booster trained ("calibration: reach",
+        "fold 1/3: reach", "final: reach", ...; ``fits_per_forecaster`` counts them).
         """
         n = X.height
         order = np.argsort(np.asarray(time), kind="stable")
@@ -174,10 +226,14 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
             y = sub[kpi][cal_idx]
             ok = np.isfinite(y)
             bands[kpi] = (y[ok], pred[ok])
+        balances = self._cross_fit(X, sub, groups, trainer, on_fit)
         models, _ = self._fit_funnel(X, sub, trainer=trainer, on_fit=_labelled(on_fit, "final"))
         for kpi, model in models.items():
+            if kpi in balances:
+                model.set_balance(balances[kpi])
             if kpi in bands and len(bands[kpi][0]) >= 20:
-                model.calibrate(*bands[kpi])
+                y_cal, raw_cal = bands[kpi]
+                model.calibrate(y_cal, model.balanced(raw_cal))
         self.features_ = list(X.columns)
         return self
 
@@ -190,7 +246,8 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
         return other
 
     def _chain(self, X: pl.DataFrame, stop: str | None = None) -> dict[str, F64]:
-        """Expected values down the funnel (every KPI, or those before ``stop``), as the margins see them."""
+        """Raw forecasts down the funnel (every KPI, or those before ``stop``), as the margins see them (the mean
+        correction is applied to outputs only: the offsets were trained on raw forecasts)."""
         mean: dict[str, F64] = {}
         # the models read the same columns in the same order: one model matrix serves every KPI
         names = [str(n) for n in next(iter(self.models_.values())).feature_names_in_] if self.models_ else []
@@ -203,17 +260,20 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
                 mean[kpi] = self.models_[kpi].predict(X, self._margin(kpi, X, mean), matrix=matrix)
         return mean
 
+    def _expected(self, X: pl.DataFrame) -> dict[str, F64]:
+        return {kpi: self.models_[kpi].balanced(raw) for kpi, raw in self._chain(X).items()}
+
     def predict_mean(self, X: pl.DataFrame) -> dict[str, F64]:
         """Every KPI's expected value (no bands: also for a funnel whose models are not calibrated)."""
         check_is_fitted(self, "models_")
-        mean = self._chain(X)
+        mean = self._expected(X)
         if "reach" in mean and "impressions" in mean:
             mean["reach"] = np.minimum(mean["reach"], mean["impressions"])
         return mean
 
     def predict(self, X: pl.DataFrame) -> Forecast:
         check_is_fitted(self, "models_")
-        mean = self._chain(X)
+        mean = self._expected(X)
         quant = {kpi: self.models_[kpi].predict_quantiles(X, m) for kpi, m in mean.items()}
         if "reach" in mean and "impressions" in mean:
             # two models, one fact: nobody is reached without an impression
@@ -222,10 +282,15 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
         return Forecast(mean=mean, quantiles=quant, levels=tuple(self.config.intervals.levels))
 
     def contributions(self, kpi: str, X: pl.DataFrame) -> tuple[F64, F64]:
-        """(SHAP contributions of ``kpi``'s own trees, log offset): offset + row sum = log forecast."""
+        """(SHAP contributions of ``kpi``'s own trees, log offset with the mean correction): offset + intercept + row
+        sum = log forecast."""
         check_is_fitted(self, "models_")
         prior = self._chain(X, stop=kpi) if self._base(kpi) in KPI_NAMES else {}
-        return self.models_[kpi].contributions(X), self._margin(kpi, X, prior)
+        model = self.models_[kpi]
+        contrib, margin = model.contributions(X), self._margin(kpi, X, prior)
+        # the mean correction belongs to the offset: offset + row sum is still the log of the expected value
+        raw = np.exp(np.minimum(contrib.sum(axis=1) + margin + model.intercept_, 700.0))
+        return contrib, margin + np.log(model.balanced(raw) / np.maximum(raw, 1e-300))
 
     def base_of(self, kpi: str) -> str:
         check_is_fitted(self, "models_")

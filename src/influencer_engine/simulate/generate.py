@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -18,7 +19,7 @@ from influencer_engine.registry import BASE_FORMAT, FORMATS, GOAL_NAMES, PLATFOR
 from influencer_engine.schema import AGE_BANDS, AUDIENCE_COUNTRIES, CATEGORIES, GENDERS, audience_columns, derive_tier
 from influencer_engine.simulate.model import KPIS, CreatorParams, RowContext, expected_kpis
 
-__all__ = ["SimulatedMarket", "creator_params", "simulate_market"]
+__all__ = ["SimulatedMarket", "creator_params", "draw_outcomes", "simulate_market"]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -257,6 +258,36 @@ def _gamma_poisson(rng: np.random.Generator, mean: F64, k: float) -> npt.NDArray
     return rng.poisson(lam).astype(np.int64)
 
 
+def draw_outcomes(
+    cfg: SimulatorConfig, exp: dict[str, F64], aov: F64, rng: np.random.Generator
+) -> dict[str, npt.NDArray[Any]]:
+    """Observed outcomes of sponsored posts: over-dispersed draws whose expectations are exactly ``exp`` (the truth).
+
+    The campaigns' outcomes are drawn here, and so are the delivered totals the planner evaluation checks roster
+    bands against.
+    """
+    m = len(exp["reach"])
+    impressions_mean, reach_mean = exp["impressions"], exp["reach"]
+    reach = _gamma_poisson(rng, reach_mean, cfg.reach.dispersion_k)
+    extra = _gamma_poisson(
+        rng, np.maximum(impressions_mean - reach_mean, 0) * reach / np.maximum(reach_mean, 1e-9), 4.0
+    )
+    impressions = reach + extra
+    er = exp["engagements"] / np.maximum(impressions_mean, 1e-9)
+    engagements = _gamma_poisson(rng, impressions * er, cfg.engagement.dispersion_k)
+    ctr = exp["clicks"] / np.maximum(reach_mean, 1e-9)
+    clicks = _gamma_poisson(rng, reach * ctr, cfg.conversion.dispersion_k)
+    cr = exp["conversions"] / np.maximum(exp["clicks"], 1e-9)
+    conversions = _gamma_poisson(rng, clicks * cr, cfg.conversion.dispersion_k)
+    # the mean order value of n orders: log-normal around the AOV with sd sigma / sqrt(n), mean-preserving (its log
+    # mean is -sd^2 / 2 of that sd), so revenue's expectation is exactly conversions x AOV, the truth
+    sd = cfg.conversion.revenue_sigma / np.sqrt(np.maximum(conversions, 1))
+    order_value = aov * np.exp(rng.normal(-(sd**2) / 2, sd, m))
+    revenue = np.round(conversions * order_value, 2)
+    return {"reach": reach, "impressions": impressions, "engagements": engagements, "clicks": clicks,
+            "conversions": conversions, "revenue": revenue}  # fmt: skip
+
+
 def _posts(
     cfg: SimulatorConfig,
     tiers: TierConfig,
@@ -453,24 +484,9 @@ def _campaigns(
     )
     exp = expected_kpis(cfg, tiers, params.take(chosen), ctx)
 
-    # Observed outcomes: over-dispersed draws whose expectations are exactly the truth above.
-    impressions_mean, reach_mean = exp["impressions"], exp["reach"]
-    reach = _gamma_poisson(orng, reach_mean, cfg.reach.dispersion_k)
-    extra = _gamma_poisson(
-        orng, np.maximum(impressions_mean - reach_mean, 0) * reach / np.maximum(reach_mean, 1e-9), 4.0
-    )
-    impressions = reach + extra
-    er = exp["engagements"] / np.maximum(impressions_mean, 1e-9)
-    engagements = _gamma_poisson(orng, impressions * er, cfg.engagement.dispersion_k)
-    ctr = exp["clicks"] / np.maximum(reach_mean, 1e-9)
-    clicks = _gamma_poisson(orng, reach * ctr, cfg.conversion.dispersion_k)
-    cr = exp["conversions"] / np.maximum(exp["clicks"], 1e-9)
-    conversions = _gamma_poisson(orng, clicks * cr, cfg.conversion.dispersion_k)
-    # the mean order value of n orders: log-normal around the AOV with sd sigma / sqrt(n), mean-preserving (its log
-    # mean is -sd^2 / 2 of that sd), so revenue's expectation is exactly conversions x AOV, the truth
-    sd = cfg.conversion.revenue_sigma / np.sqrt(np.maximum(conversions, 1))
-    order_value = ctx.aov * np.exp(orng.normal(-(sd**2) / 2, sd, m))
-    revenue = np.round(conversions * order_value, 2)
+    drawn = draw_outcomes(cfg, exp, brands["aov"].to_numpy()[b], orng)
+    reach, impressions, engagements = drawn["reach"], drawn["impressions"], drawn["engagements"]
+    clicks, conversions, revenue = drawn["clicks"], drawn["conversions"], drawn["revenue"]
 
     price_cols = np.column_stack([creators[f"price_{f}"].fill_null(np.nan).to_numpy() for f in FORMATS])
     list_price = price_cols[chosen, fmt]

@@ -23,7 +23,7 @@ from influencer_engine.errors import InputError
 from influencer_engine.io import Manifest, TableCount, read_table, write_json, write_parquet
 from influencer_engine.registry import BASE_FORMAT, FORMATS
 from influencer_engine.schema import AGE_BANDS, AUDIENCE_COUNTRIES, CATEGORIES, GENDERS
-from influencer_engine.simulate.generate import SimulatedMarket, creator_params, simulate_market
+from influencer_engine.simulate.generate import SimulatedMarket, creator_params, draw_outcomes, simulate_market
 from influencer_engine.simulate.model import (
     KPIS,
     CreatorParams,
@@ -165,6 +165,22 @@ class World:
             pl.Series("affinity", params.interest[:, CATEGORIES.index(brief.brand_category)]),
             *(pl.Series(k, exp[k]).fill_nan(None) for k in KPIS),
         )
+
+    def delivered_totals(
+        self, brief: Brief, creator_ids: Sequence[str], *, draws: int, rng: np.random.Generator
+    ) -> dict[str, F64]:
+        """Totals over ``creator_ids`` of ``draws`` simulated deliveries of one sponsored post each (shape
+        (draws,) per KPI): the outcomes a campaign would observe, drawn with the noise the campaigns were drawn
+        with, around the true expected values (``expected_outcomes``)."""
+        ids = list(creator_ids)
+        if not ids:
+            return {k: np.zeros(draws) for k in KPIS}
+        rows = self._rows(ids)
+        _, ctx, _, exp = self._expected(rows, brief, None)
+        n = len(ids)
+        tiled = {k: np.tile(np.nan_to_num(v, nan=0.0), draws) for k, v in exp.items()}
+        drawn = draw_outcomes(self.cfg, tiled, np.tile(np.asarray(ctx.aov, dtype=np.float64), draws), rng)
+        return {k: np.asarray(v, dtype=np.float64).reshape(draws, n).sum(axis=1) for k, v in drawn.items()}
 
     def _community(self, rows: pl.DataFrame) -> I64:
         joined = rows.join(self.truth.select("creator_id", "community"), on="creator_id", how="left",

@@ -39,7 +39,8 @@ __all__ = ["SCHEMA_VERSION", "BundleError", "load_bundle", "save_bundle"]
 # Bump when the feature set, the manifest layout or the meaning of a model input changes.
 # 3: the manifest carries a checksum of its own content.
 # 4: the bundle carries its completion models (rate card, credibility, audience mix, band widening).
-SCHEMA_VERSION = 4
+# 5: each KPI model carries its out-of-fold mean correction (`modeling.balance`); the bands are calibrated on it.
+SCHEMA_VERSION = 5
 MANIFEST = "manifest.json"
 
 

@@ -47,7 +47,7 @@ def _within_budget(threads: int, task: Callable[[], _T]) -> _T:
 
 def training_fits(config: ModelConfig) -> int:
     """Boosters ``train_models`` trains: each backtest fold's forecaster, then the final one."""
-    return (config.backtest.folds + 1) * fits_per_forecaster()
+    return (config.backtest.folds + 1) * fits_per_forecaster(config)
 
 
 def load_truth(folder: Path) -> pl.DataFrame | None:
@@ -109,7 +109,12 @@ def train_models(
     def fit_final() -> tuple[KPIForecaster, float]:
         t = time.perf_counter()
         m = KPIForecaster(config, overrides=overrides, random_state=seed).fit(
-            frame.select(features), targets, time=frame["as_of"].to_numpy(), trainer=trainer, on_fit=on_fit
+            frame.select(features),
+            targets,
+            time=frame["as_of"].to_numpy(),
+            groups=frame["creator_id"].to_numpy(),
+            trainer=trainer,
+            on_fit=on_fit,
         )
         return m, time.perf_counter() - t
 
