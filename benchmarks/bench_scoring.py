@@ -5,8 +5,9 @@ Candidates: N simulated creators (default 1M) with their post histories, written
 1. `ie score` end to end with the local engine, as a subprocess: wall time, rows/s, peak memory (RSS of the
    process tree, polled).
 2. Bare LightGBM predict of the same six models (all intervals) on the same feature matrix: the ratio of (1) to it;
-   and the compiled trees (treelite + tl2cgen) on that matrix: speed-up and largest difference.
-3. The same scoring with compiled trees (`--compiled`), cache warmed by a first run.
+   and the compiled trees (lleaves, as `ie score` uses them by default) on that matrix: speed-up and largest
+   difference.
+3. The same scoring with compiled trees (the default), cache warmed by a first run, and with `--no-compiled`.
 4. The same scoring with the Dask engine on a local cluster of two workers.
 5. M candidates (default 10M; 0 skips): copies of the N with new ids, streamed from Parquet by `ie score`: peak
    memory against the chunk size.
@@ -30,7 +31,8 @@ from influencer_engine.brief import load_brief
 from influencer_engine.config import load_simulator_config, load_tier_config
 from influencer_engine.features.build import build_features
 from influencer_engine.features.requests import brief_requests
-from influencer_engine.modeling.compiled import _compile
+from influencer_engine.modeling.compiled import compile_model, default_cache_dir
+from influencer_engine.modeling.estimator import usable_cpus
 from influencer_engine.modeling.matrix import to_matrix
 from influencer_engine.simulate.generate import simulate_market
 from influencer_engine.training.bundle import load_bundle
@@ -38,7 +40,6 @@ from influencer_engine.training.bundle import load_bundle
 ROOT = Path(__file__).resolve().parents[1]
 BRIEF = ROOT / "configs" / "briefs" / "fitness_january.toml"
 WORLD = 100_000
-COMPILED_CACHE = Path.home() / ".cache" / "influencer-engine" / "compiled"
 
 
 def make_candidates(n: int, root: Path) -> list[Path]:
@@ -116,13 +117,13 @@ def bare_predict(folders: list[Path], model: Path) -> dict[str, float]:
         t0 = time.perf_counter()
         ref = model_.booster_.predict(matrix, raw_score=True)
         seconds += time.perf_counter() - t0
-        try:  # the same model compiled (cached by its hash, as `--compiled` does)
-            fast = _compile(model_.booster_, COMPILED_CACHE / f"{bundle.kpi_hashes[kpi]}.so")
+        try:  # the same model compiled (cached by its hash, as `ie score` does)
+            fast, _ = compile_model(model_.booster_, default_cache_dir(), bundle.kpi_hashes[kpi], "lleaves")
         except Exception as exc:  # report, do not fail the benchmark
             print(f"compiled trees unavailable: {exc}")
             continue
         t0 = time.perf_counter()
-        got = fast(matrix)
+        got = fast(matrix, usable_cpus())
         compiled_s += time.perf_counter() - t0
         diff = max(diff, float(np.max(np.abs(got - ref))))
     return {
@@ -147,12 +148,12 @@ def main() -> None:
     folders = make_candidates(args.creators, work)
     demo = str(ROOT / "runs" / "demo")
     warm = [sys.executable, "-m", "influencer_engine.cli", "score", "--brief", str(BRIEF), "--model", str(model),
-            "--compiled", "--restart", "--candidates", demo, "--out", str(work / "warm")]  # fmt: skip
+            "--restart", "--candidates", demo, "--out", str(work / "warm")]  # fmt: skip
     subprocess.run(warm, check=True, capture_output=True)  # compiles the trees once (cached by model hash)
     base = [sys.executable, "-m", "influencer_engine.cli", "score", "--brief", str(BRIEF), "--model", str(model),
             "--chunk-creators", str(args.chunk_creators), "--restart", "--candidates", *map(str, folders)]  # fmt: skip
     results: dict[str, object] = {"creators": args.creators, "chunk_creators": args.chunk_creators}
-    wall, peak = run_measured([*base, "--out", str(work / "out_local")])
+    wall, peak = run_measured([*base, "--out", str(work / "out_local"), "--no-compiled"])  # LightGBM's predict
     results["local"] = {"seconds": wall, "rows_per_s": args.creators / wall, "peak_rss_gb": peak}
     print(f"local engine: {wall:.1f} s, {args.creators / wall:,.0f} creators/s, peak RSS {peak:.2f} GB", flush=True)
     bare = bare_predict(folders, model)
@@ -164,18 +165,25 @@ def main() -> None:
         f"max diff {bare['compiled_max_abs_diff']:.3g})",
         flush=True,
     )
-    wall_c, peak_c = run_measured([*base, "--out", str(work / "out_compiled"), "--compiled"])
+    wall_c, peak_c = run_measured([*base, "--out", str(work / "out_compiled")])
     results["local_compiled"] = {"seconds": wall_c, "rows_per_s": args.creators / wall_c, "peak_rss_gb": peak_c,
                                  "compiled": json.loads((work / "out_compiled" / "manifest.json").read_text())
                                  ["compiled_trees"]}  # fmt: skip
-    print(f"local engine, compiled trees (cache warm after the first run): {wall_c:.1f} s", flush=True)
+    results["ratio_end_to_end_compiled_to_bare_predict"] = wall_c / bare["seconds"]
+    print(f"local engine, compiled trees (cache warm after the first run): {wall_c:.1f} s, "
+          f"{args.creators / wall_c:,.0f} creators/s; end-to-end / bare LightGBM predict = "
+          f"{wall_c / bare['seconds']:.2f}", flush=True)  # fmt: skip
     wall_d, peak_d = run_measured([*base, "--out", str(work / "out_dask"), "--engine", "dask"])
     results["dask_local_cluster"] = {"seconds": wall_d, "rows_per_s": args.creators / wall_d, "peak_rss_gb": peak_d}
     print(f"dask engine (local cluster, 2 workers): {wall_d:.1f} s, peak RSS {peak_d:.2f} GB")
     a = pl.read_parquet(work / "out_local" / "scores").sort("creator_id")
     b = pl.read_parquet(work / "out_dask" / "scores").sort("creator_id")
     results["dask_equals_local"] = a.equals(b)
-    results["compiled_equals_local"] = a.equals(pl.read_parquet(work / "out_compiled" / "scores").sort("creator_id"))
+    c = pl.read_parquet(work / "out_compiled" / "scores").sort("creator_id")
+    floats = [k for k in a.columns if a[k].dtype.is_float()]
+    rel = max(float(((c[k] - a[k]).abs() / a[k].abs().clip(1e-12)).max() or 0.0) for k in floats)
+    results["compiled_same_rows_and_text"] = a.drop(floats).equals(c.drop(floats))
+    results["compiled_max_rel_diff"] = rel  # the same leaves summed in another order: last bits of a double
     # peak memory against the chunk size (what --limit-memory sizes chunks from), on the first 200k candidates
     by_chunk = {}
     for size in (10_000, 25_000, 50_000):

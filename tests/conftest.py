@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
               "--training-root", str(root / "training")])  # fmt: skip
     assert exc.value.code in (0, None)
     return {"root": root, "world": world, "bundle": root / "bundle", "config": cfg, "training": root / "training"}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _compiled_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Compiled trees go to a cache of the test session, not the user's."""
+    os.environ["IE_COMPILED_CACHE"] = str(tmp_path_factory.mktemp("compiled"))

@@ -220,7 +220,7 @@ class ChunkJob:
     tiers: str  # JSON
     out: str
     chunks: int
-    compiled_dir: str | None = None  # compile the trees (tl2cgen) into this cache, where equal and faster
+    compiled_dir: str | None = None  # compile the trees (lleaves, else tl2cgen) into this cache, used where equal
     peers: str | None = None  # JSON rows of the whole base's peers (``forecast.candidate_peers``), same for every chunk
 
     def _staged(self, table: str, k: int, empty: pl.LazyFrame) -> pl.DataFrame:

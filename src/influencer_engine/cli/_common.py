@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
@@ -90,9 +91,27 @@ def model_loader(model: str, tracking_uri: str | None = None,
     return functools.partial(load_model, model, tracking_uri=tracking_uri, training_root=training_root)
 
 
-def load_predictor(model: str, tracking_uri: str | None = None, training_root: Path = Path("training")) -> Predictor:
-    """The model named on the command line: a bundle folder or an MLflow URI, checksums verified."""
-    return model_loader(model, tracking_uri, training_root)()
+def load_predictor(model: str, tracking_uri: str | None = None, training_root: Path = Path("training"), *,
+                   compiled: bool = False) -> Predictor:  # fmt: skip
+    """The model named on the command line: a bundle folder or an MLflow URI, checksums verified. With ``compiled``
+    (and unless ``$IE_COMPILED`` is 0) it predicts with compiled trees where they equal LightGBM."""
+    predictor = model_loader(model, tracking_uri, training_root)()
+    if compiled and os.environ.get("IE_COMPILED", "1").strip() != "0":
+        report_compiled(predictor.compile(), quiet=True)
+    return predictor
+
+
+def report_compiled(reports: list[Any], *, quiet: bool = False) -> None:
+    """One line on stderr for the compiled trees (only the fallbacks when ``quiet``)."""
+    used = [r for r in reports if r.used]
+    if used and not quiet:
+        seconds = sum(r.compile_s or 0.0 for r in used)
+        typer.echo(f"compiled trees ({', '.join(sorted({r.backend for r in used}))}) for {len(used)} of "
+                   f"{len(reports)} KPIs, equal to LightGBM ({seconds:.1f} s to compile or load from the cache)",
+                   err=True)  # fmt: skip
+    for r in reports:
+        if not r.used:
+            typer.echo(f"compiled trees not used for {r.kpi}: {r.reason}; LightGBM predicts it", err=True)
 
 
 @contextlib.contextmanager

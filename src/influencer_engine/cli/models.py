@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from influencer_engine.cli._common import MODEL_HELP, TRACKING_HELP, Engine, fit_progress, load_predictor, maybe_dask
+from influencer_engine.cli._common import (
+    MODEL_HELP,
+    TRACKING_HELP,
+    Engine,
+    fit_progress,
+    load_predictor,
+    maybe_dask,
+    report_compiled,
+)
 from influencer_engine.errors import InputError
 from influencer_engine.registry import KPI_NAMES
 
@@ -59,6 +68,8 @@ def train(
                    f"Spearman {m['spearman']:.3f}  P10-P90 coverage {m['coverage_p10_p90']:.1%}")  # fmt: skip
     if bt.per_dollar:
         typer.echo(f"  conversions per dollar, Spearman: {bt.per_dollar['model']:.3f}")
+    if os.environ.get("IE_COMPILED", "1").strip() != "0":  # compile once now: every later load reads the cache
+        report_compiled(load_predictor(str(r.bundle)).compile())
     corrections = balance_summary(r.bundle)
     if corrections:
         typer.echo(f"  mean correction (observed / forecast sums out of fold): {corrections}")

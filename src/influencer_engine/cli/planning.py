@@ -39,7 +39,7 @@ def _forecast(brief: Path, data: Path, model: str, tracking_uri: str | None,
 
     b = load_brief(brief)
     cfg = load_planner_config(planner_config)
-    return b, cfg, forecast_brief(load_predictor(model, tracking_uri), data, b, load_tier_config())
+    return b, cfg, forecast_brief(load_predictor(model, tracking_uri, compiled=True), data, b, load_tier_config())
 
 
 @app.command(rich_help_panel=PANEL)
@@ -63,7 +63,7 @@ def forecast(
     if fmt is not None and fmt not in FORMATS:
         raise InputError(f"--format '{fmt}' is unknown.", fix=f"use one of {', '.join(FORMATS)}")
     b = load_brief(brief)
-    predictor = load_predictor(model, tracking_uri)
+    predictor = load_predictor(model, tracking_uri, compiled=True)
     result = forecast_brief(predictor, data, b, load_tier_config(), creator_ids=[creator], fmt=fmt)
     cf = forecast_creator(result, creator)
     if as_json:

@@ -10,12 +10,19 @@ from typing import Annotated, Any
 
 import typer
 
-from influencer_engine.cli._common import MODEL_HELP, TRACKING_HELP, Engine, load_predictor, maybe_dask, model_loader
+from influencer_engine.cli._common import (
+    MODEL_HELP,
+    TRACKING_HELP,
+    Engine,
+    load_predictor,
+    maybe_dask,
+    model_loader,
+    report_compiled,
+)
 
-__all__ = ["COMPILED_CACHE", "app"]
+__all__ = ["app"]
 
 PANEL = "Scoring and serving"
-COMPILED_CACHE = Path.home() / ".cache" / "influencer-engine" / "compiled"
 app = typer.Typer()
 
 
@@ -61,8 +68,13 @@ def score(
     restart: Annotated[bool, typer.Option("--restart", help="Start over instead of resuming a run in --out.")] = False,
     engine: Annotated[Engine, typer.Option(help="local, or dask (needs the dask extra).")] = Engine.local,
     compiled: Annotated[
-        bool, typer.Option("--compiled", help="Compile the trees (tl2cgen, the fast extra) where equal and faster.")
-    ] = False,
+        bool,
+        typer.Option(
+            "--compiled/--no-compiled",
+            help="Predict with compiled trees (lleaves) where exactly equal to "
+            "LightGBM on the first chunk (compiled once per model, cached); LightGBM otherwise.",
+        ),
+    ] = True,
     scheduler: Annotated[
         str | None, typer.Option(help="Dask scheduler address (default: a local cluster of 2 workers).")
     ] = None,
@@ -74,6 +86,7 @@ def score(
     """
     from influencer_engine.brief import load_brief
     from influencer_engine.config import load_tier_config
+    from influencer_engine.modeling.compiled import default_cache_dir
     from influencer_engine.scoring import compiled_reports, score_candidates
 
     b = load_brief(brief)
@@ -82,11 +95,10 @@ def score(
         r = score_candidates(predictor, candidates, b, load_tier_config(), out, chunk_creators=chunk_creators,
                              limit_memory_mb=limit_memory, restart=restart, client=client,
                              worker_model=model_loader(model, tracking_uri) if client is not None else None,
-                             compiled_dir=COMPILED_CACHE if compiled else None, progress=show)  # fmt: skip
+                             compiled_dir=default_cache_dir() if compiled else None, progress=show)  # fmt: skip
     resumed = f", {r.resumed_chunks} chunk(s) resumed from an earlier run" if r.resumed_chunks else ""
     if compiled:
-        for rep in compiled_reports(predictor):
-            typer.echo(f"compiled trees, {rep.kpi}: {'used' if rep.used else 'not used'} ({rep.reason})", err=True)
+        report_compiled(compiled_reports(predictor))
     if limit_memory is not None and r.peak_rss_mb is not None and r.peak_rss_mb > limit_memory:
         typer.echo(f"warning: peak memory {r.peak_rss_mb:,.0f} MB was above --limit-memory {limit_memory:,.0f} MB "
                    "(chunks are sized from an estimate); use a smaller --chunk-creators", err=True)  # fmt: skip

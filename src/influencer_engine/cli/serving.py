@@ -53,7 +53,7 @@ def serve(
             raise InputError(f"the key in {api_key_file} is shorter than 16 characters.", fix="use a longer key")
     elif os.environ.get("IE_API_KEY"):
         key = os.environ["IE_API_KEY"]
-    server = load_server(load_predictor(model, tracking_uri), data, model_ref=model, api_key=key,
+    server = load_server(load_predictor(model, tracking_uri, compiled=True), data, model_ref=model, api_key=key,
                          planner_config=planner_config, max_upload_bytes=int(max_upload_mb * 1024 * 1024))  # fmt: skip
     if key is None:
         typer.echo(f"API key (shown once; send it in the X-API-Key header): {server.api_key}")

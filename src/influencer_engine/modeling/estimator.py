@@ -302,7 +302,7 @@ class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
             if missing:
                 raise ValueError(f"X lacks feature(s) {missing[:5]}")
             matrix = to_matrix(X, names)
-        fast = getattr(self, "fast_", None)  # compiled trees, set by modeling.compiled where equal and faster
+        fast = getattr(self, "fast_", None)  # compiled trees, set by modeling.compiled where exactly equal
         raw: F64
         if fast is not None:
             raw = np.asarray(fast(matrix), dtype=np.float64)

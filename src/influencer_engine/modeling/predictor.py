@@ -126,6 +126,19 @@ class Predictor:
         """sha256 of every KPI's model text."""
         return {k: e.sha256 for k, e in self.manifest.kpis.items()}
 
+    def compile(self, sample: pl.DataFrame | None = None, cache_dir: Path | None = None) -> list[Any]:
+        """Predict with compiled trees where they equal LightGBM (``modeling.compiled``; compiled once per model and
+        cached); returns one ``CompileReport`` per KPI. ``sample``: feature rows to check on besides the models'
+        own split thresholds."""
+        from influencer_engine.modeling.compiled import default_cache_dir, use_compiled
+
+        return use_compiled(self.forecaster, sample, cache_dir or default_cache_dir(), hashes=self.kpi_hashes)
+
+    @property
+    def compiled(self) -> list[Any]:
+        """What ``compile`` decided per KPI (empty when it was not asked)."""
+        return list(getattr(self.forecaster, "compiled_", None) or [])
+
     @property
     def emv_cpm_usd(self) -> float:
         """The CPM that earned media value is priced at."""
