@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -339,18 +340,25 @@ def test_scores_do_not_depend_on_chunking(trained: dict[str, Path], tmp_path: Pa
     from influencer_engine.brief import load_brief
     from influencer_engine.config import load_tier_config
     from influencer_engine.forecast import forecast_brief
-    from influencer_engine.scoring import read_scores, score_candidates
+    from influencer_engine.scoring import STAGE, read_scores, score_candidates
     from influencer_engine.training.bundle import load_bundle
 
     bundle, brief, tiers = load_bundle(trained["bundle"]), load_brief(BRIEF), load_tier_config()
     assert bundle.peers is not None and bundle.peers.height >= 10  # the training table's peer reference
-    runs = []
+    runs, staged = [], {}
     for chunk in (250, 2500):
-        score_candidates(bundle, [trained["world"]], brief, tiers, tmp_path / str(chunk), chunk_creators=chunk)
-        runs.append(read_scores(tmp_path / str(chunk)).sort("creator_id"))
+        out = tmp_path / str(chunk)
+        seen = functools.partial(_note_stage, staged, chunk, out / STAGE)
+        score_candidates(bundle, [trained["world"]], brief, tiers, out, chunk_creators=chunk, after_chunk=seen)
+        runs.append(read_scores(out).sort("creator_id"))
+    assert staged == {250: True, 2500: False}  # one chunk is read from the sources as they are: nothing staged
     one_shot = forecast_brief(bundle, trained["world"], brief, tiers).table.sort("creator_id")
     assert runs[0].drop("flags").equals(runs[1].drop("flags")) and runs[0]["flags"].equals(runs[1]["flags"])
     assert runs[0].drop("flags").equals(one_shot)
+
+
+def _note_stage(staged: dict[int, bool], chunk: int, stage: Path, _k: int) -> None:
+    staged.setdefault(chunk, stage.is_dir())
 
 
 def test_dask_engine_gives_the_local_engines_rows(trained: dict[str, Path], tmp_path: Path) -> None:

@@ -232,18 +232,29 @@ class ChunkJob:
         return pl.read_parquet([str(f) for f in files], hive_partitioning=False)
 
     def read(self, k: int) -> tuple[int, CandidateBase]:
-        """Chunk ``k`` from the stage, validated: (creator rows read, the chunk's candidate base)."""
-        creators, posts, _ = candidate_sources([Path(p) for p in self.sources])
+        """Chunk ``k``, validated: (creator rows read, the chunk's candidate base). A run of one chunk reads the
+        sources themselves (nothing is staged); otherwise chunk ``k`` of the stage."""
+        creators, posts, files = candidate_sources([Path(p) for p in self.sources])
+        if self.chunks == 1:
+            rows = collect_table(creators, files[0])
+            whole = collect_table(posts, files[-1]) if posts is not None else None
+            return rows.height, candidate_base(rows, whole, source="candidates")
         rows = self._staged("creators", k, creators)
         staged_posts = self._staged("posts", k, posts) if posts is not None else None
         return rows.height, candidate_base(rows, staged_posts, source=f"candidates chunk {k + 1}/{self.chunks}")
 
     def prepare(self, k: int, predictor: Predictor) -> _Chunk:
-        """Read chunk ``k`` from the stage, validate it and build its features (no model work yet)."""
+        """Read chunk ``k``, validate it and build its features (no model work yet)."""
         brief = Brief.model_validate_json(self.brief)
         tiers = TierConfig.model_validate_json(self.tiers)
         rows_in, base = self.read(k)
-        peers = pl.DataFrame(json.loads(self.peers), schema=PEER_SCHEMA) if self.peers else predictor.peers
+        peers: pl.DataFrame | None
+        if self.peers:
+            peers = pl.DataFrame(json.loads(self.peers), schema=PEER_SCHEMA)
+        elif self.chunks == 1:  # the chunk is the whole base: its peers come from the rows just read
+            peers = base_peers_of(base, brief, tiers, predictor.peers)
+        else:
+            peers = predictor.peers
         return _Chunk(k, rows_in, featurize(base, brief, tiers, peers=peers, completion=predictor.completion))
 
     def finish(self, chunk: _Chunk, predictor: Predictor) -> dict[str, int]:
@@ -269,6 +280,13 @@ class ChunkJob:
 
     def run_on_worker(self, k: int, load_model: Callable[[], Predictor]) -> dict[str, int]:
         return self.run(k, _worker_model(load_model))
+
+
+def base_peers_of(base: CandidateBase, brief: Brief, tiers: TierConfig, reference: pl.DataFrame | None) -> pl.DataFrame:
+    """The peers of a whole base read at once: its own engagement rates blended with the model's (as the pre-pass of
+    a run of several chunks computes them over every chunk)."""
+    rates = engagement_rates(base.creators.lazy(), base.posts.lazy(), brief_as_of(brief), tiers).collect()
+    return blend_peers(reference, rates)
 
 
 _WORKER_MODELS: dict[str, Predictor] = {}
@@ -479,7 +497,7 @@ def _score_chunks(
     state_path = out / STATE
     started, done_rows = time.perf_counter(), 0
     pending = [k for k in range(chunks) if str(k) not in state["done"]]
-    if pending:
+    if pending and chunks > 1:  # one chunk is read from the sources as they are: nothing to split
         # staging reads in batches: smaller ones under a tight memory limit
         batch = (
             STAGE_BATCH_BYTES
@@ -503,8 +521,9 @@ def _score_chunks(
     job = ChunkJob(sources=tuple(str(p) for p in sources), brief=brief.model_dump_json(),
                    tiers=tiers.model_dump_json(), out=str(out), chunks=chunks,
                    compiled_dir=str(compiled_dir) if compiled_dir is not None else None)  # fmt: skip
-    if pending:
-        # the whole base's peers, read once before any chunk is featurized: no row depends on its chunk
+    if pending and chunks > 1:
+        # the whole base's peers, read once before any chunk is featurized: no row depends on its chunk (a run of
+        # one chunk takes them from the chunk as it prepares it, so it reads and validates its rows once)
         rates = []
         for k in range(chunks):
             _, base = job.read(k)
