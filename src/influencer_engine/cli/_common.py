@@ -111,7 +111,8 @@ def report_compiled(reports: list[Any], *, quiet: bool = False) -> None:
                    err=True)  # fmt: skip
     for r in reports:
         if not r.used:
-            typer.echo(f"compiled trees not used for {r.kpi}: {r.reason}; LightGBM predicts it", err=True)
+            typer.echo(f"compiled trees not used for {r.kpi}: {r.reason}; LightGBM predicts it "
+                       "(IE_COMPILED=0 skips the compiled trees)", err=True)  # fmt: skip
 
 
 @contextlib.contextmanager
