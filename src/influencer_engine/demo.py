@@ -7,7 +7,6 @@ forecast the example brief for every creator and plan its roster. Each step repo
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from influencer_engine.dataset import summarize, validate_dataset
 from influencer_engine.errors import EngineError
 from influencer_engine.forecast import forecast_brief
 from influencer_engine.io import Manifest, write_csv
+from influencer_engine.modeling.compiled import enabled as compiled_enabled
 from influencer_engine.planner.plan import Plan, plan, prepare, write_plan
 from influencer_engine.simulate.generate import simulate_market
 from influencer_engine.simulate.world import write_world
@@ -90,7 +90,7 @@ def run_demo(
 
     b = load_brief(brief or config_path(DEFAULT_BRIEF))
     predictor = load_bundle(model_out)
-    if os.environ.get("IE_COMPILED", "1").strip() != "0":  # compiled trees where exactly equal (cached per model)
+    if compiled_enabled():  # compiled trees where exactly equal (cached per model)
         used = [r for r in predictor.compile() if r.used]
         say(f"  compiled trees for {len(used)} of {len(predictor.kpis)} KPI models, equal to LightGBM "
             f"({sum(r.compile_s or 0.0 for r in used):.1f} s)")  # fmt: skip

@@ -38,6 +38,7 @@ from influencer_engine.forecast import (
     Featurized,
     brief_as_of,
     candidate_base,
+    candidate_peers,
     featurize,
     forecast_features,
 )
@@ -196,10 +197,7 @@ def compiled_reports(predictor: Predictor) -> list[Any]:
 def _maybe_compile(predictor: Predictor, feats: pl.DataFrame, compiled_dir: str | None) -> None:
     if compiled_dir is None or getattr(predictor.forecaster, "compiled_", None) is not None:
         return  # not asked, or this forecaster was already checked
-    from influencer_engine.modeling.compiled import use_compiled
-
-    sample = feats.select(predictor.features).head(20_000)
-    use_compiled(predictor.forecaster, sample, Path(compiled_dir), hashes=predictor.kpi_hashes)
+    predictor.compile(feats.select(predictor.features).head(20_000), Path(compiled_dir))
 
 
 @dataclass(frozen=True)
@@ -252,7 +250,7 @@ class ChunkJob:
         if self.peers:
             peers = pl.DataFrame(json.loads(self.peers), schema=PEER_SCHEMA)
         elif self.chunks == 1:  # the chunk is the whole base: its peers come from the rows just read
-            peers = base_peers_of(base, brief, tiers, predictor.peers)
+            peers = candidate_peers(base.creators.lazy(), base.posts.lazy(), brief, tiers, predictor.peers)
         else:
             peers = predictor.peers
         return _Chunk(k, rows_in, featurize(base, brief, tiers, peers=peers, completion=predictor.completion))
@@ -280,13 +278,6 @@ class ChunkJob:
 
     def run_on_worker(self, k: int, load_model: Callable[[], Predictor]) -> dict[str, int]:
         return self.run(k, _worker_model(load_model))
-
-
-def base_peers_of(base: CandidateBase, brief: Brief, tiers: TierConfig, reference: pl.DataFrame | None) -> pl.DataFrame:
-    """The peers of a whole base read at once: its own engagement rates blended with the model's (as the pre-pass of
-    a run of several chunks computes them over every chunk)."""
-    rates = engagement_rates(base.creators.lazy(), base.posts.lazy(), brief_as_of(brief), tiers).collect()
-    return blend_peers(reference, rates)
 
 
 _WORKER_MODELS: dict[str, Predictor] = {}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import os
 from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
@@ -95,8 +94,10 @@ def load_predictor(model: str, tracking_uri: str | None = None, training_root: P
                    compiled: bool = False) -> Predictor:  # fmt: skip
     """The model named on the command line: a bundle folder or an MLflow URI, checksums verified. With ``compiled``
     (and unless ``$IE_COMPILED`` is 0) it predicts with compiled trees where they equal LightGBM."""
+    from influencer_engine.modeling.compiled import enabled
+
     predictor = model_loader(model, tracking_uri, training_root)()
-    if compiled and os.environ.get("IE_COMPILED", "1").strip() != "0":
+    if compiled and enabled():
         report_compiled(predictor.compile(), quiet=True)
     return predictor
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -20,6 +19,9 @@ from influencer_engine.cli._common import (
 )
 from influencer_engine.errors import InputError
 from influencer_engine.registry import KPI_NAMES
+
+if TYPE_CHECKING:
+    from influencer_engine.modeling.predictor import Predictor
 
 __all__ = ["app"]
 
@@ -68,9 +70,12 @@ def train(
                    f"Spearman {m['spearman']:.3f}  P10-P90 coverage {m['coverage_p10_p90']:.1%}")  # fmt: skip
     if bt.per_dollar:
         typer.echo(f"  conversions per dollar, Spearman: {bt.per_dollar['model']:.3f}")
-    if os.environ.get("IE_COMPILED", "1").strip() != "0":  # compile once now: every later load reads the cache
-        report_compiled(load_predictor(str(r.bundle)).compile())
-    corrections = balance_summary(r.bundle)
+    from influencer_engine.modeling.compiled import enabled
+
+    predictor = load_predictor(str(r.bundle))
+    if enabled():  # compile once now: every later load reads the cache
+        report_compiled(predictor.compile())
+    corrections = balance_summary(predictor)
     if corrections:
         typer.echo(f"  mean correction (observed / forecast sums out of fold): {corrections}")
     typer.echo(f"  report: {r.bundle / 'report' / 'evaluation.md'}")
@@ -80,14 +85,10 @@ def train(
                       if r.tracking.get("registered_uri") else ""))  # fmt: skip
 
 
-def balance_summary(bundle: Path) -> str:
-    """Each KPI's overall out-of-fold mean correction, as the bundle's manifest records it ("" when none)."""
-    import json
-
-    kpis = json.loads((bundle / "manifest.json").read_text(encoding="utf-8")).get("kpis", {})
-    parts = [f"{kpi} x{math.exp(e['state']['balance']['overall']):.2f}" for kpi, e in kpis.items()
-             if (e.get("state") or {}).get("balance")]  # fmt: skip
-    return ", ".join(parts)
+def balance_summary(predictor: Predictor) -> str:
+    """Each KPI's overall out-of-fold mean correction ("" when none was measured)."""
+    models = predictor.forecaster.models_.items()
+    return ", ".join(f"{kpi} x{math.exp(m.balance_.overall):.2f}" for kpi, m in models if hasattr(m, "balance_"))
 
 
 @app.command(rich_help_panel=PANEL)

@@ -262,14 +262,14 @@ def _picked_summary(part: pl.DataFrame, market: dict[str, float]) -> dict[str, A
     (``vs_market``: how many times better than the market the roster is; > 1 is better)."""
     ratios = [x for xs in part["picked_forecast_over_true"].to_list() for x in (xs or [])]
     holds = part["band_holds_truth"].drop_nulls()
-    delivered = part["band_holds_delivered"].drop_nulls() if "band_holds_delivered" in part.columns else None
+    delivered = part["band_holds_delivered"].drop_nulls()
     roster_ratio = (part["roster_expected"] / part["roster_true_total"]).to_numpy()
     out: dict[str, Any] = {
         "picked_forecast_over_true": _quantiles(ratios),
         "roster_forecast_over_true": _quantiles(roster_ratio),
         "band_holds_truth": float(holds.mean()) if holds.len() else float("nan"),  # type: ignore[arg-type]
         # the mean share of simulated deliveries inside the band (NaN for unique reach, whose delivery is not drawn)
-        "band_holds_delivered": float(delivered.mean()) if delivered is not None and delivered.len() else float("nan"),  # type: ignore[arg-type]
+        "band_holds_delivered": float(delivered.mean()) if delivered.len() else float("nan"),  # type: ignore[arg-type]
         "market": market,
     }
     for name in ("planned_true", "oracle_true", "planned_forecast"):
@@ -310,5 +310,5 @@ def summary_lines(ev: PlannerEvaluation) -> list[str]:
                      + " ".join(f"{e[h]['mean_share']:>21.1%}" for h in HEURISTICS)
                      + f" {r['p10']:>8.2f} {r['median']:>8.2f} {r['p90']:>8.2f}"
                      + f" {e['picked']['band_holds_truth']:>16.0%}"
-                     + f" {e['picked'].get('band_holds_delivered', float('nan')):>9.0%}")  # fmt: skip
+                     + f" {e['picked']['band_holds_delivered']:>9.0%}")  # fmt: skip
     return lines

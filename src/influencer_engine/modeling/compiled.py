@@ -19,27 +19,43 @@ bundle is compiled once per machine; the cache file is written under a temporary
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from influencer_engine.io import write_json
 from influencer_engine.modeling.estimator import lightgbm_threads
 from influencer_engine.modeling.forecaster import KPIForecaster
 from influencer_engine.modeling.matrix import to_matrix
 
-__all__ = ["BACKENDS", "CompileReport", "compile_model", "default_cache_dir", "threshold_rows", "use_compiled"]
+__all__ = [
+    "BACKENDS",
+    "CompileReport",
+    "cache_file",
+    "compile_model",
+    "default_cache_dir",
+    "enabled",
+    "threshold_rows",
+    "use_compiled",
+]
 
 F64 = npt.NDArray[np.float64]
 BACKENDS = ("lleaves", "tl2cgen")
 _SMALL_BATCH = 20_000  # rows below which one thread predicts (a thread pool costs more than it saves)
 THRESHOLD_ROWS = 4_000  # synthetic rows at every split threshold checked besides the data's sample
+
+
+def enabled() -> bool:
+    """Whether commands predict with compiled trees: yes unless ``$IE_COMPILED`` is 0."""
+    return os.environ.get("IE_COMPILED", "1").strip() != "0"
 
 
 def default_cache_dir() -> Path:
@@ -114,13 +130,22 @@ def _host_key() -> str:
     return hashlib.sha256(f"{llvm.get_host_cpu_name()}|{features}".encode()).hexdigest()[:12]
 
 
-def _lleaves(booster: Any, cache_dir: Path, digest: str) -> tuple[Callable[[F64, int], F64], float]:
-    from importlib.metadata import version
+def cache_file(backend: str, cache_dir: Path, digest: str) -> Path:
+    """Where ``backend`` caches the compiled model of sha256 ``digest``: keyed by the compiler's version and the CPU."""
+    if backend == "lleaves":
+        from importlib.metadata import version
 
+        return cache_dir / f"{digest}.lleaves-{version('lleaves')}.llvmlite-{version('llvmlite')}.{_host_key()}.o"
+    if backend == "tl2cgen":
+        return cache_dir / f"{digest}.so"
+    raise ValueError(f"unknown compiler {backend!r}: one of {', '.join(BACKENDS)}")
+
+
+def _lleaves(booster: Any, cache_dir: Path, digest: str) -> tuple[Callable[[F64, int], F64], float]:
     import lleaves
 
     cache_dir.mkdir(parents=True, exist_ok=True)
-    cache = cache_dir / f"{digest}.lleaves-{version('lleaves')}.llvmlite-{version('llvmlite')}.{_host_key()}.o"
+    cache = cache_file("lleaves", cache_dir, digest)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix=".build-") as tmp:
         text = Path(tmp) / "model.txt"
@@ -146,7 +171,7 @@ def _tl2cgen(booster: Any, cache_dir: Path, digest: str) -> tuple[Callable[[F64,
     import tl2cgen
     import treelite
 
-    libpath = cache_dir / f"{digest}.so"
+    libpath = cache_file("tl2cgen", cache_dir, digest)
     t0 = time.perf_counter()
     if not libpath.is_file():
         libpath.parent.mkdir(parents=True, exist_ok=True)
@@ -169,58 +194,75 @@ def compile_model(
 ) -> tuple[Callable[[F64, int], F64], float]:
     """A compiled raw-score predictor of ``booster`` (``predict(matrix, threads)``) and the seconds compiling took;
     raises when the backend is not installed or fails."""
-    if backend == "lleaves":
-        return _lleaves(booster, cache_dir, digest)
-    if backend == "tl2cgen":
-        return _tl2cgen(booster, cache_dir, digest)
-    raise ValueError(f"unknown compiler {backend!r}: one of {', '.join(BACKENDS)}")
+    build = {"lleaves": _lleaves, "tl2cgen": _tl2cgen}.get(backend)
+    if build is None:
+        raise ValueError(f"unknown compiler {backend!r}: one of {', '.join(BACKENDS)}")
+    return build(booster, cache_dir, digest)
+
+
+def _verdict(backend: str, cache_dir: Path, digest: str) -> Path:
+    return cache_file(backend, cache_dir, digest).with_suffix(".thresholds.json")
+
+
+def _checked_on_thresholds(backend: str, cache_dir: Path, digest: str, tolerance: float) -> float | None:
+    """The largest difference the cached model showed on its threshold rows, when it was within ``tolerance``."""
+    try:
+        diff = float(json.loads(_verdict(backend, cache_dir, digest).read_text(encoding="utf-8"))["max_abs_diff"])
+    except (OSError, ValueError, KeyError):
+        return None
+    return diff if diff <= tolerance else None
 
 
 def use_compiled(forecaster: KPIForecaster, sample: object | None, cache_dir: Path, *, hashes: dict[str, str],
                  tolerance: float = 1e-9, backends: tuple[str, ...] = BACKENDS) -> list[CompileReport]:  # fmt: skip
     """Compile every KPI model (the first backend that installs and is equal wins), check it on ``sample`` (a feature
     frame; None: none) and on rows at the model's own split thresholds (``threshold_rows``), and keep it where its
-    raw scores equal LightGBM's on all of them; the decisions travel with the forecaster."""
+    raw scores equal LightGBM's on all of them; the decisions travel with the forecaster.
+
+    The threshold rows depend only on the model, the compiler and the CPU, which key the cache: a cached model that
+    passed them once (a small verdict file beside it) is checked on ``sample`` alone after that, so loading a bundle
+    does not rebuild and predict them every time (2.7 s for the six demo models, against 0.3 s to load them).
+    """
     reports = []
     for kpi, model in forecaster.models_.items():
         model.fast_ = None
         names = [str(n) for n in model.feature_names_in_]
-        edge = threshold_rows(model.booster_)
-        matrix = edge if sample is None else np.vstack([to_matrix(sample, names), edge])  # type: ignore[arg-type]
-        t0 = time.perf_counter()
-        ref = np.asarray(model.booster_.predict(matrix, raw_score=True, num_threads=1), dtype=np.float64)
-        lgb_s = time.perf_counter() - t0
-        failures = []
+        data = None if sample is None else to_matrix(sample, names)  # type: ignore[arg-type]
+        failures: list[str] = []
+        report: CompileReport | None = None  # the one kept: equal, else the last that compiled and differed
         for backend in backends:
             try:
                 predict, compile_s = compile_model(model.booster_, cache_dir, hashes[kpi], backend)
             except Exception as exc:  # the compiler is missing or failed: try the next, then keep LightGBM
                 failures.append(f"{backend} unavailable: {type(exc).__name__}: {exc}"[:160])
                 continue
-            t1 = time.perf_counter()
-            got = predict(matrix, 1)
-            comp_s = time.perf_counter() - t1
-            diff = float(np.max(np.abs(got - ref))) if ref.size else 0.0
+            known = _checked_on_thresholds(backend, cache_dir, hashes[kpi], tolerance)
+            parts = ([] if data is None else [data]) + ([] if known is not None else [threshold_rows(model.booster_)])
+            matrix = np.vstack(parts) if parts else np.zeros((0, len(names)))
+            t0 = time.perf_counter()
+            ref = np.asarray(model.booster_.predict(matrix, raw_score=True, num_threads=1), dtype=np.float64)
+            lgb_s = time.perf_counter() - t0
+            got = predict(matrix, 1) if matrix.size else ref
+            comp_s = time.perf_counter() - t0 - lgb_s
+            diff = max(float(np.max(np.abs(got - ref))) if ref.size else 0.0, known or 0.0)
             if diff > tolerance:
                 failures.append(f"{backend} differs by {diff:.3g}")
-                reports.append(CompileReport(kpi, False, failures[-1], backend, lgb_s, comp_s, diff, compile_s))
+                report = CompileReport(kpi, False, "", backend, lgb_s, comp_s, diff, compile_s)
                 continue
+            if known is None:  # the threshold rows passed: say so beside the cached model
+                write_json({"max_abs_diff": diff}, _verdict(backend, cache_dir, hashes[kpi]))
 
             def fast(m: F64, predict: Callable[[F64, int], F64] = predict, jobs: int = model.n_jobs) -> F64:
                 return predict(m, lightgbm_threads(jobs, looks=1))
 
             model.fast_ = fast
-            reports = [r for r in reports if r.kpi != kpi]
-            why = f"equal ({backend})" + (f"; {'; '.join(failures)}" if failures else "")
-            reports.append(CompileReport(kpi, True, why, backend, lgb_s, comp_s, diff, compile_s))
+            why = "; ".join([f"equal ({backend})", *failures])
+            report = CompileReport(kpi, True, why, backend, lgb_s, comp_s, diff, compile_s)
             break
         else:
-            if not any(r.kpi == kpi for r in reports):
-                reports.append(CompileReport(kpi, False, "compiler unavailable: " + "; ".join(failures)))
-            else:  # a backend compiled but differed: say every reason
-                last = next(r for r in reports if r.kpi == kpi)
-                reports = [r for r in reports if r.kpi != kpi]
-                reports.append(CompileReport(kpi, False, "; ".join(failures), last.backend, last.lightgbm_s,
-                                             last.compiled_s, last.max_abs_diff, last.compile_s))  # fmt: skip
+            why = "; ".join(failures)
+            report = (CompileReport(kpi, False, "compiler unavailable: " + why) if report is None
+                      else replace(report, reason=why))  # fmt: skip
+        reports.append(report)
     forecaster.compiled_ = reports  # the decisions travel with the forecaster they were made for
     return reports

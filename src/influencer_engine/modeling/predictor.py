@@ -135,11 +135,6 @@ class Predictor:
         return use_compiled(self.forecaster, sample, cache_dir or default_cache_dir(), hashes=self.kpi_hashes)
 
     @property
-    def compiled(self) -> list[Any]:
-        """What ``compile`` decided per KPI (empty when it was not asked)."""
-        return list(getattr(self.forecaster, "compiled_", None) or [])
-
-    @property
     def emv_cpm_usd(self) -> float:
         """The CPM that earned media value is priced at."""
         return float(self.forecaster.config.costs.emv_cpm_usd)
