@@ -38,13 +38,17 @@ class Platform:
     code: str  # as written in the creators table
     label: str  # as shown to people
     base_format: str  # the format a creator's list price refers to, and the one planned when a brief names none
+    profile_url: str = ""  # the public profile's address, {handle} filled in (no leading @)
+
+    def url(self, handle: str) -> str:
+        return self.profile_url.format(handle=handle.strip().lstrip("@")) if self.profile_url and handle else ""
 
 
 FORMATS = ("image", "carousel", "video", "story", "short")
 PLATFORM_TABLE = (
-    Platform("instagram", "Instagram", "image"),
-    Platform("tiktok", "TikTok", "video"),
-    Platform("youtube", "YouTube", "video"),
+    Platform("instagram", "Instagram", "image", "https://www.instagram.com/{handle}/"),
+    Platform("tiktok", "TikTok", "video", "https://www.tiktok.com/@{handle}"),
+    Platform("youtube", "YouTube", "video", "https://www.youtube.com/@{handle}"),
 )
 PLATFORMS = tuple(p.code for p in PLATFORM_TABLE)
 BASE_FORMAT = {p.code: p.base_format for p in PLATFORM_TABLE}

@@ -18,7 +18,8 @@ PANEL = "Scoring and serving"
 app = typer.Typer()
 # the serve extra: package -> the module names it may install under
 _SERVE_EXTRA = {"fastapi": ("fastapi",), "uvicorn": ("uvicorn",), "python-multipart": ("python_multipart", "multipart"),
-                "fastapi-offline": ("fastapi_offline",)}  # fmt: skip
+                "fastapi-offline": ("fastapi_offline",), "sqlalchemy": ("sqlalchemy",),
+                "alembic": ("alembic",)}  # fmt: skip
 
 
 @app.command(rich_help_panel=PANEL)
@@ -33,6 +34,14 @@ def serve(
     max_upload_mb: Annotated[float, typer.Option(min=0.01, help="Largest upload /api/score takes, in MB.")] = 20.0,
     planner_config: Annotated[Path | None, typer.Option("--config", help="Planner TOML.")] = None,
     tracking_uri: Annotated[str | None, typer.Option(help=TRACKING_HELP)] = None,
+    db: Annotated[
+        str,
+        typer.Option(
+            help="Workspace database (briefs, shortlists, saved plans) as a SQLAlchemy URL: "
+            "sqlite:///path.db, or postgresql+psycopg://user:password@host/dbname; "
+            "'none' keeps nothing."
+        ),
+    ] = "sqlite:///workspace.db",
 ) -> None:
     """Serve the REST API (OpenAPI at /docs) and the planners' web page at / (needs the serve extra)."""
     # FastAPI can arrive with MLflow while the rest of the serve extra is missing: check every part of it
@@ -53,13 +62,17 @@ def serve(
             raise InputError(f"the key in {api_key_file} is shorter than 16 characters.", fix="use a longer key")
     elif os.environ.get("IE_API_KEY"):
         key = os.environ["IE_API_KEY"]
+    workspace = None if db.strip().lower() in ("", "none") else db
     server = load_server(load_predictor(model, tracking_uri, compiled=True), data, model_ref=model, api_key=key,
-                         planner_config=planner_config, max_upload_bytes=int(max_upload_mb * 1024 * 1024))  # fmt: skip
+                         planner_config=planner_config, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+                         db=workspace)  # fmt: skip
     if key is None:
         typer.echo(f"API key (shown once; send it in the X-API-Key header): {server.api_key}")
     else:
         typer.echo(f"API key: {shown}")
     typer.echo(f"{server.base.creators.height:,} candidates from {data}; model {model}")
+    if server.workspace is not None:
+        typer.echo(f"workspace {server.workspace.engine.url.render_as_string(hide_password=True)}")
     typer.echo(f"web page http://{host}:{port}/  API docs http://{host}:{port}/docs")
     limit_native_threads()
     uvicorn.run(create_app(server), host=host, port=port, log_level="warning")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import polars as pl
-from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request, Response, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.security import APIKeyHeader
@@ -31,7 +31,9 @@ from influencer_engine import __version__
 from influencer_engine.brief import Brief, Scenario
 from influencer_engine.config import describe_problems
 from influencer_engine.errors import EngineError
+from influencer_engine.serve.directory import FLAGS, SearchQuery
 from influencer_engine.serve.state import Server
+from influencer_engine.workspace import ITEM_STATES, Conflict, NotFound, Workspace
 
 __all__ = ["create_app"]
 
@@ -46,6 +48,54 @@ class PlanRequest(BaseModel):
     brief: Brief
     scenario: Scenario | None = Field(None, description="A variant of the brief to plan instead (its fields win).")
     reasons: int = Field(3, ge=0, le=5, description="Reasons given per creator in the roster.")
+    shortlist_id: int | None = Field(
+        None,
+        description="A workspace shortlist whose pinned creators must be in the "
+        "roster and whose excluded creators must not be (added to the brief's own).",
+    )
+
+
+class SavePlanRequest(PlanRequest):
+    name: str = Field(min_length=1, max_length=200, description="The saved plan's name.")
+    note: str = Field("", max_length=5000)
+
+
+class NamedBrief(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    brief: Brief
+
+
+class ItemIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    creator_id: str = Field(min_length=1, max_length=200)
+    state: str = Field("shortlisted", description=f"One of {', '.join(ITEM_STATES)}.")
+    note: str = Field("", max_length=5000)
+
+
+class ShortlistIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field("", max_length=5000)
+    items: list[ItemIn] = Field(default_factory=list, max_length=5000)
+
+
+class ShortlistPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, min_length=1, max_length=200)
+    description: str | None = Field(None, max_length=5000)
+
+
+class ItemPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    state: str | None = Field(None, description=f"One of {', '.join(ITEM_STATES)}.")
+    note: str | None = Field(None, max_length=5000)
+
+
+class PlanPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, min_length=1, max_length=200)
+    note: str | None = Field(None, max_length=5000)
 
 
 class Budgets(BaseModel):
@@ -76,7 +126,8 @@ class ForecastRequest(BaseModel):
 
 
 _BODIES: dict[str, type[BaseModel]] = {"/api/plan": PlanRequest, "/api/whatif": WhatIfRequest,
-                                       "/api/forecast": ForecastRequest}  # fmt: skip
+                                       "/api/forecast": ForecastRequest, "/api/plans": SavePlanRequest,
+                                       "/api/shortlists": ShortlistIn, "/api/briefs": NamedBrief}  # fmt: skip
 
 
 def _clean(obj: Any) -> Any:
@@ -160,7 +211,8 @@ def create_app(server: Server) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         fixes = {401: _KEY_FIX, 404: f"no such endpoint: {request.url.path} (the schema is at /docs)",
-                 405: f"{request.method} is not allowed on {request.url.path} (the schema is at /docs)"}  # fmt: skip
+                 405: f"{request.method} is not allowed on {request.url.path} (the schema is at /docs)",
+                 503: "start `ie serve` with a workspace database (--db sqlite:///workspace.db)"}  # fmt: skip
         fix = fixes.get(exc.status_code, "see the API schema at /docs")
         return JSONResponse({"error": str(exc.detail), "fix": fix}, status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))  # fmt: skip
@@ -170,6 +222,14 @@ def create_app(server: Server) -> FastAPI:
         problems = describe_problems(exc.errors(), _BODIES.get(request.url.path), skip=("body",))
         return _error(422, "the request is not valid: " + "; ".join(problems[:5]),
                       "fix the fields named (the schema is at /docs)", problems=problems)  # fmt: skip
+
+    @app.exception_handler(NotFound)
+    async def not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return _error(404, exc.message, exc.fix or "")
+
+    @app.exception_handler(Conflict)
+    async def conflict(_: Request, exc: Conflict) -> JSONResponse:
+        return _error(409, exc.message, exc.fix or "")
 
     @app.exception_handler(EngineError)
     async def engine_error(_: Request, exc: EngineError) -> JSONResponse:
@@ -199,6 +259,54 @@ def create_app(server: Server) -> FastAPI:
                             media_type="text/javascript")  # fmt: skip
 
     # -- API --------------------------------------------------------------------------------------------
+    def with_shortlist(brief: Brief, shortlist_id: int | None) -> Brief:
+        """``brief`` with the shortlist's pinned creators included and its excluded ones excluded."""
+        if shortlist_id is None:
+            return brief
+        items = need_workspace().get_shortlist(shortlist_id)["items"]
+        pinned = [i["creator_id"] for i in items if i["state"] == "pinned"]
+        out = [i["creator_id"] for i in items if i["state"] == "excluded"]
+        c = brief.constraints
+        include = tuple(dict.fromkeys([*c.include, *pinned]))
+        exclude = tuple(dict.fromkeys([x for x in [*c.exclude, *out] if x not in include]))
+        constraints = c.model_validate({**c.model_dump(), "include": include, "exclude": exclude})
+        return brief.model_copy(update={"constraints": constraints})
+
+    def make_plan_body(req: PlanRequest) -> dict[str, Any]:
+        from influencer_engine.planner.plan import plan as make_plan
+
+        t0 = time.perf_counter()
+        brief = req.brief.with_scenario(req.scenario) if req.scenario is not None else req.brief
+        brief = with_shortlist(brief, req.shortlist_id)
+        with server.slot():
+            result = make_plan(server.prepared(brief), server.planner, budget=brief.budget, reasons=req.reasons,
+                               explain=server.explainer(brief))  # fmt: skip
+        rows = _rows(result.roster)
+        ident = server.directory.identities([r["creator_id"] for r in rows])
+        for r in rows:  # handle and profile link first, after the id
+            r.update(ident.get(r["creator_id"], {"handle": None, "url": None}))
+        return {"brief_id": brief.brief_id, "goal": brief.goal, "budget": brief.budget, "roster": rows,
+                "totals": _clean(result.totals.json_dict()), "notes": result.notes,
+                "include": list(brief.constraints.include), "exclude": list(brief.constraints.exclude),
+                "seconds": time.perf_counter() - t0}  # fmt: skip
+
+    def need_workspace() -> Workspace:
+        if server.workspace is None:
+            raise HTTPException(status_code=503, detail="this server keeps no workspace")
+        return server.workspace
+
+    def parse_brief(text: str | None) -> Brief | None:
+        if not text:
+            return None
+        try:
+            return Brief.model_validate_json(text)
+        except ValidationError as exc:
+            problems = describe_problems(exc, Brief)
+            raise EngineError(
+                "the brief is not valid: " + "; ".join(problems[:5]),
+                fix="send the brief as JSON in the brief parameter, as POST /api/plan takes it",
+            ) from exc
+
     @app.get("/health", tags=["service"])
     def health() -> dict[str, Any]:
         """Liveness; no key needed."""
@@ -223,17 +331,204 @@ def create_app(server: Server) -> FastAPI:
     @app.post("/api/plan", tags=["planner"], dependencies=auth, response_class=JSONResponse)
     def plan(req: PlanRequest) -> JSONResponse:
         """A roster for the brief: each creator's forecasts with P10-P90, cost per result and reasons; totals."""
-        from influencer_engine.planner.plan import plan as make_plan
-
-        t0 = time.perf_counter()
-        brief = req.brief.with_scenario(req.scenario) if req.scenario is not None else req.brief
-        with server.slot():
-            result = make_plan(server.prepared(brief), server.planner, budget=brief.budget, reasons=req.reasons,
-                               explain=server.explainer(brief))  # fmt: skip
         # a JSONResponse as is: the payload is JSON-safe already (_clean), so FastAPI's encoder pass is skipped
-        return JSONResponse({"brief_id": brief.brief_id, "goal": brief.goal, "budget": brief.budget,
-                             "roster": _rows(result.roster), "totals": _clean(result.totals.json_dict()),
-                             "notes": result.notes, "seconds": time.perf_counter() - t0})  # fmt: skip
+        return JSONResponse(make_plan_body(req))
+
+    # -- search and profiles ----------------------------------------------------------------------------
+    @app.get("/api/creators", tags=["creators"], dependencies=auth)
+    def creators(
+        q: Annotated[str | None, Query(max_length=200, description="Part of the handle or id.")] = None,
+        platform: Annotated[list[str] | None, Query(description="Any of these platforms.")] = None,
+        tier: Annotated[list[str] | None, Query(description="Any of these tiers.")] = None,
+        country: Annotated[list[str] | None, Query(description="The creator's country, any of these.")] = None,
+        category: Annotated[list[str] | None, Query(description="Any of these among the creator's niches.")] = None,
+        followers_min: Annotated[float | None, Query(ge=0)] = None,
+        followers_max: Annotated[float | None, Query(ge=0)] = None,
+        er_min: Annotated[
+            float | None, Query(ge=0, description="Engagement rate at least (a share: 0.02 = 2%).")
+        ] = None,
+        er_max: Annotated[float | None, Query(ge=0)] = None,
+        price_min: Annotated[
+            float | None, Query(ge=0, description="Price at least ($; the brief's when given).")
+        ] = None,
+        price_max: Annotated[float | None, Query(ge=0)] = None,
+        flag: Annotated[list[str] | None, Query(description=f"Has every one of: {', '.join(FLAGS)}.")] = None,
+        without_flag: Annotated[list[str] | None, Query(description="Has none of these flags.")] = None,
+        shortlist_id: Annotated[int | None, Query(description="Only the creators on this shortlist.")] = None,
+        brief: Annotated[
+            str | None,
+            Query(
+                max_length=20_000,
+                description="A brief as JSON: adds its forecasts, "
+                "cost figures, price and audience fit to each row, to filter and sort by.",
+            ),
+        ] = None,
+        sort: Annotated[str, Query(description="Column to sort by (the response lists them).")] = "followers",
+        order: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc",
+        offset: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=200)] = 25,
+    ) -> JSONResponse:
+        """Search the candidate base: filters, sorting by any column (forecast and cost figures for a brief), pages."""
+        t0 = time.perf_counter()
+        unknown = sorted({f for f in (flag or []) + (without_flag or []) if f not in FLAGS})
+        if unknown:
+            return _error(422, f"unknown flag(s) {', '.join(unknown)}", f"use some of {', '.join(FLAGS)}")
+        ids: tuple[str, ...] = ()
+        if shortlist_id is not None:
+            ids = tuple(i["creator_id"] for i in need_workspace().get_shortlist(shortlist_id)["items"]) or ("",)
+        b = parse_brief(brief)
+        query = SearchQuery(q=q, platforms=tuple(platform or ()), tiers=tuple(tier or ()),
+                            countries=tuple(country or ()), categories=tuple(category or ()),
+                            followers_min=followers_min, followers_max=followers_max, er_min=er_min, er_max=er_max,
+                            price_min=price_min, price_max=price_max, flags=tuple(flag or ()),
+                            without_flags=tuple(without_flag or ()), ids=ids, sort=sort, desc=order == "desc",
+                            offset=offset, limit=limit)  # fmt: skip
+        if b is not None:
+            with server.slot():
+                frame = server.directory_for(b)
+        else:
+            frame = server.directory_for(None)
+        found = server.directory.search(frame, query)
+        return JSONResponse(
+            _clean(
+                {
+                    "total": found.total,
+                    "offset": offset,
+                    "limit": limit,
+                    "sort": sort,
+                    "order": order,
+                    "sorts": list(found.sorts),
+                    "rows": found.rows,
+                    "brief_id": b.brief_id if b else None,
+                    "seconds": time.perf_counter() - t0,
+                }
+            )
+        )
+
+    @app.get("/api/creators/{creator_id}", tags=["creators"], dependencies=auth)
+    def creator_profile(
+        creator_id: str,
+        brief: Annotated[
+            str | None,
+            Query(
+                max_length=20_000,
+                description="A brief as JSON: adds the forecasts for it, with bands and the top reasons.",
+            ),
+        ] = None,
+        history: Annotated[int, Query(ge=0, le=1000, description="Most recent posts returned.")] = 120,
+    ) -> JSONResponse:
+        """One creator: identity and link, flags with reasons, prices, audience, post history, forecasts."""
+        b = parse_brief(brief)
+        forecast = None
+        if b is not None:
+            with server.slot():
+                forecast = server.forecast(b)
+        prof = server.directory.profile(server.base, creator_id, forecast=forecast, brief=b, history=history)
+        if prof is None:
+            rejected = server.base.rejects.filter(pl.col("key") == creator_id)
+            note = f" (rejected: {rejected['reason'][0]})" if rejected.height else ""
+            return _error(404, f"creator {creator_id} is not in the candidate base{note}",
+                          "search for creators with GET /api/creators")  # fmt: skip
+        if server.workspace is not None:
+            prof["shortlists"] = [
+                {"id": s["id"], "name": s["name"], "state": i["state"], "note": i["note"]}
+                for s in server.workspace.shortlists_with(creator_id)
+                for i in s["items"]
+            ]
+        return JSONResponse(_clean(prof))
+
+    # -- the workspace ----------------------------------------------------------------------------------
+    @app.get("/api/briefs", tags=["workspace"], dependencies=auth)
+    def list_briefs() -> list[dict[str, Any]]:
+        """Saved briefs, newest first."""
+        return need_workspace().list_briefs()
+
+    @app.post("/api/briefs", tags=["workspace"], dependencies=auth, status_code=201)
+    def save_brief(req: NamedBrief) -> dict[str, Any]:
+        """Save a brief under a name (a brief of that name is replaced)."""
+        return need_workspace().save_brief(req.name, req.brief.model_dump(mode="json"))
+
+    @app.get("/api/briefs/{brief_id}", tags=["workspace"], dependencies=auth)
+    def get_brief(brief_id: int) -> dict[str, Any]:
+        return need_workspace().get_brief(brief_id)
+
+    @app.delete("/api/briefs/{brief_id}", tags=["workspace"], dependencies=auth, status_code=204)
+    def delete_brief(brief_id: int) -> Response:
+        need_workspace().delete_brief(brief_id)
+        return Response(status_code=204)
+
+    @app.get("/api/shortlists", tags=["workspace"], dependencies=auth)
+    def list_shortlists() -> list[dict[str, Any]]:
+        """Shortlists by name, with how many creators each has shortlisted, pinned and excluded."""
+        return need_workspace().list_shortlists()
+
+    @app.post("/api/shortlists", tags=["workspace"], dependencies=auth, status_code=201)
+    def create_shortlist(req: ShortlistIn) -> dict[str, Any]:
+        """A new shortlist (names are unique), optionally with its first creators."""
+        check_ids([i.creator_id for i in req.items])
+        return need_workspace().create_shortlist(req.name, req.description, [i.model_dump() for i in req.items])
+
+    @app.get("/api/shortlists/{shortlist_id}", tags=["workspace"], dependencies=auth)
+    def get_shortlist(shortlist_id: int) -> dict[str, Any]:
+        """A shortlist with its creators (state and note each, and their handle and link)."""
+        s = need_workspace().get_shortlist(shortlist_id)
+        ident = server.directory.identities([i["creator_id"] for i in s["items"]])
+        for i in s["items"]:
+            i.update(ident.get(i["creator_id"], {"handle": None, "url": None}))
+        return s
+
+    @app.patch("/api/shortlists/{shortlist_id}", tags=["workspace"], dependencies=auth)
+    def update_shortlist(shortlist_id: int, req: ShortlistPatch) -> dict[str, Any]:
+        return need_workspace().update_shortlist(shortlist_id, name=req.name, description=req.description)
+
+    @app.delete("/api/shortlists/{shortlist_id}", tags=["workspace"], dependencies=auth, status_code=204)
+    def delete_shortlist(shortlist_id: int) -> Response:
+        need_workspace().delete_shortlist(shortlist_id)
+        return Response(status_code=204)
+
+    @app.put("/api/shortlists/{shortlist_id}/items/{creator_id}", tags=["workspace"], dependencies=auth)
+    def put_item(shortlist_id: int, creator_id: str, req: ItemPatch) -> dict[str, Any]:
+        """Add a creator to the shortlist, or set its state (shortlisted, pinned, excluded) or its note."""
+        check_ids([creator_id])
+        return need_workspace().put_item(shortlist_id, creator_id, state=req.state, note=req.note)
+
+    @app.delete("/api/shortlists/{shortlist_id}/items/{creator_id}", tags=["workspace"], dependencies=auth)
+    def remove_item(shortlist_id: int, creator_id: str) -> dict[str, Any]:
+        return need_workspace().remove_item(shortlist_id, creator_id)
+
+    @app.get("/api/plans", tags=["workspace"], dependencies=auth)
+    def list_plans() -> list[dict[str, Any]]:
+        """Saved plans, newest first (without their rosters)."""
+        return need_workspace().list_plans()
+
+    @app.post("/api/plans", tags=["workspace"], dependencies=auth, status_code=201)
+    def save_plan(req: SavePlanRequest) -> dict[str, Any]:
+        """Plan the brief (as POST /api/plan) and keep the result under a name."""
+        ws = need_workspace()
+        body = make_plan_body(req)
+        brief = with_shortlist(req.brief.with_scenario(req.scenario) if req.scenario else req.brief, req.shortlist_id)
+        return ws.create_plan(req.name, brief.model_dump(mode="json"), body["totals"], body["roster"],
+                              note=req.note, model=server.model_ref)  # fmt: skip
+
+    @app.get("/api/plans/{plan_id}", tags=["workspace"], dependencies=auth)
+    def get_plan(plan_id: int) -> dict[str, Any]:
+        return need_workspace().get_plan(plan_id)
+
+    @app.patch("/api/plans/{plan_id}", tags=["workspace"], dependencies=auth)
+    def update_plan(plan_id: int, req: PlanPatch) -> dict[str, Any]:
+        return need_workspace().update_plan(plan_id, name=req.name, note=req.note)
+
+    @app.delete("/api/plans/{plan_id}", tags=["workspace"], dependencies=auth, status_code=204)
+    def delete_plan(plan_id: int) -> Response:
+        need_workspace().delete_plan(plan_id)
+        return Response(status_code=204)
+
+    def check_ids(ids: list[str]) -> None:
+        known = set(server.directory.frame.filter(pl.col("creator_id").is_in(ids))["creator_id"].to_list())
+        missing = [i for i in ids if i not in known]
+        if missing:
+            raise NotFound(f"creator(s) {', '.join(missing[:5])} are not in the candidate base.",
+                           fix="pick creators from GET /api/creators")  # fmt: skip
 
     @app.post("/api/whatif", tags=["planner"], dependencies=auth)
     def whatif(req: WhatIfRequest) -> dict[str, Any]:

@@ -30,6 +30,8 @@ from influencer_engine.config import PlannerConfig, TierConfig, load_planner_con
 from influencer_engine.forecast import BriefForecast, CandidateBase, forecast_base, load_candidate_base
 from influencer_engine.modeling.predictor import Predictor
 from influencer_engine.planner.plan import Explain, Prepared, prepare
+from influencer_engine.serve.directory import Directory
+from influencer_engine.workspace import Workspace, open_workspace
 
 __all__ = ["Server", "forecast_key", "limit_native_threads", "load_server", "new_api_key"]
 
@@ -101,6 +103,8 @@ class Server:
     max_whatif_budgets: int = 40
     cache_size: int = 16
     cpu_slots: int = field(default_factory=lambda: 2 * (os.cpu_count() or 2))
+    workspace: Workspace | None = None  # briefs, shortlists and saved plans (``--db``); None: not kept
+    directory: Directory = field(init=False)
     _forecasts: _Cache = field(init=False)
     _problems: _Cache = field(init=False)
     _reasons: _Cache = field(init=False)
@@ -109,6 +113,8 @@ class Server:
         self._forecasts = _Cache(self.cache_size)
         self._problems = _Cache(4 * self.cache_size)
         self._reasons = _Cache(4 * self.cache_size)
+        self._directories = _Cache(self.cache_size)
+        self.directory = Directory.build(self.base)
         self._slots = threading.Semaphore(max(1, self.cpu_slots))
 
     @contextmanager
@@ -135,6 +141,13 @@ class Server:
 
         made: BriefForecast = self._forecasts.get(forecast_key(brief), build)
         return made
+
+    def directory_for(self, brief: Brief | None) -> Any:
+        """The creator directory (a Polars frame), with ``brief``'s forecast columns when one is given (cached)."""
+        if brief is None:
+            return self.directory.frame
+        forecast = self.forecast(brief)
+        return self._directories.get(forecast_key(brief), lambda: self.directory.for_forecast(forecast))
 
     def prepared(self, brief: Brief) -> Prepared:
         """The planning problem of ``brief`` without its budget (every candidate at any price stays eligible)."""
@@ -165,6 +178,7 @@ class Server:
         return {
             "model": self.model_ref,
             **self.predictor.info(),
+            "workspace": self.workspace.engine.url.render_as_string(hide_password=True) if self.workspace else None,
             "candidates": {
                 "source": str(self.data),
                 "creators": self.base.creators.height,
@@ -185,8 +199,10 @@ def limit_native_threads() -> None:
 
 
 def load_server(predictor: Predictor, data: Path, *, model_ref: str, api_key: str | None = None,
-                planner_config: Path | None = None, **limits: Any) -> Server:  # fmt: skip
-    """Serve ``predictor`` (loaded by the caller; ``model_ref`` names it) over the candidate base in ``data``."""
+                planner_config: Path | None = None, db: str | None = None, **limits: Any) -> Server:  # fmt: skip
+    """Serve ``predictor`` (loaded by the caller; ``model_ref`` names it) over the candidate base in ``data``; keep
+    the planners' workspace in the database at ``db`` (a SQLAlchemy URL; None keeps nothing)."""
+    workspace = open_workspace(db) if db else None
     return Server(predictor=predictor, base=load_candidate_base(data), tiers=load_tier_config(),
                   planner=load_planner_config(planner_config), api_key=api_key or new_api_key(), data=data,
-                  model_ref=model_ref, **limits)  # fmt: skip
+                  model_ref=model_ref, workspace=workspace, **limits)  # fmt: skip
