@@ -249,8 +249,8 @@ def test_shortlist_pins_and_exclusions_shape_the_next_plan(client: TestClient) -
                                  "category": "fitness"}).json()["rows"]  # fmt: skip
     pin = next(x["creator_id"] for x in outside if x["creator_id"] not in in_roster)
     out = in_roster[0]
-    r = client.post("/api/shortlists", headers=HEADERS, json={"name": "api round trip", "items": [
-        {"creator_id": pin, "state": "pinned", "note": "client asked"}, {"creator_id": out, "state": "excluded"}]})  # fmt: skip
+    items = [{"creator_id": pin, "state": "pinned", "note": "client asked"}, {"creator_id": out, "state": "excluded"}]
+    r = client.post("/api/shortlists", headers=HEADERS, json={"name": "api round trip", "items": items})
     assert r.status_code == 201, r.text
     sid = r.json()["id"]
     assert client.post("/api/shortlists", headers=HEADERS, json={"name": "api round trip"}).status_code == 409
