@@ -328,9 +328,9 @@ def test_the_page_plans_a_brief_in_chromium(live: str, tmp_path: Path) -> None:
         assert 1 <= rows <= 25
         assert "mega" not in page.locator("#roster tbody").inner_text()
         page.click("#roster th[data-col=price]")  # sort by price, descending
-        # "$1,200" or "$1,200 (est.)" for a price from the rate card
-        prices = [float(t.split(" ")[0].replace("$", "").replace(",", "")) for t in
-                  page.locator("#roster tbody tr td:nth-child(4)").all_inner_texts()]  # fmt: skip
+        # "$1,200", with "estimated" under it for a price from the rate card
+        prices = [float(t.split()[0].replace("$", "").replace(",", "")) for t in
+                  page.locator("#roster tbody tr td:nth-child(2)").all_inner_texts()]  # fmt: skip
         assert prices == sorted(prices, reverse=True)
         with page.expect_download() as dl:
             page.click("#export")
@@ -339,7 +339,12 @@ def test_the_page_plans_a_brief_in_chromium(live: str, tmp_path: Path) -> None:
         page.fill("#wf-steps", "5")
         page.click("#whatif")
         page.wait_for_selector("#frontier-chart .main-svg", timeout=120_000)
-        page.wait_for_selector("#mix-chart .main-svg")
+        page.wait_for_selector("#mix-tier-chart .main-svg")
+        page.wait_for_selector("#mix-platform-chart .main-svg")
+        # every chart says what it shows: a title and both axes' labels
+        for chart in ("#frontier-chart", "#mix-tier-chart", "#mix-platform-chart"):
+            assert page.locator(f"{chart} .gtitle").count() == 1, chart
+            assert page.locator(f"{chart} .xtitle").count() == 1 and page.locator(f"{chart} .ytitle").count() == 1
         # 25 creators cannot spend the top budgets: the frontier names where the goal stops rising and why
         assert "as briefed: the goal stops rising at $" in page.locator("#wf-limits").inner_text()
         page.click("#compare")

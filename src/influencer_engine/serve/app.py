@@ -31,6 +31,7 @@ from influencer_engine import __version__
 from influencer_engine.brief import Brief, Scenario
 from influencer_engine.config import describe_problems
 from influencer_engine.errors import EngineError
+from influencer_engine.registry import GOALS
 from influencer_engine.serve.directory import FLAGS, SearchQuery
 from influencer_engine.serve.state import Server
 from influencer_engine.workspace import ITEM_STATES, Conflict, NotFound, Workspace
@@ -152,6 +153,18 @@ _CSP = "; ".join((
     "default-src 'self'", "script-src 'self'", "style-src 'self' 'unsafe-inline'", "img-src 'self' data:",
     "connect-src 'self'", "frame-ancestors 'none'", "base-uri 'none'", "form-action 'self'", "object-src 'none'",
 ))  # fmt: skip
+
+
+def example_brief() -> dict[str, Any] | None:
+    """The committed example brief (configs/briefs/fitness_january.toml), the page's starting form."""
+    from influencer_engine.brief import load_brief
+    from influencer_engine.config import config_path
+
+    path = config_path("briefs/fitness_january.toml")
+    if not path.is_file():
+        return None
+    data: dict[str, Any] = load_brief(path).model_dump(mode="json")
+    return data
 
 
 def _swagger_assets() -> str:
@@ -282,9 +295,14 @@ def create_app(server: Server) -> FastAPI:
             result = make_plan(server.prepared(brief), server.planner, budget=brief.budget, reasons=req.reasons,
                                explain=server.explainer(brief))  # fmt: skip
         rows = _rows(result.roster)
-        ident = server.directory.identities([r["creator_id"] for r in rows])
-        for r in rows:  # handle and profile link first, after the id
+        ids = [r["creator_id"] for r in rows]
+        ident = server.directory.identities(ids)
+        why = server.reason_details(brief)(ids, GOALS[brief.goal].kpi, req.reasons) if req.reasons and ids else []
+        for i, r in enumerate(rows):  # handle and profile link; the reasons as a list, strongest first
             r.update(ident.get(r["creator_id"], {"handle": None, "url": None}))
+            if why:
+                ranked = sorted(why[i], key=lambda x: -abs(x["effect"] or 0.0))
+                r["why"] = [{"text": x["text"], "effect": _clean(x["effect"]), "group": x["group"]} for x in ranked]
         return {"brief_id": brief.brief_id, "goal": brief.goal, "budget": brief.budget, "roster": rows,
                 "totals": _clean(result.totals.json_dict()), "notes": result.notes,
                 "include": list(brief.constraints.include), "exclude": list(brief.constraints.exclude),
@@ -326,7 +344,8 @@ def create_app(server: Server) -> FastAPI:
         from influencer_engine.schema import AGE_BANDS, AUDIENCE_COUNTRIES, CATEGORIES, GENDERS
 
         return {**registry.options(), "categories": list(CATEGORIES), "age": list(AGE_BANDS),
-                "gender": list(GENDERS), "countries": list(AUDIENCE_COUNTRIES)}  # fmt: skip
+                "gender": list(GENDERS), "countries": list(AUDIENCE_COUNTRIES), "flags": FLAGS,
+                "example_brief": example_brief()}  # fmt: skip
 
     @app.post("/api/plan", tags=["planner"], dependencies=auth, response_class=JSONResponse)
     def plan(req: PlanRequest) -> JSONResponse:

@@ -160,17 +160,27 @@ class Server:
         made: Prepared = self._problems.get(forecast_key(brief) + problem_key(brief), build)
         return made
 
-    def explainer(self, brief: Brief) -> Explain:
-        """The forecast's reasons for ``brief``, each creator's kept per (KPI, number of reasons) across requests."""
+    def reason_details(self, brief: Brief) -> Callable[[Sequence[str], str, int], list[list[dict[str, Any]]]]:
+        """Each creator's reasons for ``brief`` as dicts (text, effect, group), kept per (KPI, number of reasons)."""
         forecast = self.forecast(brief)
         fkey = forecast_key(brief)
 
-        def explain(creator_ids: Sequence[str], kpi: str, top: int) -> list[str]:
-            cache: dict[str, str] = self._reasons.get(f"{fkey}|{kpi}|{top}", dict)
+        def details(creator_ids: Sequence[str], kpi: str, top: int) -> list[list[dict[str, Any]]]:
+            cache: dict[str, list[dict[str, Any]]] = self._reasons.get(f"{fkey}|{kpi}|{top}", dict)
             missing = [c for c in dict.fromkeys(creator_ids) if c not in cache]
             if missing:
-                cache.update(zip(missing, forecast.reason_texts(missing, kpi, top), strict=True))
+                made = forecast.reasons(missing, kpi, top)
+                cache.update(zip(missing, ([r.to_dict() for r in rs] for rs in made), strict=True))
             return [cache[c] for c in creator_ids]
+
+        return details
+
+    def explainer(self, brief: Brief) -> Explain:
+        """The forecast's reasons for ``brief`` as one line per creator (the planner's explain callback)."""
+        details = self.reason_details(brief)
+
+        def explain(creator_ids: Sequence[str], kpi: str, top: int) -> list[str]:
+            return ["; ".join(r["text"] for r in rs) for rs in details(creator_ids, kpi, top)]
 
         return explain
 
