@@ -81,7 +81,7 @@ def main() -> None:
         port = s.getsockname()[1]
     base = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen([sys.executable, "-m", "influencer_engine.cli", "serve", "--data", str(world), "--model",
-                             str(model), "--port", str(port)], env={**os.environ, "IE_API_KEY": KEY},
+                             str(model), "--port", str(port), "--db", "none"], env={**os.environ, "IE_API_KEY": KEY},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
     results: dict[str, Any] = {"creators": args.creators}
     try:

@@ -408,21 +408,11 @@ def create_app(server: Server) -> FastAPI:
         else:
             frame = server.directory_for(None)
         found = server.directory.search(frame, query)
-        return JSONResponse(
-            _clean(
-                {
-                    "total": found.total,
-                    "offset": offset,
-                    "limit": limit,
-                    "sort": sort,
-                    "order": order,
-                    "sorts": list(found.sorts),
-                    "rows": found.rows,
-                    "brief_id": b.brief_id if b else None,
-                    "seconds": time.perf_counter() - t0,
-                }
-            )
-        )
+        # the rows are JSON-safe already (Directory.search): no second pass over them
+        body = {"total": found.total, "offset": offset, "limit": limit, "sort": sort, "order": order,
+                "sorts": list(found.sorts), "rows": found.rows, "brief_id": b.brief_id if b else None,
+                "seconds": time.perf_counter() - t0}  # fmt: skip
+        return JSONResponse(body)
 
     @app.get("/api/creators/{creator_id}", tags=["creators"], dependencies=auth)
     def creator_profile(
