@@ -190,6 +190,20 @@ def test_plan_writes_roster_totals_and_certified_gap(
         assert {kpi, f"{kpi}_p10", f"{kpi}_p50", f"{kpi}_p90"} <= set(roster.columns)
     assert {"cpa", "cpm", "roas", "emv", "audience_fit", "reasons"} <= set(roster.columns)
     assert roster["reasons"].str.len_chars().min() > 0  # type: ignore[operator]
+    # roster.csv is for people: identity first, units in the names, counts whole, money in cents, shares in percent
+    csv = pl.read_csv(out / "roster.csv", infer_schema=False)
+    assert csv.columns[:4] == ["creator_id", "handle", "profile_url", "platform"]
+    assert {"price_usd", "reach_people", "revenue_usd", "cpa_usd", "cpa_usd_if_p90", "roas", "emv_usd",
+            "audience_fit_pct", "real_followers_pct", "reasons"} <= set(csv.columns)  # fmt: skip
+    assert not {"cpa_good", "cpa_bad", "goal_value", "price", "audience_fit"} & set(csv.columns)
+    assert csv["profile_url"].str.starts_with("https://").all()
+    numbers = csv.drop("creator_id", "handle", "profile_url", "platform", "tier", "format", "price_source",
+                       "audience_source", "credibility_source", "reasons")  # fmt: skip
+    decimals = [len(v.split(".")[1]) for c in numbers.columns for v in numbers[c].drop_nulls() if "." in v]
+    assert max(decimals) <= 2
+    assert "." not in "".join(csv["reach_people"].drop_nulls())
+    # the CLI names the creators by handle and says the goal's figure once
+    assert f"@{csv['handle'][0]}" in text and text.count("unique reach") == 1
     doc = json.loads((out / "totals.json").read_text())
     t = doc["totals"]
     assert t["spend"] <= 50_000 and t["solver"]["certified_gap"] <= 0.005

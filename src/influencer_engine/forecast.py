@@ -121,6 +121,18 @@ class CandidateBase:
         return self.creators.select("creator_id", "followers", *cols)
 
 
+def profile_urls(frame: pl.DataFrame) -> pl.Series:
+    """The public profile address of each row's (platform, handle): ``registry.Platform.profile_url`` filled in."""
+    from influencer_engine.registry import PLATFORM_TABLE
+
+    tpl = pl.col("platform").replace_strict({p.code: p.profile_url for p in PLATFORM_TABLE}, default="")
+    handle = pl.col("handle").cast(pl.String).str.strip_chars().str.strip_chars_start("@")
+    url = pl.when(handle.is_not_null() & (handle != "") & (tpl != "")).then(
+        tpl.str.replace("{handle}", handle, literal=True)
+    )
+    return frame.select(url.alias("url")).to_series()
+
+
 def candidate_base(creators: pl.DataFrame, posts: pl.DataFrame | None, *, source: str,
                    posts_source: str | None = None) -> CandidateBase:  # fmt: skip
     """Validate creator rows and their posts; posts of rejected or unknown creators are rejected with a reason."""

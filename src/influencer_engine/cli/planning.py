@@ -148,8 +148,11 @@ def plan(
                f"{_money(t.cost_figures.get(goal.cost_figure))}")  # fmt: skip
     ur = t.unique_reach
     assumed = f"; overlap assumed for {ur.assumed_share:.0%} of it" if ur.assumed_share > 0 else ""
-    typer.echo(f"  unique reach {ur.expected:,.0f} (P10 {ur.p10 or 0:,.0f}, P90 {ur.p90 or 0:,.0f}; "
-               f"{ur.duplication:.0%} of summed reach is duplicated{assumed})")  # fmt: skip
+    if goal.total == "unique_reach":  # the goal's line above is the unique reach: only what it did not say
+        typer.echo(f"  {ur.duplication:.0%} of summed reach is duplicated{assumed}")
+    else:
+        typer.echo(f"  unique reach {ur.expected:,.0f} (P10 {ur.p10 or 0:,.0f}, P90 {ur.p90 or 0:,.0f}; "
+                   f"{ur.duplication:.0%} of summed reach is duplicated{assumed})")  # fmt: skip
     for k in ("conversions", "revenue"):
         if k in t.kpis and k != goal.column:
             band = t.kpis[k]
@@ -158,7 +161,8 @@ def plan(
                f"{sol.bound:,.2f}, {sol.seconds:.2f} s ({sol.method})")  # fmt: skip
     for row in result.roster.head(10).iter_rows(named=True):
         est = "*" if row.get("price_source") == "estimated" else " "
-        typer.echo(f"  {row['creator_id']} {row['platform']:9} {row['tier']:5} ${row['price']:>9,.0f}{est} "
+        who = f"@{row['handle']}" if row.get("handle") else row["creator_id"]
+        typer.echo(f"  {who:22} {row['platform']:9} {row['tier']:5} ${row['price']:>9,.0f}{est} "
                    f"{goal.label} {row['goal_value']:,.{max(digits, 1)}f}  "
                    f"{(row.get('reasons') or '').split(';')[0]}")  # fmt: skip
     if result.roster.height > 10:

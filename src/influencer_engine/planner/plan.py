@@ -19,7 +19,7 @@ import polars as pl
 
 from influencer_engine.brief import Brief
 from influencer_engine.config import PlannerConfig
-from influencer_engine.forecast import AUDIENCE_GROUPS, BriefForecast
+from influencer_engine.forecast import AUDIENCE_GROUPS, BriefForecast, profile_urls
 from influencer_engine.io import write_csv, write_json, write_parquet
 from influencer_engine.planner.coverage import AudienceModel, solve_reach
 from influencer_engine.planner.knapsack import Problem, Solution, solve_additive
@@ -35,7 +35,7 @@ from influencer_engine.planner.problem import (
 )
 from influencer_engine.planner.slack import BudgetLeft, budget_left
 from influencer_engine.planner.totals import CandidateCounts, PlanTotals, kpi_quantiles, roster_totals
-from influencer_engine.registry import GOALS
+from influencer_engine.registry import COST_FIGURES, GOALS, KPIS
 from influencer_engine.schema import audience_columns
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "plan",
     "plan_candidates",
     "prepare",
+    "readable_roster",
     "solve",
     "write_plan",
 ]
@@ -188,6 +189,11 @@ def plan(prep: Prepared, cfg: PlannerConfig, *, budget: float | None = None, rea
     goal = GOALS[brief.goal]
     roster = cand.table[sol.chosen.tolist()]
     roster = roster.with_columns(pl.Series("goal_value", prep.values[sol.chosen]))
+    # who they are: the handle and the profile's address, beside the id
+    who = roster.select("creator_id", "platform").join(
+        forecast.base.creators.select("creator_id", "handle"), on="creator_id", how="left", maintain_order="left"
+    )
+    roster = roster.insert_column(1, who["handle"]).insert_column(2, profile_urls(who))
     if reasons and roster.height:
         why = (explain or forecast.reason_texts)(roster["creator_id"].to_list(), goal.kpi, reasons)
         roster = roster.with_columns(pl.Series("reasons", why, dtype=pl.String))
@@ -203,13 +209,72 @@ def plan(prep: Prepared, cfg: PlannerConfig, *, budget: float | None = None, rea
     return Plan(brief, roster, totals, sol, cand.filtered, rejects, notes)
 
 
+def _unit(kpi: str) -> str:
+    """The column-name suffix of a KPI's unit where its name does not say it: revenue_usd, reach_people."""
+    return {"USD": "_usd", "people": "_people"}.get(KPIS[kpi].unit, "")
+
+
+def readable_roster(roster: pl.DataFrame, goal: str) -> pl.DataFrame:
+    """The roster as a planner reads it (roster.csv): identity first, units in the column names, sensible digits
+    (counts whole, money in cents, shares as percent with one decimal), P10/P90 bands beside each KPI, cost figures
+    with their value if the KPI lands at its P90 or P10, and the reasons. roster.parquet keeps every column at full
+    precision. The README's data dictionary describes each column."""
+    g = GOALS[goal]
+    cols: list[pl.Expr] = []
+
+    def add(name: str, expr: pl.Expr) -> None:
+        cols.append(expr.alias(name))
+
+    have = set(roster.columns)
+    for c in ("creator_id", "handle"):
+        if c in have:
+            add(c, pl.col(c))
+    if "url" in have:
+        add("profile_url", pl.col("url"))
+    for c in ("platform", "tier", "format"):
+        if c in have:
+            add(c, pl.col(c))
+    add("price_usd", pl.col("price").round(2))
+    for c in ("price_source",):
+        if c in have:
+            add(c, pl.col(c))
+    for k, kpi in KPIS.items():
+        if k not in have:
+            continue
+        d = 2 if kpi.unit == "USD" else kpi.decimals
+        for suffix in ("", "_p10", "_p90"):
+            value = pl.col(f"{k}{suffix}").round(d)
+            add(f"{k}{_unit(k)}{suffix}", value.cast(pl.Int64) if d == 0 else value)
+    for name, fig in COST_FIGURES.items():
+        if name not in have:
+            continue
+        unit = "_usd" if fig.kind == "cost" else ""
+        add(f"{name}{unit}", pl.col(name).round(fig.decimals))
+        add(f"{name}{unit}_if_p90", pl.col(f"{name}_good").round(fig.decimals))
+        add(f"{name}{unit}_if_p10", pl.col(f"{name}_bad").round(fig.decimals))
+    if "emv" in have:
+        for suffix in ("", "_p10", "_p90"):
+            add(f"emv_usd{suffix}", pl.col(f"emv{suffix}").round(2))
+    if g.value != "kpi" and "goal_value" in have:  # a goal worth more than one KPI column (net return): its value
+        add(f"goal_{g.name}_usd", pl.col("goal_value").round(2))
+    for c, name in (("audience_fit", "audience_fit_pct"), ("affinity", "category_interest_pct"),
+                    ("audience_credibility", "real_followers_pct")):  # fmt: skip
+        if c in have:
+            add(name, (100 * pl.col(c)).round(1))
+    for c in ("audience_source", "credibility_source", "reasons"):
+        if c in have:
+            add(c, pl.col(c))
+    return roster.select(cols)
+
+
 def write_plan(result: Plan, out: Path) -> dict[str, Path]:
-    """roster.csv, roster.parquet, totals.json, filtered.parquet, rejects.parquet (atomic writes)."""
+    """roster.csv (readable_roster), roster.parquet (every column, full precision), totals.json, filtered.parquet,
+    rejects.parquet (atomic writes)."""
     doc = {"brief": json.loads(result.brief.model_dump_json()), "totals": result.totals.json_dict(),
            "notes": result.notes,
            "roster": result.roster.select("creator_id", "platform", "tier", "price").to_dicts()}  # fmt: skip
     return {
-        "roster.csv": write_csv(result.roster, out / "roster.csv"),
+        "roster.csv": write_csv(readable_roster(result.roster, result.brief.goal), out / "roster.csv"),
         "roster.parquet": write_parquet(result.roster, out / "roster.parquet"),
         "totals.json": write_json(doc, out / "totals.json"),
         "filtered.parquet": write_parquet(result.filtered, out / "filtered.parquet"),

@@ -144,6 +144,12 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
+def _strength(reason: dict[str, Any]) -> float:
+    """How strongly a reason moves the forecast, on the log scale (x0.5 is as strong as x2), as ranked by explain."""
+    effect = reason.get("effect")
+    return abs(math.log1p(max(effect, -0.999999))) if isinstance(effect, float | int) else 0.0
+
+
 def _rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
     return [_clean(r) for r in frame.to_dicts()]
 
@@ -296,12 +302,10 @@ def create_app(server: Server) -> FastAPI:
                                explain=server.explainer(brief))  # fmt: skip
         rows = _rows(result.roster)
         ids = [r["creator_id"] for r in rows]
-        ident = server.directory.identities(ids)
         why = server.reason_details(brief)(ids, GOALS[brief.goal].kpi, req.reasons) if req.reasons and ids else []
-        for i, r in enumerate(rows):  # handle and profile link; the reasons as a list, strongest first
-            r.update(ident.get(r["creator_id"], {"handle": None, "url": None}))
+        for i, r in enumerate(rows):  # the reasons as a list, strongest first
             if why:
-                ranked = sorted(why[i], key=lambda x: -abs(x["effect"] or 0.0))
+                ranked = sorted(why[i], key=_strength, reverse=True)
                 r["why"] = [{"text": x["text"], "effect": _clean(x["effect"]), "group": x["group"]} for x in ranked]
         return {"brief_id": brief.brief_id, "goal": brief.goal, "budget": brief.budget, "roster": rows,
                 "totals": _clean(result.totals.json_dict()), "notes": result.notes,

@@ -19,8 +19,8 @@ import polars as pl
 
 from influencer_engine.brief import Brief
 from influencer_engine.errors import InputError
-from influencer_engine.forecast import BriefForecast, CandidateBase
-from influencer_engine.registry import BASE_FORMAT, COST_FIGURES, KPIS, PLATFORM_TABLE
+from influencer_engine.forecast import BriefForecast, CandidateBase, profile_urls
+from influencer_engine.registry import BASE_FORMAT, COST_FIGURES, KPIS
 from influencer_engine.schema import audience_columns
 
 __all__ = ["FLAGS", "Directory", "SearchQuery", "SearchResult"]
@@ -39,7 +39,6 @@ FLAGS = {
     "inactive": f"no post in the {INACTIVE_DAYS} days before the newest post of the base",
     "no_history": "no posts at all: forecast from its size and peers only",
 }
-_URL = {p.code: p for p in PLATFORM_TABLE}
 # columns of the brief's forecast joined onto the directory (KPIs with P10/P90, cost figures, price, fit)
 _FORECAST_COLS = ("price", "price_source", "audience_fit", "format",
                   *(c for k in KPIS for c in (k, f"{k}_p10", f"{k}_p90")), *COST_FIGURES, "emv")  # fmt: skip
@@ -139,17 +138,11 @@ class Directory:
                 .list.filter(pl.element() != "")
                 .alias("category_list"),
                 (pl.col("median_interactions") / pl.col("followers").clip(lower_bound=1)).alias("engagement_rate"),
-                pl.col("platform")
-                .replace_strict({p.code: p.profile_url for p in PLATFORM_TABLE}, default="")
-                .alias("_url"),
             )
         )
         frame = frame.with_columns(
+            profile_urls(frame).fill_null(""),
             pl.col("category_list").list.first().alias("category"),
-            pl.struct("_url", "handle").map_elements(
-                lambda r: r["_url"].format(handle=str(r["handle"]).strip().lstrip("@")) if r["_url"] else "",
-                return_dtype=pl.String,
-            ).alias("url"),
             pl.concat_list(
                 pl.when(pl.col("quoted_price").is_null()).then(pl.lit("estimated_price")),
                 pl.when(~pl.col("has_audience")).then(pl.lit("assumed_audience")),
@@ -161,8 +154,10 @@ class Directory:
                     pl.lit(newest is not None)
                     & (pl.col("last_post_at") < (pl.lit(newest) - pl.duration(days=INACTIVE_DAYS)))
                 ).then(pl.lit("inactive")),
-            ).list.drop_nulls().alias("flags"),
-        ).drop("_url")  # fmt: skip
+            )
+            .list.drop_nulls()
+            .alias("flags"),
+        )
         history = base.posts.select(
             "creator_id", "post_id", "posted_at", "format", "sponsored",
             (pl.col("likes").fill_null(0) + pl.col("comments").fill_null(0)).alias("interactions"),

@@ -322,24 +322,27 @@ async function planRoster(ev) {
   }
 }
 
-// the roster as a spreadsheet: rounded, with units in the column names
+// the roster as a spreadsheet: rounded, with units in the column names (as `ie plan` writes roster.csv; the README's
+// data dictionary describes each column)
 function exportCsv() {
   if (!lastPlan) return;
-  const goal = goalOf(lastPlan.goal);
-  const cost = costOf(goal.cost_figure);
-  const r0 = (v) => (v === null || v === undefined ? "" : Math.round(v));
-  const r2 = (v) => (v === null || v === undefined ? "" : Math.round(100 * v) / 100);
+  const round = (d) => (v) => (v === null || v === undefined ? "" : Math.round(v * 10 ** d) / 10 ** d);
+  const unitOf = (k) => ({ USD: "_usd", people: "_people" })[k.unit] || "";
   const cols = [
     ["creator_id", (r) => r.creator_id], ["handle", (r) => r.handle], ["profile_url", (r) => r.url], ["platform", (r) => r.platform],
-    ["tier", (r) => r.tier], ["format", (r) => r.format], ["price_usd", (r) => r2(r.price)], ["price_source", (r) => r.price_source],
+    ["tier", (r) => r.tier], ["format", (r) => r.format], ["price_usd", (r) => round(2)(r.price)], ["price_source", (r) => r.price_source],
     ...OPTIONS.kpis.flatMap((k) => {
-      const rd = k.decimals ? r2 : r0;
-      const unit = k.unit && k.unit !== k.name ? `_${k.unit.replace(/[^a-z]+/gi, "_").toLowerCase()}` : "";
-      return [[`${k.name}${unit}`, (r) => rd(r[k.name])], [`${k.name}_p10${unit}`, (r) => rd(r[`${k.name}_p10`])], [`${k.name}_p90${unit}`, (r) => rd(r[`${k.name}_p90`])]];
+      const rd = round(k.unit === "USD" ? 2 : k.decimals);
+      return ["", "_p10", "_p90"].map((s) => [`${k.name}${unitOf(k)}${s}`, (r) => rd(r[k.name + s])]);
     }),
-    [`${cost.name}_${cost.kind === "return" ? "ratio" : "usd"}`, (r) => r2(r[cost.name])],
-    ["audience_fit_pct", (r) => (r.audience_fit === null || r.audience_fit === undefined ? "" : Math.round(1000 * r.audience_fit) / 10)],
-    ["audience_source", (r) => r.audience_source], ["reasons", (r) => (r.why || []).map((x) => x.text).join("; ")],
+    ...OPTIONS.cost_figures.flatMap((c) => {
+      const name = c.name + (c.kind === "cost" ? "_usd" : "");
+      const rd = round(c.decimals);
+      return [[name, (r) => rd(r[c.name])], [`${name}_if_p90`, (r) => rd(r[`${c.name}_good`])], [`${name}_if_p10`, (r) => rd(r[`${c.name}_bad`])]];
+    }),
+    ...["", "_p10", "_p90"].map((s) => [`emv_usd${s}`, (r) => round(2)(r["emv" + s])]),
+    ["audience_fit_pct", (r) => round(1)(r.audience_fit === null || r.audience_fit === undefined ? null : 100 * r.audience_fit)],
+    ["audience_source", (r) => r.audience_source], ["reasons", (r) => (r.why || []).map((x) => x.text).join("; ") || r.reasons || ""],
   ];
   // text a spreadsheet would run as a formula (= + - @ tab CR first) gets a leading ' (OWASP, CSV injection)
   const cell = (v) => {
@@ -594,7 +597,9 @@ function renderProfile(p) {
   if (fc) {
     const r = fc.creator;
     const rows = OPTIONS.kpis.map((k) => `<tr><td>${escapeHtml(k.name)}</td><td class="num">${escapeHtml(fmt(r[k.name], k.decimals))}</td><td class="num">${escapeHtml(fmt(r[k.name + "_p10"], k.decimals))} – ${escapeHtml(fmt(r[k.name + "_p90"], k.decimals))}</td></tr>`).join("");
-    const ranked = [...(fc.reasons || [])].sort((x, y) => Math.abs(y.effect || 0) - Math.abs(x.effect || 0));
+    // strongest first on the log scale (x0.5 is as strong as x2), as the engine ranks them
+    const strength = (x) => Math.abs(Math.log1p(Math.max(x.effect || 0, -0.999999)));
+    const ranked = [...(fc.reasons || [])].sort((x, y) => strength(y) - strength(x));
     $("#profile-forecast").innerHTML = `<h4>Forecast for the brief (${escapeHtml(r.format)} post)</h4>
       <table><thead><tr><th>KPI</th><th class="num">expected</th><th class="num">P10 – P90</th></tr></thead><tbody>${rows}</tbody></table>
       <h4>Why (${escapeHtml(fc.goal_kpi)})</h4>${whyList(ranked)}`;
