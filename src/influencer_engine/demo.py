@@ -24,10 +24,10 @@ from influencer_engine.config import (
 )
 from influencer_engine.dataset import summarize, validate_dataset
 from influencer_engine.errors import EngineError
-from influencer_engine.forecast import forecast_brief
+from influencer_engine.forecast import forecast_brief, profile_urls
 from influencer_engine.io import Manifest, write_csv
 from influencer_engine.modeling.compiled import enabled as compiled_enabled
-from influencer_engine.planner.plan import Plan, plan, prepare, write_plan
+from influencer_engine.planner.plan import Plan, plan, prepare, readable_roster, write_plan
 from influencer_engine.simulate.generate import simulate_market
 from influencer_engine.simulate.world import write_world
 from influencer_engine.training.bundle import load_bundle
@@ -95,12 +95,17 @@ def run_demo(
         say(f"  compiled trees for {len(used)} of {len(predictor.kpis)} KPI models, equal to LightGBM "
             f"({sum(r.compile_s or 0.0 for r in used):.1f} s)")  # fmt: skip
     fc = forecast_brief(predictor, out, b, tiers)
-    forecasts = write_csv(fc.table, out / "forecasts" / f"{b.brief_id}.csv")
-    top = fc.table.filter(pl.col("price").is_not_null()).sort("cpa", nulls_last=True).head(5)
+    # every candidate's forecasts as roster.csv lays them out (readable: identity first, units, sensible digits)
+    named = fc.table.join(fc.base.creators.select("creator_id", "handle"), on="creator_id", how="left",
+                          maintain_order="left")  # fmt: skip
+    named = named.with_columns(profile_urls(named))
+    forecasts = write_csv(readable_roster(named, b.goal), out / "forecasts" / f"{b.brief_id}.csv")
+    top = named.filter(pl.col("price").is_not_null()).sort("cpa", nulls_last=True).head(5)
     say(f"5/{steps} forecast {fc.table.height:,} creators for brief {b.brief_id} -> {forecasts}; lowest expected "
         "cost per conversion:")  # fmt: skip
     for row in top.iter_rows(named=True):
-        say(f"  {row['creator_id']} {row['platform']:9} {row['tier']:5} price ${row['price']:>9,.0f}  "
+        who = f"@{row['handle']}" if row["handle"] else row["creator_id"]
+        say(f"  {who:22} {row['platform']:9} {row['tier']:5} price ${row['price']:>9,.0f}  "
             f"conversions {row['conversions']:6.1f} (P10 {row['conversions_p10']:.1f}, P90 "
             f"{row['conversions_p90']:.1f})  CPA ${row['cpa']:,.2f}")  # fmt: skip
 

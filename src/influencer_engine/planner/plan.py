@@ -190,9 +190,11 @@ def plan(prep: Prepared, cfg: PlannerConfig, *, budget: float | None = None, rea
     roster = cand.table[sol.chosen.tolist()]
     roster = roster.with_columns(pl.Series("goal_value", prep.values[sol.chosen]))
     # who they are: the handle and the profile's address, beside the id
-    who = roster.select("creator_id", "platform").join(
-        forecast.base.creators.select("creator_id", "handle"), on="creator_id", how="left", maintain_order="left"
+    creators = forecast.base.creators
+    handles = creators.select(
+        "creator_id", pl.col("handle") if "handle" in creators.columns else pl.lit(None, pl.String).alias("handle")
     )
+    who = roster.select("creator_id", "platform").join(handles, on="creator_id", how="left", maintain_order="left")
     roster = roster.insert_column(1, who["handle"]).insert_column(2, profile_urls(who))
     if reasons and roster.height:
         why = (explain or forecast.reason_texts)(roster["creator_id"].to_list(), goal.kpi, reasons)
