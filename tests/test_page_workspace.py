@@ -107,6 +107,11 @@ def test_search_profile_shortlist_pin_exclude_replan_and_restart(trained: dict[s
                 boxes = page.locator(f"#{group} input")
                 assert 0 < page.locator(f"#{group} input:checked").count() < boxes.count(), group
 
+            # -- a brief saved from the page (loaded again after the restart below)
+            page.fill("input[name=budget]", "42000")
+            page.click("#save-brief")
+            page.wait_for_selector("#brief-status.ok")
+
             # -- search: filters and a sort by the brief's goal forecast
             page.click("#tabs [data-view=search]")
             page.check("#s-tiers input[value=micro]")
@@ -207,11 +212,19 @@ def test_search_profile_shortlist_pin_exclude_replan_and_restart(trained: dict[s
             states = {r.get_attribute("data-cid"): r.locator("select.item-state").input_value()
                       for r in page.locator("#shortlist-items tbody tr[data-cid]").all()}  # fmt: skip
             assert states == {pinned: "pinned", listed: "shortlisted", first: "excluded"}, states
+            # each item shows who it is, not an id
+            handles = page.locator("#shortlist-items tbody tr .who a.open").all_inner_texts()
+            assert all(h.startswith("@") and not h.startswith("@c0") for h in handles), handles
             # a note typed on the page is kept
             page.locator(f"#shortlist-items tr[data-cid='{listed}'] input.item-note").fill("ask for a rate card")
             page.locator(f"#shortlist-items tr[data-cid='{listed}'] input.item-note").press("Tab")
             page.wait_for_selector("#shortlist-status.ok")
             page.screenshot(path=str(SHOTS / "shortlist-1440.png"), full_page=True)
+            # the saved brief fills the form again
+            page.click("#tabs [data-view=plan]")
+            page.fill("input[name=budget]", "1000")
+            page.select_option("#saved-briefs", index=1)
+            expect(page.locator("input[name=budget]")).to_have_value("42000")
             page.click("#tabs [data-view=saved]")
             page.wait_for_selector("#saved-plans tbody tr button[data-open-plan]")
             page.click("#saved-plans tbody tr button[data-open-plan]")

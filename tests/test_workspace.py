@@ -269,6 +269,7 @@ def test_shortlist_pins_and_exclusions_shape_the_next_plan(client: TestClient) -
     assert r.status_code == 404 and "not in the candidate base" in r.json()["error"]
     r = client.put(f"/api/shortlists/{sid}/items/{out}", headers=HEADERS, json={"state": "shortlisted"})
     assert r.status_code == 200 and r.json()["counts"] == {"shortlisted": 1, "pinned": 1, "excluded": 0}
+    assert all(i["handle"] and i["platform"] for i in r.json()["items"])  # every answer names the creators
     profile = client.get(f"/api/creators/{pin}", headers=HEADERS).json()
     assert profile["shortlists"] == [{"id": sid, "name": "api round trip", "state": "pinned", "note": "client asked"}]
 

@@ -479,20 +479,16 @@ def create_app(server: Server) -> FastAPI:
     def create_shortlist(req: ShortlistIn) -> dict[str, Any]:
         """A new shortlist (names are unique), optionally with its first creators."""
         check_ids([i.creator_id for i in req.items])
-        return need_workspace().create_shortlist(req.name, req.description, [i.model_dump() for i in req.items])
+        return named(need_workspace().create_shortlist(req.name, req.description, [i.model_dump() for i in req.items]))
 
     @app.get("/api/shortlists/{shortlist_id}", tags=["workspace"], dependencies=auth)
     def get_shortlist(shortlist_id: int) -> dict[str, Any]:
         """A shortlist with its creators (state and note each, and their handle and link)."""
-        s = need_workspace().get_shortlist(shortlist_id)
-        ident = server.directory.identities([i["creator_id"] for i in s["items"]])
-        for i in s["items"]:
-            i.update(ident.get(i["creator_id"], {"handle": None, "url": None}))
-        return s
+        return named(need_workspace().get_shortlist(shortlist_id))
 
     @app.patch("/api/shortlists/{shortlist_id}", tags=["workspace"], dependencies=auth)
     def update_shortlist(shortlist_id: int, req: ShortlistPatch) -> dict[str, Any]:
-        return need_workspace().update_shortlist(shortlist_id, name=req.name, description=req.description)
+        return named(need_workspace().update_shortlist(shortlist_id, name=req.name, description=req.description))
 
     @app.delete("/api/shortlists/{shortlist_id}", tags=["workspace"], dependencies=auth, status_code=204)
     def delete_shortlist(shortlist_id: int) -> Response:
@@ -503,11 +499,11 @@ def create_app(server: Server) -> FastAPI:
     def put_item(shortlist_id: int, creator_id: str, req: ItemPatch) -> dict[str, Any]:
         """Add a creator to the shortlist, or set its state (shortlisted, pinned, excluded) or its note."""
         check_ids([creator_id])
-        return need_workspace().put_item(shortlist_id, creator_id, state=req.state, note=req.note)
+        return named(need_workspace().put_item(shortlist_id, creator_id, state=req.state, note=req.note))
 
     @app.delete("/api/shortlists/{shortlist_id}/items/{creator_id}", tags=["workspace"], dependencies=auth)
     def remove_item(shortlist_id: int, creator_id: str) -> dict[str, Any]:
-        return need_workspace().remove_item(shortlist_id, creator_id)
+        return named(need_workspace().remove_item(shortlist_id, creator_id))
 
     @app.get("/api/plans", tags=["workspace"], dependencies=auth)
     def list_plans() -> list[dict[str, Any]]:
@@ -535,6 +531,13 @@ def create_app(server: Server) -> FastAPI:
     def delete_plan(plan_id: int) -> Response:
         need_workspace().delete_plan(plan_id)
         return Response(status_code=204)
+
+    def named(shortlist: dict[str, Any]) -> dict[str, Any]:
+        """A shortlist whose items carry each creator's handle, profile link, platform, tier and country."""
+        ident = server.directory.identities([i["creator_id"] for i in shortlist.get("items", [])])
+        for i in shortlist.get("items", []):
+            i.update(ident.get(i["creator_id"], dict.fromkeys(("handle", "url", "platform", "tier", "country"))))
+        return shortlist
 
     def check_ids(ids: list[str]) -> None:
         known = set(server.directory.frame.filter(pl.col("creator_id").is_in(ids))["creator_id"].to_list())

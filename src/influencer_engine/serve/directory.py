@@ -277,6 +277,7 @@ class Directory:
         return out
 
     def identities(self, creator_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """handle and url of each creator id (for rosters)."""
-        sub = self.frame.filter(pl.col("creator_id").is_in(list(creator_ids))).select("creator_id", "handle", "url")
-        return {r["creator_id"]: {"handle": r["handle"], "url": r["url"]} for r in sub.to_dicts()}
+        """Handle, profile address, platform, tier and country of each creator id (for shortlists)."""
+        keep = ("creator_id", "handle", "url", "platform", "tier", "country")
+        sub = self.frame.filter(pl.col("creator_id").is_in(list(creator_ids))).select(keep)
+        return {r.pop("creator_id"): r for r in sub.to_dicts()}

@@ -17,6 +17,8 @@ let lastPlan = null;
 let sortState = { col: null, desc: true };
 let shortlist = null; // the chosen shortlist with its items
 let searchOffset = 0;
+let BRIEFS = {}; // saved briefs by id
+let formFilled = false;
 const PAGE = 25;
 
 // ------------------------------------------------------------------------------------------------ formatting
@@ -110,27 +112,20 @@ const checkedValues = (root, name) => $$(`input[name="${name}"]:checked`, root).
 function fillOptions(o) {
   OPTIONS = o;
   const ex = o.example_brief || {};
-  const target = ex.target || { age: [], gender: [], countries: [] };
   $("#goal").innerHTML = o.goals.map((g) => `<option value="${g.name}" ${g.name === (ex.goal || "conversions") ? "selected" : ""}>${g.label}</option>`).join("");
   const platforms = o.platforms.map((p) => p.code);
   $("#category").innerHTML = o.categories.map((c) => `<option ${c === ex.brand_category ? "selected" : ""}>${c}</option>`).join("");
-  // the form starts from the example brief's audience: ticking everyone would make every creator a 100% fit
-  checkboxes($("#age"), "age", o.age, target.age || []);
-  checkboxes($("#gender"), "gender", o.gender, target.gender || []);
-  checkboxes($("#countries"), "countries", o.countries, target.countries || []);
+  checkboxes($("#age"), "age", o.age, []);
+  checkboxes($("#gender"), "gender", o.gender, []);
+  checkboxes($("#countries"), "countries", o.countries, []);
   checkboxes($("#tiers"), "tiers", o.tiers);
-  checkboxes($("#platforms"), "platforms", platforms, ex.platforms || platforms);
+  checkboxes($("#platforms"), "platforms", platforms);
   checkboxes($("#scenario-a [data-group=tiers]"), "tiers", o.tiers, ["nano", "micro"]);
   checkboxes($("#scenario-a [data-group=platforms]"), "platforms", platforms);
   checkboxes($("#scenario-b [data-group=tiers]"), "tiers", o.tiers);
   checkboxes($("#scenario-b [data-group=platforms]"), "platforms", platforms);
-  const f = $("#brief-form");
-  if (ex.brief_id && f.elements.brief_id.value === "my-brief") f.elements.brief_id.value = ex.brief_id;
-  if (ex.average_order_value && !f.elements.average_order_value.value) f.elements.average_order_value.value = ex.average_order_value;
-  const c = ex.constraints || {};
-  for (const k of ["min_audience_fit", "min_credibility"]) if (c[k] !== null && c[k] !== undefined && !f.elements[k].value) f.elements[k].value = c[k];
-  const start = $("input[name=start_date]");
-  if (!start.value) start.value = ex.start_date || new Date(Date.now() + 30 * 864e5).toISOString().slice(0, 10);
+  if (!formFilled) fillForm(ex); // once: connecting again keeps what the planner typed
+  formFilled = true;
   // search form
   $("#s-category").innerHTML = `<option value="">any</option>` + o.categories.map((c) => `<option>${c}</option>`).join("");
   checkboxes($("#s-platforms"), "s-platform", platforms, []);
@@ -138,6 +133,52 @@ function fillOptions(o) {
   const flagLabels = Object.fromEntries(Object.keys(o.flags || {}).map((f) => [f, "hide " + f.replace(/_/g, " ")]));
   checkboxes($("#s-flags"), "s-without", Object.keys(o.flags || {}), ["low_credibility"], flagLabels);
   fillSorts();
+}
+
+// the form from a brief (the example brief at connect, so audience fit means something from the start: ticking
+// everyone would make every creator a 100% fit; or a saved brief)
+function fillForm(b) {
+  const f = $("#brief-form");
+  const set = (name, v) => { if (v !== null && v !== undefined) f.elements[name].value = v; };
+  set("brief_id", b.brief_id);
+  set("goal", b.goal);
+  set("budget", b.budget);
+  set("brand_category", b.brand_category);
+  set("start_date", b.start_date || new Date(Date.now() + 30 * 864e5).toISOString().slice(0, 10));
+  set("risk", b.risk);
+  f.elements.average_order_value.value = b.average_order_value ?? "";
+  const target = b.target || {};
+  const tick = (root, name, values) => $$(`input[name="${name}"]`, root).forEach((i) => { i.checked = (values || []).includes(i.value); });
+  tick($("#age"), "age", target.age);
+  tick($("#gender"), "gender", target.gender);
+  tick($("#countries"), "countries", target.countries);
+  const all = (root, name, values) => $$(`input[name="${name}"]`, root).forEach((i) => { i.checked = !values || !values.length || values.includes(i.value); });
+  all($("#tiers"), "tiers", b.tiers);
+  all($("#platforms"), "platforms", b.platforms);
+  const c = b.constraints || {};
+  for (const k of ["roster_min", "roster_max", "max_spend_per_creator", "min_spend_share", "min_audience_fit", "min_credibility"]) {
+    f.elements[k].value = c[k] ?? "";
+  }
+  fillSorts();
+}
+
+async function loadBriefs(selectId) {
+  const briefs = await api("/api/briefs");
+  BRIEFS = Object.fromEntries(briefs.map((b) => [String(b.id), b]));
+  $("#saved-briefs").innerHTML = `<option value="">(choose one to load it)</option>` +
+    briefs.map((b) => `<option value="${b.id}">${escapeHtml(b.name)} · ${escapeHtml(b.updated_at.slice(0, 10))}</option>`).join("");
+  if (selectId !== undefined) $("#saved-briefs").value = String(selectId);
+}
+
+async function saveBrief() {
+  try {
+    const brief = briefFromForm();
+    const saved = await api("/api/briefs", { name: brief.brief_id, brief });
+    await loadBriefs(saved.id);
+    say("#brief-status", `saved as “${saved.name}”`, "ok");
+  } catch (e) {
+    say("#brief-status", e.message, "error");
+  }
 }
 
 function fillSorts() {
@@ -166,6 +207,7 @@ async function connect() {
     if (m.workspace) {
       await loadShortlists();
       await loadSaved();
+      await loadBriefs();
     }
   } catch (e) {
     $("#model-info").textContent = e.message;
@@ -636,7 +678,7 @@ function renderShortlist() {
   } else if (!n) {
     body.innerHTML = `<tr><td colspan="4" class="muted">No creators yet: add them from “Find creators” or a roster.</td></tr>`;
   } else {
-    body.innerHTML = shortlist.items.map((i) => `<tr data-cid="${escapeHtml(i.creator_id)}"><td>${who({ ...i, tier: "", platform: "" })}</td>` +
+    body.innerHTML = shortlist.items.map((i) => `<tr data-cid="${escapeHtml(i.creator_id)}"><td>${who(i)}</td>` +
       `<td><select class="item-state" data-cid="${escapeHtml(i.creator_id)}">${["shortlisted", "pinned", "excluded"].map((s) => `<option ${s === i.state ? "selected" : ""}>${s}</option>`).join("")}</select></td>` +
       `<td><input class="item-note" data-cid="${escapeHtml(i.creator_id)}" value="${escapeHtml(i.note)}" placeholder="note"></td>` +
       `<td><button type="button" class="mini off" data-remove="${escapeHtml(i.creator_id)}">remove</button></td></tr>`).join("");
@@ -751,6 +793,11 @@ $("#shortlist-select").addEventListener("change", chooseShortlist);
 $("#shortlist-create").addEventListener("click", createShortlist);
 $("#shortlist-delete").addEventListener("click", deleteShortlist);
 $("#save-plan").addEventListener("click", savePlan);
+$("#save-brief").addEventListener("click", saveBrief);
+$("#saved-briefs").addEventListener("change", () => {
+  const b = BRIEFS[$("#saved-briefs").value];
+  if (b) { fillForm(b.brief); say("#brief-status", `loaded “${b.name}”`, "ok"); }
+});
 $("#replan").addEventListener("click", () => { $("#use-shortlist").checked = true; show("plan"); planRoster(); });
 $$("#tabs .tab").forEach((t) => t.addEventListener("click", () => show(t.dataset.view)));
 document.addEventListener("keydown", (e) => { if (e.key === "Escape") $("#profile").hidden = true; });
