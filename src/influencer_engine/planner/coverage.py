@@ -169,43 +169,55 @@ def _lazy_greedy(problem: Problem, audience: AudienceModel, reach: F64, *, per_d
         fresh[j] = picks
         heapq.heappush(heap, (-(gain / cost[j] if per_dollar else gain), j))
     chosen = np.flatnonzero(take).astype(np.int64)
-    return chosen if problem.feasible(chosen) else repair(problem, reach, chosen)
+    # no MILP here: when simple moves cannot repair the shares, the rosters from the relaxation will do (a repair
+    # MILP per greedy cost 0.8-2.8 s on 100k candidates and gave worse rosters than those)
+    return chosen if problem.feasible(chosen) else repair(problem, reach, chosen, milp=False)
 
 
 def _local_search(problem: Problem, audience: AudienceModel, reach: F64, chosen: I64, *, pool: int = 60,
                   passes: int = 6) -> I64:  # fmt: skip
     """Add and swap moves (drop one member, take one outsider) while one raises true unique reach.
 
-    Outsiders are tried best-first by their gradient, ``pool`` of them; every move keeps all rows.
+    Outsiders are tried best-first by their gradient, ``pool`` of them; every move keeps all rows. Each pass
+    scores every (member, outsider) pair at once: the outsiders' loads and constraint columns are stacked.
     """
     a = problem.A.tocsc()
     lo_b = problem.lo - 1e-9 * np.maximum(1.0, np.abs(problem.lo))
     hi_b = problem.hi + 1e-9 * np.maximum(1.0, np.abs(problem.hi))
+    sizes = audience.sizes.reshape(-1)
 
-    def col(j: int) -> F64:
-        out = np.zeros(problem.A.shape[0])
-        out[a.indices[a.indptr[j] : a.indptr[j + 1]]] = a.data[a.indptr[j] : a.indptr[j + 1]]
-        return out
+    def cols(js: list[int]) -> F64:
+        return np.asarray(a[:, js].toarray(), dtype=np.float64)  # rows x len(js)
+
+    def own(js: list[int]) -> F64:
+        return np.array([audience.load([j], [reach[j]]).reshape(-1) for j in js])  # len(js) x segments
 
     current = [int(j) for j in chosen]
     for _ in range(passes):
         ax = a @ np.isin(np.arange(problem.n), current).astype(np.float64)
-        load = audience.load(np.array(current, dtype=np.int64), reach[current])
-        total = audience.covered(load)
-        gains = audience.gains_upper(reach, load)
+        load = audience.load(np.array(current, dtype=np.int64), reach[current]).reshape(-1)
+        total = audience.covered(load.reshape(audience.sizes.shape))
+        gains = audience.gains_upper(reach, load.reshape(audience.sizes.shape))
         gains[current] = -np.inf
         outsiders = [int(j) for j in np.argsort(-gains)[:pool] if gains[j] > 0]
+        if not outsiders:
+            break
+        add_cols, add_loads = cols(outsiders), own(outsiders)
+        members = [j for j in current if not problem.fixed[j]]
+        drop_cols = cols(members) if members else np.zeros((problem.A.shape[0], 0))
+        drop_loads = own(members) if members else np.zeros((0, sizes.size))
         best: tuple[float, int | None, int | None] = (total * (1 + 1e-9), None, None)
-        for i in [None, *(j for j in current if not problem.fixed[j])]:
-            base_ax = ax if i is None else ax - col(i)
-            base_load = load if i is None else np.maximum(load - audience.load([i], [reach[i]]), 0.0)
-            for j in outsiders:
-                new_ax = base_ax + col(j)
-                if np.any(new_ax > hi_b) or np.any(new_ax < lo_b):
-                    continue
-                value = audience.covered(base_load + audience.load([j], [reach[j]]))
-                if value > best[0]:
-                    best = (value, i, j)
+        for k, i in enumerate([None, *members]):
+            base_ax = ax if i is None else ax - drop_cols[:, k - 1]
+            base_load = load if i is None else np.maximum(load - drop_loads[k - 1], 0.0)
+            new_ax = base_ax[:, None] + add_cols
+            ok = np.all(new_ax <= hi_b[:, None], axis=0) & np.all(new_ax >= lo_b[:, None], axis=0)
+            if not ok.any():
+                continue
+            values = (sizes * -np.expm1(-(base_load + add_loads[ok]) / sizes)).sum(axis=1)
+            at = int(np.argmax(values))
+            if values[at] > best[0]:
+                best = (float(values[at]), i, outsiders[int(np.flatnonzero(ok)[at])])
         if best[2] is None:
             break
         current = [j for j in current if j != best[1]] + [best[2]]
@@ -221,17 +233,57 @@ def _best_single(problem: Problem, reach: F64) -> I64 | None:
     return None
 
 
-def _line_search(audience: AudienceModel, lx: F64, ly: F64) -> float:
-    """The step in [0, 1] maximizing coverage between loads lx and ly (concave: golden section)."""
-    lo, hi = 0.0, 1.0
-    phi = (np.sqrt(5) - 1) / 2
-    for _ in range(24):
-        a, b = hi - phi * (hi - lo), lo + phi * (hi - lo)
-        if audience.covered(lx + a * (ly - lx)) < audience.covered(lx + b * (ly - lx)):
-            lo = a
-        else:
-            hi = b
-    return (lo + hi) / 2
+def _hull_weights(audience: AudienceModel, loads: F64, weights: F64, iters: int = 300) -> F64:
+    """Weights on the simplex over the vertices found so far that maximize coverage of their mixed load
+    (``loads``: one flattened load per vertex): exponentiated gradient, cheap since there are few vertices."""
+    sizes = audience.sizes.reshape(-1)
+    lam = np.asarray(weights, dtype=np.float64).copy()
+    for _ in range(iters):
+        g = loads @ np.exp(-(lam @ loads) / sizes)  # d coverage / d weight of each vertex
+        spread = float(g.max() - g.min())
+        if spread <= 1e-12 * max(float(g.max()), 1.0):
+            break
+        lam = lam * np.exp(4.0 * (g - g.max()) / spread)
+        lam /= lam.sum()
+    return lam
+
+
+def _round_by_weight(problem: Problem, x: F64) -> I64 | None:
+    """Creators by their weight in the fractional roster ``x``, each taken while every cap holds; then repaired to
+    meet the minimums (no MILP)."""
+    a = problem.A.tocsc()
+    csr = problem.A.tocsr()
+    nonneg = np.asarray((csr.minimum(0) != 0).sum(axis=1)).ravel() == 0
+    caps = nonneg & np.isfinite(problem.hi)
+    hi = problem.hi + 1e-9 * np.maximum(1.0, np.abs(problem.hi))
+    take = problem.fixed.copy()
+    ax = a @ take.astype(np.float64)
+    for j in np.argsort(-x, kind="stable"):
+        if x[j] <= 1e-9:
+            break
+        if take[j]:
+            continue
+        rows, vals = a.indices[a.indptr[j] : a.indptr[j + 1]], a.data[a.indptr[j] : a.indptr[j + 1]]
+        if np.any(ax[rows][caps[rows]] + vals[caps[rows]] > hi[rows][caps[rows]]):
+            continue
+        take[j] = True
+        ax[rows] += vals
+    chosen = np.flatnonzero(take).astype(np.int64)
+    return chosen if problem.feasible(chosen) else repair(problem, x, chosen, milp=False)
+
+
+def _roundings(problem: Problem, audience: AudienceModel, reach: F64, x: F64) -> list[I64]:
+    """Rosters from the fractional optimum ``x``: by weight, and the lazy greedy (absolute and per dollar) among
+    the creators ``x`` uses; each is improved by local search after."""
+    out = [_round_by_weight(problem, x)]
+    support = np.union1d(np.flatnonzero(x > 1e-6), np.flatnonzero(problem.fixed)).astype(np.int64)
+    if support.size:
+        sub = problem.take(support)
+        for per_dollar in (False, True):
+            picked = _lazy_greedy(sub, audience.take(support), reach[support], per_dollar=per_dollar)
+            if picked is not None:
+                out.append(support[picked])
+    return [r for r in out if r is not None and problem.feasible(r)]
 
 
 def solve_reach(
@@ -252,7 +304,8 @@ def solve_reach(
     reach = np.maximum(np.asarray(reach, dtype=np.float64), 0.0)
     if problem.n == 0:
         return solve_additive(problem, reach)
-    stats: dict[str, Any] = {"method": "lazy greedy + Frank-Wolfe bound on the concave relaxation",
+    stats: dict[str, Any] = {"method": "lazy greedy, roundings of the relaxation + local search; fully corrective "
+                             "Frank-Wolfe bound on the concave relaxation",
                              "candidates": problem.n}  # fmt: skip
     first = relax(problem, reach, time_limit=time_limit)  # no overlap: the LP over summed reach
     if first is None:
@@ -274,30 +327,53 @@ def solve_reach(
     scored = [(audience.unique_reach(c, reach[c]), -k, c) for k, c in enumerate(starts) if c is not None]
     best_value, _, best = max(scored, key=lambda t: (t[0], t[1]))
     bound = first.bound * first.scale  # without overlap, the summed reach bounds unique reach
-    x = np.zeros(problem.n)
-    x[best] = 1.0
+    # fully corrective Frank-Wolfe: x is the best mix of every vertex met so far (the rosters started from and each
+    # LP vertex), re-weighted each round; its tangent plane over the LP bounds every roster. On 100k candidates
+    # with spend shares it reached the relaxation's optimum to 0.1% in about 15 rounds, where plain Frank-Wolfe
+    # steps were still 0.6% above it after 30.
+    verts: list[tuple[I64, F64]] = []
+    for c in dict.fromkeys(tuple(c.tolist()) for c in starts if c is not None and len(c)):
+        idx = np.asarray(c, dtype=np.int64)
+        verts.append((idx, np.ones(idx.size)))
+    if not verts:
+        verts.append((best, np.ones(best.size)))
+    loads = np.array([audience.load(c, reach[c] * w).reshape(-1) for c, w in verts])
+    lam = np.full(len(verts), 1.0 / len(verts))
     warm = best
     used = 0
     for used in range(1, rounds + 1):  # noqa: B007 - the count is reported
-        lx = audience.load_x(x, reach)
+        lam = _hull_weights(audience, loads, lam)
+        lx = (lam @ loads).reshape(audience.sizes.shape)
         fx = audience.covered(lx)
         grad = audience.gains_upper(reach, lx)
+        gx = sum(w * float(grad[c] @ v) for w, (c, v) in zip(lam, verts, strict=True))
         rel = relax(problem, grad, time_limit=time_limit, per_group=16, seed=warm)
         if rel is None:
             break
-        warm = rel.cols[rel.x > 1e-9]
-        bound = min(bound, fx + rel.bound * rel.scale - float(grad @ x))
-        vertex = np.zeros(problem.n)
-        vertex[rel.cols] = rel.x
-        for roster in (repair(problem, grad, np.flatnonzero(vertex > 0.5), milp=False),):
-            if roster is not None:
-                value = audience.unique_reach(roster, reach[roster])
-                if value > best_value:
-                    best, best_value = roster, value
-        if bound - best_value <= gap * best_value:
-            break
-        ly = audience.load_x(vertex, reach)
-        x = x + _line_search(audience, lx, ly) * (vertex - x)
+        keep = rel.x > 1e-9
+        warm = rel.cols[keep]
+        bound = min(bound, fx + rel.bound * rel.scale - gx)
+        roster = repair(problem, grad, rel.cols[rel.x > 0.5], milp=False)
+        if roster is not None:
+            value = audience.unique_reach(roster, reach[roster])
+            if value > best_value:
+                best, best_value = roster, value
+        if bound - best_value <= gap * best_value or fx + rel.bound * rel.scale - gx <= fx * (1 + 1e-4):
+            break  # certified, or x is the relaxation's optimum: more rounds cannot lower the bound
+        verts.append((rel.cols[keep], rel.x[keep]))
+        loads = np.vstack([loads, audience.load(rel.cols[keep], reach[rel.cols[keep]] * rel.x[keep]).reshape(1, -1)])
+        lam = np.append(lam * 0.9, 0.1)
+    # a roster from the relaxation's optimum: its largest weights first, as the caps allow, then repaired and filled
+    lam = _hull_weights(audience, loads, lam)
+    x_star = np.zeros(problem.n)
+    for w, (cols_k, x_k) in zip(lam, verts, strict=True):
+        x_star[cols_k] += w * x_k
+    if bound - best_value > gap * best_value:
+        for start in _roundings(problem, audience, reach, x_star):
+            moved = _local_search(problem, audience, reach, start, passes=40)
+            value = audience.unique_reach(moved, reach[moved])
+            if value > best_value:
+                best, best_value = moved, value
     if bound - best_value > gap * best_value:
         moved = _local_search(problem, audience, reach, best)
         value = audience.unique_reach(moved, reach[moved])
