@@ -339,6 +339,7 @@ def solve_additive(
     inc = max(found, key=lambda c: float(v[c].sum())) if found else None
     inc_value = float(v[inc].sum()) if inc is not None else -np.inf
 
+    stats["incumbent"] = inc_value * scale  # the best roster before the bounds and the proving MILP
     root_ub = best_ub  # the root LP's bound: the one its reduced costs fix columns against
     if exact and inc is not None and not within_gap(inc):
         # a tighter bound before the big MILP: the LP branched on its fractional creators (each in, each out)
