@@ -313,13 +313,16 @@ def solve_additive(
         return c is not None and best_ub - float(v[c].sum()) <= gap * max(abs(float(v[c].sum())), 1e-12)
 
     best_found = max(found, key=lambda c: float(v[c].sum())) if found else None
-    # a MILP over the columns the LP rates best (highest reduced costs) plus the best roster found, started
+    # a MILP over the columns the LP rates best (highest reduced costs), each class's best by value, by value per
+    # dollar and cheapest (8 each: the LP can rate a creator the best roster needs below the top 100, e.g. when
+    # the roster size binds before the budget), plus the best roster found, started
     # from it; over every priced-in column when no roster was found. Skipped when a roster found is already
     # within the gap of the LP bound. It only looks for a roster: the LP bound certifies it, and the
     # reduced-cost-fixing MILP below takes over when the gap is not met.
     if (exact and not within_gap(best_found)) or not found:
         if best_found is not None:
             pool = np.union1d(np.argsort(-d, kind="stable")[:_SUB_COLUMNS], best_found)
+            pool = np.union1d(pool, _seed_columns(problem, v, 8))  # each class's best by value, per dollar
             pool = np.union1d(pool, np.flatnonzero(problem.fixed)).astype(np.int64)
             start: F64 | None = np.isin(pool, best_found).astype(np.float64)
         else:
