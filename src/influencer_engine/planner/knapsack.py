@@ -313,16 +313,13 @@ def solve_additive(
         return c is not None and best_ub - float(v[c].sum()) <= gap * max(abs(float(v[c].sum())), 1e-12)
 
     best_found = max(found, key=lambda c: float(v[c].sum())) if found else None
-    # a MILP over the columns the LP rates best (highest reduced costs), each class's best by value, by value per
-    # dollar and cheapest (8 each: the LP can rate a creator the best roster needs below the top 100, e.g. when
-    # the roster size binds before the budget), plus the best roster found, started
+    # a MILP over the columns the LP rates best (highest reduced costs) plus the best roster found, started
     # from it; over every priced-in column when no roster was found. Skipped when a roster found is already
     # within the gap of the LP bound. It only looks for a roster: the LP bound certifies it, and the
     # reduced-cost-fixing MILP below takes over when the gap is not met.
     if (exact and not within_gap(best_found)) or not found:
         if best_found is not None:
             pool = np.union1d(np.argsort(-d, kind="stable")[:_SUB_COLUMNS], best_found)
-            pool = np.union1d(pool, _seed_columns(problem, v, 8))  # each class's best by value, per dollar
             pool = np.union1d(pool, np.flatnonzero(problem.fixed)).astype(np.int64)
             start: F64 | None = np.isin(pool, best_found).astype(np.float64)
         else:
@@ -349,6 +346,22 @@ def solve_additive(
         branched = _branched_bound(problem, values, cols[(x_lp > _FRAC) & (x_lp < 1 - _FRAC)], cols, time_limit)
         stats["branched_bound"] = branched
         best_ub = min(best_ub, branched / scale)
+        if not within_gap(inc):
+            # before the MILP over most candidates: a search that adds each class's 8 best creators by value, by
+            # value per dollar and cheapest. The LP can rate a creator the best roster needs below the top 100
+            # (the roster size binding before the budget); on the example brief over 25 budgets this found the
+            # best roster at 2 budgets where the proving MILP used to ($10k: 1.5 s -> 0.2 s, $11k: 4.7 s -> 0.2 s).
+            # Only here: given those columns from the start, the search stopped at other rosters within its gap
+            # (the example brief's plan spent $45k of $50k instead of $49,990).
+            top = np.union1d(np.argsort(-d, kind="stable")[:_SUB_COLUMNS], inc)
+            classes = np.union1d(_seed_columns(problem, v, 8), np.flatnonzero(problem.fixed))
+            wider = np.union1d(top, classes).astype(np.int64)
+            h = _lp(problem.take(wider), v[wider], integer=True, time_limit=time_limit, gap=gap * _SUB_GAP,
+                    start=np.isin(wider, inc).astype(np.float64), presolve=False)  # fmt: skip
+            picked, _, _, _ = _mip_result(h, wider.size)
+            if picked is not None and float(v[wider[picked]].sum()) > inc_value:
+                inc, inc_value = wider[picked], float(v[wider[picked]].sum())
+            stats["incumbent_wider"] = inc_value * scale
     if inc is not None and (not exact or within_gap(inc)):
         stats.update(after_fixing=0, seconds=time.perf_counter() - t0)  # certified by the LP bound alone
         done = within_gap(inc)
