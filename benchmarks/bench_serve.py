@@ -63,6 +63,28 @@ async def load(base: str, bodies: list[dict[str, Any]], concurrency: int) -> dic
             "requests_per_s": len(bodies) / wall, "wall_s": wall}  # fmt: skip
 
 
+def start_serve(options: list[str]) -> tuple[subprocess.Popen[bytes], str, float]:
+    """`ie serve` with ``options`` on a free loopback port, up and healthy: (process, address, seconds to start).
+    The caller terminates the process."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen([sys.executable, "-m", "influencer_engine.cli", "serve", *options, "--port", str(port)],
+                            env={**os.environ, "IE_API_KEY": KEY}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)  # fmt: skip
+    t0 = time.perf_counter()
+    while True:
+        try:
+            if httpx.get(base + "/health", timeout=1).status_code == 200:
+                return proc, base, time.perf_counter() - t0
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise SystemExit(f"ie serve exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+        time.sleep(0.2)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--creators", type=int, default=10_000)
@@ -76,26 +98,10 @@ def main() -> None:
     if not (world / "creators.parquet").is_file():
         subprocess.run([sys.executable, "-m", "influencer_engine.cli", "simulate", "--creators", str(args.creators),
                         "--seed", "21", "--out", str(world)], check=True, capture_output=True)  # fmt: skip
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    base = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([sys.executable, "-m", "influencer_engine.cli", "serve", "--data", str(world), "--model",
-                             str(model), "--port", str(port), "--db", "none"], env={**os.environ, "IE_API_KEY": KEY},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    proc, base, startup = start_serve(["--data", str(world), "--model", str(model), "--db", "none"])
     results: dict[str, Any] = {"creators": args.creators}
     try:
-        t0 = time.perf_counter()
-        while True:
-            try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None:
-                raise SystemExit(f"ie serve exited: {proc.stderr.read().decode() if proc.stderr else ''}")
-            time.sleep(0.2)
-        results["startup_s"] = time.perf_counter() - t0
+        results["startup_s"] = startup
         headers = {"X-API-Key": KEY}
         t0 = time.perf_counter()
         first = httpx.post(base + "/api/plan", json={"brief": brief_json()}, headers=headers, timeout=300)

@@ -17,10 +17,7 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,11 +25,11 @@ from typing import Any
 
 import httpx
 
+from bench_serve import KEY, start_serve
 from influencer_engine.brief import load_brief
 
 ROOT = Path(__file__).resolve().parents[1]
 BRIEF = ROOT / "configs" / "briefs" / "fitness_january.toml"
-KEY = "bench-key-0123456789abcdef"
 TIERS = [["micro", "mid"], ["nano", "micro"], ["mid", "macro"], ["micro"]]
 PLATFORMS = [["instagram", "tiktok"], ["instagram"], ["tiktok", "youtube"]]
 
@@ -81,31 +78,14 @@ def main() -> None:
     model = ROOT / "models" / "demo"
     if not (model / "manifest.json").is_file() or not (args.data / "creators.parquet").is_file():
         raise SystemExit("models/demo or runs/demo is missing: run `ie demo` first")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    base = f"http://127.0.0.1:{port}"
     tmp = tempfile.mkdtemp(prefix="ie-bench-ws-")
-    db = f"sqlite:///{tmp}/workspace.db"
-    proc = subprocess.Popen([sys.executable, "-m", "influencer_engine.cli", "serve", "--data", str(args.data),
-                             "--model", str(model), "--port", str(port), "--db", db],
-                            env={**os.environ, "IE_API_KEY": KEY}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)  # fmt: skip
+    proc, base, startup = start_serve(["--data", str(args.data), "--model", str(model), "--db",
+                                       f"sqlite:///{tmp}/workspace.db"])  # fmt: skip
     data = args.data.relative_to(ROOT) if args.data.is_relative_to(ROOT) else args.data
-    results: dict[str, Any] = {"data": str(data), "cpus": os.cpu_count(), "requests": args.requests}
+    results: dict[str, Any] = {"data": str(data), "cpus": os.cpu_count(), "requests": args.requests,
+                               "startup_s": startup}  # fmt: skip
     headers = {"X-API-Key": KEY}
     try:
-        t0 = time.perf_counter()
-        while True:
-            try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None:
-                raise SystemExit(f"ie serve exited: {proc.stderr.read().decode() if proc.stderr else ''}")
-            time.sleep(0.2)
-        results["startup_s"] = time.perf_counter() - t0
         results["creators"] = httpx.get(base + "/health").json()["candidates"]
         brief = brief_text()
         goal = json.loads(brief)["goal"]

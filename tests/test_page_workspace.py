@@ -7,10 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,50 +18,23 @@ pytest.importorskip("fastapi")
 pytest.importorskip("sqlalchemy")
 
 from influencer_engine.serve import create_app, load_server
+from loopback import CHROMIUM_ARGS, chromium_path, free_port, uvicorn_thread
 
 KEY = "test-key-0123456789abcdef"
 SHOTS = Path(os.environ.get("IE_SCREENSHOT_DIR") or Path(__file__).parent / "screenshots")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]  # fmt: skip
-
-
-def _browser_path() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    if os.environ.get("CI") == "true":
-        pytest.fail("no Chromium on the CI machine: .ci/run should have installed Debian's chromium")
-    pytest.skip("no Chromium on this machine (.ci/run installs Debian's chromium)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
 def serving(trained: dict[str, Path], db: Path, port: int) -> Iterator[str]:
     """`ie serve` as the CLI builds it (model, candidates, workspace database), under uvicorn on ``port``."""
-    import uvicorn
-
     from influencer_engine.training.bundle import load_bundle
 
     server = load_server(load_bundle(trained["bundle"]), trained["world"], model_ref=str(trained["bundle"]),
                          api_key=KEY, db=f"sqlite:///{db}")  # fmt: skip
-    srv = uvicorn.Server(uvicorn.Config(create_app(server), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert srv.started, "uvicorn did not start"
     try:
-        yield f"http://127.0.0.1:{port}"
+        with uvicorn_thread(create_app(server), port) as url:
+            yield url
     finally:
-        srv.should_exit = True
-        thread.join(timeout=10)
         assert server.workspace is not None
         server.workspace.close()
 
@@ -83,13 +52,13 @@ def _no_sideways_scroll(page: Any) -> None:
 def test_search_profile_shortlist_pin_exclude_replan_and_restart(trained: dict[str, Path], tmp_path: Path) -> None:
     sync_api = pytest.importorskip("playwright.sync_api")
     expect = sync_api.expect
-    browser_path = _browser_path()
+    browser_path = chromium_path()
     SHOTS.mkdir(parents=True, exist_ok=True)
     db = tmp_path / "workspace.db"
-    port = _free_port()
+    port = free_port()
     errors: list[str] = []
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=browser_path, headless=True, args=ARGS)
+        browser = p.chromium.launch(executable_path=browser_path, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1024, "height": 900})
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import statistics
 import threading
 import time
@@ -24,6 +23,7 @@ from fastapi.testclient import TestClient
 
 from influencer_engine.brief import load_brief
 from influencer_engine.serve import Server, create_app, load_server
+from loopback import CHROMIUM_ARGS, chromium_path, uvicorn_thread
 
 BRIEF = Path(__file__).resolve().parents[1] / "configs" / "briefs" / "fitness_january.toml"
 KEY = "test-key-0123456789abcdef"
@@ -207,29 +207,11 @@ def test_the_page_and_its_assets_are_served_without_a_cdn(client: TestClient) ->
 
 
 # ------------------------------------------------------------------------------------------- loopback
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def live(server: Server) -> Iterator[str]:
     """The app under uvicorn on a loopback port, in a thread of this process."""
-    import uvicorn
-
-    port = _free_port()
-    config = uvicorn.Config(create_app(server), host="127.0.0.1", port=port, log_level="warning")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert srv.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with uvicorn_thread(create_app(server)) as url:
+        yield url
 
 
 async def _load(base: str, requests: int, concurrency: int) -> tuple[list[float], list[str]]:
@@ -288,26 +270,12 @@ def test_a_long_whatif_does_not_hold_up_other_requests(live: str) -> None:
     assert health < 0.5 and other < done["whatif"], (health, other, done)
 
 
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
 def test_the_page_plans_a_brief_in_chromium(live: str, tmp_path: Path) -> None:
     """Playwright drives Debian's Chromium: connect, fill a brief, plan, sort, export, what-if, compare."""
     sync_api = pytest.importorskip("playwright.sync_api")
-    browser_path = _chromium()
-    if browser_path is None:
-        if os.environ.get("CI") == "true":  # CI installs it: a skip there would hide a missing browser
-            pytest.fail("no Chromium on the CI machine: .ci/run should have installed Debian's chromium")
-        pytest.skip("no Chromium on this machine (.ci/run installs Debian's chromium)")
-    args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"]  # fmt: skip
+    browser_path = chromium_path()
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=browser_path, headless=True, args=args)
+        browser = p.chromium.launch(executable_path=browser_path, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1800}, accept_downloads=True)
         failed: list[str] = []
         page.on("requestfailed", lambda req: failed.append(req.url))

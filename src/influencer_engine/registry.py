@@ -38,10 +38,7 @@ class Platform:
     code: str  # as written in the creators table
     label: str  # as shown to people
     base_format: str  # the format a creator's list price refers to, and the one planned when a brief names none
-    profile_url: str = ""  # the public profile's address, {handle} filled in (no leading @)
-
-    def url(self, handle: str) -> str:
-        return self.profile_url.format(handle=handle.strip().lstrip("@")) if self.profile_url and handle else ""
+    profile_url: str = ""  # the public profile's address, {handle} filled in (no leading @): forecast.profile_urls
 
 
 FORMATS = ("image", "carousel", "video", "story", "short")

@@ -9,6 +9,7 @@ base are loaded once (``state.load_server``) and shared by all requests.
 
 from __future__ import annotations
 
+import functools
 import math
 import secrets
 import tempfile
@@ -161,6 +162,7 @@ _CSP = "; ".join((
 ))  # fmt: skip
 
 
+@functools.cache
 def example_brief() -> dict[str, Any] | None:
     """The committed example brief (configs/briefs/fitness_january.toml), the page's starting form."""
     from influencer_engine.brief import load_brief

@@ -96,21 +96,17 @@ class Directory:
             [pl.when(pl.col("platform") == p).then(pl.col(f"price_{f}")) for p, f in BASE_FORMAT.items()]
         )
         aud = [col for cols in audience_columns().values() for col in cols]
-        posts = base.posts.lazy().select(
-            "creator_id", "posted_at",
+        # every post once, by creator and time: recent results below, and profiles' history (``history``)
+        history = base.posts.select(
+            "creator_id", "post_id", "posted_at", "format", "sponsored",
             (pl.col("likes").fill_null(0) + pl.col("comments").fill_null(0)).alias("interactions"),
             pl.coalesce("views", "impressions", "reach").alias("views"),
-        )  # fmt: skip
-        recent = (
-            posts.sort("creator_id", "posted_at")
-            .group_by("creator_id")
-            .agg(
-                pl.len().alias("posts"),
-                pl.col("posted_at").max().alias("last_post_at"),
-                pl.col("interactions").tail(RECENT_POSTS).median().alias("median_interactions"),
-                pl.col("views").tail(RECENT_POSTS).median().alias("median_views"),
-            )
-            .collect()
+        ).sort("creator_id", "posted_at")  # fmt: skip
+        recent = history.group_by("creator_id").agg(
+            pl.len().alias("posts"),
+            pl.col("posted_at").max().alias("last_post_at"),
+            pl.col("interactions").tail(RECENT_POSTS).median().alias("median_interactions"),
+            pl.col("views").tail(RECENT_POSTS).median().alias("median_views"),
         )
         newest = recent["last_post_at"].max() if recent.height else None
         frame = (
@@ -158,11 +154,6 @@ class Directory:
             .list.drop_nulls()
             .alias("flags"),
         )
-        history = base.posts.select(
-            "creator_id", "post_id", "posted_at", "format", "sponsored",
-            (pl.col("likes").fill_null(0) + pl.col("comments").fill_null(0)).alias("interactions"),
-            pl.coalesce("views", "impressions", "reach").alias("views"),
-        ).sort("creator_id", "posted_at")  # fmt: skip
         return cls(frame, history)
 
     def history(self, creator_id: str, last: int) -> pl.DataFrame:
