@@ -11,8 +11,11 @@ import pandas as pd
 
 from influencer_engine.features.catalog import (
     CADENCE_DAYS,
+    EWM_HALF_LIVES,
     HISTORY_METRICS,
+    LAGS,
     SHRINK_PSEUDO_POSTS,
+    SLOPE_DAYS,
     SPONSORED_GAP_WINDOW,
     WINDOWS,
     history_name,
@@ -65,6 +68,30 @@ def _history(requests: pd.DataFrame, posts: pd.DataFrame) -> pd.DataFrame:
     out[f"sponsored_gap_last{SPONSORED_GAP_WINDOW}"] = np.log(spons.reindex(out.index) + 1) - np.log(
         org.reindex(out.index) + 1
     )
+    df["ly"] = np.log1p(df["interactions"].astype(float))
+    for lag in LAGS:
+        out[f"log_interactions_lag{lag}"] = df[df["k"] == lag].set_index("request_id")["ly"]
+    last = df[df["k"] <= hi].copy()
+    for hl in EWM_HALF_LIVES:
+        last["w"] = 0.5 ** ((last["k"] - 1) / hl)
+        last["wy"] = last["w"] * last["ly"]
+        sums = last.groupby("request_id")[["wy", "w"]].sum()
+        out[f"log_interactions_ewm{hl}"] = sums["wy"] / sums["w"]
+    out[f"log_interactions_sd_last{hi}"] = last.groupby("request_id")["ly"].std()
+    last["t"] = -last["age_days"] / SLOPE_DAYS
+
+    def slope(g: pd.DataFrame) -> float:
+        dt = g["t"] - g["t"].mean()
+        sxx = (dt * dt).sum()
+        return float((dt * (g["ly"] - g["ly"].mean())).sum() / sxx) if len(g) > 1 and sxx > 1e-9 else np.nan
+
+    out[f"log_interactions_slope_last{hi}"] = last.groupby("request_id")[["t", "ly"]].apply(slope)
+    same = df[df["format"] == df["request_format"]]
+    out["log_interactions_last_same_format"] = same.sort_values("k").groupby("request_id")["ly"].first()
+    out["days_between_last_two_posts"] = (
+        df[df["k"] == 2].set_index("request_id")["age_days"] - out["days_since_last_post"]
+    )
+    out["posts_last7d"] = (df["age_days"] <= 7).groupby(df["request_id"]).sum()
     return out.reset_index()
 
 

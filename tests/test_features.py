@@ -84,6 +84,33 @@ def test_history_against_a_hand_computation() -> None:
     assert f["audience_fit"] is None and f["affinity"] is None  # no audience data, no brief
 
 
+def test_lags_weighted_means_spread_trend_and_gaps_against_a_hand_computation() -> None:
+    # 30 posts, one a day (the latest 24 hours before T0), interactions 101, 102, ... from the latest back; the
+    # video every third post; one post after the as-of time that must not count
+    rows = [("c0", 24 * d, "video" if d % 3 == 0 else "image", 100 + d, 1, False) for d in range(1, 31)]
+    rows.append(("c0", -5, "image", 10_000, 1, False))
+    f = _build(_creators(1), _posts(rows)).row(0, named=True)
+    y = np.log1p(101.0 + np.arange(1, 31))  # rank 1 (latest) first
+    assert [f[f"log_interactions_lag{k}"] for k in (1, 2, 3)] == pytest.approx(y[:3].tolist())
+    for hl in (3, 10):  # over the last 20 posts
+        w = 0.5 ** (np.arange(20) / hl)
+        assert f[f"log_interactions_ewm{hl}"] == pytest.approx(float((w * y[:20]).sum() / w.sum()))
+    assert f["log_interactions_sd_last20"] == pytest.approx(float(np.std(y[:20], ddof=1)))
+    # older posts have more interactions here: the trend per 30 days is negative, the least-squares slope exactly
+    t = -np.arange(1, 21) / 30.0
+    slope = float(np.polyfit(t, y[:20], 1)[0])
+    assert f["log_interactions_slope_last20"] == pytest.approx(slope) and slope < 0
+    # the planned post is an image (the creator's base format): its latest image is the latest post
+    assert f["log_interactions_last_same_format"] == pytest.approx(y[0])
+    assert f["days_between_last_two_posts"] == pytest.approx(1.0)
+    assert f["posts_last7d"] == 7
+    # one post: no spread, no trend, no gap; lag 1 only
+    g = _build(_creators(1), _posts([("c0", 5, "image", 9, 0, False)])).row(0, named=True)
+    assert g["log_interactions_lag1"] == pytest.approx(np.log1p(9.0)) and g["log_interactions_lag2"] is None
+    assert g["log_interactions_sd_last20"] is None and g["log_interactions_slope_last20"] is None
+    assert g["days_between_last_two_posts"] is None
+
+
 def test_creator_without_history_gets_nulls_not_a_crash() -> None:
     f = _build(_creators(3), _posts([("c0", 1, "image", 5, 1, False)]))
     assert f["posts_before"].to_list() == [1, 0, 0]

@@ -76,6 +76,13 @@ def test_tiktok_video_export_reads_abbreviated_counts_and_placeholders(
     tables = _manifest(out)
     assert tables["creators"]["rows_in"] == tables["posts"]["rows_in"] == 5
     assert "merged:creator_id" in text
+    # the export has no description column: the optional caption is null, not an error
+    assert posts["caption"].null_count() == posts.height
+    # with one, the caption comes through
+    with_text = VIDEOS.replace("isAd\n", "isAd,text\n", 1).replace("false\n", "false,hello #fyp\n", 1)
+    (tmp_path / "t").mkdir()
+    out2, _ = _import(with_text, "videos.csv", "tiktok_videos.toml", tmp_path / "t", capsys)
+    assert pl.read_parquet(out2 / "posts.parquet").sort("post_id")["caption"].to_list()[0] == "hello #fyp"
 
 
 def test_spreadsheet_creators_plan_with_what_they_have(

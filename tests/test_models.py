@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -141,6 +142,41 @@ def test_conformal_bands_cover_their_level() -> None:
     assert ConformalBands.from_dict(bands.to_dict()) == bands
 
 
+def test_bands_per_history_bucket_cover_within_each_bucket() -> None:
+    """Forecasts from few posts are noisier: pooled bands under-cover them and over-cover the well known; bands per
+    history bucket hold their level in each bucket, and a bucket with few rows borrows its neighbours'."""
+    from influencer_engine.modeling.intervals import HISTORY_BUCKETS, history_bucket
+
+    rng = np.random.default_rng(1)
+    n = 60_000
+    history = rng.choice([2, 12, 35, 120], size=n).astype(float)
+    sd = np.select([history <= 5, history <= 20, history <= 50], [1.2, 0.7, 0.45], 0.3)
+    mean = np.exp(rng.uniform(2, 8, n))
+    y = rng.poisson(mean * np.exp(rng.normal(0, sd))).astype(float)
+    cal, new = slice(0, n // 2), slice(n // 2, n)
+    pooled = ConformalBands.fit(y[cal], mean[cal], (0.1, 0.5, 0.9), bins=5)
+    split = ConformalBands.fit(y[cal], mean[cal], (0.1, 0.5, 0.9), bins=5, history=history[cal])
+    assert split.history_rows == ("own",) * 4
+    bucket = history_bucket(history[new])
+    for bands, spread in ((pooled, 0.10), (split, 0.025)):
+        q = bands.apply(mean[new], history[new])
+        inside = (y[new] >= q[:, 0]) & (y[new] <= q[:, 2])
+        per_bucket = [inside[bucket == b].mean() for b in range(len(HISTORY_BUCKETS))]
+        if bands is pooled:  # the thin-history bucket under-covers, the long-history one over-covers
+            assert per_bucket[0] < 0.8 - spread and per_bucket[3] > 0.8 + spread
+        else:
+            assert all(abs(c - 0.8) <= spread for c in per_bucket), per_bucket
+    # a known creator's band is narrower than a new one's at the same forecast
+    one = np.array([1000.0, 1000.0])
+    q = split.apply(one, np.array([2.0, 120.0]))
+    assert q[0, 2] / q[0, 0] > q[1, 2] / q[1, 0]
+    assert ConformalBands.from_dict(split.to_dict()) == split
+    # 50 calibration rows with 0-5 posts: that bucket borrows the 6-20 rows
+    few = np.concatenate([np.flatnonzero(history[cal] > 5), np.flatnonzero(history[cal] <= 5)[:50]])
+    borrowed = ConformalBands.fit(y[few], mean[few], (0.1, 0.5, 0.9), bins=5, history=history[few])
+    assert borrowed.history_rows == ("with neighbours", "own", "own", "own")
+
+
 def test_baselines(table: pl.DataFrame) -> None:
     cfg = load_model_config()
     b = Baselines.fit(table.select(FEATURES), targets(table), cfg.media_kit)
@@ -180,6 +216,14 @@ def test_backtest_reports_every_kpi_and_method(table: pl.DataFrame, small_market
         assert 0.0 <= d["model"]["coverage_p10_p90"] <= 1.0
     assert r.rows["train"] + r.rows["test"] == table.height
     assert -1 <= r.per_dollar["model"] <= 1
+    # the error and coverage by history bucket, tier and platform; each group's rows add up to the test rows
+    for by in ("history", "tier", "platform"):
+        cells = [c for c in r.breakdown if c["by"] == by and c["kpi"] == "reach"]
+        assert cells and sum(c["rows"] for c in cells) <= r.rows["test"]
+        assert all(0 <= c["coverage_p10_p90"] <= 1 and c["mae_log1p_true"] >= 0 for c in cells)
+    # the learning curve trains on a share of the earlier campaigns, tested on the same later rows
+    half = backtest(table, tiny_config(), truth=truth, train_share=0.5)
+    assert half.rows["test"] == r.rows["test"] and 0.3 * r.rows["train"] < half.rows["train"] < 0.7 * r.rows["train"]
 
 
 def test_per_cost_figures() -> None:
@@ -278,6 +322,31 @@ def test_next_post_on_real_instagram(real_data: Path, tmp_path: Path, tiers: Tie
     m = r.metrics
     assert m["model"]["mae_log1p"] < m["followers_x_tier_rate"]["mae_log1p"]
     assert m["model"]["mae_log1p"] < m["trailing_median_last20"]["mae_log1p"]
+    # the set has captions: the caption score is used, and the ablation ends at the model's own figure
+    assert r.caption_score and list(r.ablation.values())[-1] == m["model"]["mae_log1p"]
+    assert set(r.by_half) == {"half_0", "half_1"}
+
+
+def test_next_post_without_captions_or_sponsorship(tmp_path: Path, tiers: TierConfig) -> None:
+    """A set without captions (most exports) runs, and says it had no caption score; the post's own attributes
+    read from the post table as it is."""
+    from influencer_engine.config import load_simulator_config
+    from influencer_engine.evaluation.nextpost import next_post_backtest, post_attributes
+    from influencer_engine.simulate.generate import simulate_market
+    from influencer_engine.simulate.world import write_world
+
+    cfg = load_simulator_config()
+    write_world(simulate_market(cfg, tiers, 300, 3), cfg, tiers, 3, tmp_path / "w")
+    r = next_post_backtest(tmp_path / "w", tiers, n_estimators=30, ablation=False)
+    assert not r.caption_score and r.ablation == {}
+    assert r.rows["posts_scored"] == r.rows["train"] + r.rows["test"] + r.rows["without_earlier_post"]
+    posts = pl.DataFrame({"post_id": ["a", "b"], "posted_at": [datetime(2024, 3, 4, 13, tzinfo=UTC)] * 2,
+                          "caption": ["Hi #one #two @x\nbye", None]})  # fmt: skip
+    a = post_attributes(posts)
+    assert a.row(0, named=True) == {"post_id": "a", "post_hour": 13, "post_weekday": 1, "post_sponsored": None,
+                                    "post_caption_chars": 19.0, "post_hashtags": 2.0, "post_mentions": 1.0,
+                                    "post_caption_lines": 2.0}  # fmt: skip
+    assert a.row(1, named=True)["post_caption_chars"] is None
 
 
 def test_shifted_world_is_deterministic_and_bounded() -> None:

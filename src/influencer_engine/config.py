@@ -469,6 +469,7 @@ class IntervalSection(_Frozen):
     levels: tuple[float, float, float] = (0.1, 0.5, 0.9)
     calibration_share: float = 0.2
     bins: int = 5
+    by_history: bool = False  # bands of their own per history bucket (0-5, 6-20, 21-50, 51+ posts)
     balance_folds: int = 3  # folds of creators for the out-of-fold mean correction (0: none)
 
     @model_validator(mode="after")

@@ -263,6 +263,7 @@ POSTS = TableContract(
             Col(n, "count", _COUNT_MEANING.format(n), required=False, nullable=True, min=0, max=MAX_COUNT)
             for n in ("impressions", "views", "reach", "likes", "comments", "shares", "saves")
         ),
+        Col("caption", "str", "the post's caption text (null when unknown)", required=False, nullable=True),
     ),
     key=("post_id",),
     any_of={"counts": ("impressions", "views", "reach", "likes", "comments", "shares", "saves")},

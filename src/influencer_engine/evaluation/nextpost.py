@@ -1,9 +1,17 @@
 """The next-post forecaster: post histories alone (no campaign outcomes), so it runs on real data.
 
-For every post, the features use only the creator's earlier posts (as of the post's time), and the target is
-the post's engagement (likes + comments). Time split: posts in the last ``test_share`` of the time range are
-the test set. The model (LightGBM, L1 loss on log1p, i.e. the median) is scored against two baselines: the
-trailing median of the creator's last N posts, and followers x the tier's median engagement rate.
+For every post, the features use only the creator's earlier posts (as of the post's time) and what is known of the
+post itself when it goes out (format, hour and weekday, a disclosed partnership, caption length, hashtags,
+mentions, and a score of its caption's words); the target is the post's engagement (likes + comments). Time split:
+posts in the last ``test_share`` of the time range are the test set. The model (LightGBM, L1 loss on log1p, i.e.
+the median) is scored against two baselines: the trailing median of the creator's last N posts, and followers x the
+tier's median engagement rate.
+
+The caption score is a ridge regression on hashed word and word-pair counts (TF-IDF) of what a post earned over its
+creator's trailing median (its penalty picked by out-of-fold error on the training posts): fitted on training posts
+only, out of fold for the training rows (so the booster sees
+it as it will be for a new post), on all training posts for the test rows. A data set without captions gets no
+score (the column is null and the booster ignores it).
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from typing import Any
 
 import lightgbm as lgb
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from influencer_engine.config import TierConfig
@@ -24,7 +33,7 @@ from influencer_engine.features.catalog import catalog
 from influencer_engine.modeling.matrix import CATEGORIES_OF, to_matrix
 from influencer_engine.modeling.metrics import mae_log1p, spearman
 
-__all__ = ["NextPostResult", "next_post_backtest", "next_post_features"]
+__all__ = ["POST_ATTRIBUTES", "NextPostResult", "next_post_backtest", "next_post_features", "post_attributes"]
 
 # Brief-only groups are null without a brief; price is unknown in public post data.
 _EXCLUDED_GROUPS = ("audience_fit", "affinity", "price")
@@ -33,9 +42,73 @@ _PARAMS = {"objective": "l1", "learning_rate": 0.05, "num_leaves": 31, "min_chil
            "deterministic": True, "force_col_wise": True, "verbosity": -1, "num_threads": 2}  # fmt: skip
 
 
+# What is known of a post when it goes out (besides its format, a catalog feature)
+POST_ATTRIBUTES = ("post_hour", "post_weekday", "post_sponsored", "post_caption_chars", "post_hashtags",
+                   "post_mentions", "post_caption_lines", "post_caption_score")  # fmt: skip
+# The features of each ablation row: the catalog as it was before issue 18's history features, the catalog, and
+# the catalog with the post's own attributes (the model)
+_NEW_HISTORY = ("log_interactions_", "days_between_last_two_posts", "posts_last7d")
+_CAPTION_FOLDS = 5
+_CAPTION_MIN_POSTS = 200  # fewer training captions than this: no caption score
+_TOKENS = r"(?u)[#@]?\w\w+"
+_RIDGE_ALPHAS = (1.0, 3.0, 10.0, 30.0)
+
+
 def next_post_features() -> list[str]:
+    """The catalog features the next-post model reads (brief-only and price groups are null in post data)."""
     groups = {s.name: s.group for s in catalog()}
     return [f for f in feature_columns() if groups[f] not in _EXCLUDED_GROUPS and f != "brand_category"]
+
+
+def post_attributes(posts: pl.DataFrame) -> pl.DataFrame:
+    """post_id and what is known of each post when it goes out (null where the data does not say)."""
+    has_caption = "caption" in posts.columns
+    caption = pl.col("caption") if has_caption else pl.lit(None, dtype=pl.String)
+    sponsored = pl.col("sponsored") if "sponsored" in posts.columns else pl.lit(None, dtype=pl.Boolean)
+    return posts.select(
+        "post_id",
+        pl.col("posted_at").dt.hour().cast(pl.Int32).alias("post_hour"),
+        pl.col("posted_at").dt.weekday().cast(pl.Int32).alias("post_weekday"),
+        sponsored.cast(pl.Float64).alias("post_sponsored"),
+        caption.str.len_chars().cast(pl.Float64).alias("post_caption_chars"),
+        caption.str.count_matches(r"#\w+").cast(pl.Float64).alias("post_hashtags"),
+        caption.str.count_matches(r"@[\w.]+").cast(pl.Float64).alias("post_mentions"),
+        (caption.str.count_matches("\n") + 1).cast(pl.Float64).alias("post_caption_lines"),
+    )
+
+
+def _caption_scores(
+    train_text: list[str | None], residual: npt.NDArray[np.float64], test_text: list[str | None], seed: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None:
+    """Out-of-fold caption scores of the training posts and scores of the test posts (None: too few captions)."""
+    from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import KFold
+
+    known = np.array([t is not None for t in train_text])
+    if known.sum() < _CAPTION_MIN_POSTS:
+        return None
+    hasher = HashingVectorizer(n_features=2**18, ngram_range=(1, 2), alternate_sign=False, norm=None,
+                               token_pattern=_TOKENS)  # fmt: skip
+    x_train = hasher.transform([t or "" for t in train_text])
+    x_test = hasher.transform([t or "" for t in test_text])
+    tfidf = TfidfTransformer(sublinear_tf=True).fit(x_train)
+    x_train, x_test = tfidf.transform(x_train), tfidf.transform(x_test)
+    folds = list(KFold(_CAPTION_FOLDS, shuffle=True, random_state=seed).split(np.arange(len(residual))))
+    best: tuple[float, float, npt.NDArray[np.float64]] | None = None
+    for alpha in _RIDGE_ALPHAS:  # the penalty with the least out-of-fold error on the training posts
+        oof = np.zeros(len(residual))
+        for fit_rows, held in folds:
+            oof[held] = Ridge(alpha=alpha).fit(x_train[fit_rows], residual[fit_rows]).predict(x_train[held])
+        err = float(np.mean(np.abs(residual[known] - oof[known])))
+        if best is None or err < best[0]:
+            best = (err, alpha, oof)
+    assert best is not None
+    _, alpha, oof = best
+    test = Ridge(alpha=alpha).fit(x_train, residual).predict(x_test)
+    no_caption = np.array([t is None for t in test_text])
+    oof[~known], test[no_caption] = np.nan, np.nan
+    return oof, test
 
 
 @dataclass(frozen=True)
@@ -44,15 +117,32 @@ class NextPostResult:
     rows: dict[str, int]
     improvement_vs_trailing_median: float  # 1 - MAE(model) / MAE(trailing median, last N)
     window: int
+    # MAE log1p of the model with fewer features: what each addition bought, in the same run
+    ablation: dict[str, float]
+    # the improvement on each half of the creators (split by a hash of the id): does it hold on creators apart?
+    by_half: dict[str, float]
+    caption_score: bool  # whether the data had enough captions for the caption score
 
     def to_dict(self) -> dict[str, Any]:
         return {"metrics": self.metrics, "rows": self.rows, "window": self.window,
-                "improvement_vs_trailing_median": self.improvement_vs_trailing_median}  # fmt: skip
+                "improvement_vs_trailing_median": self.improvement_vs_trailing_median, "ablation": self.ablation,
+                "by_half": self.by_half, "caption_score": self.caption_score}  # fmt: skip
+
+
+def _fit_predict(train: pl.DataFrame, test: pl.DataFrame, names: list[str], y: npt.NDArray[np.float64], seed: int,
+                 n_estimators: int) -> npt.NDArray[np.float64]:  # fmt: skip
+    cats = [i for i, n in enumerate(names) if n in CATEGORIES_OF]
+    booster = lgb.train(
+        {**_PARAMS, "seed": seed},
+        lgb.Dataset(to_matrix(train, names), label=y, feature_name=names, categorical_feature=cats),
+        num_boost_round=n_estimators,
+    )
+    return np.asarray(np.expm1(booster.predict(to_matrix(test, names))), dtype=np.float64)
 
 
 def next_post_backtest(
     data: Path, tiers: TierConfig, *, test_share: float = 0.2, window: int = 20, seed: int = 0,
-    n_estimators: int = 400,
+    n_estimators: int = 400, ablation: bool = True,
 ) -> NextPostResult:  # fmt: skip
     """Time-split backtest of next-post engagement on a dataset folder with creators and posts."""
     if window not in (5, 20):
@@ -72,22 +162,26 @@ def next_post_backtest(
                                                           "target_countries")),
     )  # fmt: skip
     feats = build_features(creators.lazy(), posts.drop("__y").lazy(), requests.lazy(), tiers).collect()
-    frame = feats.join(posts.select(pl.col("post_id").alias("request_id"), "__y"), on="request_id", how="inner")
+    own = post_attributes(posts).rename({"post_id": "request_id"})
+    text = posts.select(pl.col("post_id").alias("request_id"), "__y",
+                        (pl.col("caption") if "caption" in posts.columns else pl.lit(None, dtype=pl.String))
+                        .alias("__caption"))  # fmt: skip
+    frame = feats.join(own, on="request_id", how="left").join(text, on="request_id", how="inner")
     n_all = frame.height
     frame = frame.filter(pl.col("posts_before") >= 1).sort("as_of", "request_id")
     cut = frame["as_of"].cast(pl.Int64).quantile(1 - test_share)
     is_test = frame["as_of"].cast(pl.Int64) >= cut
     train, test = frame.filter(~is_test), frame.filter(is_test)
-    names = next_post_features()
-    cats = [i for i, n in enumerate(names) if n in CATEGORIES_OF]
-    y_tr = train["__y"].cast(pl.Float64).to_numpy()
-    booster = lgb.train(
-        {**_PARAMS, "seed": seed},
-        lgb.Dataset(to_matrix(train, names), label=np.log1p(y_tr), feature_name=names, categorical_feature=cats),
-        num_boost_round=n_estimators,
-    )
+    y_tr = np.log1p(train["__y"].cast(pl.Float64).to_numpy())
+    anchor = np.log1p(train[f"interactions_median_last{window}"].cast(pl.Float64).to_numpy())
+    scores = _caption_scores(train["__caption"].to_list(), y_tr - anchor, test["__caption"].to_list(), seed)
+    oof, test_score = scores if scores is not None else (np.full(train.height, np.nan), np.full(test.height, np.nan))
+    train = train.with_columns(pl.Series("post_caption_score", oof, dtype=pl.Float64))
+    test = test.with_columns(pl.Series("post_caption_score", test_score, dtype=pl.Float64))
+    catalog_names = next_post_features()
+    names = catalog_names + list(POST_ATTRIBUTES)
+    model = _fit_predict(train, test, names, y_tr, seed, n_estimators)
     y = test["__y"].cast(pl.Float64).to_numpy()
-    model = np.expm1(booster.predict(to_matrix(test, names)))
     trailing = test[f"interactions_median_last{window}"].cast(pl.Float64).to_numpy()
     # followers x the tier's median engagement rate (likes + comments per follower), from training posts
     rate = (train.with_columns((pl.col("__y") / pl.col("followers")).alias("r"))
@@ -100,7 +194,25 @@ def next_post_backtest(
     if window != 5:
         preds["trailing_median_last5"] = test["interactions_median_last5"].cast(pl.Float64).to_numpy()
     metrics = {m: {"mae_log1p": mae_log1p(y, p), "spearman": spearman(p, y)} for m, p in preds.items()}
-    improvement = 1.0 - metrics["model"]["mae_log1p"] / metrics[f"trailing_median_last{window}"]["mae_log1p"]
+    base = metrics[f"trailing_median_last{window}"]["mae_log1p"]
+    improvement = 1.0 - metrics["model"]["mae_log1p"] / base
+    half = (test["creator_id"].hash(0) % 2).to_numpy()
+    by_half = {f"half_{h}": 1.0 - mae_log1p(y[rows], model[rows]) / mae_log1p(y[rows], trailing[rows])
+               for h in (0, 1) if (rows := half == h).any()}  # fmt: skip
+    steps: dict[str, float] = {}
+    if ablation:
+        old = [n for n in catalog_names if not n.startswith(_NEW_HISTORY)]
+        steps["history as before (medians of 5 and 20 posts, cadence, format share)"] = mae_log1p(
+            y, _fit_predict(train, test, old, y_tr, seed, n_estimators)
+        )
+        steps["+ lags, weighted means, spread, trend, gaps"] = mae_log1p(
+            y, _fit_predict(train, test, catalog_names, y_tr, seed, n_estimators)
+        )
+        steps["+ the post's hour, weekday, disclosure, caption length, hashtags, mentions"] = mae_log1p(
+            y, _fit_predict(train, test, names[:-1], y_tr, seed, n_estimators)
+        )
+        steps["+ the caption score (the model)"] = metrics["model"]["mae_log1p"]
     rows = {"posts_scored": n_all, "without_earlier_post": n_all - frame.height, "train": train.height,
             "test": test.height, "creators": frame["creator_id"].n_unique()}  # fmt: skip
-    return NextPostResult(metrics=metrics, rows=rows, improvement_vs_trailing_median=improvement, window=window)
+    return NextPostResult(metrics=metrics, rows=rows, improvement_vs_trailing_median=improvement, window=window,
+                          ablation=steps, by_half=by_half, caption_score=scores is not None)  # fmt: skip

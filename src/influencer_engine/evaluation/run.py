@@ -95,8 +95,12 @@ def evaluate_models(
             f"next-post engagement on {real_posts}: MAE log1p model {m['model']['mae_log1p']:.3f} "
             f"vs trailing median of the last {r.window} posts {m[f'trailing_median_last{r.window}']['mae_log1p']:.3f} "
             f"({r.improvement_vs_trailing_median:+.1%} better), followers x tier rate "
-            f"{m['followers_x_tier_rate']['mae_log1p']:.3f}; {r.rows['test']:,} test posts"
+            f"{m['followers_x_tier_rate']['mae_log1p']:.3f}; {r.rows['test']:,} test posts; on each half of the "
+            f"creators {', '.join(f'{v:+.1%}' for v in r.by_half.values())}"
         )
+        base = m[f"trailing_median_last{r.window}"]["mae_log1p"]
+        notes += [f"next-post features, {step}: MAE log1p {mae:.3f} ({1 - mae / base:+.1%})"
+                  for step, mae in r.ablation.items()]  # fmt: skip
     paths = write_report(out, sections, title="KPI model evaluation", extra=extra, notes=notes)
     return ModelEvaluation(sections=sections, notes=notes, paths=paths)
 

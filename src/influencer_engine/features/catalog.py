@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["HISTORY_METRICS", "WINDOWS", "FeatureSpec", "catalog", "history_name"]
+__all__ = [
+    "EWM_HALF_LIVES",
+    "HISTORY_METRICS",
+    "LAGS",
+    "SLOPE_DAYS",
+    "WINDOWS",
+    "FeatureSpec",
+    "catalog",
+    "history_name",
+]
 
 # Last-N-posts windows of the history group (most recent posts before the as-of time).
 WINDOWS = (5, 20)
@@ -12,6 +21,10 @@ HISTORY_METRICS = ("impressions", "views", "reach", "likes", "comments", "shares
 SPONSORED_GAP_WINDOW = 50
 CADENCE_DAYS = 90
 SHRINK_PSEUDO_POSTS = 5
+# Lags and exponentially weighted means of log(1 + interactions): the short memory a median of 5 or 20 posts blurs.
+LAGS = (1, 2, 3)
+EWM_HALF_LIVES = (3, 10)  # in posts
+SLOPE_DAYS = 30  # the trend is reported per this many days
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,33 @@ def catalog() -> list[FeatureSpec]:
             f"interactions_trend_{lo}v{hi}", h, f"log ratio of median interactions, last {lo} vs last {hi} posts"
         ),
         FeatureSpec(f"interactions_cv_last{hi}", h, f"coefficient of variation of interactions, last {hi} posts"),
+        *(
+            FeatureSpec(f"log_interactions_lag{k}", h, f"log(1 + interactions) of the latest post but {k - 1}")
+            for k in LAGS
+        ),
+        *(
+            FeatureSpec(
+                f"log_interactions_ewm{hl}",
+                h,
+                f"exponentially weighted mean of log(1 + interactions) over the last {hi} posts, half-life {hl} posts",
+            )
+            for hl in EWM_HALF_LIVES
+        ),
+        FeatureSpec(
+            f"log_interactions_sd_last{hi}", h, f"standard deviation of log(1 + interactions), last {hi} posts"
+        ),
+        FeatureSpec(
+            f"log_interactions_slope_last{hi}",
+            h,
+            f"least-squares trend of log(1 + interactions) per {SLOPE_DAYS} days, last {hi} posts",
+        ),
+        FeatureSpec(
+            "log_interactions_last_same_format",
+            h,
+            "log(1 + interactions) of the latest post in the planned post's format",
+        ),
+        FeatureSpec("days_between_last_two_posts", h, "days between the latest post and the one before it"),
+        FeatureSpec("posts_last7d", h, "posts in the 7 days before the as-of time"),
         FeatureSpec(
             f"sponsored_gap_last{SPONSORED_GAP_WINDOW}",
             h,

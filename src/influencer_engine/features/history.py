@@ -6,7 +6,10 @@ import polars as pl
 
 from influencer_engine.features.catalog import (
     CADENCE_DAYS,
+    EWM_HALF_LIVES,
     HISTORY_METRICS,
+    LAGS,
+    SLOPE_DAYS,
     SPONSORED_GAP_WINDOW,
     WINDOWS,
     history_name,
@@ -47,6 +50,40 @@ def _exact_std(counts: pl.Expr) -> pl.Expr:
     return pl.when(n > 1).then(spread.sqrt())
 
 
+_FIXED = float(2**60)
+
+
+def _fixed_sum(x: pl.Expr) -> pl.Expr:
+    """The sum of a group's floats in 128-bit fixed point (steps of 2**-60, summed exactly, rounded to a double
+    once): the same bits in any row order. A float sum follows the row order the join happened to produce, so its
+    last bit moved between runs."""
+    return (x * _FIXED).round().cast(pl.Int128).sum().cast(pl.Float64) / _FIXED
+
+
+def _ewm_means(values: pl.Expr, k: pl.Expr) -> list[pl.Expr]:
+    """Exponentially weighted means by post rank (rank 1 = the latest post, weight 1), one per half-life, over the
+    posts of the frame they aggregate (the last ``WINDOWS[-1]``: older posts weigh little and cost much)."""
+    out = []
+    for hl in EWM_HALF_LIVES:
+        w = 0.5 ** ((k - 1).cast(pl.Float64) / hl)
+        out.append((_fixed_sum(values * w) / _fixed_sum(w)).alias(f"log_interactions_ewm{hl}"))
+    return out
+
+
+def _spread_and_trend(values: pl.Expr, age_days: pl.Expr, window: int) -> list[pl.Expr]:
+    """Standard deviation and least-squares slope (per ``SLOPE_DAYS``) of ``values`` over the window's posts, from
+    fixed-point moment sums (null below two posts, or when every post has the same time)."""
+    y, t = values, -age_days / SLOPE_DAYS
+    n = y.count().cast(pl.Float64)
+    sy, st, syy, stt, sty = (_fixed_sum(e) for e in (y, t, y * y, t * t, t * y))
+    sxx = stt - st * st / n
+    var = ((syy - sy * sy / n) / (n - 1)).clip(lower_bound=0.0)
+    return [
+        pl.when(n > 1).then(var.sqrt()).alias(f"log_interactions_sd_last{window}"),
+        pl.when((n > 1) & (sxx > 1e-9)).then((sty - st * sy / n) / sxx).alias(f"log_interactions_slope_last{window}"),
+    ]
+
+
 def history_features(requests: pl.LazyFrame, posts: pl.LazyFrame) -> pl.LazyFrame:
     """Per request: trailing statistics of the creator's posts strictly before ``as_of``.
 
@@ -73,6 +110,7 @@ def history_features(requests: pl.LazyFrame, posts: pl.LazyFrame) -> pl.LazyFram
     k = pl.col("_k")
     age_days = (pl.col("as_of") - pl.col("posted_at")).dt.total_microseconds() / 86_400e6
     inter = pl.col("interactions")
+    log_inter = (inter.cast(pl.Float64) + 1).log()
     gap_window = k <= SPONSORED_GAP_WINDOW
     sponsored = pl.col("sponsored").fill_null(False)
     same = pl.col("format") == pl.col("request_format")
@@ -90,6 +128,10 @@ def history_features(requests: pl.LazyFrame, posts: pl.LazyFrame) -> pl.LazyFram
         pl.col("sponsored").cast(pl.Float64).mean().alias("sponsored_share"),
         inter.filter(same).median().alias("interactions_median_same_format"),
         same.cast(pl.Float64).mean().alias("same_format_share"),
+        *(log_inter.filter(k == lag).first().alias(f"log_interactions_lag{lag}") for lag in LAGS),
+        log_inter.filter(same).sort_by(k.filter(same)).first().alias("log_interactions_last_same_format"),
+        age_days.filter(k == 2).first().alias("_age2"),
+        (age_days <= 7).sum().alias("posts_last7d"),
     )
     # windowed statistics read only the last `hi` posts: aggregate them on that (much smaller) frame
     windowed: list[pl.Expr] = []
@@ -102,6 +144,8 @@ def history_features(requests: pl.LazyFrame, posts: pl.LazyFrame) -> pl.LazyFram
     windowed.append(
         (_exact_std(inter) / pl.when(inter.mean() > 0).then(inter.mean())).alias(f"interactions_cv_last{hi}")
     )
+    windowed += _spread_and_trend(log_inter, age_days, hi)
+    windowed += _ewm_means(log_inter, k)
     recent = past.filter(k <= hi).group_by("_rid").agg(windowed)
     return (
         whole.join(recent, on="_rid", how="left")
@@ -112,8 +156,9 @@ def history_features(requests: pl.LazyFrame, posts: pl.LazyFrame) -> pl.LazyFram
             _log_ratio(pl.col("_sponsored_median"), pl.col("_organic_median")).alias(
                 f"sponsored_gap_last{SPONSORED_GAP_WINDOW}"
             ),
+            (pl.col("_age2") - pl.col("days_since_last_post")).alias("days_between_last_two_posts"),
         )
-        .drop("_rid", "_sponsored_median", "_organic_median")
+        .drop("_rid", "_sponsored_median", "_organic_median", "_age2")
     )
 
 

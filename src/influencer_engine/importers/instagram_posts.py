@@ -22,6 +22,11 @@ _FORMATS = {"GraphImage": "image", "GraphVideo": "video", "GraphSidecar": "carou
 # A creator with this many likes and exactly zero comments had comments turned off: unknown, not zero.
 _COMMENTS_DISABLED_LIKES = 1000
 _POST_COLUMNS = ("link", "likes", "comment_counts", "dates", "type_posts", "username")
+# Paid-partnership disclosures in a caption (hashtags and the words creators use, English and Indonesian). A post
+# without one is read as organic: undisclosed partnerships exist, so sponsored is a floor, not a census.
+_DISCLOSURE = (
+    r"(?i)#(ad|ads|sponsored|sponsor|spon|paidpromote|paidpartnership|endorse\w*|iklan)\b|paid partnership|\bendorse"
+)
 
 
 def _read_csv(path: Path) -> pl.DataFrame:
@@ -92,7 +97,10 @@ def import_instagram_posts(src: Path, out: Path) -> Manifest:
     for path in batches:
         frame = _read_csv(path)
         _require(frame, _POST_COLUMNS, path)
-        frames.append(frame.select(*_POST_COLUMNS).with_columns(pl.lit(path.name).alias("__file")))
+        captions = pl.col("captions") if "captions" in frame.columns else pl.lit(None, dtype=pl.String)
+        frames.append(
+            frame.select(*_POST_COLUMNS, captions.alias("captions")).with_columns(pl.lit(path.name).alias("__file"))
+        )
     posts_in = pl.concat(frames, how="vertical")
     likes = pl.col("likes").str.strip_chars().cast(pl.Int64, strict=False)
     comments = pl.col("comment_counts").str.strip_chars().cast(pl.Int64, strict=False)
@@ -102,11 +110,13 @@ def import_instagram_posts(src: Path, out: Path) -> Manifest:
         pl.col("username").str.strip_chars().alias("creator_id"),
         pl.col("dates").str.strip_chars().cast(pl.Float64, strict=False).alias("posted_at"),
         pl.col("type_posts").replace(_FORMATS).alias("format"),
-        pl.lit(None, dtype=pl.Boolean).alias("sponsored"),
+        pl.col("captions").str.contains(_DISCLOSURE).alias("sponsored"),
         pl.col("likes"),
         pl.when(disabled).then(None).otherwise(pl.col("comment_counts")).alias("comments"),
+        pl.col("captions").alias("caption"),
     )
     n_disabled = posts_in.select(disabled.fill_null(False).sum()).item()
+    n_disclosed = posts_mapped.select(pl.col("sponsored").fill_null(False).sum()).item()
     sources = [str(p) for p in batches]
     posts = validate(posts_mapped, CONTRACTS["posts"], source=",".join(p.name for p in batches))
     posts = check_references(
@@ -123,7 +133,8 @@ def import_instagram_posts(src: Path, out: Path) -> Manifest:
         notes=[
             f"{n_disabled} posts with >= {_COMMENTS_DISABLED_LIKES} likes and 0 comments: comments set to null "
             "(comments were turned off, so the count is unknown, not zero)",
-            "sponsored is unknown in this source (null)",
+            f"sponsored: {n_disclosed} posts disclose a paid partnership in the caption (#ad, #sponsored, "
+            "#paidpromote, endorse, ...); the others are read as organic (null without a caption)",
         ],
     )
     manifest.write()

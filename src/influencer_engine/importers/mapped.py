@@ -50,6 +50,7 @@ class ColumnSpec(_Strict):
     extract: str | None = None  # regex whose first group is the value (no match: the whole cell)
     prefix: str = ""  # put before the value (ids from several platforms: "tiktok:")
     lower: bool = False
+    optional: bool = False  # a file without the source column gives nulls (exports differ in what they hold)
 
     @model_validator(mode="after")
     def _one_origin(self) -> ColumnSpec:
@@ -146,6 +147,8 @@ def _cell(spec: ColumnSpec, frame: pl.DataFrame, missing: tuple[str, ...], path:
     """The raw text of a column after extract/map/missing handling (null: missing)."""
     if spec.source is None:
         return pl.lit(None if spec.value is None else str(spec.value), dtype=pl.String)
+    if spec.source not in frame.columns and spec.optional:
+        return pl.lit(None, dtype=pl.String)
     if spec.source not in frame.columns:
         raise InputError(
             f"{path} has no column {spec.source!r} (mapped to {name}).",

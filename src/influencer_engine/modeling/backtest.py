@@ -7,7 +7,7 @@ P10-P90 coverage and width. Conversions per dollar (cost paid) are ranked agains
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,10 +20,11 @@ from influencer_engine.features.build import feature_columns
 from influencer_engine.modeling.baselines import BASELINES, Baselines
 from influencer_engine.modeling.estimator import BoosterTrainer
 from influencer_engine.modeling.forecaster import KPIForecaster, targets_of
+from influencer_engine.modeling.intervals import HISTORY_BUCKETS, history_bucket
 from influencer_engine.modeling.metrics import coverage, interval_width, mae_log1p, poisson_deviance, spearman
 from influencer_engine.registry import KPI_NAMES
 
-__all__ = ["METHODS", "BacktestResult", "backtest", "score_predictions", "time_splits"]
+__all__ = ["METHODS", "BacktestResult", "backtest", "groups_of", "score_predictions", "time_splits"]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.intp]
@@ -62,10 +63,13 @@ class BacktestResult:
     predictions: pl.DataFrame  # test rows: keys, observed, truth, model mean + quantiles, baselines
     calibration: dict[str, dict[str, float]]  # kpi -> "below_p10"/"below_p50"/"below_p90"
     beats: dict[str, bool] = field(default_factory=dict)  # kpi -> model beats every baseline on every metric
+    # the model's error and coverage per history bucket (posts before the campaign), tier and platform
+    breakdown: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"metrics": self.metrics, "conversions_per_dollar_spearman": self.per_dollar, "rows": self.rows,
-                "calibration": self.calibration, "beats_every_baseline": self.beats}  # fmt: skip
+                "calibration": self.calibration, "beats_every_baseline": self.beats,
+                "breakdown": self.breakdown}  # fmt: skip
 
 
 def backtest(
@@ -77,14 +81,24 @@ def backtest(
     seed: int = 0,
     trainer: BoosterTrainer | None = None,
     on_fit: Callable[[str], None] | None = None,
+    extra_features: Sequence[str] = (),
+    train_share: float = 1.0,
 ) -> BacktestResult:
     """Time-split backtest of the model and the baselines on a training table (``trainer``: see KPIModel.fit;
-    ``on_fit`` hears of every booster trained, as ``KPIForecaster.fit``'s)."""
-    features = feature_columns()
+    ``on_fit`` hears of every booster trained, as ``KPIForecaster.fit``'s).
+
+    Diagnostics: ``extra_features`` are table columns the model also reads (the simulator's hidden truths give the
+    information ceiling); ``train_share`` < 1 trains on that share of the earlier campaigns (a campaign's hires stay
+    together, picked by a hash of its id), tested on the same later rows (the learning curve)."""
+    features = [*feature_columns(), *extra_features]
     times = table["as_of"].to_numpy()
     parts = []
     for fold, (train_idx, test_idx) in enumerate(time_splits(times, config.backtest.test_share, config.backtest.folds)):
         train, test = table[train_idx], table[test_idx]
+        if train_share < 1.0:
+            campaign = train["request_id"].str.split(":").list.first()
+            train = train.filter(pl.Series((campaign.hash(seed) % 10_000).to_numpy() < round(train_share * 10_000)))
+        n_train = train.height
         y = targets_of(train)
         model = KPIForecaster(config, overrides=overrides, random_state=seed).fit(
             train.select(features),
@@ -103,12 +117,13 @@ def backtest(
                 cols[f"model__{k}_p{round(lv * 100)}"] = fc.quantiles[k][:, j]
             for b in BASELINES:
                 cols[f"{b}__{k}"] = base.predict(b, test, k)
-        parts.append(test.select("request_id", "as_of", "cost", *(k for k in KPI_NAMES if k in test.columns))
+        keep = [c for c in ("posts_before", "tier", "platform") if c in test.columns]
+        parts.append(test.select("request_id", "as_of", "cost", *keep, *(k for k in KPI_NAMES if k in test.columns))
                      .with_columns(**{c: pl.Series(c, v) for c, v in cols.items()}))  # fmt: skip
     preds = pl.concat(parts, how="vertical")
     if truth is not None:
         preds = preds.join(truth, on="request_id", how="left")
-    return score_predictions(preds, n_train=int(len(table) - preds.height))
+    return score_predictions(preds, n_train=n_train)
 
 
 def score_predictions(preds: pl.DataFrame, *, n_train: int) -> BacktestResult:
@@ -117,6 +132,7 @@ def score_predictions(preds: pl.DataFrame, *, n_train: int) -> BacktestResult:
     metrics: dict[str, dict[str, dict[str, float]]] = {}
     calib: dict[str, dict[str, float]] = {}
     beats: dict[str, bool] = {}
+    breakdown: list[dict[str, Any]] = []
 
     def col(name: str) -> F64:
         return preds[name].cast(pl.Float64).fill_null(np.nan).to_numpy()
@@ -136,6 +152,18 @@ def score_predictions(preds: pl.DataFrame, *, n_train: int) -> BacktestResult:
             metrics[k][m] = row
         lo, mid, hi = col(f"model__{k}_p10"), col(f"model__{k}_p50"), col(f"model__{k}_p90")
         metrics[k]["model"].update(coverage_p10_p90=coverage(y, lo, hi), **interval_width(lo, hi, mid))
+        p = col(f"model__{k}")
+        for by, labels in _groups(preds).items():
+            for g, label in enumerate(labels):
+                inside = (groups_of(preds, by) == g) & np.isfinite(y)
+                if inside.sum() < MIN_GROUP_ROWS:
+                    continue
+                cell = {"kpi": k, "by": by, "group": label, "rows": int(inside.sum()),
+                        "mae_log1p": mae_log1p(y[inside], p[inside]),
+                        "coverage_p10_p90": coverage(y[inside], lo[inside], hi[inside])}  # fmt: skip
+                if tru is not None:
+                    cell["mae_log1p_true"] = mae_log1p(tru[inside], p[inside])
+                breakdown.append(cell)
         ok = np.isfinite(y)
         calib[k] = {f"below_{q}": float(np.mean(y[ok] <= col(f"model__{k}_{q}")[ok])) for q in ("p10", "p50", "p90")}
         mine = metrics[k]["model"]
@@ -154,4 +182,28 @@ def score_predictions(preds: pl.DataFrame, *, n_train: int) -> BacktestResult:
             per_dollar[m] = spearman(col(f"{m}__conversions") / cost, target / cost)
     rows = {"train": n_train, "test": preds.height}
     return BacktestResult(metrics=metrics, per_dollar=per_dollar, rows=rows, predictions=preds,
-                          calibration=calib, beats=beats)  # fmt: skip
+                          calibration=calib, beats=beats, breakdown=breakdown)  # fmt: skip
+
+
+MIN_GROUP_ROWS = 20  # a group of the breakdown with fewer test rows is left out
+
+
+def _groups(preds: pl.DataFrame) -> dict[str, tuple[str, ...]]:
+    """The breakdowns the predictions allow: history bucket, tier, platform (each group's labels, in order)."""
+    out: dict[str, tuple[str, ...]] = {}
+    if "posts_before" in preds.columns:
+        out["history"] = HISTORY_BUCKETS
+    for c in ("tier", "platform"):
+        if c in preds.columns:
+            out[c] = tuple(sorted(str(v) for v in preds[c].cast(pl.String).drop_nulls().unique().to_list()))
+    return out
+
+
+def groups_of(preds: pl.DataFrame, by: str) -> npt.NDArray[np.int64]:
+    """Each prediction row's group index within ``_groups(preds)[by]`` (-1: none)."""
+    if by == "history":
+        return history_bucket(preds["posts_before"].cast(pl.Float64).to_numpy())
+    labels = _groups(preds)[by]
+    index = {v: i for i, v in enumerate(labels)}
+    return np.array([index.get(v, -1) if v is not None else -1 for v in preds[by].cast(pl.String).to_list()],
+                    dtype=np.int64)  # fmt: skip

@@ -26,7 +26,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
 from influencer_engine.modeling.balance import Balance
-from influencer_engine.modeling.intervals import ConformalBands
+from influencer_engine.modeling.intervals import ConformalBands, history_of
 from influencer_engine.modeling.matrix import CATEGORIES_OF, to_matrix
 
 __all__ = ["BoosterTrainer", "KPIModel", "lightgbm_threads", "offset_of", "thread_budget", "usable_cpus"]
@@ -271,15 +271,21 @@ class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
                 raise ValueError(f"too few rows to fit and calibrate: {len(yv)} (need at least {n_cal + 50})")
             fit_idx, cal_idx = order[:-n_cal], order[-n_cal:]
             early = self._train(x[fit_idx], yv[fit_idx], init[fit_idx], names, trainer=trainer)
-            self.calibrate(yv[cal_idx], np.exp(early.predict(x[cal_idx], raw_score=True) + init[cal_idx]))
+            self.calibrate(
+                yv[cal_idx],
+                np.exp(early.predict(x[cal_idx], raw_score=True) + init[cal_idx]),
+                history=history_of(X)[cal_idx] if "posts_before" in X.columns else None,
+            )
         self.booster_ = self._train(x, yv, init, names, valid=vset, callbacks=callbacks, trainer=trainer)
         self.feature_names_in_ = np.asarray(names, dtype=object)
         self.n_features_in_ = len(names)
         return self
 
-    def calibrate(self, y: F64, forecast: F64) -> KPIModel:
-        """Set the bands from held-out targets and their forecasts (by a model that did not see them)."""
-        self.bands_ = ConformalBands.fit(np.asarray(y, dtype=np.float64), forecast, self.levels, self.bins)
+    def calibrate(self, y: F64, forecast: F64, *, history: F64 | None = None) -> KPIModel:
+        """Set the bands from held-out targets and their forecasts (by a model that did not see them); ``history``
+        (posts before each row) gives each history bucket bands of its own."""
+        self.bands_ = ConformalBands.fit(np.asarray(y, dtype=np.float64), forecast, self.levels, self.bins,
+                                         history=history)  # fmt: skip
         return self
 
     def set_balance(self, balance: Balance) -> KPIModel:
@@ -318,7 +324,8 @@ class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
     def predict_quantiles(self, X: pl.DataFrame, mean: F64 | None = None) -> F64:
         """Quantile forecasts at ``levels`` (P10, P50, P90 by default), shape (n, 3)."""
         check_is_fitted(self, "bands_")
-        return self.bands_.apply(self.predict(X) if mean is None else mean)
+        history = history_of(X) if "posts_before" in X.columns else None
+        return self.bands_.apply(self.predict(X) if mean is None else mean, history)
 
     def contributions(self, X: pl.DataFrame) -> F64:
         """Per-feature contributions on the log scale (SHAP values from LightGBM ``pred_contrib``).

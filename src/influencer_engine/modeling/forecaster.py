@@ -22,6 +22,7 @@ from sklearn.utils.validation import check_is_fitted
 from influencer_engine.config import ModelConfig
 from influencer_engine.modeling.balance import Balance
 from influencer_engine.modeling.estimator import BoosterTrainer, KPIModel, offset_of
+from influencer_engine.modeling.intervals import history_of
 from influencer_engine.modeling.matrix import to_matrix
 from influencer_engine.registry import KPI_NAMES
 
@@ -222,18 +223,20 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
         self.early_models_ = dict(early)
         self.calibration_rows_ = n_cal
         bands = {}
+        cal_history = history_of(X[cal_idx]) if "posts_before" in X.columns else None
         for kpi, pred in cal_pred.items():
             y = sub[kpi][cal_idx]
             ok = np.isfinite(y)
-            bands[kpi] = (y[ok], pred[ok])
+            bands[kpi] = (y[ok], pred[ok], None if cal_history is None else cal_history[ok])
         balances = self._cross_fit(X, sub, groups, trainer, on_fit)
         models, _ = self._fit_funnel(X, sub, trainer=trainer, on_fit=_labelled(on_fit, "final"))
         for kpi, model in models.items():
             if kpi in balances:
                 model.set_balance(balances[kpi])
             if kpi in bands and len(bands[kpi][0]) >= 20:
-                y_cal, raw_cal = bands[kpi]
-                model.calibrate(y_cal, model.balanced(raw_cal))
+                y_cal, raw_cal, hist_cal = bands[kpi]
+                model.calibrate(y_cal, model.balanced(raw_cal),
+                                history=hist_cal if self.config.intervals.by_history else None)  # fmt: skip
         self.features_ = list(X.columns)
         return self
 

@@ -1,9 +1,16 @@
-"""Prediction intervals by split conformal prediction on log1p residuals, per bin of the forecast.
+"""Prediction intervals by split conformal prediction on log1p residuals, per bin of the forecast and per bucket of
+the history the forecast had to go on.
 
 LightGBM refuses monotone constraints with its quantile objective, so the quantiles come from residuals
 instead: a model fitted on earlier rows forecasts the latest rows (the calibration set), and the empirical
 quantiles of ``log1p(y) - log1p(forecast)`` give multiplicative bands. Small forecasts are relatively noisier
 (counting noise), so residual quantiles are kept separately per bin of the forecast (Mondrian conformal).
+
+What is known of a creator matters as much: a forecast from 3 posts is less sure than one from 200. With the
+posts each calibration row had before it (``history``), each history bucket (0-5, 6-20, 21-50, 51+ posts) gets
+bands of its own from its own rows; a bucket with fewer than ``MIN_PER_BIN`` calibration rows borrows its
+neighbours' rows, and failing that the pooled bands. So coverage holds within each bucket, not only on average,
+and a planner's P10 can prefer the creator who is well known.
 """
 
 from __future__ import annotations
@@ -15,11 +22,26 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import polars as pl
 
-__all__ = ["ConformalBands"]
+__all__ = ["HISTORY_BUCKETS", "ConformalBands", "history_bucket", "history_of"]
 
 F64 = npt.NDArray[np.float64]
 MIN_PER_BIN = 100
+# Buckets of the posts a forecast had to go on (the 0-5 bucket holds creators without history too)
+HISTORY_EDGES = (5, 20, 50)
+HISTORY_BUCKETS = ("0_5", "6_20", "21_50", "51_plus")
+
+
+def history_of(X: pl.DataFrame) -> F64:
+    """The posts each feature row's forecast had to go on (``posts_before``; null as none)."""
+    return X["posts_before"].cast(pl.Float64).fill_null(0.0).to_numpy()
+
+
+def history_bucket(posts_before: F64) -> npt.NDArray[np.int64]:
+    """0 for 0-5 posts before the forecast, 1 for 6-20, 2 for 21-50, 3 for more (missing counts as none)."""
+    p = np.nan_to_num(np.asarray(posts_before, dtype=np.float64), nan=0.0)
+    return np.searchsorted(np.asarray(HISTORY_EDGES, dtype=np.float64), p, side="left").astype(np.int64)
 
 
 def _conformal_quantile(r: F64, level: float) -> float:
@@ -36,19 +58,18 @@ def _conformal_quantile(r: F64, level: float) -> float:
 
 @dataclass(frozen=True)
 class ConformalBands:
-    """Residual quantiles per forecast bin; ``apply`` turns forecasts into quantile forecasts."""
+    """Residual quantiles per forecast bin (and per history bucket); ``apply`` turns forecasts into quantiles."""
 
     levels: tuple[float, ...]
     edges: tuple[float, ...]  # interior edges on log1p(forecast); len(edges) + 1 bins
     quantiles: tuple[tuple[float, ...], ...]  # per bin, per level
     counts: tuple[int, ...]  # calibration rows per bin
+    # per HISTORY_BUCKETS: that bucket's own bands (from its rows, or its neighbours'), None: the pooled ones
+    history: tuple[ConformalBands | None, ...] = ()
+    history_rows: tuple[str, ...] = ()  # per bucket, whose rows calibrated it ("own", "with neighbours", "pooled")
 
     @classmethod
-    def fit(cls, y: F64, forecast: F64, levels: Sequence[float], bins: int) -> ConformalBands:
-        ok = np.isfinite(y) & np.isfinite(forecast)
-        y, forecast = y[ok], forecast[ok]
-        if len(y) < 20:
-            raise ValueError(f"conformal calibration needs at least 20 rows, got {len(y)}")
+    def _pooled(cls, y: F64, forecast: F64, levels: Sequence[float], bins: int) -> ConformalBands:
         lf = np.log1p(np.maximum(forecast, 0.0))
         r = np.log1p(np.maximum(y, 0.0)) - lf
         k = max(1, min(bins, len(y) // MIN_PER_BIN))
@@ -61,17 +82,57 @@ class ConformalBands:
             counts.append(len(rb))
         return cls(tuple(levels), tuple(float(e) for e in edges), tuple(qs), tuple(counts))
 
-    def apply(self, forecast: F64) -> F64:
-        """Quantile forecasts, shape (n, len(levels)), non-decreasing across levels."""
+    @classmethod
+    def fit(cls, y: F64, forecast: F64, levels: Sequence[float], bins: int,
+            history: F64 | None = None) -> ConformalBands:  # fmt: skip
+        ok = np.isfinite(y) & np.isfinite(forecast)
+        y, forecast = y[ok], forecast[ok]
+        if len(y) < 20:
+            raise ValueError(f"conformal calibration needs at least 20 rows, got {len(y)}")
+        pooled = cls._pooled(y, forecast, levels, bins)
+        if history is None:
+            return pooled
+        bucket = history_bucket(np.asarray(history, dtype=np.float64)[ok])
+        own: list[ConformalBands | None] = []
+        rows: list[str] = []
+        for b in range(len(HISTORY_BUCKETS)):
+            for label, members in (("own", (b,)), ("with neighbours", (b - 1, b, b + 1))):
+                take = np.isin(bucket, members)
+                if take.sum() >= MIN_PER_BIN:
+                    own.append(cls._pooled(y[take], forecast[take], levels, bins))
+                    rows.append(label)
+                    break
+            else:
+                own.append(None)
+                rows.append("pooled")
+        return cls(pooled.levels, pooled.edges, pooled.quantiles, pooled.counts, tuple(own), tuple(rows))
+
+    def _apply_pooled(self, forecast: F64) -> F64:
         lf = np.log1p(np.maximum(forecast, 0.0))
         which = np.searchsorted(np.asarray(self.edges), lf, side="right")
         q = np.asarray(self.quantiles, dtype=np.float64)[which]
         out = np.expm1(lf[:, None] + q)
         return np.maximum.accumulate(np.maximum(out, 0.0), axis=1)
 
+    def apply(self, forecast: F64, history: F64 | None = None) -> F64:
+        """Quantile forecasts, shape (n, len(levels)), non-decreasing across levels; ``history`` (posts before each
+        forecast) picks each row's history bucket where the bands have them."""
+        forecast = np.asarray(forecast, dtype=np.float64)
+        out = self._apply_pooled(forecast)
+        if history is None or not self.history:
+            return out
+        bucket = history_bucket(history)
+        for b, bands in enumerate(self.history):
+            rows = bucket == b
+            if bands is not None and rows.any():
+                out[rows] = bands._apply_pooled(forecast[rows])
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         return {"levels": list(self.levels), "edges": list(self.edges),
-                "quantiles": [list(q) for q in self.quantiles], "counts": list(self.counts)}  # fmt: skip
+                "quantiles": [list(q) for q in self.quantiles], "counts": list(self.counts),
+                "history": [None if h is None else h.to_dict() for h in self.history],
+                "history_rows": list(self.history_rows)}  # fmt: skip
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ConformalBands:
@@ -80,4 +141,6 @@ class ConformalBands:
             edges=tuple(float(v) for v in d["edges"]),
             quantiles=tuple(tuple(float(v) for v in q) for q in d["quantiles"]),
             counts=tuple(int(v) for v in d["counts"]),
+            history=tuple(None if h is None else cls.from_dict(h) for h in d.get("history", [])),
+            history_rows=tuple(str(v) for v in d.get("history_rows", [])),
         )

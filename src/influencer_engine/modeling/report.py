@@ -46,12 +46,34 @@ def markdown_report(sections: Mapping[str, BacktestResult], *, title: str, notes
             lines.append("Spearman of conversions per dollar (cost paid)" + (" vs truth: " if truth else ": ")
                          + ", ".join(f"{_LABEL[m]} {v:.3f}" for m, v in r.per_dollar.items()))  # fmt: skip
             lines.append("")
+        if r.breakdown:
+            lines += _breakdown_table(r.breakdown)
         won = [k for k, v in r.beats.items() if v]
         lines.append(f"Model beats every baseline on every metric for {len(won)} of {len(r.beats)} KPIs"
                      + (f" (not: {', '.join(k for k, v in r.beats.items() if not v)})" if len(won) < len(r.beats)
                         else "") + ".")  # fmt: skip
         lines.append("")
     return "\n".join(lines)
+
+
+def _breakdown_table(rows: list[dict[str, Any]]) -> list[str]:
+    """The model's MAE log1p and P10-P90 coverage per history bucket, tier and platform: a row per KPI."""
+    cols = [(r["by"], r["group"]) for r in rows]
+    cols = list(dict.fromkeys(cols))
+    names = [f"posts {g.replace('_', '-')}" if by == "history" else g for by, g in cols]
+    head = "| KPI | " + " | ".join(names) + " |"
+    lines = ["The model by history (posts before the campaign), tier and platform: MAE log1p"
+             + (" vs truth" if "mae_log1p_true" in rows[0] else "") + " / P10-P90 coverage (test rows).", "",
+             head, "|" + "---|" * (len(cols) + 1)]  # fmt: skip
+    for kpi in dict.fromkeys(r["kpi"] for r in rows):
+        cell = {(r["by"], r["group"]): r for r in rows if r["kpi"] == kpi}
+        out = [kpi]
+        for c in cols:
+            r = cell.get(c)
+            out.append("" if r is None else f"{r.get('mae_log1p_true', r['mae_log1p']):.3f} / "
+                       f"{r['coverage_p10_p90']:.0%} ({r['rows']:,})")  # fmt: skip
+        lines.append("| " + " | ".join(out) + " |")
+    return [*lines, ""]
 
 
 def calibration_chart(result: BacktestResult, path: Path, *, title: str) -> Path:

@@ -1,0 +1,92 @@
+"""Issue 18 benchmark: next-post engagement on real post histories, against the trailing median of 20 posts.
+
+    python benchmarks/bench_nextpost.py [--real ../shared/data/real] [--data DIR ...] [--simulated 4000]
+
+- the shared Instagram histories (imported from ``--real``, read where they are, never copied into the repo);
+- any other dataset folder with creators and posts (``--data``, repeatable): a real set of another platform;
+- with ``--simulated N``, each platform of a simulated world of N creators (its posts are drawn around a stable level,
+  so the trailing median is close to the best there is: a check that nothing breaks, not of the features).
+
+Per set: MAE log1p of the model and of the baselines on the later 20% of the time range, the improvement over the
+trailing median of 20, the same on each half of the creators (split by a hash of the id: the figure should hold on
+creators the choices were not made on), and the ablation (what each group of features bought), all in one run.
+Figures land in benchmarks/results/nextpost.json and on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import polars as pl
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from influencer_engine.config import load_tier_config  # noqa: E402
+from influencer_engine.evaluation.nextpost import next_post_backtest  # noqa: E402
+from influencer_engine.importers.instagram_posts import import_instagram_posts  # noqa: E402
+
+
+def _one(name: str, folder: Path) -> dict[str, object]:
+    t0 = time.perf_counter()
+    r = next_post_backtest(folder, load_tier_config())
+    seconds = time.perf_counter() - t0
+    m = r.metrics
+    print(f"\n{name}: {r.rows['test']:,} test posts of {r.rows['creators']:,} creators ({seconds:.1f} s)")
+    for method, v in m.items():
+        print(f"  {method:28s} MAE log1p {v['mae_log1p']:.4f}  Spearman {v['spearman']:.3f}")
+    print(f"  improvement over the trailing median of 20: {r.improvement_vs_trailing_median:+.1%} "
+          f"(halves of the creators: {', '.join(f'{v:+.1%}' for v in r.by_half.values())}); "
+          f"caption score {'used' if r.caption_score else 'not available'}")  # fmt: skip
+    base = m["trailing_median_last20"]["mae_log1p"]
+    for step, mae in r.ablation.items():
+        print(f"    {step:80s} {mae:.4f} ({1 - mae / base:+.1%})")
+    return {"seconds": seconds, **r.to_dict()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--real", type=Path, default=ROOT.parent / "shared" / "data" / "real")
+    ap.add_argument("--data", type=Path, action="append", default=[], help="another dataset folder (repeatable)")
+    ap.add_argument("--simulated", type=int, default=0, help="creators of a simulated world to check (0: none)")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "nextpost.json")
+    a = ap.parse_args()
+    results: dict[str, object] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        ig = a.real / "instagram_posts_2015_2020"
+        if ig.is_dir():
+            import_instagram_posts(ig, Path(tmp) / "instagram")
+            results["shared instagram (2015-2020)"] = _one("shared instagram (2015-2020)", Path(tmp) / "instagram")
+        else:
+            print(f"{ig} not found: the shared Instagram histories are skipped")
+        for folder in a.data:
+            results[str(folder)] = _one(str(folder), folder)
+        if a.simulated:
+            from influencer_engine.config import load_simulator_config
+            from influencer_engine.simulate.generate import simulate_market
+            from influencer_engine.simulate.world import write_world
+
+            cfg, tiers = load_simulator_config(), load_tier_config()
+            world = Path(tmp) / "world"
+            write_world(simulate_market(cfg, tiers, a.simulated, 7), cfg, tiers, 7, world)
+            creators = pl.read_parquet(world / "creators.parquet")
+            posts = pl.read_parquet(world / "posts.parquet")
+            for platform in sorted(creators["platform"].unique().to_list()):
+                sub = Path(tmp) / f"sim_{platform}"
+                sub.mkdir()
+                c = creators.filter(pl.col("platform") == platform)
+                c.write_parquet(sub / "creators.parquet")
+                posts.filter(pl.col("creator_id").is_in(c["creator_id"].implode())).write_parquet(sub / "posts.parquet")
+                results[f"simulated {platform}"] = _one(f"simulated {platform} ({a.simulated:,} creators)", sub)
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(f"\nwritten: {a.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Issue 18 benchmark: do the P10-P90 bands hold 80% within each history bucket, not only on average?
+
+    python benchmarks/bench_uncertainty.py [--creators 20000] [--seed 7] [--thin-share 0.4] [--keep 0.1]
+
+A simulated world's creators all have long histories by the time they are hired, so the 0-5 bucket is empty there.
+Real candidate bases are not like that: an export holds a few posts per creator. So the benchmark also thins the
+world: for a random ``--thin-share`` of creators, each post is kept with probability ``--keep`` (the campaigns,
+outcomes and truth are untouched). On each world, one time-split backtest with bands per history bucket
+(``intervals.by_history = true``, the default) and one with pooled bands, same data, same seed: P10-P90 coverage of
+every KPI overall and per bucket (0-5, 6-20, 21-50, 51+ posts before the campaign), and the median band width
+(log1p P90 - log1p P10) per bucket. Figures land in benchmarks/results/uncertainty.json and on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from influencer_engine.config import ModelConfig, load_model_config, load_simulator_config, load_tier_config  # noqa: E402
+from influencer_engine.modeling.backtest import backtest  # noqa: E402
+from influencer_engine.modeling.intervals import HISTORY_BUCKETS, history_bucket  # noqa: E402
+from influencer_engine.simulate.generate import simulate_market  # noqa: E402
+from influencer_engine.simulate.world import write_world  # noqa: E402
+from influencer_engine.training.data import load_training_table  # noqa: E402
+from influencer_engine.training.train import load_truth  # noqa: E402
+
+
+def thin(world: Path, out: Path, share: float, keep: float, seed: int) -> None:
+    """A copy of ``world`` where a random ``share`` of creators keep each post with probability ``keep``."""
+    shutil.copytree(world, out)
+    rng = np.random.default_rng(seed)
+    creators = pl.read_parquet(world / "creators.parquet")["creator_id"]
+    thinned = creators.filter(pl.Series(rng.random(creators.len()) < share))
+    posts = pl.read_parquet(world / "posts.parquet")
+    drop = posts["creator_id"].is_in(thinned.implode()) & pl.Series(rng.random(posts.height) >= keep)
+    posts.filter(~drop).write_parquet(out / "posts.parquet")
+
+
+def _by_history(cfg: ModelConfig, on: bool) -> ModelConfig:
+    return cfg.model_copy(update={"intervals": cfg.intervals.model_copy(update={"by_history": on})})
+
+
+def measure(folder: Path, cfg: ModelConfig) -> dict[str, object]:
+    tiers = load_tier_config()
+    table = load_training_table(folder, tiers).frame
+    out: dict[str, object] = {}
+    for label, on in (("pooled bands", False), ("bands per history bucket", True)):
+        t0 = time.perf_counter()
+        r = backtest(table, _by_history(cfg, on), truth=load_truth(folder), seed=0)
+        preds = r.predictions
+        bucket = history_bucket(preds["posts_before"].cast(pl.Float64).to_numpy())
+        rows = {b: int((bucket == i).sum()) for i, b in enumerate(HISTORY_BUCKETS)}
+        kpis: dict[str, object] = {}
+        for k, m in r.metrics.items():
+            cov = {c["group"]: c["coverage_p10_p90"] for c in r.breakdown if c["kpi"] == k and c["by"] == "history"}
+            spread = np.log1p(preds[f"model__{k}_p90"].to_numpy()) - np.log1p(preds[f"model__{k}_p10"].to_numpy())
+            width = {b: float(np.median(spread[bucket == i])) for i, b in enumerate(HISTORY_BUCKETS)
+                     if (bucket == i).sum() >= 20}  # fmt: skip
+            kpis[k] = {"coverage": m["model"]["coverage_p10_p90"], "coverage_by_history": cov,
+                       "median_width_log1p_by_history": width}  # fmt: skip
+        out[label] = {"seconds": time.perf_counter() - t0, "test_rows_by_history": rows, "kpis": kpis}
+        print(f"  {label} ({time.perf_counter() - t0:.0f} s); test rows by history bucket {rows}")
+        for k, v in kpis.items():
+            cells = "  ".join(f"{b} {c:.1%} (width {v['median_width_log1p_by_history'].get(b, float('nan')):.2f})"
+                              for b, c in v["coverage_by_history"].items())  # fmt: skip
+            print(f"    {k:12s} overall {v['coverage']:.1%}   {cells}")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--creators", type=int, default=20_000)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--thin-share", type=float, default=0.4)
+    ap.add_argument("--keep", type=float, default=0.1)
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "uncertainty.json")
+    a = ap.parse_args()
+    cfg, tiers, sim = load_model_config(), load_tier_config(), load_simulator_config()
+    results: dict[str, object] = {"creators": a.creators, "seed": a.seed, "thin_share": a.thin_share, "keep": a.keep}
+    with tempfile.TemporaryDirectory() as tmp:
+        world = Path(tmp) / "world"
+        write_world(simulate_market(sim, tiers, a.creators, a.seed), sim, tiers, a.seed, world)
+        thin(world, Path(tmp) / "thin", a.thin_share, a.keep, a.seed)
+        for name, folder in (("world", world), ("thinned world", Path(tmp) / "thin")):
+            print(f"\n{name} ({a.creators:,} creators, seed {a.seed})")
+            results[name] = measure(folder, cfg)
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(f"\nwritten: {a.out}")
+
+
+if __name__ == "__main__":
+    main()
