@@ -278,7 +278,9 @@ def test_evaluate_planner_scores_against_the_oracle(
     for goal, e in summary.items():
         if e["briefs"]:
             assert e["planner"]["mean_share"] <= 1.0 + 1e-6, goal  # the oracle is the best roster on the truth
-    assert "top_followers" in text
+            # the references planned on the truth with a known error are scored against the same oracle
+            assert e["truth_noise10"]["mean_share"] <= 1.0 + 1e-6 and e["truth_noise30"]["mean_share"] > 0, goal
+    assert "top_followers" in text and "truth, log sd 0.1" in text
 
 
 def test_score_streams_chunks_and_accounts_for_every_row(

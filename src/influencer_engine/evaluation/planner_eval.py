@@ -26,7 +26,7 @@ from influencer_engine.forecast import forecast_base, load_candidate_base
 from influencer_engine.io import read_table
 from influencer_engine.modeling.predictor import Predictor
 from influencer_engine.planner.coverage import AudienceModel, solve_reach
-from influencer_engine.planner.knapsack import solve_additive
+from influencer_engine.planner.knapsack import Problem, solve_additive
 from influencer_engine.planner.plan import Prepared, plan_candidates, prepare
 from influencer_engine.planner.problem import goal_values
 from influencer_engine.planner.totals import PlanTotals, cost_figures
@@ -45,10 +45,22 @@ __all__ = [
 ]
 
 _ORACLE_GAP = 1e-4
+# References that say how good forecasts must be: rosters planned on the truth times exp(sigma * z), z standard
+# normal per creator (the same draws at every sigma). A lognormal error of log sd sigma has MAE log ~0.8 sigma.
+ERROR_LEVELS = (0.1, 0.2, 0.3)
+
+
+def error_reference(sigma: float) -> str:
+    return f"truth_noise{round(sigma * 100)}"
+
+
 DELIVERY_DRAWS = 400  # simulated deliveries of each planned roster, for the share inside its band
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
+
+
+_COMPARED = ("planner", *HEURISTICS, *(error_reference(s) for s in ERROR_LEVELS))
 
 
 @dataclass(frozen=True)
@@ -118,12 +130,14 @@ def evaluate_planner(
                 s = cfg.solver
                 oracle = solve_reach(problem, model, true_reach, gap=_ORACLE_GAP, time_limit=s.time_limit_s,
                                      rounds=s.max_reach_rounds)  # fmt: skip
+                reference, audience = true_reach, model
             else:
                 true_values = goal_values(true_rows, goal, "expected", emv_cpm_usd=emv_cpm)
 
                 score = partial(_additive_score, true_values)
 
                 oracle = solve_additive(problem, true_values, gap=_ORACLE_GAP, time_limit=cfg.solver.time_limit_s)
+                reference, audience = true_values, None
             picked = _picked(goal, prep, planned.chosen, oracle.chosen, true_rows, totals, score)
             picked["band_holds_delivered"] = _delivered_inside(
                 world, brief, goal, table["creator_id"].gather(planned.chosen).to_list(), picked, totals,
@@ -131,6 +145,9 @@ def evaluate_planner(
             orders = heuristic_orders(table, forecast.features, predictor.baselines)
             compared = {"planner": score(planned.chosen)}
             compared.update({name: score(fill_in_order(problem, orders[name])) for name in HEURISTICS})
+            z = np.random.default_rng([seed, k, GOAL_NAMES.index(goal), 1]).standard_normal(len(reference))
+            compared.update({error_reference(sg): score(_plan_on(problem, reference * np.exp(sg * z), cfg, audience))
+                             for sg in ERROR_LEVELS})  # fmt: skip
             # the reference is the best roster known on the truth: the oracle solve, or a compared roster if one
             # beats it (possible within the oracle's certified gap, and for unique reach, whose solver has a gap)
             oracle_value = max(score(oracle.chosen), *compared.values())
@@ -142,7 +159,7 @@ def evaluate_planner(
                 "oracle_value": oracle_value, "oracle_solver_value": score(oracle.chosen),
                 **{f"{name}_value": v for name, v in compared.items()}, **picked,
             }  # fmt: skip
-            for name in ("planner", *HEURISTICS):
+            for name in _COMPARED:
                 row[f"{name}_share"] = row[f"{name}_value"] / oracle_value if oracle_value > 0 else None
             rows.append(row)
     frame = pl.DataFrame(rows, infer_schema_length=None)
@@ -236,6 +253,15 @@ def _delivered_inside(world: World, brief: Brief, goal: str, ids: list[str], pic
     return float(np.mean((goal_drawn >= band.p10) & (goal_drawn <= band.p90)))
 
 
+def _plan_on(problem: Problem, values: F64, cfg: PlannerConfig, audience: AudienceModel | None) -> I64:
+    """The roster the planner's solver picks on ``values`` (unique reach when an audience model is given)."""
+    s = cfg.solver
+    if audience is not None:
+        return solve_reach(problem, audience, values, gap=s.mip_rel_gap, time_limit=s.time_limit_s,
+                           rounds=s.max_reach_rounds).chosen  # fmt: skip
+    return solve_additive(problem, values, gap=s.mip_rel_gap, time_limit=s.time_limit_s).chosen
+
+
 def _reach_score(model: AudienceModel, reach: F64, chosen: I64) -> float:
     return model.unique_reach(chosen, reach[chosen])
 
@@ -291,7 +317,7 @@ def _summary(frame: pl.DataFrame, market: dict[str, float]) -> dict[str, dict[st
             "briefs": part.height,
             "briefs_without_oracle_value": frame.filter(pl.col("goal") == goal).height - part.height,
         }
-        for name in ("planner", *HEURISTICS):
+        for name in _COMPARED:
             s = part[f"{name}_share"]
             entry[name] = {"mean_share": _num(s.mean()), "median_share": _num(s.median()), "min_share": _num(s.min())}
         entry["oracle_certified_gap_max"] = _num(part["oracle_certified_gap"].max())
@@ -302,12 +328,15 @@ def _summary(frame: pl.DataFrame, market: dict[str, float]) -> dict[str, dict[st
 
 
 def summary_lines(ev: PlannerEvaluation) -> list[str]:
+    refs = [error_reference(s) for s in ERROR_LEVELS]
     lines = [f"{'goal':12} {'briefs':>6} {'planner':>8} " + " ".join(f"{h:>21}" for h in HEURISTICS)
+             + " " + " ".join(f"{'truth, log sd ' + f'{s:g}':>18}" for s in ERROR_LEVELS)
              + f" {'forecast/true P10-P50-P90':>26} {'band holds truth':>16} {'delivered':>9}"]  # fmt: skip
     for goal, e in ev.summary.items():
         r = e["picked"]["picked_forecast_over_true"]
         lines.append(f"{goal:12} {e['briefs']:>6} {e['planner']['mean_share']:>8.1%} "
                      + " ".join(f"{e[h]['mean_share']:>21.1%}" for h in HEURISTICS)
+                     + " " + " ".join(f"{e[h]['mean_share']:>18.1%}" for h in refs)
                      + f" {r['p10']:>8.2f} {r['median']:>8.2f} {r['p90']:>8.2f}"
                      + f" {e['picked']['band_holds_truth']:>16.0%}"
                      + f" {e['picked']['band_holds_delivered']:>9.0%}")  # fmt: skip
