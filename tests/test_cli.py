@@ -281,6 +281,10 @@ def test_evaluate_planner_scores_against_the_oracle(
             # the references planned on the truth with a known error are scored against the same oracle
             assert e["truth_noise10"]["mean_share"] <= 1.0 + 1e-6 and e["truth_noise30"]["mean_share"] > 0, goal
     assert "top_followers" in text and "truth, log sd 0.1" in text
+    # the same briefs planned on each creator's P10: both rosters' true value and delivered downside
+    if summary["conversions"]["briefs"]:
+        r = summary["conversions"]["risk_averse"]
+        assert r["briefs"] == 1 and r["true_value_p10_over_expected"] > 0 and "risk p10 vs expected" in text
 
 
 def test_score_streams_chunks_and_accounts_for_every_row(

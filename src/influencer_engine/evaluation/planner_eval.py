@@ -145,6 +145,8 @@ def evaluate_planner(
             orders = heuristic_orders(table, forecast.features, predictor.baselines)
             compared = {"planner": score(planned.chosen)}
             compared.update({name: score(fill_in_order(problem, orders[name])) for name in HEURISTICS})
+            downside = _risk_downside(world, brief, goal, planned.chosen, table, forecast, cfg, score,
+                                      np.random.default_rng([seed, k, GOAL_NAMES.index(goal), 2]))  # fmt: skip
             z = np.random.default_rng([seed, k, GOAL_NAMES.index(goal), 1]).standard_normal(len(reference))
             compared.update({error_reference(sg): score(_plan_on(problem, reference * np.exp(sg * z), cfg, audience))
                              for sg in ERROR_LEVELS})  # fmt: skip
@@ -157,7 +159,7 @@ def evaluate_planner(
                 "oracle_creators": int(oracle.chosen.size), "plan_seconds": seconds,
                 "planner_certified_gap": planned.gap, "oracle_certified_gap": oracle.gap,
                 "oracle_value": oracle_value, "oracle_solver_value": score(oracle.chosen),
-                **{f"{name}_value": v for name, v in compared.items()}, **picked,
+                **{f"{name}_value": v for name, v in compared.items()}, **picked, **downside,
             }  # fmt: skip
             for name in _COMPARED:
                 row[f"{name}_share"] = row[f"{name}_value"] / oracle_value if oracle_value > 0 else None
@@ -253,6 +255,32 @@ def _delivered_inside(world: World, brief: Brief, goal: str, ids: list[str], pic
     return float(np.mean((goal_drawn >= band.p10) & (goal_drawn <= band.p90)))
 
 
+# goals whose value is one KPI's total, so a roster's downside can be read from its simulated deliveries
+_DOWNSIDE_GOALS = ("engagement", "clicks", "conversions", "revenue")
+
+
+def _risk_downside(world: World, brief: Brief, goal: str, planned: I64, table: pl.DataFrame, forecast: Any,
+                   cfg: PlannerConfig, score: Callable[[I64], float],
+                   rng: np.random.Generator) -> dict[str, Any]:  # fmt: skip
+    """The brief planned on each creator's P10 beside the expected-value plan (``planned``, rows of ``table``): both
+    rosters' true value and their downside, the 10th percentile of the goal's total over simulated deliveries.
+    Empty for goals that are not one KPI's total."""
+    if goal not in _DOWNSIDE_GOALS:
+        return {}
+    averse = prepare(forecast, brief.model_copy(update={"risk": "p10"}), cfg)
+    roster, _ = plan_candidates(averse, cfg)
+    position = {c: i for i, c in enumerate(table["creator_id"].to_list())}
+    picked = averse.candidates.table["creator_id"].gather(roster.chosen).to_list()
+    rosters = {"expected": planned, "p10": np.array([position[c] for c in picked], dtype=np.intp)}
+    out: dict[str, Any] = {"risk_same_roster": set(rosters["expected"].tolist()) == set(rosters["p10"].tolist())}
+    for name, idx in rosters.items():
+        ids = table["creator_id"].gather(idx).to_list()
+        drawn = world.delivered_totals(brief, ids, draws=DELIVERY_DRAWS, rng=rng)[GOALS[goal].kpi] if ids else [0.0]
+        out[f"risk_{name}_true_value"] = score(idx)
+        out[f"risk_{name}_delivered_p10"] = float(np.quantile(drawn, 0.1))
+    return out
+
+
 def _plan_on(problem: Problem, values: F64, cfg: PlannerConfig, audience: AudienceModel | None) -> I64:
     """The roster the planner's solver picks on ``values`` (unique reach when an audience model is given)."""
     s = cfg.solver
@@ -320,6 +348,15 @@ def _summary(frame: pl.DataFrame, market: dict[str, float]) -> dict[str, dict[st
         for name in _COMPARED:
             s = part[f"{name}_share"]
             entry[name] = {"mean_share": _num(s.mean()), "median_share": _num(s.median()), "min_share": _num(s.min())}
+        if "risk_p10_true_value" in part.columns:  # planned on P10 vs on expected values, the same briefs
+            r = part.filter(pl.col("risk_p10_true_value").is_not_null())
+            entry["risk_averse"] = {
+                "briefs": r.height,
+                "same_roster": _num(r["risk_same_roster"].cast(pl.Float64).mean()),
+                "true_value_p10_over_expected": _num((r["risk_p10_true_value"] / r["risk_expected_true_value"]).mean()),
+                "delivered_p10_p10_over_expected": _num(
+                    (r["risk_p10_delivered_p10"] / r["risk_expected_delivered_p10"]).mean()),
+            }  # fmt: skip
         entry["oracle_certified_gap_max"] = _num(part["oracle_certified_gap"].max())
         entry["plan_seconds_median"] = _num(part["plan_seconds"].median())
         entry["picked"] = _picked_summary(part, market)
@@ -340,4 +377,10 @@ def summary_lines(ev: PlannerEvaluation) -> list[str]:
                      + f" {r['p10']:>8.2f} {r['median']:>8.2f} {r['p90']:>8.2f}"
                      + f" {e['picked']['band_holds_truth']:>16.0%}"
                      + f" {e['picked']['band_holds_delivered']:>9.0%}")  # fmt: skip
+    for goal, e in ev.summary.items():
+        r = e.get("risk_averse")
+        if r and r["briefs"]:
+            lines.append(f"risk p10 vs expected, {goal}: same roster in {r['same_roster']:.0%} of briefs; true value "
+                         f"x{r['true_value_p10_over_expected']:.3f}; P10 of delivered totals "
+                         f"x{r['delivered_p10_p10_over_expected']:.3f}")  # fmt: skip
     return lines
