@@ -297,3 +297,27 @@ def test_branched_bound_is_valid_and_no_looser_than_the_lp() -> None:
         assert bound <= rel.bound * rel.scale * (1 + 1e-9) + 1e-9, trial
         tighter += bound < rel.bound * rel.scale * (1 - 1e-6)
     assert tighter >= 1  # and it does tighten
+
+
+def test_risk_averse_plan_maximises_the_rosters_p10_not_the_sum_of_each_creators() -> None:
+    """One big creator against ten small ones at the same price and mean: summed P10s cannot tell them apart (the
+    same relative band), but the ten's shortfalls average out, so the roster's own P10 is higher with them."""
+    from influencer_engine.planner.plan import roster_downside_values
+
+    n = 11
+    mean = np.array([1000.0] + [100.0] * 10)
+    price = np.array([1000.0] + [100.0] * 10)
+    table = candidate_table(n, 0).with_columns(pl.Series("price", price), pl.Series("conversions", mean),
+                                               pl.Series("conversions_p10", mean * 0.4),
+                                               pl.Series("conversions_p90", mean * 1.9))  # fmt: skip
+    b = brief(budget=1_000)
+    cand = build_candidates(table, b)
+    summed = goal_values(cand.table, "conversions", "p10", emv_cpm_usd=12.0)
+    assert summed[0] == pytest.approx(summed[1:].sum())  # no preference either way
+    values = roster_downside_values(cand, "conversions", load_planner_config(), emv_cpm_usd=12.0)
+    chosen = solve_additive(cand.problem, values, gap=1e-6, time_limit=10).chosen
+    ids = set(cand.table["creator_id"].gather(chosen).to_list())
+    assert ids == {f"c{i:04d}" for i in range(1, 11)}
+    # the roster's P10 (normal approximation from the bands) is higher for the ten than for the one
+    sd = (mean * 1.9 - mean * 0.4) / (2 * 1.2815515655446004)
+    assert 1000 - 1.28 * np.sqrt((sd[1:] ** 2).sum()) > 1000 - 1.28 * sd[0]

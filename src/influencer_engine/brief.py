@@ -18,7 +18,10 @@ from influencer_engine.schema import AGE_BANDS, AUDIENCE_COUNTRIES, CATEGORIES, 
 __all__ = ["Brief", "Constraints", "MixLimit", "Scenario", "TargetAudience", "load_brief"]
 
 # goals and risk levels come from the registry; the JSON schema lists them so the API docs offer them
-_RISK_DOC = "Plan on each creator's expected value, or on a low quantile for a risk-averse plan."
+_RISK_DOC = (
+    "Plan on expected values, or risk-averse: p10 maximises the roster's own P10 (the unique-reach goal "
+    "uses each creator's P10 reach), p50 each creator's median."
+)
 
 
 # planning dates must be in the age of creator platforms (YouTube opened in 2005) and not decades ahead

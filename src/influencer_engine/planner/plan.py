@@ -101,13 +101,52 @@ def prepare(forecast: BriefForecast, brief: Brief, cfg: PlannerConfig) -> Prepar
     """The planning problem of ``brief`` over ``forecast``'s candidates (``brief`` may be a scenario of its brief)."""
     cand = build_candidates(forecast.table, brief)
     emv_cpm = forecast.emv_cpm_usd
-    values = goal_values(cand.table, brief.goal, brief.risk, emv_cpm_usd=emv_cpm)
+    if brief.risk == "p10" and GOALS[brief.goal].kind != "coverage":
+        values = roster_downside_values(cand, brief.goal, cfg, emv_cpm_usd=emv_cpm)
+    else:
+        values = goal_values(cand.table, brief.goal, brief.risk, emv_cpm_usd=emv_cpm)
     reach = goal_values(cand.table, "reach", brief.risk, emv_cpm_usd=emv_cpm)
     # segment sizes come from every candidate forecast (the market); the eligible rows keep their own factors
     market = _audience_model(forecast.table, forecast.audience, cfg.audience.people_pool)
     eligible = forecast.table["creator_id"].is_in(cand.table["creator_id"].implode()).to_numpy()
     audience = market.take(np.flatnonzero(eligible))
     return Prepared(brief, forecast, cand, values, reach, audience, kpi_quantiles(cand.table))
+
+
+# P10 of a normal total: mean - 1.2816 sd
+_Z10 = 1.2815515655446004
+_DOWNSIDE_ROUNDS = 3
+
+
+def roster_downside_values(cand: Candidates, goal: str, cfg: PlannerConfig, *, emv_cpm_usd: float) -> F64:
+    """Values whose sum over a roster approximates the roster's own P10 (risk = "p10" for an additive goal).
+
+    The P10 of a roster's total is about ``sum(mean) - z * sqrt(sum(var))`` (independent creators; each creator's
+    variance from its P10-P90 band, a normal's 2 x 1.2816 sd). Summing each creator's own P10 instead punishes
+    every creator for its whole spread, as if all fell short together: it drops small creators (a P10 of 0) and
+    concentrates the roster on a few big ones, whose shortfalls do not average out. The square root is linearised
+    at the roster's own variance, ``sqrt(V) ~ sqrt(V0) + (V - V0) / (2 sqrt(V0))``, so each creator is worth its mean
+    less ``z * var / (2 sqrt(V0))``: a linear objective the same solver maximises. V0 starts from the
+    expected-value roster and is updated from each new roster (a few rounds; it settles in one or two).
+    """
+    table = cand.table
+    mean = goal_values(table, goal, "expected", emv_cpm_usd=emv_cpm_usd)
+    lo = goal_values(table, goal, "p10", emv_cpm_usd=emv_cpm_usd)
+    hi = goal_values(table, goal, "p90", emv_cpm_usd=emv_cpm_usd)
+    var = ((hi - lo) / (2 * _Z10)) ** 2
+    s = cfg.solver
+    chosen = solve_additive(cand.problem, mean, gap=s.mip_rel_gap, time_limit=s.time_limit_s).chosen
+    values = mean
+    for _ in range(_DOWNSIDE_ROUNDS):
+        v0 = float(var[chosen].sum())
+        if v0 <= 0:
+            break
+        values = mean - _Z10 * var / (2 * np.sqrt(v0))
+        nxt = solve_additive(cand.problem, values, gap=s.mip_rel_gap, time_limit=s.time_limit_s).chosen
+        if set(nxt.tolist()) == set(chosen.tolist()):
+            break
+        chosen = nxt
+    return np.asarray(values, dtype=np.float64)
 
 
 def solve(prep: Prepared, cfg: PlannerConfig, *, budget: float | None = None,
@@ -203,7 +242,11 @@ def plan(prep: Prepared, cfg: PlannerConfig, *, budget: float | None = None, rea
     roster = roster.sort(order, descending=True)
     notes = list(forecast.notes)
     if brief.risk != "expected":
-        notes.append(f"planned on each creator's {brief.risk.upper()} forecast (risk-averse)")
+        if brief.risk == "p10" and GOALS[brief.goal].kind != "coverage":
+            notes.append("planned on the roster's P10 (risk-averse: each creator's mean less its share of the "
+                         "roster's spread, so shortfalls can average out)")  # fmt: skip
+        else:
+            notes.append(f"planned on each creator's {brief.risk.upper()} forecast (risk-averse)")
     if goal.value == "net_return":
         notes.append(f"{goal.label} is planned as net return (revenue minus spend), so every creator must pay back")
     # every row not planned is accounted for: creators filtered (with the brief's reason) or rejected, posts rejected

@@ -66,7 +66,7 @@ def goal_values(table: pl.DataFrame, goal: str, risk: str, *, emv_cpm_usd: float
     The goal's value rule (registry): its KPI, the KPI's earned media value, or its net return (KPI minus price).
     """
     g = GOALS[goal]
-    col = g.kpi + RISKS[risk]
+    col = g.kpi + ("_p90" if risk == "p90" else RISKS[risk])  # p90: the top of the band (not a planning level)
     v = table[col].cast(pl.Float64).fill_null(np.nan).to_numpy().copy()
     v = np.nan_to_num(v, nan=0.0)
     if g.value == "emv":
