@@ -1,9 +1,11 @@
 """Issue 18 benchmark: next-post engagement on real post histories, against the trailing median of 20 posts.
 
-    python benchmarks/bench_nextpost.py [--real ../shared/data/real] [--data DIR ...] [--simulated 4000]
+    python benchmarks/bench_nextpost.py [--real ../shared/data/real] [--data DIR ...] [--simulated 4000] [--drift 0.1]
 
 - the shared Instagram histories (imported from ``--real``, read where they are, never copied into the repo);
 - any other dataset folder with creators and posts (``--data``, repeatable): a real set of another platform;
+- with ``--drift STEP``, the Instagram set with each creator's level on a random walk (levels that move, so the last
+  few posts say more than the last twenty; a check of the short-memory features, not a real figure);
 - with ``--simulated N``, each platform of a simulated world of N creators (its posts are drawn around a stable level,
   so the trailing median is close to the best there is: a check that nothing breaks, not of the features).
 
@@ -49,11 +51,40 @@ def _one(name: str, folder: Path) -> dict[str, object]:
     return {"seconds": seconds, **r.to_dict()}
 
 
+def drifted(folder: Path, out: Path, step: float, seed: int) -> Path:
+    """A copy of a dataset whose creators' engagement levels wander: each creator's likes and comments are scaled by
+    exp(a random walk over its posts, step ``step`` per post). Levels that move make the last few posts say more than
+    the last twenty (as on the hidden set of another platform the issue describes): a check that the short memory
+    features pick that up, not a figure of any real set."""
+    import numpy as np
+
+    out.mkdir(parents=True)
+    for f in folder.glob("*.parquet"):
+        if f.name != "posts.parquet":
+            (out / f.name).write_bytes(f.read_bytes())
+    posts = pl.read_parquet(folder / "posts.parquet").sort("creator_id", "posted_at", "post_id")
+    rng = np.random.default_rng(seed)
+    walk = pl.Series(rng.normal(0.0, step, posts.height))
+    level = pl.col("_w").cum_sum().over("creator_id").exp()
+    posts = posts.with_columns(walk.alias("_w")).with_columns(level.alias("_m"))
+    scaled = [(pl.col(c).cast(pl.Float64) * pl.col("_m")).round().cast(posts.schema[c]).alias(c)
+              for c in ("likes", "comments")]  # fmt: skip
+    posts = posts.with_columns(*scaled).drop("_w", "_m")
+    posts.write_parquet(out / "posts.parquet")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--real", type=Path, default=ROOT.parent / "shared" / "data" / "real")
     ap.add_argument("--data", type=Path, action="append", default=[], help="another dataset folder (repeatable)")
     ap.add_argument("--simulated", type=int, default=0, help="creators of a simulated world to check (0: none)")
+    ap.add_argument(
+        "--drift",
+        type=float,
+        default=0.0,
+        help="also the Instagram set with each creator's level on a random walk of this step per post",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "nextpost.json")
     a = ap.parse_args()
     results: dict[str, object] = {}
@@ -62,6 +93,9 @@ def main() -> None:
         if ig.is_dir():
             import_instagram_posts(ig, Path(tmp) / "instagram")
             results["shared instagram (2015-2020)"] = _one("shared instagram (2015-2020)", Path(tmp) / "instagram")
+            if a.drift:
+                name = f"shared instagram, levels drifting (random walk, step {a.drift:g} per post)"
+                results[name] = _one(name, drifted(Path(tmp) / "instagram", Path(tmp) / "drift", a.drift, 7))
         else:
             print(f"{ig} not found: the shared Instagram histories are skipped")
         for folder in a.data:

@@ -128,9 +128,7 @@ def history_features(requests: pl.LazyFrame, posts: pl.LazyFrame) -> pl.LazyFram
         pl.col("sponsored").cast(pl.Float64).mean().alias("sponsored_share"),
         inter.filter(same).median().alias("interactions_median_same_format"),
         same.cast(pl.Float64).mean().alias("same_format_share"),
-        *(log_inter.filter(k == lag).first().alias(f"log_interactions_lag{lag}") for lag in LAGS),
-        log_inter.filter(same).sort_by(k.filter(same)).first().alias("log_interactions_last_same_format"),
-        age_days.filter(k == 2).first().alias("_age2"),
+        log_inter.filter(same).get(k.filter(same).arg_min()).alias("log_interactions_last_same_format"),
         (age_days <= 7).sum().alias("posts_last7d"),
     )
     # windowed statistics read only the last `hi` posts: aggregate them on that (much smaller) frame
@@ -144,6 +142,9 @@ def history_features(requests: pl.LazyFrame, posts: pl.LazyFrame) -> pl.LazyFram
     windowed.append(
         (_exact_std(inter) / pl.when(inter.mean() > 0).then(inter.mean())).alias(f"interactions_cv_last{hi}")
     )
+    # lags and the gap between the last two posts: the few latest rows of the (small) last-`hi` frame
+    windowed += [log_inter.filter(k == lag).first().alias(f"log_interactions_lag{lag}") for lag in LAGS]
+    windowed.append(age_days.filter(k == 2).first().alias("_age2"))
     windowed += _spread_and_trend(log_inter, age_days, hi)
     windowed += _ewm_means(log_inter, k)
     recent = past.filter(k <= hi).group_by("_rid").agg(windowed)
