@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
@@ -470,6 +470,8 @@ class IntervalSection(_Frozen):
     calibration_share: float = 0.2
     bins: int = 5
     by_history: bool = False  # bands of their own per history bucket (0-5, 6-20, 21-50, 51+ posts)
+    # the bands' residuals: every training row out of fold (the mean correction's folds), or the latest rows only
+    calibrate_on: Literal["latest", "out_of_fold"] = "out_of_fold"
     balance_folds: int = 3  # folds of creators for the out-of-fold mean correction (0: none)
 
     @model_validator(mode="after")

@@ -173,7 +173,8 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
         on_fit: Callable[[str], None] | None,
     ) -> dict[str, Balance]:
         """Each KPI's mean correction from out-of-fold forecasts: per fold, a funnel fitted on the other folds
-        forecasts it (raw, as the final funnel's offsets will be)."""
+        forecasts it (raw, as the final funnel's offsets will be). The raw forecasts stay in ``oof_``."""
+        self.oof_: dict[str, F64] = {}
         folds = self.config.intervals.balance_folds
         if folds < 2:
             return {}
@@ -189,6 +190,7 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
                                        on_fit=_labelled(on_fit, f"fold {j + 1}/{folds}"))  # fmt: skip
             for kpi, p in pred.items():
                 oof.setdefault(kpi, np.full(X.height, np.nan))[out] = p
+        self.oof_ = oof
         return {kpi: Balance.fit(np.asarray(targets[kpi], dtype=np.float64), p) for kpi, p in oof.items()}
 
     def fit(
@@ -219,7 +221,7 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
                                            predict_on=X[cal_idx], trainer=trainer,
                                            on_fit=_labelled(on_fit, "calibration"))  # fmt: skip
         # the funnel fitted on the earlier rows: out of sample on the latest rows, for measurements made at training
-        # time (bands, the widening of completed rows); not saved with the bundle
+        # time (the widening of completed rows; the bands with calibrate_on = "latest"); not saved with the bundle
         self.early_models_ = dict(early)
         self.calibration_rows_ = n_cal
         bands = {}
@@ -233,7 +235,12 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
         for kpi, model in models.items():
             if kpi in balances:
                 model.set_balance(balances[kpi])
-            if kpi in bands and len(bands[kpi][0]) >= 20:
+            if self.config.intervals.calibrate_on == "out_of_fold" and kpi in self.oof_:
+                y_all, p_all = sub[kpi], self.oof_[kpi]
+                ok = np.isfinite(y_all) & np.isfinite(p_all)
+                hist = history_of(X)[ok] if "posts_before" in X.columns and self.config.intervals.by_history else None
+                model.calibrate(y_all[ok], model.balanced(p_all[ok]), history=hist)
+            elif kpi in bands and len(bands[kpi][0]) >= 20:
                 y_cal, raw_cal, hist_cal = bands[kpi]
                 model.calibrate(y_cal, model.balanced(raw_cal),
                                 history=hist_cal if self.config.intervals.by_history else None)  # fmt: skip
