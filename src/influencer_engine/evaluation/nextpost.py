@@ -9,8 +9,8 @@ tier's median engagement rate.
 
 The caption score is a ridge regression on hashed word and word-pair counts (TF-IDF) of what a post earned over its
 creator's trailing median (its penalty picked by out-of-fold error on the training posts): fitted on training posts
-only, out of fold for the training rows (so the booster sees
-it as it will be for a new post), on all training posts for the test rows. A data set without captions gets no
+only, out of fold for the training rows (so the booster sees it as it will be for a new post), on all training posts
+for the test rows. A data set without captions gets no
 score (the column is null and the booster ignores it).
 """
 
@@ -60,10 +60,14 @@ def next_post_features() -> list[str]:
     return [f for f in feature_columns() if groups[f] not in _EXCLUDED_GROUPS and f != "brand_category"]
 
 
+def _caption(posts: pl.DataFrame) -> pl.Expr:
+    """The posts' caption column, or nulls where the data has none (it is optional in the contract)."""
+    return pl.col("caption") if "caption" in posts.columns else pl.lit(None, dtype=pl.String)
+
+
 def post_attributes(posts: pl.DataFrame) -> pl.DataFrame:
     """post_id and what is known of each post when it goes out (null where the data does not say)."""
-    has_caption = "caption" in posts.columns
-    caption = pl.col("caption") if has_caption else pl.lit(None, dtype=pl.String)
+    caption = _caption(posts)
     sponsored = pl.col("sponsored") if "sponsored" in posts.columns else pl.lit(None, dtype=pl.Boolean)
     return posts.select(
         "post_id",
@@ -163,9 +167,7 @@ def next_post_backtest(
     )  # fmt: skip
     feats = build_features(creators.lazy(), posts.drop("__y").lazy(), requests.lazy(), tiers).collect()
     own = post_attributes(posts).rename({"post_id": "request_id"})
-    text = posts.select(pl.col("post_id").alias("request_id"), "__y",
-                        (pl.col("caption") if "caption" in posts.columns else pl.lit(None, dtype=pl.String))
-                        .alias("__caption"))  # fmt: skip
+    text = posts.select(pl.col("post_id").alias("request_id"), "__y", _caption(posts).alias("__caption"))
     frame = feats.join(own, on="request_id", how="left").join(text, on="request_id", how="inner")
     n_all = frame.height
     frame = frame.filter(pl.col("posts_before") >= 1).sort("as_of", "request_id")

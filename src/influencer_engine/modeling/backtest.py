@@ -24,7 +24,7 @@ from influencer_engine.modeling.intervals import HISTORY_BUCKETS, history_bucket
 from influencer_engine.modeling.metrics import coverage, interval_width, mae_log1p, poisson_deviance, spearman
 from influencer_engine.registry import KPI_NAMES
 
-__all__ = ["METHODS", "BacktestResult", "backtest", "groups_of", "score_predictions", "time_splits"]
+__all__ = ["METHODS", "BacktestResult", "backtest", "score_predictions", "time_splits"]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.intp]
@@ -133,6 +133,7 @@ def score_predictions(preds: pl.DataFrame, *, n_train: int) -> BacktestResult:
     calib: dict[str, dict[str, float]] = {}
     beats: dict[str, bool] = {}
     breakdown: list[dict[str, Any]] = []
+    groups = _groups(preds)
 
     def col(name: str) -> F64:
         return preds[name].cast(pl.Float64).fill_null(np.nan).to_numpy()
@@ -153,9 +154,9 @@ def score_predictions(preds: pl.DataFrame, *, n_train: int) -> BacktestResult:
         lo, mid, hi = col(f"model__{k}_p10"), col(f"model__{k}_p50"), col(f"model__{k}_p90")
         metrics[k]["model"].update(coverage_p10_p90=coverage(y, lo, hi), **interval_width(lo, hi, mid))
         p = col(f"model__{k}")
-        for by, labels in _groups(preds).items():
+        for by, (labels, index) in groups.items():
             for g, label in enumerate(labels):
-                inside = (groups_of(preds, by) == g) & np.isfinite(y)
+                inside = (index == g) & np.isfinite(y)
                 if inside.sum() < MIN_GROUP_ROWS:
                     continue
                 cell = {"kpi": k, "by": by, "group": label, "rows": int(inside.sum()),
@@ -188,22 +189,16 @@ def score_predictions(preds: pl.DataFrame, *, n_train: int) -> BacktestResult:
 MIN_GROUP_ROWS = 20  # a group of the breakdown with fewer test rows is left out
 
 
-def _groups(preds: pl.DataFrame) -> dict[str, tuple[str, ...]]:
-    """The breakdowns the predictions allow: history bucket, tier, platform (each group's labels, in order)."""
-    out: dict[str, tuple[str, ...]] = {}
+def _groups(preds: pl.DataFrame) -> dict[str, tuple[tuple[str, ...], npt.NDArray[np.int64]]]:
+    """The breakdowns the predictions allow (history bucket, tier, platform): each one's group labels, in order, and
+    every prediction row's group index among them (-1: none)."""
+    out: dict[str, tuple[tuple[str, ...], npt.NDArray[np.int64]]] = {}
     if "posts_before" in preds.columns:
-        out["history"] = HISTORY_BUCKETS
+        out["history"] = (HISTORY_BUCKETS, history_bucket(preds["posts_before"].cast(pl.Float64).to_numpy()))
     for c in ("tier", "platform"):
         if c in preds.columns:
-            out[c] = tuple(sorted(str(v) for v in preds[c].cast(pl.String).drop_nulls().unique().to_list()))
+            values = preds[c].cast(pl.String)
+            labels = tuple(sorted(str(v) for v in values.drop_nulls().unique().to_list()))
+            index = {v: i for i, v in enumerate(labels)}
+            out[c] = (labels, np.array([-1 if v is None else index[v] for v in values.to_list()], dtype=np.int64))
     return out
-
-
-def groups_of(preds: pl.DataFrame, by: str) -> npt.NDArray[np.int64]:
-    """Each prediction row's group index within ``_groups(preds)[by]`` (-1: none)."""
-    if by == "history":
-        return history_bucket(preds["posts_before"].cast(pl.Float64).to_numpy())
-    labels = _groups(preds)[by]
-    index = {v: i for i, v in enumerate(labels)}
-    return np.array([index.get(v, -1) if v is not None else -1 for v in preds[by].cast(pl.String).to_list()],
-                    dtype=np.int64)  # fmt: skip

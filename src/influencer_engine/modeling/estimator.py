@@ -271,11 +271,7 @@ class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
                 raise ValueError(f"too few rows to fit and calibrate: {len(yv)} (need at least {n_cal + 50})")
             fit_idx, cal_idx = order[:-n_cal], order[-n_cal:]
             early = self._train(x[fit_idx], yv[fit_idx], init[fit_idx], names, trainer=trainer)
-            self.calibrate(
-                yv[cal_idx],
-                np.exp(early.predict(x[cal_idx], raw_score=True) + init[cal_idx]),
-                history=history_of(X)[cal_idx] if "posts_before" in X.columns else None,
-            )
+            self.calibrate(yv[cal_idx], np.exp(early.predict(x[cal_idx], raw_score=True) + init[cal_idx]))
         self.booster_ = self._train(x, yv, init, names, valid=vset, callbacks=callbacks, trainer=trainer)
         self.feature_names_in_ = np.asarray(names, dtype=object)
         self.n_features_in_ = len(names)
@@ -324,8 +320,7 @@ class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
     def predict_quantiles(self, X: pl.DataFrame, mean: F64 | None = None) -> F64:
         """Quantile forecasts at ``levels`` (P10, P50, P90 by default), shape (n, 3)."""
         check_is_fitted(self, "bands_")
-        history = history_of(X) if "posts_before" in X.columns else None
-        return self.bands_.apply(self.predict(X) if mean is None else mean, history)
+        return self.bands_.apply(self.predict(X) if mean is None else mean, history_of(X))
 
     def contributions(self, X: pl.DataFrame) -> F64:
         """Per-feature contributions on the log scale (SHAP values from LightGBM ``pred_contrib``).

@@ -224,12 +224,13 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
         # time (the widening of completed rows; the bands with calibrate_on = "latest"); not saved with the bundle
         self.early_models_ = dict(early)
         self.calibration_rows_ = n_cal
+        # the posts each row had before it, for bands per history bucket (None: pooled bands)
+        history = history_of(X) if self.config.intervals.by_history else None
         bands = {}
-        cal_history = history_of(X[cal_idx]) if "posts_before" in X.columns else None
         for kpi, pred in cal_pred.items():
             y = sub[kpi][cal_idx]
             ok = np.isfinite(y)
-            bands[kpi] = (y[ok], pred[ok], None if cal_history is None else cal_history[ok])
+            bands[kpi] = (y[ok], pred[ok], None if history is None else history[cal_idx][ok])
         balances = self._cross_fit(X, sub, groups, trainer, on_fit)
         models, _ = self._fit_funnel(X, sub, trainer=trainer, on_fit=_labelled(on_fit, "final"))
         for kpi, model in models.items():
@@ -238,12 +239,10 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
             if self.config.intervals.calibrate_on == "out_of_fold" and kpi in self.oof_:
                 y_all, p_all = sub[kpi], self.oof_[kpi]
                 ok = np.isfinite(y_all) & np.isfinite(p_all)
-                hist = history_of(X)[ok] if "posts_before" in X.columns and self.config.intervals.by_history else None
-                model.calibrate(y_all[ok], model.balanced(p_all[ok]), history=hist)
+                model.calibrate(y_all[ok], model.balanced(p_all[ok]), history=None if history is None else history[ok])
             elif kpi in bands and len(bands[kpi][0]) >= 20:
                 y_cal, raw_cal, hist_cal = bands[kpi]
-                model.calibrate(y_cal, model.balanced(raw_cal),
-                                history=hist_cal if self.config.intervals.by_history else None)  # fmt: skip
+                model.calibrate(y_cal, model.balanced(raw_cal), history=hist_cal)
         self.features_ = list(X.columns)
         return self
 

@@ -2,8 +2,9 @@
 the history the forecast had to go on.
 
 LightGBM refuses monotone constraints with its quantile objective, so the quantiles come from residuals
-instead: a model fitted on earlier rows forecasts the latest rows (the calibration set), and the empirical
-quantiles of ``log1p(y) - log1p(forecast)`` give multiplicative bands. Small forecasts are relatively noisier
+instead: forecasts by models that did not see the rows (every training row out of fold, or the latest rows
+forecast by a model fitted on the earlier ones: ``intervals.calibrate_on``), and the empirical quantiles of
+``log1p(y) - log1p(forecast)`` give multiplicative bands. Small forecasts are relatively noisier
 (counting noise), so residual quantiles are kept separately per bin of the forecast (Mondrian conformal).
 
 What is known of a creator matters as much: a forecast from 3 posts is less sure than one from 200. With the
@@ -33,8 +34,10 @@ HISTORY_EDGES = (5, 20, 50)
 HISTORY_BUCKETS = ("0_5", "6_20", "21_50", "51_plus")
 
 
-def history_of(X: pl.DataFrame) -> F64:
-    """The posts each feature row's forecast had to go on (``posts_before``; null as none)."""
+def history_of(X: pl.DataFrame) -> F64 | None:
+    """The posts each feature row's forecast had to go on (``posts_before``; null as none), None without it."""
+    if "posts_before" not in X.columns:
+        return None
     return X["posts_before"].cast(pl.Float64).fill_null(0.0).to_numpy()
 
 
