@@ -84,6 +84,25 @@ def _spread_and_trend(values: pl.Expr, age_days: pl.Expr, window: int) -> list[p
     ]
 
 
+def _rank_latest_first(past: pl.LazyFrame, group: str) -> pl.LazyFrame:
+    """``_k`` = 1 for the latest post of each ``group``, 2 for the one before, ...
+
+    Posts at the same time are ordered by their values (format, then every metric, then the disclosure), never by
+    the order the rows came in: two posts that tie on everything are interchangeable, so any order gives the same
+    features. (An ordinal rank on time alone let the input order decide which of two simultaneous posts was lag 1
+    and which fell out of a window.) One integer key, microseconds * 8 + format code, carries the time and format.
+    """
+    key = pl.col("posted_at").dt.epoch("us") * 8 + pl.col("format").cast(_FORMAT_ENUM).to_physical().cast(pl.Int64)
+    values = [pl.col(m) for m in HISTORY_METRICS] + [pl.col("sponsored")]
+    n = 1 + len(values)
+    return (
+        past.with_columns(key.alias("_key"))
+        .sort([pl.col(group), pl.col("_key"), *values], descending=[False] + [True] * n, nulls_last=True)
+        .with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.UInt32).over(group).alias("_k"))
+        .drop("_key")
+    )
+
+
 def history_features(requests: pl.LazyFrame, posts: pl.LazyFrame) -> pl.LazyFrame:
     """Per request: trailing statistics of the creator's posts strictly before ``as_of``.
 
@@ -98,14 +117,7 @@ def history_features(requests: pl.LazyFrame, posts: pl.LazyFrame) -> pl.LazyFram
     past = (
         keyed.join(post_metrics(posts), on="creator_id", how="inner")
         .filter(pl.col("posted_at") < pl.col("as_of"))
-        .with_columns(
-            # 1 = the latest post before as_of; ties broken by format so the order is deterministic. One integer
-            # key (microseconds * 8 + format code) ranks much faster than a (time, format) struct.
-            (pl.col("posted_at").dt.epoch("us") * 8 + pl.col("format").cast(_FORMAT_ENUM).to_physical().cast(pl.Int64))
-            .rank("ordinal", descending=True)
-            .over("_rid")
-            .alias("_k")
-        )
+        .pipe(_rank_latest_first, "_rid")
     )
     k = pl.col("_k")
     age_days = (pl.col("as_of") - pl.col("posted_at")).dt.total_microseconds() / 86_400e6
@@ -172,12 +184,7 @@ def recent_interactions(posts: pl.LazyFrame, as_of: pl.Expr | object) -> pl.Lazy
     ranked = (
         post_metrics(posts)
         .filter(pl.col("posted_at") < when)
-        .with_columns(
-            (pl.col("posted_at").dt.epoch("us") * 8 + pl.col("format").cast(_FORMAT_ENUM).to_physical().cast(pl.Int64))
-            .rank("ordinal", descending=True)
-            .over("creator_id")
-            .alias("_k")
-        )
+        .pipe(_rank_latest_first, "creator_id")
     )
     return (
         ranked.filter(pl.col("_k") <= hi)
