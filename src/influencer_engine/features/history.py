@@ -181,11 +181,7 @@ def recent_interactions(posts: pl.LazyFrame, as_of: pl.Expr | object) -> pl.Lazy
     the history group (a base's peers are read from it before its features are built)."""
     hi = WINDOWS[-1]
     when = as_of if isinstance(as_of, pl.Expr) else pl.lit(as_of)
-    ranked = (
-        post_metrics(posts)
-        .filter(pl.col("posted_at") < when)
-        .pipe(_rank_latest_first, "creator_id")
-    )
+    ranked = post_metrics(posts).filter(pl.col("posted_at") < when).pipe(_rank_latest_first, "creator_id")
     return (
         ranked.filter(pl.col("_k") <= hi)
         .group_by("creator_id")
