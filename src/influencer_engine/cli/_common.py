@@ -47,6 +47,9 @@ def echo_manifest(out: Path) -> None:
             f"  {name:10} in {t['rows_in']:>10,}  out {t['rows_out']:>10,}  rejected {t['rows_rejected']:>8,}"
             + (f"  ({reasons})" if reasons else "")
         )
+        for note in t.get("notes", []):
+            if note.startswith(f"{name}: "):  # notes about the rows (the mapping's description is not repeated)
+                typer.echo(f"    {note}")
     typer.echo(f"  manifest: {out / 'manifest.json'}")
 
 

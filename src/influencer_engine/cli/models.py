@@ -44,9 +44,24 @@ def train(
     scheduler: Annotated[
         str | None, typer.Option(help="Dask scheduler address (default: a local cluster of 2 workers).")
     ] = None,
+    prior: Annotated[
+        Path | None,
+        typer.Option(
+            help="Start from this bundle (e.g. models/demo): your outcomes correct its forecasts per KPI "
+            "instead of training from scratch. For a few hundred of your own campaign results."
+        ),
+    ] = None,
 ) -> None:
     """Train every KPI model: backtest beside the baselines, fit on all campaigns, write the bundle."""
     from influencer_engine.config import load_model_config, load_tier_config
+
+    if prior is not None:
+        if tuned or config is not None or engine is not Engine.local:
+            raise InputError("--prior keeps the prior's settings: --tuned, --config and --engine do not apply.",
+                             fix="drop them, or train from scratch without --prior")  # fmt: skip
+        _train_from_prior(data, prior, out, seed=seed, track=track, register=register, training_root=training_root,
+                          tracking_uri=tracking_uri)  # fmt: skip
+        return
     from influencer_engine.training.distributed import dask_trainer
     from influencer_engine.training.train import train_models, training_fits
     from influencer_engine.training.tune import load_tuned
@@ -83,6 +98,42 @@ def train(
         typer.echo(f"  MLflow run {r.tracking['run_id']} at {r.tracking['tracking_uri']}"
                    + (f"; registered {r.tracking['registered_uri']} (version {r.tracking['version']})"
                       if r.tracking.get("registered_uri") else ""))  # fmt: skip
+
+
+def _train_from_prior(data: Path, prior: Path, out: Path, *, seed: int, track: bool, register: bool,
+                      training_root: Path, tracking_uri: str | None) -> None:  # fmt: skip
+    from influencer_engine.config import load_tier_config
+    from influencer_engine.training.from_prior import train_from_prior
+
+    r = train_from_prior(data, prior, out, load_tier_config(), seed=seed, track=track, register=register,
+                         training_root=training_root, tracking_uri=tracking_uri)  # fmt: skip
+    frame = r.table.frame
+    no_history = int((frame["posts_before"] == 0).sum())
+    typer.echo(f"corrected {prior} with {frame.height:,} of your campaign outcomes in {r.seconds['total']:.1f}s "
+               f"-> {r.bundle}" + (f" ({no_history:,} of them from creators without posts before the campaign)"
+                                   if no_history else ""))  # fmt: skip
+    from influencer_engine.modeling.prior import MIN_USER_ROWS
+
+    for kpi, c in r.corrections.items():
+        kept = (f"kept the prior (fewer than {MIN_USER_ROWS} rows observe it)" if c.rows < MIN_USER_ROWS
+                else "kept the prior (your rows do not beat it out of fold)")  # fmt: skip
+        how = {"prior": kept, "shift": f"x{c.shift:.2f} on the prior",
+               "residual": f"x{c.shift:.2f} and {c.trees} trees on the prior"}[c.method]  # fmt: skip
+        line = f"  {kpi:12} {c.rows:>6,} rows: {how}"
+        h = r.holdout.get(kpi)
+        if h:
+            line += (f"; later {h['corrected']['rows']:,.0f} rows: MAE log1p {h['prior']['mae_log1p']:.3f} -> "
+                     f"{h['corrected']['mae_log1p']:.3f}, P10-P90 coverage {h['prior']['coverage_p10_p90']:.0%} -> "
+                     f"{h['corrected']['coverage_p10_p90']:.0%}")  # fmt: skip
+        typer.echo(line)
+    drifted = [d for d in r.drift.values() if d.drifted]
+    for d in drifted:
+        typer.echo(f"  drift: {d.message()}", err=True)
+    if drifted:
+        typer.echo("  your market differs from the prior's on these KPIs: the new bundle corrects what your rows "
+                   "support; add more of your results as they come in", err=True)  # fmt: skip
+    if r.tracking:
+        typer.echo(f"  MLflow run {r.tracking['run_id']} at {r.tracking['tracking_uri']}")
 
 
 def balance_summary(predictor: Predictor) -> str:

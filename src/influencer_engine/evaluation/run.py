@@ -20,7 +20,9 @@ from influencer_engine.evaluation.nextpost import next_post_backtest
 from influencer_engine.evaluation.planner_eval import PlannerEvaluation, evaluate_planner, summary_lines
 from influencer_engine.io import write_json
 from influencer_engine.modeling.backtest import BacktestResult, backtest
+from influencer_engine.modeling.forecaster import targets_of
 from influencer_engine.modeling.predictor import Predictor
+from influencer_engine.modeling.prior import Drift, drift
 from influencer_engine.modeling.report import write_report
 from influencer_engine.simulate.generate import simulate_market
 from influencer_engine.simulate.shift import shifted_config
@@ -29,7 +31,7 @@ from influencer_engine.training.bundle import load_bundle
 from influencer_engine.training.data import load_training_table
 from influencer_engine.training.train import load_truth, train_models
 
-__all__ = ["ModelEvaluation", "PlannerReport", "evaluate_models", "evaluate_planners", "shifted_world"]
+__all__ = ["ModelEvaluation", "PlannerReport", "drift_lines", "evaluate_models", "evaluate_planners", "shifted_world"]
 
 
 def shifted_world(seed: int, creators: int, out: Path, tiers: TierConfig) -> tuple[Path, dict[str, Any]]:
@@ -38,6 +40,19 @@ def shifted_world(seed: int, creators: int, out: Path, tiers: TierConfig) -> tup
     folder = out / f"shifted_world_{seed}"
     write_world(simulate_market(shifted, tiers, creators, seed), shifted, tiers, seed, folder)
     return folder, factors
+
+
+def drift_lines(shifted: dict[str, Drift], data: Path, *, in_sample: bool = False) -> list[str]:
+    """What a person reads about the model's bands on ``data``'s outcomes: a line per drifted KPI, or one line
+    saying the outcomes sit where the bands promise."""
+    where = f"{data}" + (" (the data the model was trained on: in sample)" if in_sample else "")
+    off = [d for d in shifted.values() if d.drifted]
+    if not shifted:
+        return []
+    if not off:
+        inside = ", ".join(f"{d.kpi} {d.inside:.0%}" for d in shifted.values())
+        return [f"drift check on {where}: the outcomes sit in the model's P10-P90 as promised ({inside})"]
+    return [f"drift on {where}: {d.message()}" for d in off]
 
 
 @dataclass(frozen=True)
@@ -81,6 +96,13 @@ def evaluate_models(
         table = load_training_table(data, tiers)
         sections[f"world {data.name}"] = backtest(table.frame, cfg, truth=load_truth(data), overrides=overrides,
                                                   seed=seed)  # fmt: skip
+        shifted = drift(f, table.frame.select(predictor.features), targets_of(table.frame, predictor.kpis))
+        extra["drift"] = {k: d.to_dict() for k, d in shifted.items()}
+        notes += drift_lines(shifted, data, in_sample=table.fingerprint() == predictor.fingerprint)
+        if predictor.manifest.prior is not None:
+            notes.append(f"{model_ref} was trained from the prior {predictor.manifest.prior.bundle} on "
+                         f"{predictor.manifest.prior.user_rows:,} of your rows: the backtest above fits the prior's "
+                         "settings from scratch on the data; the drift check reads the bundle itself")  # fmt: skip
     for s in shifted_seeds or []:
         folder, factors = shifted_world(s, shifted_creators, out, tiers)
         table = load_training_table(folder, tiers)

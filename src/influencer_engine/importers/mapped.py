@@ -30,7 +30,10 @@ from influencer_engine.schema import CONTRACTS, REJECT_SCHEMA, ValidationResult,
 __all__ = ["ColumnSpec", "Mapping", "SourceSpec", "import_table", "load_mapping"]
 
 Parse = Literal["text", "count", "number", "money", "percent", "share", "unix", "unix_ms", "iso", "date", "bool"]
-_TABLES = ("creators", "posts")
+_TABLES = ("creators", "posts", "campaigns", "outcomes")
+# which tables a table's rows refer to: a row whose parent was not imported (or was rejected) is rejected
+_PARENTS = {"posts": (("creator_id", "creators"),),
+            "outcomes": (("creator_id", "creators"), ("campaign_id", "campaigns"))}  # fmt: skip
 _TRUE = ("true", "yes", "y", "1", "t")
 _FALSE = ("false", "no", "n", "0", "f")
 
@@ -79,6 +82,7 @@ class SourceSpec(_Strict):
     separator: str = ","
     skip_rows: int = 0
     missing: tuple[str, ...] = ()  # cells (after trimming) that mean "no value", on top of spreadsheet errors
+    required: bool = True  # false: an export without such a file is fine (e.g. no post histories)
     tables: dict[str, TableSpec]
 
     @model_validator(mode="after")
@@ -119,11 +123,11 @@ def load_mapping(path: Path) -> Mapping:
         raise ConfigError(f"{path}: {problem}.", fix="see configs/mappings/ for examples") from exc
 
 
-def _files(src: Path, pattern: str) -> list[Path]:
+def _files(src: Path, pattern: str, required: bool = True) -> list[Path]:
     if src.is_file():
-        return [src]
+        return [src] if required or src.match(pattern) else []
     found = sorted(src.glob(pattern))
-    if not found:
+    if not found and required:
         raise InputError(f"{src} has no file matching {pattern!r}.", fix="point SRC at the export's folder or file")
     return found
 
@@ -241,6 +245,28 @@ def _located(rejects: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _history_note(results: dict[str, ValidationResult]) -> str:
+    """How many outcomes come from creators without a post before their campaign: they are kept (the models
+    forecast from followers, category and price alone, and learn from them), and said so."""
+    outcomes = results["outcomes"].valid
+    starts = results["campaigns"].valid.select("campaign_id", "start_date") if "campaigns" in results else None
+    if starts is None or outcomes.height == 0:
+        return "outcomes: no campaign dates, so no post history could be checked"
+    hires = outcomes.join(starts, on="campaign_id", how="left").select("creator_id", "start_date").unique()
+    posts = results["posts"].valid.select("creator_id", "posted_at") if "posts" in results else None
+    if posts is None or posts.height == 0:
+        with_history = 0
+    else:
+        start = pl.col("start_date").cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+        before = hires.join(posts, on="creator_id").filter(pl.col("posted_at") < start)
+        with_history = before.select("creator_id", "start_date").unique().height
+    lacking = hires.height - with_history
+    return (
+        f"outcomes: {lacking:,} of {hires.height:,} hires (creator x campaign start) have no post before the "
+        "campaign; they are kept, and their forecasts rest on followers, category and price alone"
+    )
+
+
 def import_table(mapping_path: Path, src: Path, out: Path) -> Manifest:
     """Map the export ``src`` (a file or folder) with ``mapping_path`` to the contracts in ``out``."""
     mapping = load_mapping(mapping_path)
@@ -253,7 +279,7 @@ def import_table(mapping_path: Path, src: Path, out: Path) -> Manifest:
     files: dict[str, list[str]] = {t: [] for t in _TABLES}
     keep: dict[str, str | None] = dict.fromkeys(_TABLES)
     for source in mapping.sources:
-        for path in _files(src, source.files):
+        for path in _files(src, source.files, source.required):
             frame = _read(path, source)
             for table, spec in source.tables.items():
                 rows, bad = _table_rows(frame, table, spec, source, path)
@@ -275,15 +301,19 @@ def import_table(mapping_path: Path, src: Path, out: Path) -> Manifest:
             rows, merged = _merged(rows, table, str(keep[table]))
             rejects[table].append(merged)
         checked = validate(rows.drop("__line", "__file"), CONTRACTS[table], source=",".join(files[table]))
-        if table == "posts" and "creators" in results:
-            checked = check_references(checked, "creator_id", results["creators"].valid["creator_id"],
-                                       table="posts", source=str(src), key=("post_id",))  # fmt: skip
+        for column, parent in _PARENTS.get(table, ()):
+            known = results[parent].valid[column] if parent in results else pl.Series(column, [], pl.String)
+            checked = check_references(checked, column, known, table=table, source=str(src),
+                                       key=CONTRACTS[table].key)  # fmt: skip
         bad = pl.concat([r.select(list(REJECT_SCHEMA)).cast(pl.Schema(REJECT_SCHEMA))
                          for r in (*rejects[table], _located(checked.rejects, rows))])  # fmt: skip
         results[table] = ValidationResult(valid=checked.valid, rejects=bad, rows_in=rows_in[table])
+    notes = {t: [mapping.description] if mapping.description else [] for t in results}
+    if "outcomes" in results:
+        notes["outcomes"].append(_history_note(results))
     for table, result in results.items():
         assert result.rows_in == result.rows_out + result.rows_rejected, table
         manifest.write_table(table, result.valid)
-        manifest.add_result(table, result, files[table], notes=[mapping.description] if mapping.description else [])
+        manifest.add_result(table, result, files[table], notes=notes[table])
     manifest.write()
     return manifest

@@ -69,6 +69,8 @@ class Balance:
             w = PRIOR_SD**2 / (PRIOR_SD**2 + se**2)  # shrink a noisy bin toward the overall ratio
             knots.append(float(np.median(lf[sel])))
             factors.append(overall + w * (own - overall))
+        if not knots:  # no bin holds enough rows: the overall ratio alone
+            return cls((0.0,), (overall,), overall, len(yv))
         for i in range(1, len(factors)):  # keep the corrected forecast rising with the raw one
             factors[i] = max(factors[i], factors[i - 1] + _MAX_FALL * (knots[i] - knots[i - 1]))
         return cls(tuple(knots), tuple(factors), overall, len(yv))

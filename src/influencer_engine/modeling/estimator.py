@@ -202,6 +202,7 @@ class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         valid: tuple[F64, F64, F64] | None = None,
         callbacks: Sequence[Callable[..., Any]] = (),
         trainer: BoosterTrainer | None = None,
+        weight: F64 | None = None,
     ) -> lgb.Booster:
         cats = [i for i, n in enumerate(names) if n in CATEGORIES_OF]
         params = self.lgb_params()
@@ -211,9 +212,9 @@ class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         if self.monotone:
             params["monotone_constraints"] = [1 if n in self.monotone else 0 for n in names]
             params["monotone_constraints_method"] = "intermediate"
-        if trainer is not None and valid is None and not callbacks:  # e.g. `ie train --engine dask`
+        if trainer is not None and valid is None and not callbacks and weight is None:  # `ie train --engine dask`
             return trainer(params, x, y, init, names, cats, self.n_estimators)
-        data = lgb.Dataset(x, label=y, init_score=init, feature_name=names, categorical_feature=cats,
+        data = lgb.Dataset(x, label=y, init_score=init, weight=weight, feature_name=names, categorical_feature=cats,
                            free_raw_data=True)  # fmt: skip
         valid_sets, valid_names = [], []
         if valid is not None:
@@ -239,8 +240,10 @@ class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         valid: tuple[pl.DataFrame, F64, F64 | None] | None = None,
         callbacks: Sequence[Callable[..., Any]] = (),
         trainer: BoosterTrainer | None = None,
+        sample_weight: F64 | None = None,
     ) -> KPIModel:
-        """Fit on feature frame ``X`` and non-negative targets ``y``.
+        """Fit on feature frame ``X`` and non-negative targets ``y`` (``sample_weight``: each row's weight in the
+        loss and in the intercept; none by default).
 
         ``base_margin`` is the log-scale offset of each row (default: ``log(offset feature)``); a funnel model
         passes the log forecast of an upstream KPI here. With ``calibration_share > 0`` the bands come from the
@@ -256,8 +259,9 @@ class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         names = list(X.columns)
         x = to_matrix(X, names)
         init = offset_of(X, self.offset) if base_margin is None else np.asarray(base_margin, dtype=np.float64)
+        w = np.ones(len(yv)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         # LightGBM does not boost from the average when given init scores: start from the mean rate instead
-        self.intercept_ = float(np.log(max(yv.sum(), 1e-9) / max(float(np.exp(init).sum()), 1e-9)))
+        self.intercept_ = float(np.log(max(float((w * yv).sum()), 1e-9) / max(float((w * np.exp(init)).sum()), 1e-9)))
         init = init + self.intercept_
         vset = None
         if valid is not None:
@@ -272,7 +276,8 @@ class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
             fit_idx, cal_idx = order[:-n_cal], order[-n_cal:]
             early = self._train(x[fit_idx], yv[fit_idx], init[fit_idx], names, trainer=trainer)
             self.calibrate(yv[cal_idx], np.exp(early.predict(x[cal_idx], raw_score=True) + init[cal_idx]))
-        self.booster_ = self._train(x, yv, init, names, valid=vset, callbacks=callbacks, trainer=trainer)
+        self.booster_ = self._train(x, yv, init, names, valid=vset, callbacks=callbacks, trainer=trainer,
+                                    weight=sample_weight)  # fmt: skip
         self.feature_names_in_ = np.asarray(names, dtype=object)
         self.n_features_in_ = len(names)
         return self

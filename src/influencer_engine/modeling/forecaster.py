@@ -26,10 +26,11 @@ from influencer_engine.modeling.intervals import history_of
 from influencer_engine.modeling.matrix import to_matrix
 from influencer_engine.registry import KPI_NAMES
 
-__all__ = ["MIN_ROWS", "Forecast", "KPIForecaster", "fits_per_forecaster", "targets_of"]
+__all__ = ["MIN_ROWS", "PRIOR", "Forecast", "KPIForecaster", "fits_per_forecaster", "targets_of"]
 
 F64 = npt.NDArray[np.float64]
 MIN_ROWS = 100  # a KPI with fewer observed rows is not modelled
+PRIOR = "prior"  # the offset of every KPI of a forecaster trained from a prior (``modeling.prior``)
 
 
 @dataclass(frozen=True)
@@ -118,12 +119,24 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
         self.random_state = random_state
 
     def _base(self, kpi: str) -> str:
+        if getattr(self, "prior_", None) is not None:
+            return PRIOR  # trained from a prior: every KPI corrects the prior's own forecast of it
         base = self.config.lightgbm.offset[kpi]
         # an upstream KPI that is not modelled falls back to followers
         return base if base not in KPI_NAMES or base in self.models_ else "followers"
 
+    def prior_margins(self, X: pl.DataFrame) -> dict[str, F64]:
+        """Log of the prior's expected value of every KPI (empty without a prior): the offsets of a forecaster
+        trained from a prior (``modeling.prior``)."""
+        prior: KPIForecaster | None = getattr(self, "prior_", None)
+        if prior is None:
+            return {}
+        return {k: np.log(np.maximum(m, 1e-9)) for k, m in prior._expected(X).items()}
+
     def _margin(self, kpi: str, X: pl.DataFrame, preds: Mapping[str, F64]) -> F64:
         base = self._base(kpi)
+        if base == PRIOR:
+            return np.asarray(preds[f"{PRIOR}:{kpi}"], dtype=np.float64)
         if base in KPI_NAMES:
             return np.log(np.maximum(preds[base], 1e-9))
         return offset_of(X, base)
@@ -258,6 +271,7 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
         """Raw forecasts down the funnel (every KPI, or those before ``stop``), as the margins see them (the mean
         correction is applied to outputs only: the offsets were trained on raw forecasts)."""
         mean: dict[str, F64] = {}
+        margins = {f"{PRIOR}:{k}": v for k, v in self.prior_margins(X).items()}
         # the models read the same columns in the same order: one model matrix serves every KPI
         names = [str(n) for n in next(iter(self.models_.values())).feature_names_in_] if self.models_ else []
         shared = all([str(n) for n in m.feature_names_in_] == names for m in self.models_.values())
@@ -266,7 +280,7 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
             if kpi == stop:
                 break
             if kpi in self.models_:
-                mean[kpi] = self.models_[kpi].predict(X, self._margin(kpi, X, mean), matrix=matrix)
+                mean[kpi] = self.models_[kpi].predict(X, self._margin(kpi, X, {**mean, **margins}), matrix=matrix)
         return mean
 
     def _expected(self, X: pl.DataFrame) -> dict[str, F64]:
@@ -294,8 +308,19 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
         """(SHAP contributions of ``kpi``'s own trees, log offset with the mean correction): offset + intercept + row
         sum = log forecast."""
         check_is_fitted(self, "models_")
-        prior = self._chain(X, stop=kpi) if self._base(kpi) in KPI_NAMES else {}
+        base = self._base(kpi)
         model = self.models_[kpi]
+        if base == PRIOR:
+            # the prior's contributions plus the correction's own (SHAP values add up across added models)
+            pc, pm = self.prior_.contributions(kpi, X)
+            rc = model.contributions(X)
+            log_prior = self.prior_margins(X)[kpi]
+            raw = np.exp(np.minimum(rc.sum(axis=1) + log_prior + model.intercept_, 700.0))
+            # offset + this model's intercept + row sum = log forecast, as for any other KPI: the prior model's
+            # intercept joins the offset
+            pm = pm + self.prior_.models_[kpi].intercept_
+            return pc + rc, pm + np.log(model.balanced(raw) / np.maximum(raw, 1e-300))
+        prior = self._chain(X, stop=kpi) if base in KPI_NAMES else {}
         contrib, margin = model.contributions(X), self._margin(kpi, X, prior)
         # the mean correction belongs to the offset: offset + row sum is still the log of the expected value
         raw = np.exp(np.minimum(contrib.sum(axis=1) + margin + model.intercept_, 700.0))

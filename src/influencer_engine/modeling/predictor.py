@@ -24,7 +24,7 @@ from influencer_engine.modeling.completion import Completion
 from influencer_engine.modeling.explain import Reason, explain_rows
 from influencer_engine.modeling.forecaster import Forecast, KPIForecaster
 
-__all__ = ["BundleManifest", "KpiEntry", "PeerRow", "Predictor", "TrainingInfo"]
+__all__ = ["BundleManifest", "KpiEntry", "PeerRow", "Predictor", "PriorInfo", "TrainingInfo"]
 
 F64 = npt.NDArray[np.float64]
 
@@ -55,6 +55,23 @@ class TrainingInfo(_Frozen):
     seed: int
 
 
+class PriorInfo(_Frozen):
+    """The prior a bundle trained from the user's own campaigns started from (``modeling.prior``), and what the
+    user's rows changed."""
+
+    bundle: str  # where the prior was loaded from
+    training_data_fingerprint: str  # the prior's
+    manifest_checksum: str  # the prior's manifest checksum: which prior, exactly
+    trained_on: str  # the data the prior was trained on
+    kpis: dict[str, KpiEntry]  # the prior's models, copied into this bundle (prior_kpi_<name>.txt)
+    config: ModelConfig
+    overrides: dict[str, dict[str, Any]] = {}
+    random_state: int = 0
+    user_rows: int  # outcome rows of the user's data the corrections saw
+    corrections: dict[str, dict[str, Any]]  # Correction.to_dict() per KPI
+    drift: dict[str, dict[str, Any]] = {}  # Drift.to_dict() per KPI: the user's outcomes in the prior's bands
+
+
 class PeerRow(_Frozen):
     """The training table's engagement reference of one platform x tier (see features.creator.peer_table)."""
 
@@ -82,11 +99,14 @@ class BundleManifest(_Frozen):
     baselines: dict[str, Any]  # Baselines.to_dict()
     peers: list[PeerRow] | None = None
     completion: dict[str, Any] | None = None  # Completion.state(): rate card, credibility, audience mix, widening
+    prior: PriorInfo | None = None  # set when trained from a prior on the user's own campaigns
     checksum: str = ""  # sha256 of the manifest's content without this field (see ``content_sha256``)
 
     def content_sha256(self) -> str:
         """sha256 of everything but ``checksum``, in the manifest's one JSON form: a changed value changes it."""
-        return hashlib.sha256(self.model_dump_json(exclude={"checksum"}).encode("utf-8")).hexdigest()
+        # a manifest without a prior hashes as before the field existed: older bundles keep their checksums
+        skip = {"checksum"} | ({"prior"} if self.prior is None else set())
+        return hashlib.sha256(self.model_dump_json(exclude=skip).encode("utf-8")).hexdigest()
 
     def sealed(self) -> BundleManifest:
         """This manifest with its checksum set."""
@@ -130,9 +150,17 @@ class Predictor:
         """Predict with compiled trees where they equal LightGBM (``modeling.compiled``; compiled once per model and
         cached); returns one ``CompileReport`` per KPI. ``sample``: feature rows to check on besides the models'
         own split thresholds."""
+        from dataclasses import replace
+
         from influencer_engine.modeling.compiled import default_cache_dir, use_compiled
 
-        return use_compiled(self.forecaster, sample, cache_dir or default_cache_dir(), hashes=self.kpi_hashes)
+        cache = cache_dir or default_cache_dir()
+        reports = use_compiled(self.forecaster, sample, cache, hashes=self.kpi_hashes)
+        prior: KPIForecaster | None = getattr(self.forecaster, "prior_", None)
+        if prior is not None and self.manifest.prior is not None:  # the prior's trees run under the corrections
+            hashes = {k: e.sha256 for k, e in self.manifest.prior.kpis.items()}
+            reports += [replace(r, kpi=f"prior {r.kpi}") for r in use_compiled(prior, sample, cache, hashes=hashes)]
+        return reports
 
     @property
     def emv_cpm_usd(self) -> float:
@@ -171,4 +199,10 @@ class Predictor:
             "training": m.training.model_dump(exclude={"tables"}),
             "kpis": list(m.kpis),
             "metrics": {k: v.get("model", {}) for k, v in metrics.items()},
-        }
+            # trained from a prior on the user's own campaigns: which prior, how many rows, what they changed
+            "prior": None if m.prior is None else {
+                "bundle": m.prior.bundle, "trained_on": m.prior.trained_on, "user_rows": m.prior.user_rows,
+                "corrections": {k: {"method": c["method"], "shift": c["shift"], "trees": c["trees"]}
+                                for k, c in m.prior.corrections.items()},
+            },
+        }  # fmt: skip

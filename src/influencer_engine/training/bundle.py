@@ -23,7 +23,7 @@ import polars as pl
 from pydantic import ValidationError
 
 from influencer_engine import __version__
-from influencer_engine.config import describe_problems
+from influencer_engine.config import ModelConfig, describe_problems
 from influencer_engine.errors import EngineError
 from influencer_engine.features.build import feature_columns
 from influencer_engine.modeling.baselines import Baselines
@@ -70,19 +70,25 @@ def save_bundle(
     training: TrainingInfo,
     peers: pl.DataFrame | None = None,
     completion: Completion | None = None,
+    prior: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a bundle to ``out`` atomically (a complete new folder replaces the old one in one rename)."""
+    """Write a bundle to ``out`` atomically (a complete new folder replaces the old one in one rename).
+
+    A forecaster trained from a prior (``modeling.prior``) carries the prior's models with it (``prior_kpi_*.txt``);
+    ``prior`` is the rest of its ``PriorInfo`` (where it came from, what the user's rows changed)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        kpis: dict[str, KpiEntry] = {}
-        for kpi, model in forecaster.models_.items():
-            name = f"kpi_{kpi}.txt"
-            text = _RUN_SETTINGS.sub("", model.booster_.model_to_string())
-            (tmp / name).write_text(text, encoding="utf-8")
-            kpis[kpi] = KpiEntry(file=name, sha256=_sha256(tmp / name), offset=forecaster.base_of(kpi),
-                                 state=model.state())  # fmt: skip
+        kpis = _write_models(forecaster, tmp, "kpi_")
+        prior_info = None
+        prior_fc: KPIForecaster | None = getattr(forecaster, "prior_", None)
+        if prior_fc is not None:
+            if prior is None:
+                raise ValueError("a forecaster trained from a prior needs the prior's description (prior=)")
+            prior_info = {**prior, "kpis": _write_models(prior_fc, tmp, "prior_kpi_"), "config": prior_fc.config,
+                          "overrides": {k: dict(v) for k, v in (prior_fc.overrides or {}).items()},
+                          "random_state": prior_fc.random_state}  # fmt: skip
         completion_state = None
         if completion is not None:
             sums = {}
@@ -107,6 +113,7 @@ def save_bundle(
             "baselines": baselines.to_dict(),
             "peers": peers.to_dicts() if peers is not None else None,
             "completion": completion_state,
+            "prior": prior_info,
         }).sealed()  # fmt: skip
         (tmp / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
         old = out.with_name(f".{out.name}.old")
@@ -121,6 +128,17 @@ def save_bundle(
         if tmp.exists():
             shutil.rmtree(tmp)
     return out
+
+
+def _write_models(forecaster: KPIForecaster, folder: Path, prefix: str) -> dict[str, KpiEntry]:
+    kpis: dict[str, KpiEntry] = {}
+    for kpi, model in forecaster.models_.items():
+        name = f"{prefix}{kpi}.txt"
+        text = _RUN_SETTINGS.sub("", model.booster_.model_to_string())
+        (folder / name).write_text(text, encoding="utf-8")
+        kpis[kpi] = KpiEntry(file=name, sha256=_sha256(folder / name), offset=forecaster.base_of(kpi),
+                             state=model.state())  # fmt: skip
+    return kpis
 
 
 def _read_manifest(path: Path) -> BundleManifest:
@@ -157,8 +175,24 @@ def load_bundle(path: Path) -> Predictor:
     if manifest.features != feature_columns():
         raise BundleError(f"{path} was trained on a different feature list than this engine builds.",
                           fix="retrain with `ie train`")  # fmt: skip
-    models: dict[str, KPIModel] = {}
+    forecaster = _forecaster(path, manifest.kpis, manifest.config, manifest.overrides, manifest.random_state,
+                             manifest.features)  # fmt: skip
+    if manifest.prior is not None:
+        p = manifest.prior
+        forecaster.prior_ = _forecaster(path, p.kpis, p.config, p.overrides, p.random_state, manifest.features)
     for kpi, entry in manifest.kpis.items():
+        if forecaster.base_of(kpi) != entry.offset:
+            raise BundleError(f"{mpath}: the funnel of {kpi} does not match its models.", fix="retrain")
+    return Predictor(forecaster=forecaster, baselines=Baselines.from_dict(manifest.baselines), manifest=manifest,
+                     path=path, completion=_load_completion(path, manifest))  # fmt: skip
+
+
+def _forecaster(path: Path, entries: dict[str, KpiEntry], config: ModelConfig, overrides: dict[str, dict[str, Any]],
+                random_state: int, features: list[str]) -> KPIForecaster:  # fmt: skip
+    """The KPI models of ``entries`` (each file checked against its sha256) as a forecaster."""
+    mpath = path / MANIFEST
+    models: dict[str, KPIModel] = {}
+    for kpi, entry in entries.items():
         if kpi not in KPI_NAMES:
             raise BundleError(f"{mpath}: unknown KPI '{kpi}'.", fix="retrain with `ie train`")
         file = path / entry.file
@@ -175,15 +209,10 @@ def load_bundle(path: Path) -> Predictor:
                 f"{file} is not a LightGBM model this engine can load ({first}).",
                 fix="restore the bundle from its source, or retrain with `ie train`",
             ) from exc
-    forecaster = KPIForecaster(manifest.config, kpis=tuple(models), overrides=manifest.overrides or None,
-                               random_state=manifest.random_state)  # fmt: skip
+    forecaster = KPIForecaster(config, kpis=tuple(models), overrides=overrides or None, random_state=random_state)
     forecaster.models_ = models
-    forecaster.features_ = list(manifest.features)
-    for kpi, entry in manifest.kpis.items():
-        if forecaster.base_of(kpi) != entry.offset:
-            raise BundleError(f"{mpath}: the funnel of {kpi} does not match its models.", fix="retrain")
-    return Predictor(forecaster=forecaster, baselines=Baselines.from_dict(manifest.baselines), manifest=manifest,
-                     path=path, completion=_load_completion(path, manifest))  # fmt: skip
+    forecaster.features_ = list(features)
+    return forecaster
 
 
 def _load_completion(path: Path, manifest: BundleManifest) -> Completion | None:
