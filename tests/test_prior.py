@@ -87,7 +87,7 @@ def test_trees_keep_the_monotone_constraints_and_contributions_add_up(prior_rows
     boost = np.log10(np.maximum(rows["followers"].to_numpy(), 10.0)) / 4
     y = {k: np.random.default_rng(4).poisson(v[:800] * boost).astype(np.float64) for k, v in mean.items()}
     fit = fit_from_prior(prior.forecaster, rows.select(feature_columns()), y, groups=rows["creator_id"].to_numpy(),
-                         methods=("residual",))  # fmt: skip
+                         methods=("residual",), rounds=(10, 40))  # fmt: skip
     assert fit.corrections["reach"].method == "residual" and fit.corrections["reach"].trees > 0
     X = rows.head(50).select(feature_columns())
     base = fit.forecaster.predict_mean(X)["reach"]
@@ -162,7 +162,7 @@ def test_train_from_prior_end_to_end(trained: dict[str, Path], tmp_path: Path, c
     user = tmp_path / "user"
     user.mkdir()
     outcomes = pl.read_parquet(world / "outcomes.parquet")
-    camps = outcomes["campaign_id"].unique().sort().head(60)
+    camps = outcomes["campaign_id"].unique().sort().head(30)
     outcomes.filter(pl.col("campaign_id").is_in(camps.implode())).with_columns(
         pl.col("conversions") * 2).write_parquet(user / "outcomes.parquet")  # fmt: skip
     for t in ("creators", "posts", "campaigns"):

@@ -15,7 +15,8 @@ rows, picking how much to learn by cross-validation on those rows (folds by crea
 Prior and shift compete on held-out deviance alone; trees must beat the better of them by more than one standard
 error, and the fewest trees within one standard error of the best count are kept (with few rows the folds are
 noisy, and trees that do not clearly help are a risk). Bands are recalibrated on the held-out
-forecasts of the kept correction (the prior's own bands when the prior is kept). ``drift`` measures how far the
+forecasts of the kept correction when at least ``MIN_BAND_ROWS`` rows observe the KPI (the prior's own bands,
+relative to the new forecast, otherwise). ``drift`` measures how far the
 user's outcomes sit from the prior's bands: the warning ``ie train`` and ``ie evaluate`` print.
 """
 
@@ -42,6 +43,7 @@ F64 = npt.NDArray[np.float64]
 Method = Literal["prior", "shift", "residual"]
 
 MIN_USER_ROWS = 20  # a KPI observed on fewer user rows keeps the prior's forecast
+MIN_BAND_ROWS = 200  # fewer rows: a corrected KPI keeps the prior's relative bands (50 rows' own held 90% of 80%)
 CORRECTION_ROUNDS = (5, 10, 20, 40, 80, 150, 300)  # tree counts the folds compare
 MAX_SHIFT = float(np.log(20.0))  # a market 20x away from the prior is a data problem, not a shift
 FOLDS = 5
@@ -56,8 +58,8 @@ class Correction:
     method: Method
     trees: int
     rows: int
-    shift: float  # mean ratio of observed to the prior's forecast, all user rows (1.0: the prior's level)
-    deviance: dict[str, float]  # candidate -> mean held-out Poisson deviance per row, weighted 1 / forecast
+    shift: float  # weighted ratio of observed to the prior's forecast, all user rows (1.0: the prior's level)
+    deviance: dict[str, float]  # candidate -> mean held-out Poisson deviance per row, NB-weighted (``_weights``)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kpi": self.kpi, "method": self.method, "trees": self.trees, "rows": self.rows,
@@ -78,17 +80,26 @@ def _deviance(y: F64, mu: F64) -> F64:
     return np.asarray(2.0 * (term - (y - mu)), dtype=np.float64)
 
 
-def _shift(y: F64, mu: F64) -> float:
-    """log of the mean ratio of observed to forecast (the weighted Poisson maximum-likelihood shift with weights
-    1 / forecast), clipped to +-``MAX_SHIFT``."""
-    return float(np.clip(np.log(max(float(np.mean(y / mu)), 1e-9)), -MAX_SHIFT, MAX_SHIFT))
+def _shift(y: F64, mu: F64, w: F64) -> float:
+    """log(sum w y / sum w mu), the weighted maximum-likelihood shift, clipped to +-``MAX_SHIFT``."""
+    r = max(float((w * y).sum()), 1e-9) / max(float((w * mu).sum()), 1e-9)
+    return float(np.clip(np.log(r), -MAX_SHIFT, MAX_SHIFT))
 
 
-def _weights(mu: F64) -> F64:
-    """1 / forecast, scaled to mean 1: every row counts by its relative error. Unweighted, the deviance of counts
-    is the deviance of the few largest creators (a sum ratio over 8,000 rows of a shifted world still moved 0.67 to
-    1.46 between random samples of its campaigns), and a creator's forecast is used relative to its price."""
-    w = 1.0 / np.maximum(mu, 1e-9)
+def _weights(y: F64, mu: F64) -> F64:
+    """Negative-binomial weights 1 / (1 + mu / k), scaled to mean 1, with the dispersion k from the rows' moments
+    around the prior's forecast (rescaled to their level).
+
+    Counts this overdispersed are not Poisson: unweighted, the deviance is the few largest creators' (the sum ratio
+    of 8,000 outcomes of a shifted world still moved 0.67 to 1.46 between random samples of its campaigns); weighted
+    1 / mu, it is the smallest forecasts' Poisson noise (a 0.1-conversion forecast that converted once counts as a
+    10x miss). The NB score equation weighs a row by 1 / (1 + mu / k): relative where mu >> k, Poisson where mu << k.
+    """
+    level = max(float(y.sum()), 1e-9) / max(float(mu.sum()), 1e-9)
+    m = mu * level
+    excess = float(np.sum((y - m) ** 2 - m))
+    inv_k = max(excess / max(float(np.sum(m * m)), 1e-12), 1e-4)  # 1 / k, at least nearly Poisson
+    w = 1.0 / (1.0 + mu * level * inv_k)
     return np.asarray(w / w.mean(), dtype=np.float64)
 
 
@@ -172,7 +183,7 @@ def fit_from_prior(
         known = np.isfinite(y_all)
         m = int(known.sum())
         rows, y, lp, fo = X.filter(pl.Series(known)), y_all[known], prior_log[kpi][known], fold[known]
-        wt = _weights(np.exp(lp))
+        wt = _weights(y, np.exp(lp))
         if m < MIN_USER_ROWS or len(np.unique(fo)) < 2:
             model = _null_model(pm, X, prior_log[kpi], np.ones(n), 0.0, seed)
             _copy_bands(pm, model)
@@ -187,7 +198,7 @@ def fit_from_prior(
             oof[f"residual_{r}"] = np.empty(m)
         for j in np.unique(fo):
             out, keep = fo == j, fo != j
-            s = _shift(y[keep], np.exp(lp[keep]))
+            s = _shift(y[keep], np.exp(lp[keep]), wt[keep])
             oof["shift"][out] = np.exp(lp[out] + s)
             if tree_rounds:
                 res = _residual_model(pm, int(keep.sum()), max(tree_rounds), seed)
@@ -199,17 +210,18 @@ def fit_from_prior(
         candidates = [c for c in oof if c.split("_")[0] in methods]
         dev = {c: wt * _deviance(y, oof[c]) for c in candidates}
         choice = _pick(candidates, dev)
-        shift_all = _shift(y, np.exp(lp))
+        shift_all = _shift(y, np.exp(lp), wt)
         if choice == "prior":
             model = _null_model(pm, rows, lp, y, 0.0, seed)
-            _copy_bands(pm, model)
         elif choice == "shift":
             model = _null_model(pm, rows, lp, y, shift_all, seed)
         else:
             model = _residual_model(pm, m, int(choice.split("_")[1]), seed).fit(rows, y, base_margin=lp,
                                                                                  sample_weight=wt)  # fmt: skip
-        if choice != "prior":
+        if choice != "prior" and m >= MIN_BAND_ROWS:
             model.bands_ = ConformalBands.fit(y, oof[choice], tuple(pm.levels), pm.bins)
+        else:  # the prior's bands, relative to the new forecast: a few dozen residuals make a cruder band
+            _copy_bands(pm, model)
         full = np.full(n, np.nan)
         full[known] = oof[choice]
         oof_kept[kpi] = full
@@ -241,7 +253,7 @@ class Drift:
     promised: float  # the share the bands promise (0.8 for P10-P90)
     below: float  # share under the P10
     above: float  # share over the P90
-    ratio: float  # mean ratio of observed to forecast (the size of the shift)
+    ratio: float  # NB-weighted ratio of observed to forecast (the size of the shift, as the corrections see it)
     ratio_se: float  # standard error of log(ratio) (delta method)
     p_value: float  # binomial test of `inside` against `promised` (two-sided)
 
@@ -290,9 +302,11 @@ def drift(forecaster: KPIForecaster, X: pl.DataFrame, targets: Mapping[str, F64]
         below, above = float(np.mean(y[ok] < lo)), float(np.mean(y[ok] > hi))
         inside = 1.0 - below - above
         p = float(stats.binomtest(round(inside * m), m, promised).pvalue)
-        # the mean ratio of observed to forecast, as the corrections measure it (a sum ratio is the few largest rows)
-        r = y[ok] / np.maximum(mu, 1e-9)
-        ratio = float(r.mean())
-        se = float(r.std(ddof=1) / np.sqrt(m)) / max(ratio, 1e-12)
+        # the ratio of observed to forecast as the corrections measure it (NB-weighted; a plain sum ratio is the few
+        # largest rows'), and its standard error by the delta method
+        yo, mf = y[ok], np.maximum(mu, 1e-9)
+        w = _weights(yo, mf)
+        ratio = float((w * yo).sum() / (w * mf).sum())
+        se = float(np.sqrt(np.sum(w**2 * (yo - ratio * mf) ** 2)) / (w * mf).sum()) / max(ratio, 1e-12)
         out[kpi] = Drift(kpi, m, inside, promised, below, above, ratio, se, p)
     return out
