@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from influencer_engine.config import load_model_config, load_planner_config, load_tier_config
+from influencer_engine.config import load_model_config, load_planner_config, load_simulator_config, load_tier_config
 from influencer_engine.evaluation.planner_eval import evaluate_planner
 from influencer_engine.evaluation.run import shifted_world
 from influencer_engine.features.build import feature_columns
@@ -40,6 +40,7 @@ from influencer_engine.modeling.metrics import coverage, mae_log1p
 from influencer_engine.modeling.predictor import Predictor
 from influencer_engine.modeling.prior import fit_from_prior
 from influencer_engine.registry import KPI_NAMES
+from influencer_engine.simulate.shift import shifted_config
 from influencer_engine.training.bundle import load_bundle
 from influencer_engine.training.data import load_training_table
 from influencer_engine.training.train import load_truth
@@ -51,7 +52,6 @@ TEST_SHARE = 0.3
 def _prior(path: Path | None, work: Path) -> Path:
     if path is not None:
         return path
-    from influencer_engine.config import load_simulator_config
     from influencer_engine.simulate.generate import simulate_market
     from influencer_engine.simulate.world import write_world
     from influencer_engine.training.train import train_models
@@ -163,8 +163,8 @@ def main() -> None:
         folder = a.work / f"shifted_world_{seed}"
         if not (folder / "manifest.json").is_file():
             folder, factors = shifted_world(seed, a.creators, a.work, tiers)
-        else:
-            factors = {}
+        else:  # the world of a seed is always the same: its factors too
+            factors = shifted_config(load_simulator_config(), seed)[1]
         frame = load_training_table(folder, tiers).frame.sort("as_of", "request_id")
         truth = load_truth(folder)
         assert truth is not None
