@@ -107,11 +107,11 @@ def _train_from_prior(data: Path, prior: Path, out: Path, *, seed: int, track: b
 
     r = train_from_prior(data, prior, out, load_tier_config(), seed=seed, track=track, register=register,
                          training_root=training_root, tracking_uri=tracking_uri)  # fmt: skip
-    frame = r.table.frame
-    no_history = int((frame["posts_before"] == 0).sum())
-    typer.echo(f"corrected {prior} with {frame.height:,} of your campaign outcomes in {r.seconds['total']:.1f}s "
-               f"-> {r.bundle}" + (f" ({no_history:,} of them from creators without posts before the campaign)"
-                                   if no_history else ""))  # fmt: skip
+    no_history = r.rows_without_history
+    typer.echo(f"corrected {prior} with {r.table.frame.height:,} of your campaign outcomes in "
+               f"{r.seconds['total']:.1f}s -> {r.bundle}"
+               + (f" ({no_history:,} of them from creators without posts before the campaign)" if no_history
+                  else ""))  # fmt: skip
     from influencer_engine.modeling.prior import MIN_USER_ROWS
 
     for kpi, c in r.corrections.items():

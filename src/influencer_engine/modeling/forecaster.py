@@ -134,9 +134,9 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
         return {k: np.log(np.maximum(m, 1e-9)) for k, m in prior._expected(X).items()}
 
     def _margin(self, kpi: str, X: pl.DataFrame, preds: Mapping[str, F64]) -> F64:
+        """The log offset of ``kpi`` in the funnel (``preds``: the upstream KPIs' raw forecasts); a forecaster trained
+        from a prior reads ``prior_margins`` instead."""
         base = self._base(kpi)
-        if base == PRIOR:
-            return np.asarray(preds[f"{PRIOR}:{kpi}"], dtype=np.float64)
         if base in KPI_NAMES:
             return np.log(np.maximum(preds[base], 1e-9))
         return offset_of(X, base)
@@ -271,7 +271,7 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
         """Raw forecasts down the funnel (every KPI, or those before ``stop``), as the margins see them (the mean
         correction is applied to outputs only: the offsets were trained on raw forecasts)."""
         mean: dict[str, F64] = {}
-        margins = {f"{PRIOR}:{k}": v for k, v in self.prior_margins(X).items()}
+        prior = self.prior_margins(X)  # empty unless trained from a prior: then every KPI's offset
         # the models read the same columns in the same order: one model matrix serves every KPI
         names = [str(n) for n in next(iter(self.models_.values())).feature_names_in_] if self.models_ else []
         shared = all([str(n) for n in m.feature_names_in_] == names for m in self.models_.values())
@@ -280,7 +280,8 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
             if kpi == stop:
                 break
             if kpi in self.models_:
-                mean[kpi] = self.models_[kpi].predict(X, self._margin(kpi, X, {**mean, **margins}), matrix=matrix)
+                margin = prior[kpi] if prior else self._margin(kpi, X, mean)
+                mean[kpi] = self.models_[kpi].predict(X, margin, matrix=matrix)
         return mean
 
     def _expected(self, X: pl.DataFrame) -> dict[str, F64]:
@@ -314,11 +315,11 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
             # the prior's contributions plus the correction's own (SHAP values add up across added models)
             pc, pm = self.prior_.contributions(kpi, X)
             rc = model.contributions(X)
-            log_prior = self.prior_margins(X)[kpi]
-            raw = np.exp(np.minimum(rc.sum(axis=1) + log_prior + model.intercept_, 700.0))
             # offset + this model's intercept + row sum = log forecast, as for any other KPI: the prior model's
-            # intercept joins the offset
+            # intercept joins the offset, and the prior's log forecast (this model's offset) is its own sum
             pm = pm + self.prior_.models_[kpi].intercept_
+            log_prior = np.maximum(pm + pc.sum(axis=1), np.log(1e-9))
+            raw = np.exp(np.minimum(rc.sum(axis=1) + log_prior + model.intercept_, 700.0))
             return pc + rc, pm + np.log(model.balanced(raw) / np.maximum(raw, 1e-300))
         prior = self._chain(X, stop=kpi) if base in KPI_NAMES else {}
         contrib, margin = model.contributions(X), self._margin(kpi, X, prior)

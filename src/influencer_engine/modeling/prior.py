@@ -118,8 +118,8 @@ def _null_model(prior: KPIModel, X: pl.DataFrame, log_prior: F64, y: F64, shift:
     model = _residual_model(prior, X.height, 1, seed)
     model.set_params(min_child_samples=X.height + 1)
     model.fit(X, y, base_margin=log_prior)
-    for t in range(model.booster_.num_trees()):
-        for leaf in range(model.booster_.dump_model()["tree_info"][t]["num_leaves"]):
+    for t, tree in enumerate(model.booster_.dump_model()["tree_info"]):
+        for leaf in range(tree["num_leaves"]):
             model.booster_.set_leaf_output(t, leaf, 0.0)
     model.booster_ = type(model.booster_)(model_str=model.booster_.model_to_string())
     model.intercept_ = shift

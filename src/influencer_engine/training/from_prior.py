@@ -20,6 +20,7 @@ import polars as pl
 from influencer_engine.config import TierConfig
 from influencer_engine.errors import InputError
 from influencer_engine.features.build import feature_columns
+from influencer_engine.modeling.forecaster import targets_of
 from influencer_engine.modeling.metrics import coverage, mae_log1p, poisson_deviance
 from influencer_engine.modeling.predictor import Predictor, TrainingInfo
 from influencer_engine.modeling.prior import Correction, Drift, drift, fit_from_prior
@@ -28,7 +29,6 @@ from influencer_engine.training.data import TrainingTable, load_training_table
 
 __all__ = ["HOLDOUT_SHARE", "MIN_HOLDOUT_ROWS", "PriorTrainResult", "holdout_check", "train_from_prior"]
 
-F64 = np.ndarray
 HOLDOUT_SHARE = 0.2  # the latest share of the user's rows the time-split check forecasts
 MIN_HOLDOUT_ROWS = 100  # fewer user rows than this: no time-split check (its figures would be noise)
 
@@ -40,13 +40,10 @@ class PriorTrainResult:
     table: TrainingTable
     corrections: dict[str, Correction]
     drift: dict[str, Drift]  # the user's outcomes against the prior's bands
+    rows_without_history: int  # outcomes whose creator had no post before the campaign
     holdout: dict[str, dict[str, dict[str, float]]]  # kpi -> "prior" | "corrected" -> metrics (empty: too few rows)
     seconds: dict[str, float]
     tracking: dict[str, Any] | None
-
-
-def _targets(frame: pl.DataFrame, kpis: tuple[str, ...]) -> dict[str, F64]:
-    return {k: frame[k].cast(pl.Float64).fill_null(np.nan).to_numpy() for k in kpis if k in frame.columns}
 
 
 def holdout_check(prior: Predictor, frame: pl.DataFrame, *, seed: int = 0) -> dict[str, dict[str, dict[str, float]]]:
@@ -58,14 +55,13 @@ def holdout_check(prior: Predictor, frame: pl.DataFrame, *, seed: int = 0) -> di
     cut = round(frame.height * (1 - HOLDOUT_SHARE))
     early, late = frame.head(cut), frame.tail(frame.height - cut)
     feats = feature_columns()
-    fit = fit_from_prior(prior.forecaster, early.select(feats), _targets(early, prior.kpis),
+    fit = fit_from_prior(prior.forecaster, early.select(feats), targets_of(early, prior.kpis),
                          groups=early["creator_id"].to_numpy(), seed=seed)  # fmt: skip
     out: dict[str, dict[str, dict[str, float]]] = {}
     X = late.select(feats)
     fcs = {"prior": prior.forecaster.predict(X), "corrected": fit.forecaster.predict(X)}
-    for kpi in prior.kpis:
-        y = late[kpi].cast(pl.Float64).fill_null(np.nan).to_numpy() if kpi in late.columns else None
-        if y is None or np.isfinite(y).sum() < 20:
+    for kpi, y in targets_of(late, prior.kpis).items():
+        if np.isfinite(y).sum() < 20:
             continue
         out[kpi] = {}
         for name, fc in fcs.items():
@@ -98,7 +94,7 @@ def train_from_prior(
     table = load_training_table(data, tiers)
     frame = table.frame
     feats = feature_columns()
-    X, targets = frame.select(feats), _targets(frame, prior.kpis)
+    X, targets = frame.select(feats), targets_of(frame, prior.kpis)
     observed = [k for k, v in targets.items() if np.isfinite(v).any()]
     if not observed:
         raise InputError(f"{data}: the outcomes have no observed KPI ({', '.join(prior.kpis)}).",
@@ -154,4 +150,5 @@ def train_from_prior(
         tracking["tracking_uri"] = uri
     seconds["total"] = time.perf_counter() - t0
     return PriorTrainResult(bundle=bundle, prior=prior_path, table=table, corrections=fit.corrections,
-                            drift=shifted, holdout=holdout, seconds=seconds, tracking=tracking)  # fmt: skip
+                            drift=shifted, rows_without_history=no_history, holdout=holdout, seconds=seconds,
+                            tracking=tracking)  # fmt: skip
