@@ -97,6 +97,27 @@ def test_plan_gives_the_cli_roster(client: TestClient, server: Server) -> None:
     assert r.status_code == 200 and {x["tier"] for x in r.json()["roster"]} == {"nano"}
 
 
+def test_a_bounds_only_server_certifies_its_plans_and_proves_in_full_on_request(server: Server) -> None:
+    """`ie serve` certifies with LP bounds by default (no multi-second MILP); the gap it reports is a true
+    certificate, and `prove: true` gives the roster the full proof gives (the CLI's)."""
+    import dataclasses
+
+    from influencer_engine.serve.state import with_proof
+
+    quick = dataclasses.replace(server, planner=with_proof(server.planner, "bounds"))
+    assert server.planner.solver.proof == "full" and quick.planner.solver.proof == "bounds"
+    with TestClient(create_app(quick)) as c:
+        for budget in (8_000, 15_000, 50_000):
+            body = {"brief": brief_json(budget=budget)}
+            fast = c.post("/api/plan", headers=HEADERS, json=body).json()["totals"]["solver"]
+            proven = c.post("/api/plan", headers=HEADERS, json={**body, "prove": True}).json()
+            full = proven["totals"]["solver"]
+            assert full["status"] == "optimal" and full["certified_gap"] <= server.planner.solver.mip_rel_gap + 1e-9
+            assert fast["bound"] >= full["objective"] * (1 - 1e-9)  # the quick certificate covers the best roster
+            assert fast["objective"] <= full["bound"] * (1 + 1e-9)
+            assert fast["status"] == ("gap" if "proof" in fast["details"] else "optimal")
+
+
 @pytest.mark.parametrize(
     ("payload", "status", "words"),
     [

@@ -548,6 +548,10 @@ class SolverSection(_Frozen):
     mip_rel_gap: float  # HiGHS stops once the roster is certified within this share of the bound
     time_limit_s: float
     max_reach_rounds: int  # improvement rounds of the unique-reach solver
+    # how an additive roster's gap is proven: "full" runs a MILP over every candidate that could still improve the
+    # roster when the LP bounds do not certify mip_rel_gap (seconds on some budgets); "bounds" stops at the LP bounds
+    # and reports the gap they certify, which may exceed mip_rel_gap (interactive use: ie serve)
+    proof: Literal["full", "bounds"] = "full"
 
 
 class MonteCarloSection(_Frozen):

@@ -194,10 +194,17 @@ def compiled_reports(predictor: Predictor) -> list[Any]:
     return list(getattr(predictor.forecaster, "compiled_", None) or [])
 
 
+COMPILED_SAMPLE = 5_000  # rows of the first chunk on which compiled trees must equal LightGBM's
+
+
 def _maybe_compile(predictor: Predictor, feats: pl.DataFrame, compiled_dir: str | None) -> None:
     if compiled_dir is None or getattr(predictor.forecaster, "compiled_", None) is not None:
         return  # not asked, or this forecaster was already checked
-    predictor.compile(feats.select(predictor.features).head(20_000), Path(compiled_dir))
+    # the data's sample: rows spread over the first chunk (the model's split thresholds are checked besides, by
+    # synthetic rows at each one); checking 20,000 rows cost LightGBM's predict on them, 1.4 s of a 6 s run at 50k
+    rows = feats.select(predictor.features)
+    sample = rows.gather_every(max(1, rows.height // COMPILED_SAMPLE)).head(COMPILED_SAMPLE)
+    predictor.compile(sample, Path(compiled_dir))
 
 
 @dataclass(frozen=True)

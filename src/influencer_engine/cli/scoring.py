@@ -72,7 +72,8 @@ def score(
         typer.Option(
             "--compiled/--no-compiled",
             help="Predict with compiled trees (lleaves) where exactly equal to "
-            "LightGBM on the first chunk (compiled once per model, cached); LightGBM otherwise.",
+            "LightGBM on 5,000 rows spread over the first chunk and at every split threshold (compiled once per "
+            "model, cached); LightGBM otherwise.",
         ),
     ] = True,
     scheduler: Annotated[

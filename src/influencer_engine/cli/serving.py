@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +16,13 @@ from influencer_engine.errors import InputError
 __all__ = ["app"]
 
 PANEL = "Scoring and serving"
+
+
+class Proof(StrEnum):
+    bounds = "bounds"
+    full = "full"
+
+
 app = typer.Typer()
 # the serve extra: package -> the module names it may install under
 _SERVE_EXTRA = {"fastapi": ("fastapi",), "uvicorn": ("uvicorn",), "python-multipart": ("python_multipart", "multipart"),
@@ -42,6 +50,14 @@ def serve(
             "'none' keeps nothing."
         ),
     ] = "sqlite:///workspace.db",
+    proof: Annotated[
+        Proof,
+        typer.Option(
+            help="How plans prove their gap: 'bounds' certifies with LP bounds only (a plan in well under a second; "
+            "the gap it proves is in the answer, and a request can ask for the full proof with prove=true); 'full' "
+            "proves the planner config's mip_rel_gap on every plan, a MILP of seconds on some budgets."
+        ),
+    ] = Proof.bounds,
 ) -> None:
     """Serve the REST API (OpenAPI at /docs) and the planners' web page at / (needs the serve extra)."""
     # FastAPI can arrive with MLflow while the rest of the serve extra is missing: check every part of it
@@ -65,7 +81,7 @@ def serve(
     workspace = None if db.strip().lower() in ("", "none") else db
     server = load_server(load_predictor(model, tracking_uri, compiled=True), data, model_ref=model, api_key=key,
                          planner_config=planner_config, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
-                         db=workspace)  # fmt: skip
+                         db=workspace, proof=proof.value)  # fmt: skip
     if key is None:
         typer.echo(f"API key (shown once; send it in the X-API-Key header): {server.api_key}")
     else:

@@ -135,14 +135,15 @@ def roster_downside_values(cand: Candidates, goal: str, cfg: PlannerConfig, *, e
     hi = goal_values(table, goal, "p90", emv_cpm_usd=emv_cpm_usd)
     var = ((hi - lo) / (2 * _Z10)) ** 2
     s = cfg.solver
-    chosen = solve_additive(cand.problem, mean, gap=s.mip_rel_gap, time_limit=s.time_limit_s).chosen
+    prove = s.proof == "full"
+    chosen = solve_additive(cand.problem, mean, gap=s.mip_rel_gap, time_limit=s.time_limit_s, prove=prove).chosen
     values = mean
     for _ in range(_DOWNSIDE_ROUNDS):
         v0 = float(var[chosen].sum())
         if v0 <= 0:
             break
         values = mean - _Z10 * var / (2 * np.sqrt(v0))
-        nxt = solve_additive(cand.problem, values, gap=s.mip_rel_gap, time_limit=s.time_limit_s).chosen
+        nxt = solve_additive(cand.problem, values, gap=s.mip_rel_gap, time_limit=s.time_limit_s, prove=prove).chosen
         if set(nxt.tolist()) == set(chosen.tolist()):
             break
         chosen = nxt
@@ -160,7 +161,8 @@ def _solve_problem(prep: Prepared, cfg: PlannerConfig, problem: Problem, incumbe
     if GOALS[prep.brief.goal].kind == "coverage":
         return solve_reach(problem, prep.audience, prep.reach, gap=s.mip_rel_gap, time_limit=s.time_limit_s,
                            rounds=s.max_reach_rounds, incumbent=incumbent)  # fmt: skip
-    return solve_additive(problem, prep.values, gap=s.mip_rel_gap, time_limit=s.time_limit_s, incumbent=incumbent)
+    return solve_additive(problem, prep.values, gap=s.mip_rel_gap, time_limit=s.time_limit_s, incumbent=incumbent,
+                          prove=s.proof == "full")  # fmt: skip
 
 
 def plan_candidates(prep: Prepared, cfg: PlannerConfig, *, budget: float | None = None,

@@ -34,7 +34,7 @@ from influencer_engine.config import describe_problems
 from influencer_engine.errors import EngineError
 from influencer_engine.registry import GOALS
 from influencer_engine.serve.directory import FLAGS, SearchQuery
-from influencer_engine.serve.state import Server
+from influencer_engine.serve.state import Server, with_proof
 from influencer_engine.workspace import ITEM_STATES, Conflict, NotFound, Workspace
 
 __all__ = ["create_app"]
@@ -54,6 +54,12 @@ class PlanRequest(BaseModel):
         None,
         description="A workspace shortlist whose pinned creators must be in the "
         "roster and whose excluded creators must not be (added to the brief's own).",
+    )
+    prove: bool = Field(
+        False,
+        description="Prove the roster within the solver's gap (mip_rel_gap, 0.5%) even where that takes a MILP of "
+        "seconds. By default the server certifies with LP bounds only, and totals.solver reports the gap they prove "
+        "(status 'gap' where it exceeds mip_rel_gap).",
     )
 
 
@@ -299,8 +305,9 @@ def create_app(server: Server) -> FastAPI:
         t0 = time.perf_counter()
         brief = req.brief.with_scenario(req.scenario) if req.scenario is not None else req.brief
         brief = with_shortlist(brief, req.shortlist_id)
+        cfg = with_proof(server.planner, "full") if req.prove else server.planner
         with server.slot():
-            result = make_plan(server.prepared(brief), server.planner, budget=brief.budget, reasons=req.reasons,
+            result = make_plan(server.prepared(brief), cfg, budget=brief.budget, reasons=req.reasons,
                                explain=server.explainer(brief))  # fmt: skip
         rows = _rows(result.roster)
         ids = [r["creator_id"] for r in rows]

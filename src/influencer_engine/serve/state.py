@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from influencer_engine.brief import Brief
 from influencer_engine.config import PlannerConfig, TierConfig, load_planner_config, load_tier_config
@@ -33,7 +33,7 @@ from influencer_engine.planner.plan import Explain, Prepared, prepare
 from influencer_engine.serve.directory import Directory
 from influencer_engine.workspace import Workspace, open_workspace
 
-__all__ = ["Server", "forecast_key", "limit_native_threads", "load_server", "new_api_key"]
+__all__ = ["Server", "forecast_key", "limit_native_threads", "load_server", "new_api_key", "with_proof"]
 
 
 def new_api_key() -> str:
@@ -209,10 +209,20 @@ def limit_native_threads() -> None:
 
 
 def load_server(predictor: Predictor, data: Path, *, model_ref: str, api_key: str | None = None,
-                planner_config: Path | None = None, db: str | None = None, **limits: Any) -> Server:  # fmt: skip
+                planner_config: Path | None = None, db: str | None = None,
+                proof: Literal["full", "bounds"] | None = None, **limits: Any) -> Server:  # fmt: skip
     """Serve ``predictor`` (loaded by the caller; ``model_ref`` names it) over the candidate base in ``data``; keep
-    the planners' workspace in the database at ``db`` (a SQLAlchemy URL; None keeps nothing)."""
+    the planners' workspace in the database at ``db`` (a SQLAlchemy URL; None keeps nothing). ``proof`` overrides
+    the planner config's (``ie serve`` certifies with LP bounds by default; a request can ask for the full proof)."""
     workspace = open_workspace(db) if db else None
+    planner = load_planner_config(planner_config)
+    if proof is not None:
+        planner = with_proof(planner, proof)
     return Server(predictor=predictor, base=load_candidate_base(data), tiers=load_tier_config(),
-                  planner=load_planner_config(planner_config), api_key=api_key or new_api_key(), data=data,
+                  planner=planner, api_key=api_key or new_api_key(), data=data,
                   model_ref=model_ref, workspace=workspace, **limits)  # fmt: skip
+
+
+def with_proof(planner: PlannerConfig, proof: Literal["full", "bounds"]) -> PlannerConfig:
+    """``planner`` with its solver's proof set to ``proof`` (see ``SolverSection.proof``)."""
+    return planner.model_copy(update={"solver": planner.solver.model_copy(update={"proof": proof})})

@@ -326,7 +326,8 @@ function renderTotals(plan) {
     card(`${g.label} (expected)`, fmt(g.expected, digits), band(g)),
     card("Unique reach", compact(t.unique_reach.expected), `${pct(t.unique_reach.duplication)} duplicated`),
     card(cost.label, costText(cost, t.cost_figures[cost.name])),
-    card("Solver", t.solver.status, `certified gap ${fmt(100 * t.solver.certified_gap, 2)}%`),
+    card("Solver", t.solver.status, `certified gap ${fmt(100 * t.solver.certified_gap, 2)}%` +
+      (t.solver.details && t.solver.details.proof ? " (LP bounds; the full proof: prove)" : "")),
   ].join("");
   $("#notes").textContent = (plan.notes || []).join(" · ");
   const left = $("#budget-left");
