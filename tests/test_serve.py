@@ -363,6 +363,35 @@ def test_the_page_plans_a_brief_in_chromium(live: str, tmp_path: Path) -> None:
         shutil.copyfile(shot, Path(keep) / "planner.png")
 
 
+def test_the_page_offers_the_full_proof_where_the_lp_bounds_fall_short(server: Server) -> None:
+    """A server that proves with LP bounds, asked for a gap they cannot prove (0.001%): the page says the gap is from
+    LP bounds and offers "Prove the gap"; pressing it plans with the full proof, and the offer goes away."""
+    import dataclasses
+
+    from influencer_engine.serve.state import with_proof
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    browser_path = chromium_path()
+    cfg = with_proof(server.planner, "bounds")
+    cfg = cfg.model_copy(update={"solver": cfg.solver.model_copy(update={"mip_rel_gap": 1e-5})})
+    quick = dataclasses.replace(server, planner=cfg)
+    with uvicorn_thread(create_app(quick)) as url, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=browser_path, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        page.goto(url + "/")
+        page.fill("#api-key", KEY)
+        page.click("#connect")
+        page.wait_for_selector("#model-info.ok")
+        page.click("#plan")
+        page.wait_for_selector("#prove", timeout=60_000)
+        assert "(LP bounds)" in page.locator("#totals").inner_text()
+        page.click("#prove")
+        page.wait_for_selector("#prove", state="detached", timeout=120_000)
+        text = page.locator("#totals").inner_text()
+        assert "(LP bounds)" not in text and "certified gap" in text
+        browser.close()
+
+
 def test_serve_command_refuses_a_bad_key_file(trained: dict[str, Path], tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     from influencer_engine.cli import main

@@ -320,6 +320,8 @@ function renderTotals(plan) {
   const digits = goal.decimals;
   const band = (x) => (x && x.p10 !== null && x.p10 !== undefined ? `P10 ${fmt(x.p10, digits)} – P90 ${fmt(x.p90, digits)}` : "");
   const cost = costOf(goal.cost_figure);
+  // the server proves plans with LP bounds by default; where they fall short of the solver's gap, offer the full proof
+  const boundsOnly = Boolean(t.solver.details && t.solver.details.proof);
   $("#totals").innerHTML = [
     card("Creators", fmt(t.creators)),
     card("Spend", money(t.spend), `of ${money(t.budget)} budget` + (t.budget_left ? ` · ${pct(t.budget_left.unspent_share)} left` : "")),
@@ -327,8 +329,10 @@ function renderTotals(plan) {
     card("Unique reach", compact(t.unique_reach.expected), `${pct(t.unique_reach.duplication)} duplicated`),
     card(cost.label, costText(cost, t.cost_figures[cost.name])),
     card("Solver", t.solver.status, `certified gap ${fmt(100 * t.solver.certified_gap, 2)}%` +
-      (t.solver.details && t.solver.details.proof ? " (LP bounds; the full proof: prove)" : "")),
-  ].join("");
+      (boundsOnly ? " (LP bounds)" : "")),
+  ].join("") + (boundsOnly
+    ? `<button id="prove" type="button" title="Run the MILP that proves the solver's gap (seconds on some budgets)">Prove the gap</button>`
+    : "");
   $("#notes").textContent = (plan.notes || []).join(" · ");
   const left = $("#budget-left");
   left.textContent = t.budget_left ? t.budget_left.reason : "";
@@ -349,13 +353,14 @@ function showPlan(plan, title) {
   $("#plan-name").value = $("#plan-name").value || `${plan.brief_id} ${new Date().toISOString().slice(0, 10)}`;
 }
 
-async function planRoster(ev) {
+async function planRoster(ev, prove = false) {
   if (ev) ev.preventDefault();
   if (!OPTIONS) return say("#status", "connect first: enter the API key and press Connect", "error");
-  say("#status", "planning…");
+  say("#status", prove ? "planning, with the full proof…" : "planning…");
   try {
     const body = { brief: briefFromForm() };
     if (shortlist && $("#use-shortlist").checked) body.shortlist_id = shortlist.id;
+    if (prove) body.prove = true;
     const plan = await api("/api/plan", body);
     showPlan(plan, "Roster");
     const pinned = (plan.include || []).length, out = (plan.exclude || []).length;
@@ -781,7 +786,8 @@ async function openSaved(id) {
 
 // ------------------------------------------------------------------------------------------------ wiring
 $("#connect").addEventListener("click", connect);
-$("#brief-form").addEventListener("submit", planRoster);
+$("#brief-form").addEventListener("submit", (ev) => planRoster(ev));
+$("#totals").addEventListener("click", (ev) => { if (ev.target.id === "prove") planRoster(null, true); });
 $("#goal").addEventListener("change", fillSorts);
 $("#export").addEventListener("click", exportCsv);
 $("#whatif").addEventListener("click", runWhatIf);
