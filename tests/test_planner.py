@@ -7,6 +7,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,7 +17,7 @@ from influencer_engine.brief import Brief, Constraints, MixLimit, load_brief
 from influencer_engine.config import load_planner_config
 from influencer_engine.errors import ConfigError
 from influencer_engine.planner.coverage import AudienceModel, solve_reach
-from influencer_engine.planner.knapsack import repair, solve_additive, solve_milp
+from influencer_engine.planner.knapsack import Problem, repair, solve_additive, solve_milp
 from influencer_engine.planner.problem import PlanInfeasible, build_candidates, explain_infeasible, goal_values
 from influencer_engine.registry import PLATFORMS, TIERS
 
@@ -305,24 +306,33 @@ def test_roster_properties(case: tuple[pl.DataFrame, Brief, Brief]) -> None:
     assert values[1] >= values[0] - 1e-6 * max(1.0, abs(values[0]))  # value never drops with more budget
 
 
+def budget_and_roster(rng: np.random.Generator, n: int, *, log_price: tuple[float, float], noise: float,
+                      budgets: float, roster: float, fixed: npt.NDArray[np.bool_] | None = None,
+                      ) -> tuple[Problem, npt.NDArray[np.float64]]:  # fmt: skip
+    """A random knapsack of ``n`` creators (log-normal prices, values around them) with a budget of ``budgets``
+    median prices and a roster cap; and the creators' values."""
+    import scipy.sparse as sp
+
+    cost = np.exp(rng.normal(log_price[0], log_price[1], n))
+    values = cost * np.exp(rng.normal(0, noise, n))
+    a = sp.csr_matrix(np.vstack([cost, np.ones(n)]))
+    p = Problem(cost, a, np.array([-np.inf, -np.inf]), np.array([float(np.quantile(cost, 0.5) * budgets), roster]),
+                ("budget", "roster"), np.zeros(n, dtype=bool) if fixed is None else fixed,
+                np.zeros(n, dtype=np.int64))  # fmt: skip
+    return p, values
+
+
 def test_branched_bound_is_valid_and_no_looser_than_the_lp() -> None:
     """The bound that spares the big MILP: every roster lies in one leaf of the branching, so it never falls below
     the best roster (found by a plain MILP), and it never rises above the LP bound."""
-    import scipy.sparse as sp
-
-    from influencer_engine.planner.knapsack import Problem, _branched_bound, relax, solve_milp
+    from influencer_engine.planner.knapsack import _branched_bound, relax, solve_milp
 
     rng = np.random.default_rng(3)
     tighter = 0
     for trial in range(5):
-        n = 80
-        cost = np.exp(rng.normal(7, 1.2, n))
-        values = cost * np.exp(rng.normal(0, 0.5, n))
-        a = sp.csr_matrix(np.vstack([cost, np.ones(n)]))
-        fixed = np.zeros(n, dtype=bool)
+        fixed = np.zeros(80, dtype=bool)
         fixed[trial] = trial % 2 == 1  # some problems with a must-include creator
-        p = Problem(cost, a, np.array([-np.inf, -np.inf]), np.array([float(np.quantile(cost, 0.5) * 4), 6.0]),
-                    ("budget", "roster"), fixed, np.zeros(n, dtype=np.int64))  # fmt: skip
+        p, values = budget_and_roster(rng, 80, log_price=(7, 1.2), noise=0.5, budgets=4, roster=6, fixed=fixed)
         best = solve_milp(p, values, gap=0.0)
         rel = relax(p, values)
         assert rel is not None
@@ -338,19 +348,10 @@ def test_bounds_only_proof_certifies_what_it_reports_and_skips_the_big_milp() ->
     """prove=False (ie serve's default) keeps every step but the proving MILP: its bound still covers the best
     roster (a plain MILP's), the gap it reports is the gap to that bound, and where the LP bounds already prove the
     gap asked it gives the full solve's roster."""
-    import scipy.sparse as sp
-
-    from influencer_engine.planner.knapsack import Problem, solve_milp
-
     rng = np.random.default_rng(11)
     skipped = 0
     for trial in range(6):
-        n = 400
-        cost = np.exp(rng.normal(6, 1.0, n))
-        values = cost * np.exp(rng.normal(0, 0.4, n))
-        a = sp.csr_matrix(np.vstack([cost, np.ones(n)]))
-        p = Problem(cost, a, np.array([-np.inf, -np.inf]), np.array([float(np.quantile(cost, 0.5) * 8), 12.0]),
-                    ("budget", "roster"), np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int64))  # fmt: skip
+        p, values = budget_and_roster(rng, 400, log_price=(6, 1.0), noise=0.4, budgets=8, roster=12)
         best = solve_milp(p, values, gap=0.0)
         full = solve_additive(p, values, gap=1e-4)
         quick = solve_additive(p, values, gap=1e-4, prove=False)

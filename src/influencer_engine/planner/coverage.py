@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from influencer_engine.planner.knapsack import Problem, Solution, relax, repair, roster_rows, solve_additive
+from influencer_engine.planner.knapsack import Problem, Solution, cap_rows, relax, repair, roster_rows, solve_additive
 
 __all__ = ["AudienceModel", "solve_reach"]
 
@@ -139,9 +139,7 @@ def _lazy_greedy(problem: Problem, audience: AudienceModel, reach: F64, *, per_d
     candidate): the picks are the same, since a pick is still a fresh gain no stale upper bound exceeds.
     """
     a = problem.A.tocsc()
-    csr = problem.A.tocsr()
-    nonneg = np.asarray((csr.minimum(0) != 0).sum(axis=1)).ravel() == 0
-    caps = nonneg & np.isfinite(problem.hi)
+    caps = cap_rows(problem)
     counts = roster_rows(problem)
     ax = a @ problem.fixed.astype(np.float64)
     take = problem.fixed.copy()
@@ -288,9 +286,7 @@ def _round_by_weight(problem: Problem, x: F64) -> I64 | None:
     """Creators by their weight in the fractional roster ``x``, each taken while every cap holds; then repaired to
     meet the minimums (no MILP)."""
     a = problem.A.tocsc()
-    csr = problem.A.tocsr()
-    nonneg = np.asarray((csr.minimum(0) != 0).sum(axis=1)).ravel() == 0
-    caps = nonneg & np.isfinite(problem.hi)
+    caps = cap_rows(problem)
     hi = problem.hi + 1e-9 * np.maximum(1.0, np.abs(problem.hi))
     take = problem.fixed.copy()
     ax = a @ take.astype(np.float64)

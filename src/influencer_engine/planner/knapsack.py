@@ -33,6 +33,7 @@ __all__ = [
     "Problem",
     "Relaxation",
     "Solution",
+    "cap_rows",
     "highs",
     "highs_lp",
     "relax",
@@ -546,6 +547,12 @@ def _round_and_fill(problem: Problem, values: F64, x: F64, reduced: F64 | None =
     if np.any(ax < lo):
         return None
     return np.flatnonzero(take).astype(np.int64)
+
+
+def cap_rows(problem: Problem) -> npt.NDArray[np.bool_]:
+    """Rows that only fill up as creators join (no negative coefficient) and have a cap: budget, roster size, mix
+    counts. A candidate that breaks one of them breaks it for good."""
+    return np.asarray(np.all(problem.dense >= 0, axis=1) & np.isfinite(problem.hi), dtype=np.bool_)
 
 
 def roster_rows(problem: Problem) -> npt.NDArray[np.bool_]:
