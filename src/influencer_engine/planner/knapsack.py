@@ -41,6 +41,7 @@ __all__ = [
     "roster_rows",
     "solve_additive",
     "solve_milp",
+    "top_k",
 ]
 
 F64 = npt.NDArray[np.float64]
@@ -71,14 +72,35 @@ class Problem:
         return int(self.cost.shape[0])
 
     def take(self, cols: I64) -> Problem:
-        return Problem(self.cost[cols], self.A[:, cols].tocsr(), self.lo, self.hi, self.names, self.fixed[cols],
-                       self.group[cols])  # fmt: skip
+        # from the dense copy where the heuristics built one (a sparse column slice costs far more than it holds)
+        a = sp.csr_matrix(self.dense[:, cols]) if "dense" in self.__dict__ else self.A[:, cols].tocsr()
+        return Problem(self.cost[cols], a, self.lo, self.hi, self.names, self.fixed[cols], self.group[cols])
 
     @cached_property
     def dense(self) -> F64:
         """``A`` as a dense (rows, n) array: a brief has a few rows, and the heuristics read whole columns of it
         many times (a sparse column slice costs far more than the few numbers it returns)."""
         return np.asarray(self.A.toarray(), dtype=np.float64)
+
+    @cached_property
+    def csc(self) -> sp.csc_matrix:
+        """``A`` by columns (a creator's rows), built once: the heuristics walk it column by column."""
+        return self.A.tocsc()
+
+    @cached_property
+    def group_slices(self) -> list[I64]:
+        """The candidates of each class (``group``), in index order."""
+        order = np.argsort(self.group, kind="stable")
+        bounds = [*np.searchsorted(self.group[order], np.unique(self.group), side="left").tolist(), self.n]
+        return [order[lo:hi] for lo, hi in itertools.pairwise(bounds)]
+
+    def cheapest(self, k: int) -> I64:
+        """The ``k`` cheapest candidates of each class (they do not change with the values: kept per k)."""
+        cache: dict[int, I64] = self.__dict__.setdefault("_cheapest", {})
+        if k not in cache:
+            parts = [idx[np.argpartition(self.cost[idx], min(k, idx.size) - 1)[:k]] for idx in self.group_slices]
+            cache[k] = np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
+        return cache[k]
 
     @cached_property
     def _row_scale(self) -> F64:
@@ -214,12 +236,10 @@ def _seed_columns(problem: Problem, values: F64, per_group: int) -> I64:
     keep = np.zeros(problem.n, dtype=bool)
     keep[problem.fixed] = True
     ratio = values / np.maximum(problem.cost, 1e-9)
-    order = np.argsort(problem.group, kind="stable")
-    bounds = [*np.searchsorted(problem.group[order], np.unique(problem.group), side="left").tolist(), problem.n]
-    for lo, hi in itertools.pairwise(bounds):
-        idx = order[lo:hi]
+    keep[problem.cheapest(per_group)] = True
+    for idx in problem.group_slices:
         k = min(per_group, idx.size)
-        for key in (-ratio[idx], -values[idx], problem.cost[idx]):
+        for key in (-ratio[idx], -values[idx]):
             keep[idx[np.argpartition(key, k - 1)[:k]]] = True
     return np.flatnonzero(keep).astype(np.int64)
 
@@ -334,7 +354,7 @@ def solve_additive(
     # reduced-cost-fixing MILP below takes over when the gap is not met.
     if (exact and not within_gap(best_found)) or not found:
         if best_found is not None:
-            pool = np.union1d(np.argsort(-d, kind="stable")[:_SUB_COLUMNS], best_found)
+            pool = np.union1d(top_k(d, _SUB_COLUMNS), best_found)
             pool = np.union1d(pool, np.flatnonzero(problem.fixed)).astype(np.int64)
             start: F64 | None = np.isin(pool, best_found).astype(np.float64)
         else:
@@ -368,7 +388,7 @@ def solve_additive(
             # best roster at 2 budgets where the proving MILP used to ($10k: 1.5 s -> 0.2 s, $11k: 4.7 s -> 0.2 s).
             # Only here: given those columns from the start, the search stopped at other rosters within its gap
             # (the example brief's plan spent $45k of $50k instead of $49,990).
-            top = np.union1d(np.argsort(-d, kind="stable")[:_SUB_COLUMNS], inc)
+            top = np.union1d(top_k(d, _SUB_COLUMNS), inc)
             classes = np.union1d(_seed_columns(problem, v, 8), np.flatnonzero(problem.fixed))
             wider = np.union1d(top, classes).astype(np.int64)
             h = _lp(problem.take(wider), v[wider], integer=True, time_limit=time_limit, gap=gap * _SUB_GAP,
@@ -451,8 +471,8 @@ def _round_and_fill(problem: Problem, values: F64, x: F64, reduced: F64 | None =
     Also repairs any roster given as a 0/1 ``x``.
     """
     take = (x > 1 - 1e-7) | problem.fixed
-    a = problem.A.tocsc()
-    a_rows = problem.A.tocsr()
+    a = problem.csc
+    a_rows = problem.A
     ax = a @ take.astype(np.float64)
     hi = problem.hi + 1e-9 * np.maximum(1.0, np.abs(problem.hi))
     lo = problem.lo - 1e-9 * np.maximum(1.0, np.abs(problem.lo))
@@ -547,6 +567,15 @@ def _round_and_fill(problem: Problem, values: F64, x: F64, reduced: F64 | None =
     if np.any(ax < lo):
         return None
     return np.flatnonzero(take).astype(np.int64)
+
+
+def top_k(values: F64, k: int) -> I64:
+    """Indices of the ``k`` largest ``values``, largest first (ties by index): a partial sort, not a full one."""
+    k = min(k, values.size)
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    part = np.argpartition(-values, k - 1)[:k] if k < values.size else np.arange(values.size)
+    return np.asarray(part[np.lexsort((part, -values[part]))], dtype=np.int64)
 
 
 def cap_rows(problem: Problem) -> npt.NDArray[np.bool_]:
