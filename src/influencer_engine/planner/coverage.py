@@ -6,8 +6,10 @@ N (1 - exp(-L / N)) distinct people (independent exposure). Segment sizes split 
 candidates' follower-weighted audience mix, so the estimate works for any candidate base.
 
 Rosters come from a lazy (CELF) greedy on marginal unique reach, per dollar and absolute, the best single
-creator, and the no-overlap knapsack, improved by Frank-Wolfe vertices and add/swap moves. The bound: unique
-reach as a function of a fractional roster x is concave, so at any x the tangent plane bounds it from above;
+creator, and the no-overlap knapsack, improved by Frank-Wolfe vertices and add/swap moves. The bound: a concave
+function f of a fractional roster x that is at least unique reach at every whole roster (``_Relaxed``: per segment,
+the least of the plain form and union-bound forms for creators who saturate it), so at any x its tangent plane
+bounds every roster from above;
 over the LP relaxation of the brief's constraints (HiGHS, column generation)
 
     best roster <= f(x) + max_{y in LP} grad f(x) . y - grad f(x) . x,
@@ -258,11 +260,19 @@ def _local_search(problem: Problem, audience: AudienceModel, reach: F64, chosen:
         drop_cols = cols(members) if members else np.zeros((problem.A.shape[0], 0))
         drop_loads = own(members) if members else np.zeros((0, sizes.size))
         best: tuple[float, int | None, int | None] = (total * (1 + 1e-9), None, None)
+        # an upper bound on each move: the roster without the member, plus each outsider's reach weighted by the
+        # share each segment has left unreached then (1 - exp(-u) <= u); only moves whose bound beats the best
+        # move so far are scored exactly, which picks the same move as scoring them all
+        bases = np.vstack([load[None, :], np.maximum(load[None, :] - drop_loads, 0.0)])
+        unreached = np.exp(-bases / sizes)
+        kept = sizes.sum() - unreached @ sizes  # unique reach of each base
+        upper = kept[:, None] + unreached @ add_loads.T  # (bases, outsiders)
         for k, i in enumerate([None, *members]):
             base_ax = ax if i is None else ax - drop_cols[:, k - 1]
-            base_load = load if i is None else np.maximum(load - drop_loads[k - 1], 0.0)
+            base_load = bases[k]
             new_ax = base_ax[:, None] + add_cols
             ok = np.all(new_ax <= hi_b[:, None], axis=0) & np.all(new_ax >= lo_b[:, None], axis=0)
+            ok &= upper[k] > best[0]
             if not ok.any():
                 continue
             values = (sizes * -np.expm1(-(base_load + add_loads[ok]) / sizes)).sum(axis=1)
