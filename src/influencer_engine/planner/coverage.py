@@ -290,7 +290,6 @@ def _local_search(problem: Problem, audience: AudienceModel, reach: F64, chosen:
     return np.sort(np.array(current, dtype=np.int64))
 
 
-_SEARCH_STARTS = 3  # the best rosters met that the local search runs from at the end
 _MOVE_BATCH = 64  # local-search moves scored exactly at a time, best upper bound first
 
 
@@ -533,7 +532,6 @@ def solve_reach(
         starts.append(exact.chosen)
     scored = [(audience.unique_reach(c, reach[c]), -k, c) for k, c in enumerate(starts) if c is not None]
     best_value, _, best = max(scored, key=lambda t: (t[0], t[1]))
-    found = {tuple(np.sort(c).tolist()): v for v, _, c in scored}  # every whole roster met, by its unique reach
     bound = first.bound * first.scale  # without overlap, the summed reach bounds unique reach
     # fully corrective Frank-Wolfe: x is the best mix of every vertex met so far (the rosters started from and each
     # LP vertex), re-weighted each round; its tangent plane over the LP bounds every roster. On 100k candidates
@@ -565,7 +563,6 @@ def solve_reach(
         roster = repair(problem, grad, rel.cols[rel.x > 0.5], milp=False)
         if roster is not None:
             value = audience.unique_reach(roster, reach[roster])
-            found[tuple(np.sort(roster).tolist())] = value
             if value > best_value:
                 best, best_value = roster, value
         if bound - best_value <= gap * best_value or fx + rel.bound * rel.scale - gx <= fx * (1 + 1e-4):
@@ -587,15 +584,8 @@ def solve_reach(
             value = audience.unique_reach(moved, reach[moved])
             if value > best_value:
                 best, best_value = moved, value
-    # then the best few rosters met on the way, each to its local optimum: which start leads to the best one
-    # varies from world to world (a roster 1% short of the best may be one swap from beating it)
-    top = tuple(np.sort(best).tolist())
-    ranked = [top, *(r for r, _ in sorted(found.items(), key=lambda kv: -kv[1]) if r != top)][:_SEARCH_STARTS]
-    for members in ranked:
-        if bound - best_value <= gap * best_value:
-            break
-        moved = _local_search(problem, audience, reach, np.asarray(members, dtype=np.int64), pool=_SEARCH_POOL,
-                              passes=40, universe=universe)  # fmt: skip
+    if bound - best_value > gap * best_value:
+        moved = _local_search(problem, audience, reach, best, pool=_SEARCH_POOL, passes=40, universe=universe)
         value = audience.unique_reach(moved, reach[moved])
         if value > best_value:
             best, best_value = moved, value
