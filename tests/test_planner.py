@@ -240,6 +240,34 @@ def test_the_split_relaxation_is_concave_and_above_unique_reach_at_whole_rosters
     assert sol.bound >= best * (1 - 1e-9)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_local_search_stops_only_where_no_single_move_helps(seed: int) -> None:
+    """The local search scores moves in the order of an upper bound and stops scoring where no bound beats the best:
+    run until it stops, with every candidate in its pool, no feasible add or swap raises unique reach."""
+    from influencer_engine.planner.coverage import _lazy_greedy, _local_search
+
+    table = candidate_table(80, seed).with_columns((pl.col("reach") * 60).alias("reach"))
+    b = brief("reach", budget=float(table["price"].sum()) * 0.1, roster_max=8, tiers={"nano": MixLimit(max_count=3)})
+    cand = build_candidates(table, b)
+    p = cand.problem
+    aud = audience(p.n, seed, pool=3e6)
+    reach = goal_values(cand.table, "reach", "expected", emv_cpm_usd=12)
+    start = _lazy_greedy(p, aud, reach, per_dollar=True)
+    assert start is not None
+    done = _local_search(p, aud, reach, start, pool=p.n, passes=500)
+    assert p.feasible(done)
+    value = aud.unique_reach(done, reach[done])
+    assert value >= aud.unique_reach(start, reach[start])
+    members = [int(j) for j in done]
+    for out in [None, *members]:
+        for j in range(p.n):
+            if j in members:
+                continue
+            moved = np.array([m for m in members if m != out] + [j], dtype=np.int64)
+            if p.feasible(moved):
+                assert aud.unique_reach(moved, reach[moved]) <= value * (1 + 1e-9)
+
+
 def test_infeasible_brief_says_which_constraint_and_by_how_much() -> None:
     table = candidate_table(60, 3)
     b = brief(budget=100.0, roster_min=10)
