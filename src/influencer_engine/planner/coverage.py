@@ -105,11 +105,6 @@ class AudienceModel:
         own = (self.head[rows] * np.asarray(reach, dtype=np.float64)[:, None])[:, :, None] * self.tail[rows][:, None, :]
         return np.asarray(own.reshape(rows.size, -1), dtype=np.float64)
 
-    def load_x(self, x: F64, reach: F64) -> F64:
-        """Load of a fractional roster ``x`` (one weight per candidate)."""
-        nz = np.flatnonzero(x > 0)
-        return self.load(nz, reach[nz] * x[nz])
-
     def covered(self, load: F64) -> float:
         return float((self.sizes * -np.expm1(-load / self.sizes)).sum())
 
@@ -139,12 +134,6 @@ class AudienceModel:
         w = np.asarray(weight, dtype=np.float64).reshape(self.head.shape[1], self.tail.shape[1])
         head, tail = (self.head, self.tail) if idx is None else (self.head[idx], self.tail[idx])
         return np.asarray(reach * np.einsum("nd,nd->n", head @ w, tail), dtype=np.float64)
-
-    def losses(self, idx: I64, reach: F64, load: F64) -> F64:
-        """Exact unique reach lost by dropping each of ``idx`` from the roster whose load is ``load``."""
-        total = self.covered(load)
-        return np.array([total - self.covered(np.maximum(load - self.load([j], [r]), 0.0))
-                         for j, r in zip(idx, reach, strict=True)])  # fmt: skip
 
 
 def _lazy_greedy(problem: Problem, audience: AudienceModel, reach: F64, *, per_dollar: bool) -> I64 | None:
@@ -293,35 +282,37 @@ def _local_search(problem: Problem, audience: AudienceModel, reach: F64, chosen:
 _MOVE_BATCH = 64  # local-search moves scored exactly at a time, best upper bound first
 
 
-def _pool(problem: Problem, gains: F64, size: int, among: I64) -> I64:
-    """Outsiders a local search tries, among ``among`` (``gains`` aligned with it): the best by gradient and by
-    gradient per dollar, overall and per class (a swap that keeps a spend share or a tier count may need one of the
-    same class, which the overall best may not hold)."""
+def _best_of(problem: Problem, gains: F64, among: I64, overall: int, each: int) -> I64:
+    """Positions in ``among`` (``gains`` aligned with it) of the best by gains and by gains per dollar: ``overall``
+    of each, then ``each`` of each per class (a swap that keeps a spend share or a tier count may need one of the
+    same class, which the overall best may not hold). In that order, without repeats."""
     per_dollar = gains / np.maximum(problem.cost[among], 1e-9)
-    parts = [top_k(gains, size), top_k(per_dollar, size)]
+    parts = [top_k(gains, overall), top_k(per_dollar, overall)]
     group = problem.group[among]
-    classes = np.unique(group)
-    each = max(4, size // max(classes.size, 1))
-    for g in classes:
+    for g in np.unique(group):
         inside = np.flatnonzero(group == g)
         parts += [inside[top_k(gains[inside], each)], inside[top_k(per_dollar[inside], each)]]
-    picked = np.asarray(list(dict.fromkeys(np.concatenate(parts).tolist())), dtype=np.int64)
+    return np.asarray(list(dict.fromkeys(np.concatenate(parts).tolist())), dtype=np.int64)
+
+
+def _pool(problem: Problem, gains: F64, size: int, among: I64) -> I64:
+    """Outsiders a local-search pass tries, among ``among`` (``gains``: their gradient): ``_best_of`` with
+    ``size`` overall and a share of it per class, those with a positive gradient."""
+    each = max(4, size // max(np.unique(problem.group[among]).size, 1))
+    picked = _best_of(problem, gains, among, size, each)
     return np.asarray(among[picked[gains[picked] > 0]], dtype=np.int64)
 
 
 _SEARCH_POOL = 150  # outsiders a local-search pass tries, by gradient and by gradient per dollar (and per class)
-_UNIVERSE = 2000  # candidates by reach and by reach per dollar the local search may bring in (and per class)
+_UNIVERSE = 2000  # candidates by marginal reach and by it per dollar the local search may bring in (and per class)
 
 
 def _universe(problem: Problem, gains: F64, *keep: I64) -> I64:
-    """The candidates a local search may bring in: the best by ``gains`` (marginal reach at a roster) and by gains
-    per dollar, overall and per class, and ``keep`` (the relaxation's support, the rosters found). Scoring only
-    these makes a pass 20-50 times cheaper at 100k candidates."""
-    per_dollar = gains / np.maximum(problem.cost, 1e-9)
-    parts = [top_k(gains, _UNIVERSE), top_k(per_dollar, _UNIVERSE), np.flatnonzero(problem.fixed), *keep]
-    each = _UNIVERSE // 20
-    for idx in problem.group_slices:
-        parts += [idx[top_k(gains[idx], each)], idx[top_k(per_dollar[idx], each)]]
+    """The candidates a local search may bring in: ``_best_of`` by ``gains`` (marginal reach at a roster) over
+    every candidate, and ``keep`` (the relaxation's support, the rosters found). Scoring only these makes a pass
+    20-50 times cheaper at 100k candidates."""
+    best = _best_of(problem, gains, np.arange(problem.n, dtype=np.int64), _UNIVERSE, _UNIVERSE // 20)
+    parts = [best, np.flatnonzero(problem.fixed), *keep]
     return np.unique(np.concatenate([np.asarray(p, dtype=np.int64) for p in parts]))
 
 
@@ -396,9 +387,9 @@ class _Relaxed:
                 out[(1 + self.bands + k) * seg : (2 + self.bands + k) * seg] = w @ (self.union[r[on]] * inside)
         return out
 
-    def _pieces(self, v: F64) -> tuple[F64, F64, npt.NDArray[np.int64]]:
-        """Per segment, at the mix ``v``: the least piece's load and union sum, and which piece (threshold index
-        + 1 for the union above that threshold; 0 for the plain relaxation)."""
+    def _pieces(self, v: F64) -> tuple[F64, F64, npt.NDArray[np.int64], F64]:
+        """Per segment, at the mix ``v``: the least piece's load and union sum, which piece (threshold index + 1
+        for the union above that threshold; 0 for the plain relaxation), and its value."""
         seg, k = self.sizes.size, self.bands
         total = v[:seg]
         own = v[seg : (1 + k) * seg].reshape(k, seg)
@@ -408,14 +399,13 @@ class _Relaxed:
         values = np.minimum(self.sizes, unions - self.sizes * np.expm1(-loads / self.sizes))
         pick = np.argmin(values, axis=0)
         cols = np.arange(seg)
-        return loads[pick, cols], unions[pick, cols], pick
+        return loads[pick, cols], unions[pick, cols], pick, values[pick, cols]
 
     def value(self, v: F64) -> float:
-        load, union, _ = self._pieces(v)
-        return float(np.minimum(self.sizes, union - self.sizes * np.expm1(-load / self.sizes)).sum())
+        return float(self._pieces(v)[3].sum())
 
     def _slopes(self, v: F64) -> tuple[F64, F64, npt.NDArray[np.int64]]:
-        load, union, pick = self._pieces(v)
+        load, union, pick, _ = self._pieces(v)
         fresh = np.exp(-load / self.sizes)
         open_ = (union + self.sizes * (1.0 - fresh) < self.sizes).astype(np.float64)  # below the cap: still gains
         return fresh * open_, open_, pick
