@@ -1,6 +1,7 @@
 """Unique reach at 100k candidates, this build against a baseline revision, in one command (issue 20, item 3):
 
-    .venv/bin/python benchmarks/bench_reach.py --baseline 3319221 [--creators 100000] [--repeats 2] [--seeds 13 14 15]
+    .venv/bin/python benchmarks/bench_reach.py --baseline 3319221 [--creators 100000] [--repeats 2]
+        [--seeds 13 14 15 16 17]
 
 The candidates and constraints of `benchmarks/bench_planner.py` (seed 13, the issue's instance, and other worlds with
 the same constraints, so the solver is not tuned to one): "shares" = roster 10-60, tier counts and
@@ -61,7 +62,7 @@ def main() -> None:
     ap.add_argument("--baseline", required=True)
     ap.add_argument("--creators", type=int, default=100_000)
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[13, 14, 15], help="worlds (13: the issue's)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[13, 14, 15, 16, 17], help="worlds (13: the issue's)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ie-bench-reach-"))
     base_src = work / "baseline_src"
