@@ -302,6 +302,118 @@ def _local_search(problem: Problem, audience: AudienceModel, reach: F64, chosen:
 _MOVE_BATCH = 64  # local-search moves scored exactly at a time, best upper bound first
 
 
+def _exchange(problem: Problem, audience: AudienceModel, reach: F64, chosen: I64, universe: I64) -> I64 | None:
+    """The best move that drops up to two members and brings in up to two outsiders, where a single swap cannot
+    help (the local search has stopped): a roster whose budget or class counts bind can often only trade one
+    creator for two cheaper ones, or two for two. None when no such move is found to raise unique reach.
+
+    Outsiders: ``_EXCHANGE_POOL`` by gradient and by gradient per dollar (and one of each per class), among
+    ``universe``. Each add set's gain at the roster is exact (one matrix product for all pairs); a drop set's loss
+    is the sum of its members' single losses (at most the true loss). The estimate, gain minus loss, misses what
+    an outsider gains once a member with the same audience is out: it finds trades that budget and counts force,
+    while the local search finds the swaps of like for like. Drop sets are scanned in order of loss, a block at a
+    time, for every add set still worth it; the first few that keep every row (the tightest row checked on the
+    whole block, the others on the survivors) are kept per add set, and the ``_EXCHANGE_SCORED`` best by estimate
+    are scored exactly."""
+    sizes = audience.sizes.reshape(-1)
+    total = sizes.sum()
+    load = audience.load(chosen, reach[chosen]).reshape(-1)
+    unreached = sizes * np.exp(-load / sizes)
+    base = total - unreached.sum()
+    among = np.asarray(universe, dtype=np.int64)
+    gains = audience.weighted_reach(reach[among], np.exp(-load / sizes), among)
+    gains[np.isin(among, chosen)] = -np.inf
+    picked = _best_of(problem, gains, among, _EXCHANGE_POOL, 1)
+    outs = among[picked[np.isfinite(gains[picked]) & (gains[picked] > 0)]]
+    members = chosen[~problem.fixed[chosen]]
+    if outs.size == 0 or members.size == 0:
+        return None
+    back = np.exp(np.minimum(audience.loads_each(members, reach[members]) / sizes, 700.0))  # undoes a member's share
+    fresh = np.exp(-audience.loads_each(outs, reach[outs]) / sizes)  # what each outsider leaves unreached
+    loss = base - (total - (unreached * back).sum(axis=1))  # exact loss of dropping each member alone
+    q, k = outs.size, members.size
+    pi, pj = np.triu_indices(q, 1)
+    add_i, add_j = np.r_[np.arange(q), pi], np.r_[np.full(q, -1), pj]
+    pairs = (fresh * unreached) @ fresh.T  # people left unreached after adding i and j
+    gain = np.r_[unreached.sum() - fresh @ unreached, unreached.sum() - pairs[pi, pj]]
+    di, dj = np.triu_indices(k, 1)
+    drop_i, drop_j = np.r_[-1, np.arange(k), di], np.r_[-1, np.full(k, -1), dj]
+    lost = np.where(drop_i >= 0, loss[np.maximum(drop_i, 0)], 0.0)
+    lost += np.where(drop_j >= 0, loss[np.maximum(drop_j, 0)], 0.0)
+    order = np.argsort(lost, kind="stable")
+    drop_i, drop_j, lost = drop_i[order], drop_j[order], lost[order]
+    dense = problem.dense
+    ax = dense[:, chosen].sum(axis=1)
+    cols_o, cols_m = dense[:, outs], dense[:, members]
+    d_add = cols_o[:, add_i] + np.where(add_j >= 0, cols_o[:, np.maximum(add_j, 0)], 0.0)  # rows x add sets
+    d_drop = -(np.where(drop_i >= 0, cols_m[:, np.maximum(drop_i, 0)], 0.0)
+               + np.where(drop_j >= 0, cols_m[:, np.maximum(drop_j, 0)], 0.0))  # fmt: skip
+    lo_b = problem.lo - 1e-9 * np.maximum(1.0, np.abs(problem.lo))
+    hi_b = problem.hi + 1e-9 * np.maximum(1.0, np.abs(problem.hi))
+
+    def keeps(r: int, row: F64) -> npt.NDArray[np.bool_]:
+        return np.asarray((row <= hi_b[r]) & (row >= lo_b[r]))
+
+    # rows some move can break, the tightest first (judged on a fixed sample of moves)
+    rows = [r for r in range(dense.shape[0])
+            if not (ax[r] + d_add[r].max() + d_drop[r].max() <= hi_b[r]
+                    and ax[r] + d_add[r].min() + d_drop[r].min() >= lo_b[r])]  # fmt: skip
+    sample_a = np.arange(0, gain.size, max(1, gain.size // 64))
+    sample_d = np.arange(0, lost.size, max(1, lost.size // 64))
+    rows.sort(key=lambda r: float(keeps(r, ax[r] + d_add[r][sample_a][:, None] + d_drop[r][sample_d][None, :]).mean()))
+    floor = base * 1e-9
+    # an add set that no drop set can make fit (on some row, even the most favourable one) is out from the start
+    fits = gain - lost[0] > floor
+    for r in rows:
+        fits &= (ax[r] + d_add[r] + d_drop[r].min() <= hi_b[r]) & (ax[r] + d_add[r] + d_drop[r].max() >= lo_b[r])
+    active = np.flatnonzero(fits)
+    found = np.zeros(gain.size, dtype=np.int64)
+    hits_a: list[I64] = []
+    hits_d: list[I64] = []
+    for start in range(0, lost.size, _EXCHANGE_BLOCK):
+        active = active[gain[active] - lost[start] > floor]  # later drop sets lose more than these gain
+        if active.size == 0:
+            break
+        block = np.arange(start, min(start + _EXCHANGE_BLOCK, lost.size))
+        ok = gain[active][:, None] - lost[block][None, :] > floor
+        if rows:
+            ok &= keeps(rows[0], ax[rows[0]] + d_add[rows[0], active][:, None] + d_drop[rows[0], block][None, :])
+        a, d = np.nonzero(ok)
+        a, d = active[a], block[d]
+        if a.size and len(rows) > 1:
+            rest = rows[1:]
+            after = ax[rest][:, None] + d_add[rest][:, a] + d_drop[rest][:, d]
+            good = np.all((after <= hi_b[rest][:, None]) & (after >= lo_b[rest][:, None]), axis=0)
+            a, d = a[good], d[good]
+        if a.size:
+            hits_a.append(a)
+            hits_d.append(d)
+            np.add.at(found, a, 1)
+            active = active[found[active] < _EXCHANGE_KEEP]
+    if not hits_a:
+        return None
+    a, d = np.concatenate(hits_a), np.concatenate(hits_d)
+    top = np.argsort(-(gain[a] - lost[d]), kind="stable")[:_EXCHANGE_SCORED]
+    a, d = a[top], d[top]
+    left = unreached * np.where((drop_i[d] >= 0)[:, None], back[np.maximum(drop_i[d], 0)], 1.0)
+    left *= np.where((drop_j[d] >= 0)[:, None], back[np.maximum(drop_j[d], 0)], 1.0)
+    left *= fresh[add_i[a]] * np.where((add_j[a] >= 0)[:, None], fresh[np.maximum(add_j[a], 0)], 1.0)
+    values = total - left.sum(axis=1)
+    at = int(np.argmax(values))
+    if values[at] <= base * (1 + 1e-9):
+        return None
+    dropped = [int(members[x]) for x in (drop_i[d[at]], drop_j[d[at]]) if x >= 0]
+    added = [int(outs[x]) for x in (add_i[a[at]], add_j[a[at]]) if x >= 0]
+    return np.sort(np.r_[np.setdiff1d(chosen, dropped), np.asarray(added, dtype=np.int64)]).astype(np.int64)
+
+
+_EXCHANGE_POOL = 30  # outsiders an exchange pass may bring in, by gradient and by gradient per dollar (+ per class)
+_EXCHANGE_BLOCK = 64  # drop sets checked at a time, least loss first
+_EXCHANGE_KEEP = 2  # feasible drop sets kept per add set
+_EXCHANGE_SCORED = 256  # moves scored exactly, best estimate first
+_EXCHANGE_PASSES = 4  # exchange moves (each followed by a local search) at most per solve
+
+
 def _best_of(problem: Problem, gains: F64, among: I64, overall: int, each: int) -> I64:
     """Positions in ``among`` (``gains`` aligned with it) of the best by gains and by gains per dollar: ``overall``
     of each, then ``each`` of each per class (a swap that keeps a spend share or a tier count may need one of the
@@ -581,7 +693,10 @@ def solve_reach(
         bound = min(bound, fx + rel.bound * rel.scale - gx)
         if fx - relaxed.value(mix) > rel.bound * rel.scale - gx:  # the smoothing's excess outweighs the gap left
             relaxed.smooth /= 2
-        roster = repair(problem, grad, rel.cols[rel.x > 0.5], milp=False)
+        # the LP vertex rounded and filled among the LP's own columns (the fill over every candidate cost 4-10 ms
+        # a round at 100k for rosters no better)
+        picked = repair(problem.take(rel.cols), grad[rel.cols], np.flatnonzero(rel.x > 0.5), milp=False)
+        roster = None if picked is None else rel.cols[picked]
         if roster is not None:
             value = audience.unique_reach(roster, reach[roster])
             if value > best_value:
@@ -609,6 +724,18 @@ def solve_reach(
         value = audience.unique_reach(moved, reach[moved])
         if value > best_value:
             best, best_value = moved, value
+    # then moves of up to two creators each way, each followed by a local search, while they raise unique reach
+    for _ in range(_EXCHANGE_PASSES):
+        if bound - best_value <= gap * best_value:
+            break
+        traded = _exchange(problem, audience, reach, best, universe)
+        if traded is None:
+            break
+        moved = _local_search(problem, audience, reach, traded, pool=_SEARCH_POOL, passes=40, universe=universe)
+        value = audience.unique_reach(moved, reach[moved])
+        if value <= best_value * (1 + 1e-9):
+            break
+        best, best_value = moved, value
     stats.update(rounds=used, no_overlap_bound=first.bound * first.scale, seconds=time.perf_counter() - t0)
     status = "optimal" if bound - best_value <= max(gap, 1e-9) * best_value else "gap"
     return Solution(np.sort(best), best_value, max(bound, best_value), status, stats)
