@@ -328,9 +328,10 @@ def _exchange(problem: Problem, audience: AudienceModel, reach: F64, chosen: I64
     members = chosen[~problem.fixed[chosen]]
     if outs.size == 0 or members.size == 0:
         return None
-    back = np.exp(np.minimum(audience.loads_each(members, reach[members]) / sizes, 700.0))  # undoes a member's share
-    fresh = np.exp(-audience.loads_each(outs, reach[outs]) / sizes)  # what each outsider leaves unreached
-    loss = base - (total - (unreached * back).sum(axis=1))  # exact loss of dropping each member alone
+    own_m = audience.loads_each(members, reach[members])  # each member's load per segment
+    own_o = audience.loads_each(outs, reach[outs])
+    fresh = np.exp(-own_o / sizes)  # the share each outsider leaves unreached
+    loss = (sizes * np.exp(-np.maximum(load - own_m, 0.0) / sizes)).sum(axis=1) - unreached.sum()  # each alone
     q, k = outs.size, members.size
     pi, pj = np.triu_indices(q, 1)
     add_i, add_j = np.r_[np.arange(q), pi], np.r_[np.full(q, -1), pj]
@@ -395,10 +396,14 @@ def _exchange(problem: Problem, audience: AudienceModel, reach: F64, chosen: I64
     a, d = np.concatenate(hits_a), np.concatenate(hits_d)
     top = np.argsort(-(gain[a] - lost[d]), kind="stable")[:_EXCHANGE_SCORED]
     a, d = a[top], d[top]
-    left = unreached * np.where((drop_i[d] >= 0)[:, None], back[np.maximum(drop_i[d], 0)], 1.0)
-    left *= np.where((drop_j[d] >= 0)[:, None], back[np.maximum(drop_j[d], 0)], 1.0)
-    left *= fresh[add_i[a]] * np.where((add_j[a] >= 0)[:, None], fresh[np.maximum(add_j[a], 0)], 1.0)
-    values = total - left.sum(axis=1)
+    after = load - np.where((drop_i[d] >= 0)[:, None], own_m[np.maximum(drop_i[d], 0)], 0.0)
+    after -= np.where((drop_j[d] >= 0)[:, None], own_m[np.maximum(drop_j[d], 0)], 0.0)
+    after = (
+        np.maximum(after, 0.0)
+        + own_o[add_i[a]]
+        + np.where((add_j[a] >= 0)[:, None], own_o[np.maximum(add_j[a], 0)], 0.0)
+    )
+    values = total - (sizes * np.exp(-after / sizes)).sum(axis=1)
     at = int(np.argmax(values))
     if values[at] <= base * (1 + 1e-9):
         return None
