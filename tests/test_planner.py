@@ -251,21 +251,30 @@ def test_the_split_relaxation_is_concave_and_above_unique_reach_at_whole_rosters
     assert sol.bound >= best * (1 - 1e-9)
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_local_search_stops_only_where_no_single_move_helps(seed: int) -> None:
-    """The local search scores moves in the order of an upper bound and stops scoring where no bound beats the best:
-    run until it stops, with every candidate in its pool, no feasible add or swap raises unique reach."""
+def _searched_roster(n: int, seed: int, *, budget_share: float, roster_max: int,
+                     nano_max: int) -> tuple[Problem, AudienceModel, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """A small unique-reach brief whose budget and roster size bind: its problem, audience and reach, the per-dollar
+    lazy greedy's roster, and that roster after the local search has run until it stops (every candidate in its
+    pool)."""
     from influencer_engine.planner.coverage import _lazy_greedy, _local_search
 
-    table = candidate_table(80, seed).with_columns((pl.col("reach") * 60).alias("reach"))
-    b = brief("reach", budget=float(table["price"].sum()) * 0.1, roster_max=8, tiers={"nano": MixLimit(max_count=3)})
+    table = candidate_table(n, seed).with_columns((pl.col("reach") * 60).alias("reach"))
+    b = brief("reach", budget=float(table["price"].sum()) * budget_share, roster_max=roster_max,
+              tiers={"nano": MixLimit(max_count=nano_max)})  # fmt: skip
     cand = build_candidates(table, b)
     p = cand.problem
     aud = audience(p.n, seed, pool=3e6)
     reach = goal_values(cand.table, "reach", "expected", emv_cpm_usd=12)
     start = _lazy_greedy(p, aud, reach, per_dollar=True)
     assert start is not None
-    done = _local_search(p, aud, reach, start, pool=p.n, passes=500)
+    return p, aud, reach, start, _local_search(p, aud, reach, start, pool=p.n, passes=500)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_local_search_stops_only_where_no_single_move_helps(seed: int) -> None:
+    """The local search scores moves in the order of an upper bound and stops scoring where no bound beats the best:
+    run until it stops, with every candidate in its pool, no feasible add or swap raises unique reach."""
+    p, aud, reach, start, done = _searched_roster(80, seed, budget_share=0.1, roster_max=8, nano_max=3)
     assert p.feasible(done)
     value = aud.unique_reach(done, reach[done])
     assert value >= aud.unique_reach(start, reach[start])
@@ -308,17 +317,9 @@ def test_exchange_finds_the_best_forced_trade(seed: int) -> None:
     sees (the add set's gain at the roster beats the members' single losses), and never a worse roster. Moves
     that only pay because the new creators share the audience of the ones leaving are the local search's kind, and
     two of these seeds have one the exchange does not see (noted, not asserted)."""
-    from influencer_engine.planner.coverage import _exchange, _lazy_greedy, _local_search
+    from influencer_engine.planner.coverage import _exchange
 
-    table = candidate_table(40, seed).with_columns((pl.col("reach") * 60).alias("reach"))
-    b = brief("reach", budget=float(table["price"].sum()) * 0.15, roster_max=6, tiers={"nano": MixLimit(max_count=2)})
-    cand = build_candidates(table, b)
-    p = cand.problem
-    aud = audience(p.n, seed, pool=3e6)
-    reach = goal_values(cand.table, "reach", "expected", emv_cpm_usd=12)
-    start = _lazy_greedy(p, aud, reach, per_dollar=True)
-    assert start is not None
-    done = _local_search(p, aud, reach, start, pool=p.n, passes=500)
+    p, aud, reach, _, done = _searched_roster(40, seed, budget_share=0.15, roster_max=6, nano_max=2)
 
     def value_of(roster: list[int]) -> float:
         idx = np.asarray(roster, dtype=np.int64)
