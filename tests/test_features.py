@@ -317,3 +317,41 @@ def test_peers_blend_toward_the_base_as_it_grows() -> None:
     other = rates(2).with_columns(pl.lit("tiktok").alias("platform"))
     both = blend_peers(ref, other).sort("platform")
     assert both["peer_er"].to_list() == pytest.approx([0.01, 0.04])
+
+
+@pytest.mark.parametrize("group", ["creator_id", "_rid"])
+@pytest.mark.parametrize(("tied", "layout"), [(False, "any"), (False, "oldest"), (False, "latest"), (True, "any")])
+def test_rank_by_one_key_equals_the_full_sort(group: str, tied: bool, layout: str) -> None:
+    """The one-key rank (group and time in 128 bits) gives every post the rank the full sort on the group, the time,
+    the format and every metric gives: rows in any order, rows already in order (a creator's posts together, oldest
+    or latest first: nothing is moved), and posts that share a time and format (the fallback)."""
+    from influencer_engine.features.catalog import HISTORY_METRICS
+    from influencer_engine.features.history import _rank_latest_first, _time_key
+
+    rng = np.random.default_rng(7 + tied)
+    n = 4_000
+    hours = rng.integers(0, 40 if tied else 10**7, n)  # 40 distinct hours over 60 groups: many ties
+    frame = pl.DataFrame(
+        {
+            "creator_id": [f"c{i}" for i in rng.integers(0, 60, n)],
+            "posted_at": [T0 - timedelta(hours=int(h), microseconds=(1 - tied) * i) for i, h in enumerate(hours)],
+            "format": rng.choice(["image", "video"], n).tolist(),
+            "sponsored": rng.random(n) < 0.3,
+            **{m: rng.integers(0, 5, n) for m in HISTORY_METRICS},
+        },
+        schema_overrides={"posted_at": pl.Datetime("us", "UTC")},
+    ).with_columns(pl.col("creator_id").str.slice(1).cast(pl.UInt32).alias("_rid"))
+    past = frame.select(group, _time_key(), "sponsored", *HISTORY_METRICS)
+    if layout != "any":
+        past = past.sort(group, "_key", descending=[False, layout == "latest"])
+    got = _rank_latest_first(past, group)
+    values = [pl.col(m) for m in HISTORY_METRICS] + [pl.col("sponsored")]
+    want = (
+        past.sort([pl.col(group), pl.col("_key"), *values], descending=[False] + [True] * 10, nulls_last=True)
+        .drop("_key")
+        .with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.UInt32).over(group).alias("_k"))
+    )
+    key = [group, "_k"]
+    assert_frame_equal(got.sort(key), want.sort(key), check_exact=True)
+    if not tied:  # every (group, time, format) distinct here: the one-key sort ran, not the fallback
+        assert past.select(pl.struct(group, "_key").is_unique().all()).item()

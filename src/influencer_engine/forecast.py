@@ -32,7 +32,8 @@ from influencer_engine.brief import Brief
 from influencer_engine.config import TierConfig
 from influencer_engine.dataset import find_table
 from influencer_engine.errors import InputError
-from influencer_engine.features.build import base_peers, build_features
+from influencer_engine.features.build import base_peers, build_features, rates_from_history, request_history
+from influencer_engine.features.creator import blend_peers
 from influencer_engine.features.requests import brief_requests
 from influencer_engine.io import collect_table, scan_table
 from influencer_engine.modeling.completion import ASSUMPTION_KINDS, Completion, needs, widen
@@ -60,6 +61,7 @@ __all__ = [
     "CandidateBase",
     "CreatorForecast",
     "Featurized",
+    "OwnPeers",
     "brief_as_of",
     "candidate_base",
     "candidate_peers",
@@ -197,27 +199,41 @@ class Featurized:
 _NO_COMPLETION = Completion(price=None, credibility=None, audience_mix=pl.DataFrame())
 
 
-def featurize(base: CandidateBase, brief: Brief, tiers: TierConfig, *, peers: pl.DataFrame | None,
+@dataclass(frozen=True)
+class OwnPeers:
+    """``featurize``'s peers when the base being featurized is the whole base: its own engagement rates blended with
+    ``reference`` (what ``candidate_peers`` gives), read from the history ``featurize`` builds anyway instead of
+    ranking every post a second time."""
+
+    reference: pl.DataFrame | None
+
+
+def featurize(base: CandidateBase, brief: Brief, tiers: TierConfig, *, peers: pl.DataFrame | OwnPeers | None,
               completion: Completion | None = None, fmt: str | None = None) -> Featurized:  # fmt: skip
     """Features of every creator of ``base`` as of the brief's start, in its base format (or ``fmt``).
 
     ``peers`` are the platform x tier engagement rates every creator is compared with (``candidate_peers``: the
-    whole base's, blended with the model's): given once for the whole base, each row is independent of the other
-    rows, so a base scored in chunks gives the same rows as a base scored whole. ``completion`` (the
-    bundle's) fills what a creator's row lacks; those creators' features are built again from the completed row.
+    whole base's, blended with the model's; ``OwnPeers`` when ``base`` is that whole base): given once for the
+    whole base, each row is independent of the other rows, so a base scored in chunks gives the same rows as a base
+    scored whole. ``completion`` (the bundle's) fills what a creator's row lacks; those creators' features are built
+    again from the completed row (their history group, which reads only posts, is reused).
     """
     requests = brief_requests(brief, base.creators.lazy())
     if fmt is not None:
         requests = requests.with_columns(pl.lit(fmt).alias("format"))
-    feats = build_features(base.creators.lazy(), base.posts.lazy(), requests, tiers, peers=peers).collect()
+    history = request_history(base.creators.lazy(), base.posts.lazy(), requests)
+    if isinstance(peers, OwnPeers):
+        peers = blend_peers(peers.reference, rates_from_history(base.creators.lazy(), requests, history, tiers))
+    feats = build_features(base.creators.lazy(), base.posts.lazy(), requests, tiers, peers=peers,
+                           history=history).collect()  # fmt: skip
     need = needs(base.creators, feats)
     done, provenance = (completion or _NO_COMPLETION).complete(base.creators, feats)
     if completion is None or not need.any():
         return Featurized(base, brief, feats, provenance)
     ids = base.creators.filter(need).select("creator_id")
     rebuilt = build_features(
-        done.join(ids, on="creator_id", how="semi").lazy(), base.posts.join(ids, on="creator_id", how="semi").lazy(),
-        requests.join(ids.lazy(), on="creator_id", how="semi"), tiers, peers=peers,
+        done.join(ids, on="creator_id", how="semi").lazy(), base.posts.lazy(),
+        requests.join(ids.lazy(), on="creator_id", how="semi"), tiers, peers=peers, history=history,
     ).collect()  # fmt: skip
     kept = feats.join(ids, on="creator_id", how="anti")
     merged = feats.select("request_id").join(pl.concat([kept, rebuilt]), on="request_id", how="left",
@@ -381,8 +397,12 @@ def forecast_features(predictor: Predictor, featurized: Featurized) -> BriefFore
 def forecast_base(predictor: Predictor, base: CandidateBase, brief: Brief, tiers: TierConfig, *,
                   fmt: str | None = None) -> BriefForecast:  # fmt: skip
     """Forecast every creator of ``base`` for ``brief`` (in the creator's base format, or ``fmt``)."""
-    creators, posts = base.peer_frames
-    peers = candidate_peers(creators.lazy(), posts.lazy(), brief, tiers, predictor.peers)
+    peers: pl.DataFrame | OwnPeers
+    if base.peer_source is None:  # the base is its own peers: read from the history its features are built from
+        peers = OwnPeers(predictor.peers)
+    else:
+        creators, posts = base.peer_source
+        peers = candidate_peers(creators.lazy(), posts.lazy(), brief, tiers, predictor.peers)
     return forecast_features(
         predictor, featurize(base, brief, tiers, peers=peers, completion=predictor.completion, fmt=fmt)
     )

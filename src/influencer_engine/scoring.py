@@ -36,9 +36,9 @@ from influencer_engine.features.creator import blend_peers
 from influencer_engine.forecast import (
     CandidateBase,
     Featurized,
+    OwnPeers,
     brief_as_of,
     candidate_base,
-    candidate_peers,
     featurize,
     forecast_features,
 )
@@ -253,11 +253,11 @@ class ChunkJob:
         brief = Brief.model_validate_json(self.brief)
         tiers = TierConfig.model_validate_json(self.tiers)
         rows_in, base = self.read(k)
-        peers: pl.DataFrame | None
+        peers: pl.DataFrame | OwnPeers | None
         if self.peers:
             peers = pl.DataFrame(json.loads(self.peers), schema=PEER_SCHEMA)
         elif self.chunks == 1:  # the chunk is the whole base: its peers come from the rows just read
-            peers = candidate_peers(base.creators.lazy(), base.posts.lazy(), brief, tiers, predictor.peers)
+            peers = OwnPeers(predictor.peers)
         else:
             peers = predictor.peers
         return _Chunk(k, rows_in, featurize(base, brief, tiers, peers=peers, completion=predictor.completion))

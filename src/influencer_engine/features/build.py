@@ -24,13 +24,39 @@ from influencer_engine.features.history import history_features, recent_interact
 from influencer_engine.registry import BASE_FORMAT
 from influencer_engine.schema import derive_tier
 
-__all__ = ["FeatureBuild", "base_peers", "build_features", "engagement_rates", "feature_columns", "partitioned"]
+__all__ = [
+    "FeatureBuild",
+    "base_peers",
+    "build_features",
+    "engagement_rates",
+    "feature_columns",
+    "partitioned",
+    "rates_from_history",
+    "request_history",
+]
 
 KEY_COLUMNS = ("request_id", "creator_id", "as_of")
 
 
 def feature_columns() -> list[str]:
     return [s.name for s in catalog()]
+
+
+def _planned(requests: pl.LazyFrame, creators: pl.LazyFrame) -> pl.LazyFrame:
+    """The requests with their planned post's format: the request's, else the creator's base format (every group
+    sees the same one). The join keeps the requests' order, so the same input gives rows in the same order."""
+    return requests.join(
+        creators.select("creator_id", "platform"), on="creator_id", how="left", maintain_order="left"
+    ).select(
+        *(c for c in requests.collect_schema().names() if c != "format"),
+        pl.coalesce(pl.col("format"), pl.col("platform").replace_strict(BASE_FORMAT, default=None)).alias("format"),
+    )
+
+
+def request_history(creators: pl.LazyFrame, posts: pl.LazyFrame, requests: pl.LazyFrame) -> pl.DataFrame:
+    """The history group of every request (``history.history_features`` for its planned format), keyed by
+    request_id: built once, it serves ``build_features`` (``history=``) and ``rates_from_history`` alike."""
+    return history_features(_planned(requests, creators), posts).collect()
 
 
 def build_features(
@@ -40,24 +66,20 @@ def build_features(
     tiers: TierConfig,
     *,
     peers: pl.DataFrame | None = None,
+    history: pl.DataFrame | None = None,
 ) -> pl.LazyFrame:
     """One row per request whose creator is known: the request keys, then every catalog feature in order.
 
     ``peers`` (a model bundle's reference table) makes each row independent of the other rows of the build.
+    ``history`` (``request_history`` of these requests, or of more) is used instead of building the history group
+    from ``posts`` again: it depends only on the posts and the requests, not on the creators' other columns.
     """
     creators = derive_tier(creators, tiers)
-    # the planned post's format: the request's, else the creator's base format (every group sees the same one)
-    # joins keep the requests' order, so the same input gives rows in the same order on every run
-    requests = requests.join(
-        creators.select("creator_id", "platform"), on="creator_id", how="left", maintain_order="left"
-    ).select(
-        *(c for c in requests.collect_schema().names() if c != "format"),
-        pl.coalesce(pl.col("format"), pl.col("platform").replace_strict(BASE_FORMAT, default=None)).alias("format"),
-    )
-    history = history_features(requests, posts)
+    requests = _planned(requests, creators)
+    built = history_features(requests, posts) if history is None else history.lazy()
     frame = (
         requests.join(creators, on="creator_id", how="inner", maintain_order="left")
-        .join(history, on="request_id", how="left", maintain_order="left")
+        .join(built, on="request_id", how="left", maintain_order="left")
         .with_columns(pl.col("posts_before").fill_null(0).cast(pl.Int64))
         .pipe(context_features)
         .pipe(audience_fit_features)
@@ -84,6 +106,32 @@ def engagement_rates(creators: pl.LazyFrame, posts: pl.LazyFrame, as_of: datetim
             "tier",
             (pl.col(inter) / pl.when(pl.col("followers") > 0).then(pl.col("followers"))).alias(f"er_median_last{hi}"),
         )
+    )
+
+
+def rates_from_history(creators: pl.LazyFrame, requests: pl.LazyFrame, history: pl.DataFrame,
+                       tiers: TierConfig) -> pl.DataFrame:  # fmt: skip
+    """``engagement_rates`` read from a built history (``request_history`` of one request per creator, all as of the
+    same time): the same rates without ranking the posts again. A creator with no request or no post before the
+    as-of gets a null rate, as there."""
+    hi = WINDOWS[-1]
+    inter = history_name("interactions", "median", hi)
+    medians = (
+        requests.select("request_id", "creator_id")
+        .join(history.lazy().select("request_id", inter), on="request_id", how="inner")
+        .unique("creator_id", keep="any")  # the window's median does not depend on the request's format
+        .select("creator_id", inter)
+    )
+    return (
+        derive_tier(creators.select("creator_id", "platform", "followers", "tier"), tiers)
+        .join(medians, on="creator_id", how="left")
+        .select(
+            "creator_id",
+            "platform",
+            "tier",
+            (pl.col(inter) / pl.when(pl.col("followers") > 0).then(pl.col("followers"))).alias(f"er_median_last{hi}"),
+        )
+        .collect()
     )
 
 

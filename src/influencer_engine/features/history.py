@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from influencer_engine.features.catalog import (
@@ -84,23 +85,60 @@ def _spread_and_trend(values: pl.Expr, age_days: pl.Expr, window: int) -> list[p
     ]
 
 
-def _rank_latest_first(past: pl.LazyFrame, group: str) -> pl.LazyFrame:
-    """``_k`` = 1 for the latest post of each ``group``, 2 for the one before, ...
+_LOW = 2**64  # the order key's group part is multiplied by this: the time key fills the low 64 bits
+
+
+def _rank_latest_first(past: pl.DataFrame, group: str) -> pl.DataFrame:
+    """``past`` with ``_k`` = 1 for the latest post of each ``group``, 2 for the one before, ... (its ``_key``, see
+    ``_time_key``, dropped).
 
     Posts at the same time are ordered by their values (format, then every metric, then the disclosure), never by
     the order the rows came in: two posts that tie on everything are interchangeable, so any order gives the same
     features. (An ordinal rank on time alone let the input order decide which of two simultaneous posts was lag 1
     and which fell out of a window.) One integer key, microseconds * 8 + format code, carries the time and format.
+
+    The rows are put in order by one 128-bit key: the group (its hash, unless it is an integer) in the high bits and
+    the time key in the low 64. That one-column sort is several times cheaper than sorting on the group, the time
+    and every metric, and rows that come in that order already (a creator's posts together, oldest first or latest
+    first, as exports and the simulator write them) are not moved at all. Where two rows of one group share that key
+    (the same time and format), the metrics decide, as before: the frame is then sorted on every column instead. A
+    hash collision between two groups only puts their rows side by side; each group's own rows are still in time
+    order, and the rank is counted per group.
     """
-    key = pl.col("posted_at").dt.epoch("us") * 8 + pl.col("format").cast(_FORMAT_ENUM).to_physical().cast(pl.Int64)
-    values = [pl.col(m) for m in HISTORY_METRICS] + [pl.col("sponsored")]
-    n = 1 + len(values)
-    return (
-        past.with_columns(key.alias("_key"))
-        .sort([pl.col(group), pl.col("_key"), *values], descending=[False] + [True] * n, nulls_last=True)
-        .with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.UInt32).over(group).alias("_k"))
-        .drop("_key")
+    key = pl.col("_key")
+    high = (pl.col(group) if past.schema[group].is_integer() else pl.col(group).hash(0)).cast(pl.Int128)
+    low = key.cast(pl.Int128) + pl.lit(2**63, dtype=pl.Int128)  # in [0, 2**64)
+    orders = past.select(
+        (high * pl.lit(_LOW, dtype=pl.Int128) + low).alias("up"),  # oldest first
+        (high * pl.lit(_LOW, dtype=pl.Int128) + (pl.lit(_LOW - 1, dtype=pl.Int128) - low)).alias("down"),
     )
+    up, down = orders["up"], orders["down"]
+    latest_first = pl.int_range(1, pl.len() + 1, dtype=pl.UInt32)
+    oldest_first = pl.int_range(pl.len(), 0, -1, dtype=pl.UInt32)
+    if _strictly_increasing(down):
+        ranked, rank = past, latest_first
+    elif _strictly_increasing(up):
+        ranked, rank = past, oldest_first
+    else:
+        idx = up.arg_sort()
+        if _strictly_increasing(up.gather(idx)):
+            ranked, rank = past[idx], oldest_first
+        else:  # simultaneous posts of one group: their values decide
+            values = [pl.col(m) for m in HISTORY_METRICS] + [pl.col("sponsored")]
+            n = 1 + len(values)
+            ranked = past.sort([pl.col(group), key, *values], descending=[False] + [True] * n, nulls_last=True)
+            rank = latest_first
+    return ranked.drop("_key").with_columns(rank.over(group).alias("_k"))
+
+
+def _strictly_increasing(s: pl.Series) -> bool:
+    return s.len() < 2 or bool((s.slice(1) > s.slice(0, s.len() - 1)).all())
+
+
+def _time_key() -> pl.Expr:
+    """``_key``: microseconds * 8 + format code, the order of a creator's posts (``_rank_latest_first``)."""
+    fmt = pl.col("format").cast(_FORMAT_ENUM).to_physical().cast(pl.Int64)
+    return (pl.col("posted_at").dt.epoch("us") * 8 + fmt).alias("_key")
 
 
 def history_features(requests: pl.LazyFrame, posts: pl.LazyFrame) -> pl.LazyFrame:
@@ -110,31 +148,42 @@ def history_features(requests: pl.LazyFrame, posts: pl.LazyFrame) -> pl.LazyFram
     ``posts_before = 0`` and nulls elsewhere (the builder's left join).
     """
     lo, hi = WINDOWS[0], WINDOWS[-1]
-    # an integer key per request: grouping on it is much cheaper than on the request_id strings
-    keyed = requests.select(
-        "request_id", "creator_id", "as_of", pl.col("format").alias("request_format")
-    ).with_row_index("_rid")
-    past = (
-        keyed.join(post_metrics(posts), on="creator_id", how="inner")
+    # an integer key per request: grouping on it is much cheaper than on the request_id strings. The requests are
+    # collected once here, so the ids joined back on _rid below are those the posts were joined with.
+    keyed = requests.select("request_id", "creator_id", "as_of", "format").with_row_index("_rid").collect()
+    # the posts before each request's as-of, with only the columns the statistics read (the sort moves every
+    # column it carries: the request's strings stay behind, its format is compared here)
+    past = _rank_latest_first(
+        keyed.lazy()
+        .select("_rid", "creator_id", "as_of", pl.col("format").alias("_request_format"))
+        .join(post_metrics(posts), on="creator_id", how="inner", maintain_order="right")  # posts come in order
         .filter(pl.col("posted_at") < pl.col("as_of"))
-        .pipe(_rank_latest_first, "_rid")
-    )
+        .select(
+            "_rid",
+            _time_key(),
+            "sponsored",
+            *HISTORY_METRICS,
+            (pl.col("format") == pl.col("_request_format")).alias("_same"),
+            ((pl.col("as_of") - pl.col("posted_at")).dt.total_microseconds() / 86_400e6).alias("_age_days"),
+        )
+        .collect(),
+        "_rid",
+    ).lazy()
     k = pl.col("_k")
-    age_days = (pl.col("as_of") - pl.col("posted_at")).dt.total_microseconds() / 86_400e6
+    age_days = pl.col("_age_days")
     inter = pl.col("interactions")
     log_inter = (inter.cast(pl.Float64) + 1).log()
     gap_window = k <= SPONSORED_GAP_WINDOW
     sponsored = pl.col("sponsored").fill_null(False)
-    same = pl.col("format") == pl.col("request_format")
+    same = pl.col("_same")
     # statistics over the whole history before as_of
     whole = past.group_by("_rid").agg(
-        # request_id travels through the aggregation: joining it back on _rid would re-evaluate the requests,
-        # whose row order after upstream joins is not guaranteed to be the same twice
-        pl.col("request_id").first(),
         pl.len().alias("posts_before"),
         age_days.max().alias("history_days"),
         age_days.min().alias("days_since_last_post"),
-        ((age_days <= CADENCE_DAYS).sum() / CADENCE_DAYS * 7).alias(f"posts_per_week_last{CADENCE_DAYS}d"),
+        # a product, not a quotient: polars divided this count by a constant through its reciprocal on most rows
+        # but exactly on some, so a row's last bit hung on where it fell in the frame
+        ((age_days <= CADENCE_DAYS).sum() * (7 / CADENCE_DAYS)).alias(f"posts_per_week_last{CADENCE_DAYS}d"),
         inter.filter(gap_window & sponsored).median().alias("_sponsored_median"),
         inter.filter(gap_window & ~sponsored & pl.col("sponsored").is_not_null()).median().alias("_organic_median"),
         pl.col("sponsored").cast(pl.Float64).mean().alias("sponsored_share"),
@@ -144,12 +193,7 @@ def history_features(requests: pl.LazyFrame, posts: pl.LazyFrame) -> pl.LazyFram
         (age_days <= 7).sum().alias("posts_last7d"),
     )
     # windowed statistics read only the last `hi` posts: aggregate them on that (much smaller) frame
-    windowed: list[pl.Expr] = []
-    for m in HISTORY_METRICS:
-        for w in WINDOWS:
-            col = pl.col(m) if w >= hi else pl.col(m).filter(k <= w)
-            windowed.append(col.median().alias(history_name(m, "median", w)))
-        windowed.append(pl.col(m).mean().alias(history_name(m, "mean", hi)))
+    windowed: list[pl.Expr] = [pl.col(m).mean().alias(history_name(m, "mean", hi)) for m in HISTORY_METRICS]
     # the coefficient of variation is undefined (null, not NaN) when there is no interaction to vary around
     windowed.append(
         (_exact_std(inter) / pl.when(inter.mean() > 0).then(inter.mean())).alias(f"interactions_cv_last{hi}")
@@ -159,9 +203,13 @@ def history_features(requests: pl.LazyFrame, posts: pl.LazyFrame) -> pl.LazyFram
     windowed.append(age_days.filter(k == 2).first().alias("_age2"))
     windowed += _spread_and_trend(log_inter, age_days, hi)
     windowed += _ewm_means(log_inter, k)
-    recent = past.filter(k <= hi).group_by("_rid").agg(windowed)
+    last = past.filter(k <= hi).collect()
+    recent = last.lazy().group_by("_rid").agg(windowed).join(_window_medians(last).lazy(), on="_rid", how="left")
     return (
-        whole.join(recent, on="_rid", how="left")
+        keyed.lazy()
+        .select("_rid", "request_id")
+        .join(whole, on="_rid", how="inner")
+        .join(recent, on="_rid", how="left")
         .with_columns(
             _log_ratio(
                 pl.col(history_name("interactions", "median", lo)), pl.col(history_name("interactions", "median", hi))
@@ -175,15 +223,46 @@ def history_features(requests: pl.LazyFrame, posts: pl.LazyFrame) -> pl.LazyFram
     )
 
 
+def _window_medians(last: pl.DataFrame) -> pl.DataFrame:
+    """_rid and the median of every history metric over each request's last ``w`` posts, for every window ``w``
+    (``last``: the ranked posts with ``_k`` at most the largest window).
+
+    A table of requests x ranks per metric, sorted along each row: every median is then two lookups. The same
+    numbers as polars' grouped median (the midpoint's interpolation, nulls ignored, null when none), at a fraction
+    of its time with 16 medians over 50,000 requests.
+    """
+    hi = WINDOWS[-1]
+    rids, row = np.unique(last["_rid"].to_numpy(), return_inverse=True)
+    col = last["_k"].to_numpy().astype(np.int64) - 1
+    out: dict[str, np.ndarray] = {"_rid": rids}
+    for m in HISTORY_METRICS:
+        table = np.full((len(rids), hi), np.nan)
+        table[row, col] = last[m].cast(pl.Float64).fill_null(np.nan).to_numpy()
+        for w in WINDOWS:
+            ordered = np.sort(table[:, :w], axis=1)  # a missing value (NaN) sorts last
+            n = w - np.isnan(ordered).sum(axis=1)
+            lo = np.take_along_axis(ordered, np.maximum(n - 1, 0)[:, None] // 2, axis=1)[:, 0]
+            up = np.take_along_axis(ordered, (n // 2)[:, None], axis=1)[:, 0]
+            out[history_name(m, "median", w)] = np.where(n > 0, lo + (up - lo) * 0.5, np.nan)
+    return pl.DataFrame(out).with_columns(pl.col("_rid").cast(last.schema["_rid"])).fill_nan(None)
+
+
 def recent_interactions(posts: pl.LazyFrame, as_of: pl.Expr | object) -> pl.LazyFrame:
     """creator_id and the median interactions of its last ``WINDOWS[-1]`` posts before ``as_of`` (one as-of for
     every creator): ``interactions_median_last20`` of ``history_features`` for a brief's requests, without the rest of
     the history group (a base's peers are read from it before its features are built)."""
     hi = WINDOWS[-1]
     when = as_of if isinstance(as_of, pl.Expr) else pl.lit(as_of)
-    ranked = post_metrics(posts).filter(pl.col("posted_at") < when).pipe(_rank_latest_first, "creator_id")
+    past = (
+        post_metrics(posts)
+        .filter(pl.col("posted_at") < when)
+        .select("creator_id", _time_key(), "sponsored", *HISTORY_METRICS)
+        .collect()
+    )
     return (
-        ranked.filter(pl.col("_k") <= hi)
+        _rank_latest_first(past, "creator_id")
+        .lazy()
+        .filter(pl.col("_k") <= hi)
         .group_by("creator_id")
         .agg(pl.col("interactions").median().alias(history_name("interactions", "median", hi)))
     )
