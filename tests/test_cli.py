@@ -356,6 +356,40 @@ def test_score_killed_with_sigkill_resumes_without_duplicates(trained: dict[str,
     assert not list(out.rglob(".*.tmp"))
 
 
+def test_score_killed_in_its_first_pass_reuses_the_chunks_it_kept(trained: dict[str, Path], tmp_path: Path) -> None:
+    """A run killed while its first pass reads the chunks resumes from the chunks that pass kept whole (a half-written
+    one is redone) and gives the rows of a run never killed."""
+    import os
+    import signal
+    import time
+
+    from influencer_engine.scoring import FIRST_PASS, STAGE
+
+    out = tmp_path / "scored"
+    args = [sys.executable, "-m", "influencer_engine.cli", "score", "--candidates", str(trained["world"]), "--brief",
+            str(BRIEF), "--model", str(trained["bundle"]), "--chunk-creators", "100"]  # fmt: skip
+    proc = subprocess.Popen([*args, "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    kept = out / STAGE / FIRST_PASS
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # kill once a few chunks are kept, before any is scored
+        if kept.is_dir() and len([d for d in kept.iterdir() if not d.name.startswith(".")]) >= 3:
+            break
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = json.loads((out / "_state.json").read_text())["done"]
+    left = [d.name for d in kept.iterdir() if not d.name.startswith(".")]
+    assert not done and 3 <= len(left) < 25, "the first pass finished before it could be killed"
+    (kept / ".7.tmp").mkdir(exist_ok=True)  # as a kill mid-write leaves it
+    res = subprocess.run([*args, "--out", str(out)], capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stderr
+    fresh = subprocess.run([*args, "--out", str(tmp_path / "fresh")], capture_output=True, text=True, check=False)
+    assert fresh.returncode == 0, fresh.stderr
+    got, want = (pl.read_parquet(o / "scores").sort("creator_id") for o in (out, tmp_path / "fresh"))
+    assert got.height == got["creator_id"].n_unique() == 2500 and got.equals(want)
+    assert not (out / STAGE).exists()
+
+
 def test_scores_do_not_depend_on_chunking(trained: dict[str, Path], tmp_path: Path) -> None:
     from influencer_engine.brief import load_brief
     from influencer_engine.config import load_tier_config

@@ -57,6 +57,7 @@ from influencer_engine.schema import (
 
 __all__ = [
     "AUDIENCE_GROUPS",
+    "NO_POSTS",
     "BriefForecast",
     "CandidateBase",
     "CreatorForecast",
@@ -76,7 +77,7 @@ __all__ = [
 
 # the audience shares the planner's overlap model reads
 AUDIENCE_GROUPS = ("audience_age", "audience_country", "audience_interest")
-_NO_POSTS = pl.DataFrame(schema=CONTRACTS["posts"].schema)  # posts are optional: a base without any is valid
+NO_POSTS = pl.DataFrame(schema=CONTRACTS["posts"].schema)  # posts are optional: a base without any is valid
 
 
 def describe_target(brief: Brief) -> str:
@@ -146,7 +147,7 @@ def _with_posts(
 ) -> CandidateBase:
     """Validated creators and their posts, validated and checked against those creators."""
     if posts is None:
-        return CandidateBase(source, creators.valid, _NO_POSTS, creators.rejects)
+        return CandidateBase(source, creators.valid, NO_POSTS, creators.rejects)
     pv = validate(posts, "posts", source=posts_source)
     ids = creators.valid["creator_id"]
     checked = check_references(pv, "creator_id", ids, table="posts", source=posts_source, key=("post_id",))
@@ -209,19 +210,23 @@ class OwnPeers:
 
 
 def featurize(base: CandidateBase, brief: Brief, tiers: TierConfig, *, peers: pl.DataFrame | OwnPeers | None,
-              completion: Completion | None = None, fmt: str | None = None) -> Featurized:  # fmt: skip
+              completion: Completion | None = None, fmt: str | None = None,
+              history: pl.DataFrame | None = None) -> Featurized:  # fmt: skip
     """Features of every creator of ``base`` as of the brief's start, in its base format (or ``fmt``).
 
     ``peers`` are the platform x tier engagement rates every creator is compared with (``candidate_peers``: the
     whole base's, blended with the model's; ``OwnPeers`` when ``base`` is that whole base): given once for the
     whole base, each row is independent of the other rows, so a base scored in chunks gives the same rows as a base
     scored whole. ``completion`` (the bundle's) fills what a creator's row lacks; those creators' features are built
-    again from the completed row (their history group, which reads only posts, is reused).
+    again from the completed row (their history group, which reads only posts, is reused). ``history``: the history
+    group of these requests built earlier (``features.build.request_history``; ``ie score``'s first pass keeps it),
+    so ``base`` need not hold the posts.
     """
     requests = brief_requests(brief, base.creators.lazy())
     if fmt is not None:
         requests = requests.with_columns(pl.lit(fmt).alias("format"))
-    history = request_history(base.creators.lazy(), base.posts.lazy(), requests)
+    if history is None:
+        history = request_history(base.creators.lazy(), base.posts.lazy(), requests)
     if isinstance(peers, OwnPeers):
         peers = blend_peers(peers.reference, rates_from_history(base.creators.lazy(), requests, history, tiers))
     feats = build_features(base.creators.lazy(), base.posts.lazy(), requests, tiers, peers=peers,

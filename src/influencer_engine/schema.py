@@ -583,10 +583,13 @@ def validate(
         .with_columns(pl.any_horizontal(flags).alias("__bad") if flags else pl.lit(False).alias("__bad"))
         .collect()
     )
-    valid = out.filter(~pl.col("__bad"))
+    if out["__bad"].any():
+        valid = out.filter(~pl.col("__bad"))
+        bad = out.filter(pl.col("__bad"))
+    else:  # the common case: every row is valid, and no copy of them is made
+        valid, bad = out, out.head(0)
     valid_rows = valid["__row"].cast(pl.Int64)
     valid = valid.select(c.names)
-    bad = out.filter(pl.col("__bad"))
     key = pl.concat_str([pl.col(k).cast(pl.String).fill_null("<null>") for k in c.key], separator="+")
     rejects = bad.select(
         pl.lit(c.name).alias("table"),

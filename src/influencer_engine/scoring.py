@@ -1,8 +1,10 @@
 """Batch scoring of a candidate database against a brief: streamed in creator chunks, resumable, nothing lost.
 
 Creators are split into chunks by a hash of their id (every row of one creator lands in the same chunk, and the
-split is the same on every run). Each chunk is validated, featurized with only its creators' posts, forecast
-and written as its own Parquet part, atomically; then the run's state file records it. A run killed at any
+split is the same on every run). A first pass validates each chunk and builds its history group (the only step
+that reads posts), keeping both beside the stage, and reads the whole base's peers from them; then each chunk is
+featurized from what was kept, forecast and written as its own Parquet part, atomically; then the run's state file
+records it. An input that fits in one chunk is read from its files once: nothing is staged or kept. A run killed at any
 point and started again skips the chunks the state records and redoes the rest, overwriting any part written
 after the last record, so no row is written twice or lost. The manifest accounts for every creator row and every
 post row: rows_in = rows_out + rows_rejected for each table (posts of rejected or unknown creators are rejected
@@ -31,13 +33,14 @@ from influencer_engine.brief import Brief
 from influencer_engine.config import TierConfig
 from influencer_engine.dataset import find_table
 from influencer_engine.errors import InputError
-from influencer_engine.features.build import engagement_rates
+from influencer_engine.features.build import rates_from_history, request_history
 from influencer_engine.features.creator import blend_peers
+from influencer_engine.features.requests import brief_requests
 from influencer_engine.forecast import (
+    NO_POSTS,
     CandidateBase,
     Featurized,
     OwnPeers,
-    brief_as_of,
     candidate_base,
     featurize,
     forecast_features,
@@ -67,6 +70,7 @@ __all__ = [
 
 STATE = "_state.json"
 STAGE = "_stage"
+FIRST_PASS = "first_pass"  # under the stage: each chunk's valid creators, history group, rejects and counts
 CHUNK_KEY = "_chunk"
 STAGE_BATCH_BYTES = 200e6  # in-memory size of a batch read while staging
 # memory model behind --limit-memory, from peak RSS measured on 200k creators (48 posts each) in chunks of 18k to
@@ -214,6 +218,8 @@ class _Chunk:
     k: int
     rows_in: int
     featurized: Featurized
+    posts_in: int
+    posts_out: int
 
 
 @dataclass(frozen=True)
@@ -248,11 +254,52 @@ class ChunkJob:
         staged_posts = self._staged("posts", k, posts) if posts is not None else None
         return rows.height, candidate_base(rows, staged_posts, source=f"candidates chunk {k + 1}/{self.chunks}")
 
-    def prepare(self, k: int, predictor: Predictor) -> _Chunk:
-        """Read chunk ``k``, validate it and build its features (no model work yet)."""
+    def first_pass(self, k: int) -> pl.DataFrame:
+        """Chunk ``k`` read and validated, its history group built: its engagement rates for the whole base's peers.
+
+        The scoring pass needs no post again: the chunk's valid creators, history group, rejects and counts are
+        kept under the stage (Arrow files, written under a temporary name and renamed when complete), so it reads
+        them instead of reading, validating and ranking the posts a second time. A kept chunk is not redone.
+        """
+        folder = Path(self.out) / STAGE / FIRST_PASS / str(k)
+        if (folder / _RATES).is_file():
+            return pl.read_ipc(folder / _RATES)
         brief = Brief.model_validate_json(self.brief)
         tiers = TierConfig.model_validate_json(self.tiers)
         rows_in, base = self.read(k)
+        requests = brief_requests(brief, base.creators.lazy())
+        history = request_history(base.creators.lazy(), base.posts.lazy(), requests)
+        rates = rates_from_history(base.creators.lazy(), requests, history, tiers)
+        tmp = folder.with_name(f".{k}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        base.creators.write_ipc(tmp / "creators.arrow")
+        history.write_ipc(tmp / "history.arrow")
+        base.rejects.write_ipc(tmp / "rejects.arrow")
+        base.post_rejects.write_ipc(tmp / "post_rejects.arrow")
+        counts = {"rows_in": rows_in, "posts_in": base.posts_in, "posts_out": base.posts.height}
+        write_json({**counts, "source": base.source}, tmp / "counts.json")
+        rates.write_ipc(tmp / _RATES)
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
+        return rates
+
+    def _kept(self, k: int) -> tuple[dict[str, Any], CandidateBase, pl.DataFrame] | None:
+        """What ``first_pass`` kept of chunk ``k`` (counts, the base without its posts, the history), if it ran."""
+        folder = Path(self.out) / STAGE / FIRST_PASS / str(k)
+        if not (folder / _RATES).is_file():
+            return None
+        counts = json.loads((folder / "counts.json").read_text(encoding="utf-8"))
+        base = CandidateBase(str(counts["source"]), pl.read_ipc(folder / "creators.arrow"), NO_POSTS,
+                             pl.read_ipc(folder / "rejects.arrow"), pl.read_ipc(folder / "post_rejects.arrow"),
+                             int(counts["posts_in"]))  # fmt: skip
+        return counts, base, pl.read_ipc(folder / "history.arrow")
+
+    def prepare(self, k: int, predictor: Predictor) -> _Chunk:
+        """Read chunk ``k``, validate it and build its features (no model work yet); from what the first pass kept
+        when it ran."""
+        brief = Brief.model_validate_json(self.brief)
+        tiers = TierConfig.model_validate_json(self.tiers)
         peers: pl.DataFrame | OwnPeers | None
         if self.peers:
             peers = pl.DataFrame(json.loads(self.peers), schema=PEER_SCHEMA)
@@ -260,7 +307,14 @@ class ChunkJob:
             peers = OwnPeers(predictor.peers)
         else:
             peers = predictor.peers
-        return _Chunk(k, rows_in, featurize(base, brief, tiers, peers=peers, completion=predictor.completion))
+        kept = self._kept(k) if self.chunks > 1 else None
+        if kept is not None:
+            counts, base, history = kept
+            featurized = featurize(base, brief, tiers, peers=peers, completion=predictor.completion, history=history)
+            return _Chunk(k, int(counts["rows_in"]), featurized, int(counts["posts_in"]), int(counts["posts_out"]))
+        rows_in, base = self.read(k)
+        featurized = featurize(base, brief, tiers, peers=peers, completion=predictor.completion)
+        return _Chunk(k, rows_in, featurized, base.posts_in, base.posts.height)
 
     def finish(self, chunk: _Chunk, predictor: Predictor) -> dict[str, int]:
         """Forecast a prepared chunk and write its parts atomically; the counts go to the run's state.
@@ -277,7 +331,7 @@ class ChunkJob:
         write_parquet(table, out / "scores" / f"part-{chunk.k:05d}.parquet")
         write_parquet(rejects, out / "rejects" / f"part-{chunk.k:05d}.parquet")
         return {"rows_in": chunk.rows_in, "scored": table.height, "rejected": fc.rejects.height,
-                "posts_in": base.posts_in, "posts_out": base.posts.height,
+                "posts_in": chunk.posts_in, "posts_out": chunk.posts_out,
                 "posts_rejected": base.post_rejects.height}  # fmt: skip
 
     def run(self, k: int, predictor: Predictor) -> dict[str, int]:
@@ -453,6 +507,7 @@ def score_candidates(
                        time.perf_counter() - t0, peak, manifest)  # fmt: skip
 
 
+_RATES = "rates.arrow"  # written last by the first pass: a chunk whose rates exist was kept whole
 PEER_SCHEMA = {"platform": pl.String, "tier": pl.String, "peer_er": pl.Float64, "peer_log_er": pl.Float64}
 _COUNTS = ("rows_in", "scored", "rejected", "posts_in", "posts_out", "posts_rejected")
 
@@ -521,12 +576,10 @@ def _score_chunks(
                    compiled_dir=str(compiled_dir) if compiled_dir is not None else None)  # fmt: skip
     if pending and chunks > 1:
         # the whole base's peers, read once before any chunk is featurized: no row depends on its chunk (a run of
-        # one chunk takes them from the chunk as it prepares it, so it reads and validates its rows once)
-        rates = []
-        for k in range(chunks):
-            _, base = job.read(k)
-            rates.append(engagement_rates(base.creators.lazy(), base.posts.lazy(), brief_as_of(brief), tiers)
-                         .collect())  # fmt: skip
+        # one chunk takes them from the chunk as it prepares it, so it reads and validates its rows once). This
+        # first pass keeps what the scoring pass needs of each chunk, so the posts are read and ranked once.
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="ie-first-pass") as pool:
+            rates = list(pool.map(job.first_pass, range(chunks)))
         peers = blend_peers(predictor.peers, pl.concat(rates, how="vertical_relaxed"))
         job = dataclasses.replace(job, peers=json.dumps(peers.to_dicts()))
     if client is None:
