@@ -399,20 +399,29 @@ def test_scores_do_not_depend_on_chunking(trained: dict[str, Path], tmp_path: Pa
 
     bundle, brief, tiers = load_bundle(trained["bundle"]), load_brief(BRIEF), load_tier_config()
     assert bundle.peers is not None and bundle.peers.height >= 10  # the training table's peer reference
+    shuffled = tmp_path / "shuffled"  # the same rows in another order: chunks must be staged
+    shuffled.mkdir()
+    for table in ("creators", "posts"):
+        frame = pl.read_parquet(trained["world"] / f"{table}.parquet")
+        frame.sample(fraction=1.0, shuffle=True, seed=1).write_parquet(shuffled / f"{table}.parquet")
     runs, staged = [], {}
-    for chunk in (250, 2500):
-        out = tmp_path / str(chunk)
-        seen = functools.partial(_note_stage, staged, chunk, out / STAGE)
-        score_candidates(bundle, [trained["world"]], brief, tiers, out, chunk_creators=chunk, after_chunk=seen)
+    for name, world, chunk in (("ranges", trained["world"], 250), ("one", trained["world"], 2500),
+                               ("staged", shuffled, 250)):  # fmt: skip
+        out = tmp_path / name
+        seen = functools.partial(_note_stage, staged, name, out / STAGE / "creators")
+        score_candidates(bundle, [world], brief, tiers, out, chunk_creators=chunk, after_chunk=seen)
         runs.append(read_scores(out).sort("creator_id"))
-    assert staged == {250: True, 2500: False}  # one chunk is read from the sources as they are: nothing staged
+    # one chunk is read from the sources as they are, chunks of a sorted export as row ranges of its files: nothing
+    # is split and written but for the shuffled copy
+    assert staged == {"ranges": False, "one": False, "staged": True}
     one_shot = forecast_brief(bundle, trained["world"], brief, tiers).table.sort("creator_id")
-    assert runs[0].drop("flags").equals(runs[1].drop("flags")) and runs[0]["flags"].equals(runs[1]["flags"])
+    for run in runs[1:]:
+        assert runs[0].drop("flags").equals(run.drop("flags")) and runs[0]["flags"].equals(run["flags"])
     assert runs[0].drop("flags").equals(one_shot)
 
 
-def _note_stage(staged: dict[int, bool], chunk: int, stage: Path, _k: int) -> None:
-    staged.setdefault(chunk, stage.is_dir())
+def _note_stage(staged: dict[str, bool], name: str, stage: Path, _k: int) -> None:
+    staged.setdefault(name, stage.is_dir())
 
 
 def test_dask_engine_gives_the_local_engines_rows(trained: dict[str, Path], tmp_path: Path) -> None:
@@ -515,3 +524,35 @@ def test_compiled_trees_fall_back_to_lightgbm_and_say_why(trained: dict[str, Pat
     )  # nothing can be that equal: every model is refused
     assert all(not r.used and "differs by" in r.reason for r in strict)
     assert all(getattr(m, "fast_", None) is None for m in predictor.forecaster.models_.values())
+
+
+def test_row_ranges_only_where_the_layout_allows(tmp_path: Path) -> None:
+    """Chunks become row ranges of the files only for sorted, one-file Parquet tables whose creator ids are unique
+    over every source and whose posts sit in their creator's source; each range's posts are its creators' (and the
+    unknown ones around them), every row in exactly one range."""
+    from influencer_engine.scoring import row_ranges
+
+    def world(name: str, creators: list[str], posts: list[str]) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        pl.DataFrame({"creator_id": creators, "followers": list(range(len(creators)))}).write_parquet(
+            folder / "creators.parquet"
+        )
+        pl.DataFrame({"creator_id": posts, "likes": list(range(len(posts)))}).write_parquet(folder / "posts.parquet")
+        return folder
+
+    a = world("a", ["a1", "a2", "a3", "a4", "a5"], ["a0", "a1", "a1", "a2", "a4", "a4", "a4", "a5", "a9"])
+    b = world("b", ["b1", "b2"], ["b1", "b2", "b2"])
+    ranges = row_ranges([a, b], 2)
+    assert ranges is not None and len(ranges) == 3 + 1
+    spans = [(r["source"], *r["creators"], *r["posts"]) for r in ranges]
+    # a: creators a1-a2 | a3 | a4-a5, their posts with the unknown a0 before and a9 after; b whole
+    assert spans == [(0, 0, 2, 0, 4), (0, 2, 1, 4, 0), (0, 3, 2, 4, 5), (1, 0, 2, 0, 3)]
+    assert row_ranges([world("unsorted", ["a2", "a1"], ["a1"])], 1) is None
+    assert row_ranges([world("unsorted_posts", ["a1", "a2"], ["a2", "a1"])], 1) is None
+    assert row_ranges([a, world("dup", ["a3"], ["a3"])], 1) is None  # an id in two sources: staged together
+    assert row_ranges([a, world("cross", ["c1"], ["a2", "c1"])], 1) is None  # a post under another source's creator
+    csv = tmp_path / "csv"
+    csv.mkdir()
+    pl.DataFrame({"creator_id": ["x"]}).write_csv(csv / "creators.csv")
+    assert row_ranges([csv], 1) is None

@@ -233,6 +233,7 @@ class ChunkJob:
     chunks: int
     compiled_dir: str | None = None  # compile the trees (lleaves, else tl2cgen) into this cache, used where equal
     peers: str | None = None  # JSON rows of the whole base's peers (``forecast.candidate_peers``), same for every chunk
+    ranges: str | None = None  # JSON ``row_ranges``: chunks as row ranges of the sources' own files (no stage)
 
     def _staged(self, table: str, k: int, empty: pl.LazyFrame) -> pl.DataFrame:
         """Chunk ``k`` of a staged table (one pass split every table by chunk; see ``stage``)."""
@@ -250,9 +251,16 @@ class ChunkJob:
             rows = collect_table(creators, files[0])
             whole = collect_table(posts, files[-1]) if posts is not None else None
             return rows.height, candidate_base(rows, whole, source="candidates")
+        source = f"candidates chunk {k + 1}/{self.chunks}"
+        if self.ranges:
+            r = json.loads(self.ranges)[k]
+            folder = Path(self.sources[r["source"]])
+            rows = _rows(find_table(folder, "creators"), r["creators"])
+            ranged = _rows(find_table(folder, "posts"), r["posts"]) if posts is not None else None
+            return rows.height, candidate_base(rows, ranged, source=source)
         rows = self._staged("creators", k, creators)
         staged_posts = self._staged("posts", k, posts) if posts is not None else None
-        return rows.height, candidate_base(rows, staged_posts, source=f"candidates chunk {k + 1}/{self.chunks}")
+        return rows.height, candidate_base(rows, staged_posts, source=source)
 
     def first_pass(self, k: int) -> pl.DataFrame:
         """Chunk ``k`` read and validated, its history group built: its engagement rates for the whole base's peers.
@@ -356,6 +364,61 @@ def _worker_model(load_model: Callable[[], Predictor]) -> Predictor:
         return _WORKER_MODELS[key]
 
 
+def _rows(table: Path | None, span: list[int]) -> pl.DataFrame:
+    """Rows ``[offset, offset + length)`` of a one-file Parquet table (``row_ranges``)."""
+    assert table is not None
+    offset, length = span
+    return collect_table(scan_table(table).slice(offset, length), table)
+
+
+def row_ranges(sources: Sequence[Path], per_chunk: int) -> list[dict[str, Any]] | None:
+    """Chunks as row ranges of the sources' own files, when their layout allows it; None when they must be staged.
+
+    The layout: every table one Parquet file, creator ids text with no null, each creators file sorted by id and
+    each posts file by creator id (as exports and the simulator write them), ids unique over every source, and no
+    post under a creator of another source. A chunk is then a run of one source's creators and the run of its posts
+    between their ids (a post of an unknown creator falls in one run and is rejected there, as when staged), so each
+    chunk is read straight from the files and nothing is split or written. Checking this reads the id columns only.
+    """
+    ids, posts_ids = [], []
+    for source in sources:
+        c, p = find_table(source, "creators"), find_table(source, "posts")
+        tables = [t for t in (c, p) if t is not None]
+        if c is None or any(len(table_files(t)) != 1 or table_files(t)[0].suffix.lower() != ".parquet" for t in tables):
+            return None
+        cid = _id_column(c)
+        pid = _id_column(p) if p is not None else pl.Series("creator_id", [], dtype=pl.String)
+        if cid is None or pid is None or not cid.is_sorted() or not pid.is_sorted() or (cid.len() == 0 < pid.len()):
+            return None
+        ids.append(cid)
+        posts_ids.append(pid)
+    every = pl.concat(ids)
+    if every.n_unique() != every.len():
+        return None
+    for cid, pid in zip(ids, posts_ids, strict=True):
+        under = pid.rle().struct.field("value") if pid.len() else pid
+        if (under.is_in(every.implode()) & ~under.is_in(cid.implode())).any():
+            return None
+    ranges = []
+    for i, (cid, pid) in enumerate(zip(ids, posts_ids, strict=True)):
+        pieces = -(-cid.len() // max(1, per_chunk))
+        cuts = [round(j * cid.len() / pieces) for j in range(pieces + 1)]
+        post_cuts = [0] + [int(pid.search_sorted(cid[b], side="left")) for b in cuts[1:-1]] + [pid.len()]
+        for j in range(pieces):
+            ranges.append({"source": i, "creators": [cuts[j], cuts[j + 1] - cuts[j]],
+                           "posts": [post_cuts[j], post_cuts[j + 1] - post_cuts[j]]})  # fmt: skip
+    return ranges
+
+
+def _id_column(table: Path) -> pl.Series | None:
+    """The creator_id column of a one-file Parquet table, when it is text with no null."""
+    try:
+        col = pl.read_parquet(table_files(table)[0], columns=["creator_id"])["creator_id"]
+    except (pl.exceptions.PolarsError, OSError):
+        return None  # no such column, or not readable so: the staging pass says what is wrong
+    return col if col.dtype == pl.String and col.null_count() == 0 else None
+
+
 def stage(sources: Sequence[Path], chunks: int, out: Path, *, batch_bytes: float = STAGE_BATCH_BYTES) -> Path:
     """Split every creator and post row of ``sources`` by chunk in one streaming pass, into ``out/_stage``.
 
@@ -451,9 +514,12 @@ def score_candidates(
     n_creators = int(collect_table(creators.select(pl.len()), files[0]).item())
     n_posts = int(collect_table(posts.select(pl.len()), files[-1]).item()) if posts is not None else 0
     chunks = chunk_count(n_creators, n_posts, chunk_creators, limit_memory_mb)
+    ranges = row_ranges(sources, -(-n_creators // chunks)) if chunks > 1 else None
+    if ranges is not None:
+        chunks = len(ranges)
     fp = _fingerprint(files, brief, predictor, chunks)
     state_path = out / STATE
-    state: dict[str, Any] = {"fingerprint": fp, "chunks": chunks, "done": {}}
+    state: dict[str, Any] = {"fingerprint": fp, "chunks": chunks, "done": {}, "ranges": ranges}
     if state_path.is_file() and not restart:
         old = json.loads(state_path.read_text(encoding="utf-8"))
         if old.get("fingerprint") != fp:
@@ -550,7 +616,10 @@ def _score_chunks(
     state_path = out / STATE
     started, done_rows = time.perf_counter(), 0
     pending = [k for k in range(chunks) if str(k) not in state["done"]]
-    if pending and chunks > 1:  # one chunk is read from the sources as they are: nothing to split
+    ranges = state.get("ranges")
+    # one chunk is read from the sources as they are, and chunks of row ranges from the sources' files: nothing to
+    # split in either case
+    if pending and chunks > 1 and ranges is None:
         # staging reads in batches: smaller ones under a tight memory limit
         batch = (
             STAGE_BATCH_BYTES
@@ -573,7 +642,8 @@ def _score_chunks(
 
     job = ChunkJob(sources=tuple(str(p) for p in sources), brief=brief.model_dump_json(),
                    tiers=tiers.model_dump_json(), out=str(out), chunks=chunks,
-                   compiled_dir=str(compiled_dir) if compiled_dir is not None else None)  # fmt: skip
+                   compiled_dir=str(compiled_dir) if compiled_dir is not None else None,
+                   ranges=json.dumps(ranges) if ranges is not None else None)  # fmt: skip
     if pending and chunks > 1:
         # the whole base's peers, read once before any chunk is featurized: no row depends on its chunk (a run of
         # one chunk takes them from the chunk as it prepares it, so it reads and validates its rows once). This
