@@ -380,25 +380,27 @@ def row_ranges(sources: Sequence[Path], per_chunk: int) -> list[dict[str, Any]] 
     between their ids (a post of an unknown creator falls in one run and is rejected there, as when staged), so each
     chunk is read straight from the files and nothing is split or written. Checking this reads the id columns only.
     """
-    ids, posts_ids = [], []
-    for source in sources:
-        c, p = find_table(source, "creators"), find_table(source, "posts")
-        tables = [t for t in (c, p) if t is not None]
-        if c is None or any(len(table_files(t)) != 1 or table_files(t)[0].suffix.lower() != ".parquet" for t in tables):
+    tables = [(find_table(source, "creators"), find_table(source, "posts")) for source in sources]
+    for c, p in tables:
+        files = [table_files(t) for t in (c, p) if t is not None]
+        if c is None or any(len(f) != 1 or f[0].suffix.lower() != ".parquet" for f in files):
             return None
-        cid = _id_column(c)
-        pid = _id_column(p) if p is not None else pl.Series("creator_id", [], dtype=pl.String)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="ie-ids") as pool:  # one column per file, read whole
+        columns = list(pool.map(_id_column, [t for pair in tables for t in pair]))
+    ids, posts_ids = [], []
+    for cid, pid in zip(columns[0::2], columns[1::2], strict=True):
         if cid is None or pid is None or not cid.is_sorted() or not pid.is_sorted() or (cid.len() == 0 < pid.len()):
             return None
         ids.append(cid)
         posts_ids.append(pid)
-    every = pl.concat(ids)
-    if every.n_unique() != every.len():
+    owners = pl.concat([pl.DataFrame({"creator_id": cid}).with_columns(pl.lit(i).alias("_in")) for i, cid in
+                        enumerate(ids)])  # fmt: skip
+    if owners["creator_id"].n_unique() != owners.height:
         return None
-    for cid, pid in zip(ids, posts_ids, strict=True):
-        under = pid.rle().struct.field("value") if pid.len() else pid
-        if (under.is_in(every.implode()) & ~under.is_in(cid.implode())).any():
-            return None
+    under = pl.concat([pl.DataFrame({"creator_id": pid.rle().struct.field("value") if pid.len() else pid})
+                       .with_columns(pl.lit(i).alias("_from")) for i, pid in enumerate(posts_ids)])  # fmt: skip
+    if under.join(owners, on="creator_id", how="inner").filter(pl.col("_in") != pl.col("_from")).height:
+        return None
     ranges = []
     for i, (cid, pid) in enumerate(zip(ids, posts_ids, strict=True)):
         pieces = -(-cid.len() // max(1, per_chunk))
@@ -410,8 +412,10 @@ def row_ranges(sources: Sequence[Path], per_chunk: int) -> list[dict[str, Any]] 
     return ranges
 
 
-def _id_column(table: Path) -> pl.Series | None:
-    """The creator_id column of a one-file Parquet table, when it is text with no null."""
+def _id_column(table: Path | None) -> pl.Series | None:
+    """The creator_id column of a one-file Parquet table, when it is text with no null (an empty one for no table)."""
+    if table is None:
+        return pl.Series("creator_id", [], dtype=pl.String)
     try:
         col = pl.read_parquet(table_files(table)[0], columns=["creator_id"])["creator_id"]
     except (pl.exceptions.PolarsError, OSError):
