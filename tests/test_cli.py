@@ -556,3 +556,31 @@ def test_row_ranges_only_where_the_layout_allows(tmp_path: Path) -> None:
     csv.mkdir()
     pl.DataFrame({"creator_id": ["x"]}).write_csv(csv / "creators.csv")
     assert row_ranges([csv], 1) is None
+
+
+def test_row_ranges_with_a_folder_without_posts(trained: dict[str, Path], tmp_path: Path) -> None:
+    """Two sorted exports, one with no posts table: both are read as row ranges, every creator is accounted for, and
+    the first export's rows are those it gets alone (creators without posts add no engagement rate to the peers)."""
+    from influencer_engine.brief import load_brief
+    from influencer_engine.config import load_tier_config
+    from influencer_engine.scoring import STAGE, read_scores, score_candidates
+    from influencer_engine.training.bundle import load_bundle
+
+    bundle, brief, tiers = load_bundle(trained["bundle"]), load_brief(BRIEF), load_tier_config()
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    creators = pl.read_parquet(trained["world"] / "creators.parquet").head(300)
+    creators.with_columns(pl.concat_str([pl.lit("z"), pl.col("creator_id")]).alias("creator_id")).write_parquet(
+        bare / "creators.parquet"
+    )
+    staged: dict[str, bool] = {}
+    seen = functools.partial(_note_stage, staged, "both", tmp_path / "both" / STAGE / "creators")
+    both = score_candidates(bundle, [trained["world"], bare], brief, tiers, tmp_path / "both", chunk_creators=700,
+                            after_chunk=seen)  # fmt: skip
+    alone = score_candidates(bundle, [trained["world"]], brief, tiers, tmp_path / "alone", chunk_creators=700)
+    assert staged == {"both": False} and both.chunks == alone.chunks + 1
+    assert both.rows_in == alone.rows_in + 300 == both.scored + both.rejected
+    rows = read_scores(tmp_path / "both").sort("creator_id")
+    first = rows.filter(~pl.col("creator_id").str.starts_with("z"))
+    assert first.equals(read_scores(tmp_path / "alone").sort("creator_id"))
+    assert rows.height - first.height == 300

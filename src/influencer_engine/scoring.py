@@ -256,8 +256,8 @@ class ChunkJob:
             r = json.loads(self.ranges)[k]
             folder = Path(self.sources[r["source"]])
             rows = _rows(find_table(folder, "creators"), r["creators"])
-            ranged = _rows(find_table(folder, "posts"), r["posts"]) if posts is not None else None
-            return rows.height, candidate_base(rows, ranged, source=source)
+            table = find_table(folder, "posts")  # a folder may have none while another has some
+            return rows.height, candidate_base(rows, _rows(table, r["posts"]) if table else None, source=source)
         rows = self._staged("creators", k, creators)
         staged_posts = self._staged("posts", k, posts) if posts is not None else None
         return rows.height, candidate_base(rows, staged_posts, source=source)

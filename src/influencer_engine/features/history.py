@@ -106,7 +106,10 @@ def _rank_latest_first(past: pl.DataFrame, group: str) -> pl.DataFrame:
     order, and the rank is counted per group.
     """
     key = pl.col("_key")
-    high = (pl.col(group) if past.schema[group].is_integer() else pl.col(group).hash(0)).cast(pl.Int128)
+    # the group part times 2**64 must stay inside Int128: integers up to 64 bits signed as they are, else 63 hash bits
+    kind = past.schema[group]
+    part = pl.col(group) if kind.is_integer() and kind != pl.UInt64 else pl.col(group).hash(0) // 2
+    high = part.cast(pl.Int128)
     low = key.cast(pl.Int128) + pl.lit(2**63, dtype=pl.Int128)  # in [0, 2**64)
     orders = past.select(
         (high * pl.lit(_LOW, dtype=pl.Int128) + low).alias("up"),  # oldest first
