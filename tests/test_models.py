@@ -17,13 +17,13 @@ from influencer_engine.config import ModelConfig, TierConfig, load_model_config
 from influencer_engine.errors import ContractError
 from influencer_engine.features.build import feature_columns
 from influencer_engine.modeling.backtest import backtest, time_splits
-from influencer_engine.modeling.balance import Balance
+from influencer_engine.modeling.balance import PER_DOLLAR_QUANTILES, Balance
 from influencer_engine.modeling.baselines import Baselines
 from influencer_engine.modeling.costs import per_cost
 from influencer_engine.modeling.estimator import KPIModel
 from influencer_engine.modeling.explain import explain
-from influencer_engine.modeling.forecaster import Forecast, KPIForecaster, fold_of
-from influencer_engine.modeling.intervals import ConformalBands
+from influencer_engine.modeling.forecaster import Forecast, KPIForecaster, fold_of, price_of
+from influencer_engine.modeling.intervals import MIN_PAIRS, ConformalBands, ErrorSplit
 from influencer_engine.modeling.matrix import check_features
 from influencer_engine.modeling.predictor import TrainingInfo
 from influencer_engine.registry import KPI_NAMES
@@ -380,6 +380,53 @@ def test_balance_corrects_a_forecast_that_runs_low_and_keeps_its_order() -> None
     np.testing.assert_allclose(few.apply(forecast[:50]), forecast[:50])
 
 
+def test_per_dollar_balance_lowers_the_top_per_dollar_and_keeps_its_order() -> None:
+    """A forecast that runs high where its value per dollar stands out (the winner's curse of a ranking) is corrected
+    there, by the ratio of sums in its bins of forecast per dollar; the corrected value per dollar keeps its order."""
+    rng = np.random.default_rng(5)
+    n = 20_000
+    truth = np.exp(rng.normal(3.0, 1.0, n))
+    price = np.exp(rng.normal(4.0, 0.8, n))
+    y = rng.poisson(truth).astype(np.float64)
+    noisy = truth * np.exp(rng.normal(0, 0.4, n))  # the rows whose forecast per dollar stands out are those it ran high
+    per = noisy / price
+    top = per > np.quantile(per, 0.98)
+    b = Balance.fit(y, noisy, quantiles=PER_DOLLAR_QUANTILES, price=price)
+    assert b.key == "per_dollar"
+    before = y[top].sum() / noisy[top].sum()
+    assert before < 0.9  # the premise: the top per dollar ran high
+    corrected = b.apply(noisy, price)
+    assert y[top].sum() / corrected[top].sum() == pytest.approx(1.0, abs=max(0.5 * (1 - before), 0.05))
+    order = np.argsort(per)
+    assert np.all(np.diff(corrected[order] / price[order]) >= -1e-9 * (corrected / price).max())
+    assert Balance.from_dict(b.to_dict()) == b
+    np.testing.assert_allclose(b.apply(noisy), noisy)  # no prices: nothing to key on, no correction
+    unpriced = price.copy()
+    unpriced[:10] = np.nan
+    np.testing.assert_allclose(b.apply(noisy, unpriced)[:10], noisy[:10])
+
+
+def test_error_split_recovers_creator_and_campaign_shares() -> None:
+    """Residuals made of a creator effect, a campaign effect and noise: pairs of one creator in two campaigns measure
+    the first, pairs of two creators in one campaign the second."""
+    rng = np.random.default_rng(6)
+    creators, campaigns, rows = 3_000, 800, 12_000
+    c = rng.integers(0, creators, rows)
+    k = rng.integers(0, campaigns, rows)
+    a, b, e = 0.1, 0.05, 0.6  # variances: creator, campaign, noise
+    forecast = np.exp(rng.normal(6.0, 1.0, rows))
+    log_y = (np.log(forecast) + rng.normal(0, np.sqrt(a), creators)[c] + rng.normal(0, np.sqrt(b), campaigns)[k]
+             + rng.normal(0, np.sqrt(e), rows))  # fmt: skip
+    split = ErrorSplit.fit(np.expm1(log_y), np.expm1(np.log(forecast)), c, k)
+    total = a + b + e
+    assert split.creator == pytest.approx(a / total, abs=0.03)
+    assert split.common == pytest.approx(b / total, abs=0.02)
+    assert ErrorSplit.from_dict(split.to_dict()) == split
+    alone = ErrorSplit.fit(np.expm1(log_y), forecast, np.arange(rows), k)  # nobody hired twice: own error unknown
+    assert alone.creator_pairs < MIN_PAIRS and alone.creator == pytest.approx(1.0 - alone.common)
+    assert ErrorSplit() == ErrorSplit.from_dict(None)
+
+
 def test_forecaster_means_are_corrected_out_of_fold(forecaster: KPIForecaster, table: pl.DataFrame) -> None:
     """Each KPI carries the correction its out-of-fold forecasts measured; outputs are raw forecasts times it, while
     the funnel's offsets stay raw (what the downstream models were trained on)."""
@@ -388,7 +435,8 @@ def test_forecaster_means_are_corrected_out_of_fold(forecaster: KPIForecaster, t
     mean = forecaster.predict(X).mean
     for kpi, model in forecaster.models_.items():
         assert model.balance_.rows > 0, kpi
-        expected = model.balanced(raw[kpi])
+        assert model.per_dollar_.key == "per_dollar", kpi
+        expected = model.balanced(raw[kpi], price_of(X))
         if kpi == "reach":
             expected = np.minimum(expected, mean["impressions"])
         np.testing.assert_allclose(mean[kpi], expected, rtol=1e-9)

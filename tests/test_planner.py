@@ -536,3 +536,24 @@ def test_risk_averse_plan_maximises_the_rosters_p10_not_the_sum_of_each_creators
     # the roster's P10 (normal approximation from the bands) is higher for the ten than for the one
     sd = (mean * 1.9 - mean * 0.4) / (2 * 1.2815515655446004)
     assert 1000 - 1.28 * np.sqrt((sd[1:] ** 2).sum()) > 1000 - 1.28 * sd[0]
+
+
+def test_a_common_error_moves_a_rosters_creators_together() -> None:
+    """The share of each band that the models measured to be common to a campaign's creators is drawn once per
+    roster: the roster's band widens with it, every creator's draws still average to its forecast, and a band made
+    wholly of assumptions (its own) shares nothing."""
+    from influencer_engine.planner.totals import _draws
+
+    rows = 40
+    q = np.tile(np.array([50.0, 100.0, 200.0, 110.0]), (rows, 1))
+    none = _draws(q, None, 4000, np.random.default_rng(3))
+    zero = _draws(q, np.zeros((rows, 2)), 4000, np.random.default_rng(3))
+    np.testing.assert_allclose(zero, none)  # nothing common: creators independent, as without a split
+    common = _draws(q, np.column_stack([np.full(rows, 0.3), np.zeros(rows)]), 4000, np.random.default_rng(3))
+    np.testing.assert_allclose(common.mean(axis=0), q[:, 3])
+    width = {
+        name: np.subtract(*np.quantile(d.sum(axis=1), [0.9, 0.1])) for name, d in (("none", none), ("common", common))
+    }
+    assert width["common"] > 2.0 * width["none"]  # 40 creators: 30% common is most of the roster's spread
+    assumed = _draws(q, np.column_stack([np.full(rows, 0.3), np.full(rows, 10.0)]), 4000, np.random.default_rng(3))
+    np.testing.assert_allclose(assumed, none)  # the whole band is the rows' own assumptions

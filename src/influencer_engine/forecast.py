@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from influencer_engine.brief import Brief
@@ -42,7 +43,7 @@ from influencer_engine.modeling.explain import Reason
 from influencer_engine.modeling.forecaster import Forecast
 from influencer_engine.modeling.matrix import check_features
 from influencer_engine.modeling.predictor import Predictor
-from influencer_engine.registry import GOALS
+from influencer_engine.registry import GOALS, KPI_NAMES
 from influencer_engine.schema import (
     AGE_BANDS,
     AUDIENCE_COUNTRIES,
@@ -55,6 +56,8 @@ from influencer_engine.schema import (
     validate,
 )
 
+F64 = npt.NDArray[np.float64]
+
 __all__ = [
     "AUDIENCE_GROUPS",
     "NO_POSTS",
@@ -63,6 +66,7 @@ __all__ = [
     "CreatorForecast",
     "Featurized",
     "OwnPeers",
+    "band_errors",
     "brief_as_of",
     "candidate_base",
     "candidate_peers",
@@ -364,13 +368,37 @@ def _widened(fc: Forecast, provenance: pl.DataFrame, completion: Completion | No
     if completion is None or not completion.widening or provenance.height == 0:
         return fc
     kinds = assumed_kinds(provenance)
-    quantiles = dict(fc.quantiles)
-    for kpi, q in fc.quantiles.items():
-        var = np.zeros(provenance.height)
-        for kind in ASSUMPTION_KINDS:
-            var += kinds[kind] * completion.widening.get(kind, {}).get(kpi, 0.0) ** 2
-        quantiles[kpi] = widen(q, np.sqrt(var))
+    quantiles = {kpi: widen(q, np.sqrt(_assumed_var(kinds, completion, kpi))) for kpi, q in fc.quantiles.items()}
     return Forecast(mean=fc.mean, quantiles=quantiles, levels=fc.levels)
+
+
+def _assumed_var(kinds: dict[str, np.ndarray], completion: Completion, kpi: str) -> F64:
+    """The log-scale variance the assumptions of each row add to ``kpi``'s band (``_widened``)."""
+    var = np.zeros(len(next(iter(kinds.values()))) if kinds else 0)
+    for kind in ASSUMPTION_KINDS:
+        var += kinds[kind] * completion.widening.get(kind, {}).get(kpi, 0.0) ** 2
+    return var
+
+
+def band_errors(forecast: BriefForecast, table: pl.DataFrame) -> dict[str, F64]:
+    """What each row's band of each KPI shares with the other creators of a roster, for ``table`` (rows of
+    ``forecast.table``): (rows, 2) per KPI, the share of the band's base variance that is error common to a
+    campaign's creators (``intervals.ErrorSplit``), then the log-scale variance the row's assumptions added (its own).
+    Revenue from the brief's order value shares what conversions share."""
+    models = forecast.predictor.forecaster.models_
+    completion = forecast.predictor.completion
+    widening = completion is not None and bool(completion.widening) and table.height > 0
+    kinds = assumed_kinds(table) if widening else {}
+    out: dict[str, F64] = {}
+    for kpi in KPI_NAMES:
+        source = "conversions" if kpi == "revenue" and forecast.brief.average_order_value else kpi
+        if source not in models:
+            continue
+        added = np.zeros(table.height)
+        if widening and completion is not None:
+            added = _assumed_var(kinds, completion, source)
+        out[kpi] = np.column_stack([np.full(table.height, models[source].error_split.common), added])
+    return out
 
 
 def forecast_features(predictor: Predictor, featurized: Featurized) -> BriefForecast:

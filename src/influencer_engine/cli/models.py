@@ -93,6 +93,12 @@ def train(
     corrections = balance_summary(predictor)
     if corrections:
         typer.echo(f"  mean correction (observed / forecast sums out of fold): {corrections}")
+    top = per_dollar_summary(predictor)
+    if top:
+        typer.echo(f"  the top forecasts per dollar, corrected out of fold by: {top}")
+    split = split_summary(predictor)
+    if split:
+        typer.echo(f"  bands (share of log variance out of fold): {split}")
     typer.echo(f"  report: {r.bundle / 'report' / 'evaluation.md'}")
     if r.tracking:
         typer.echo(f"  MLflow run {r.tracking['run_id']} at {r.tracking['tracking_uri']}"
@@ -140,6 +146,24 @@ def balance_summary(predictor: Predictor) -> str:
     """Each KPI's overall out-of-fold mean correction ("" when none was measured)."""
     models = predictor.forecaster.models_.items()
     return ", ".join(f"{kpi} x{math.exp(m.balance_.overall):.2f}" for kpi, m in models if hasattr(m, "balance_"))
+
+
+def per_dollar_summary(predictor: Predictor) -> str:
+    """Each KPI's correction at the top of its forecasts per dollar ("" when none was measured)."""
+    models = predictor.forecaster.models_.items()
+    return ", ".join(f"{kpi} x{math.exp(m.per_dollar_.log_factors[-1]):.2f}" for kpi, m in models
+                     if getattr(m, "per_dollar_", None) is not None and len(m.per_dollar_.knots) > 1)  # fmt: skip
+
+
+def split_summary(predictor: Predictor) -> str:
+    """Each KPI's measured split of its bands: the creator's own error, error common to a campaign (the rest is
+    delivery noise); "" when nothing was measured."""
+    parts = []
+    for kpi, m in predictor.forecaster.models_.items():
+        s = getattr(m, "error_split_", None)
+        if s is not None and s.creator_pairs:
+            parts.append(f"{kpi} own error {s.creator:.0%}, common {s.common:.0%}")
+    return "; ".join(parts)
 
 
 @app.command(rich_help_panel=PANEL)

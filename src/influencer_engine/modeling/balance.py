@@ -13,6 +13,14 @@ typical value rather than an expected one under-states every plan (the picked ro
 shrunk toward the overall ratio by its standard error, interpolated in log forecast so that the corrected forecast
 still rises with the raw one. It is the "balance property" of actuarial boosting (Wuthrich, 2020), measured out of
 fold instead of in sample.
+
+A planner does not pick the largest forecasts but the largest forecasts per dollar, and there a second bias shows: a
+creator whose forecast per dollar stands out is, more often than not, one whose forecast ran high (the winner's curse
+of any ranking on estimates). Measured on the demo world out of fold, after the correction above: the top 1% of
+forecast impressions per dollar delivered 0.65 of their forecast sum (0.74 of their true expected sum), the 50-95%
+band 1.15-1.20. So each KPI gets a second ``Balance`` binned by its forecast per dollar of price (``key``), measured
+on the first one's output: the same shrunk ratio of sums, interpolated in log value per dollar, and its slope limited
+so that the corrected value per dollar still rises with the raw one (it corrects levels, never reverses a ranking).
 """
 
 from __future__ import annotations
@@ -24,12 +32,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Balance"]
+__all__ = ["PER_DOLLAR_QUANTILES", "Balance"]
 
 F64 = npt.NDArray[np.float64]
 PRIOR_SD = 0.15  # assumption: how far (log) a bin's factor may plausibly sit from the overall one
 LIMITS = (0.5, 2.0)  # factors outside this say the folds disagree with the data, not that the model is off
 MIN_BIN_ROWS = 200
+# the bins of the value-per-dollar correction: the planner picks from the top few percent, so the top bin is the top
+# 2% (at least MIN_BIN_ROWS rows, or it is left out: a brand's few hundred campaigns get no such bin)
+PER_DOLLAR_QUANTILES = (0.5, 0.9, 0.98)
 _MAX_FALL = -0.5  # the correction's slope in log forecast never falls below this: corrected forecasts keep the order
 
 
@@ -42,22 +53,29 @@ def _log_ratio(y: F64, f: F64) -> tuple[float, float]:
 
 @dataclass(frozen=True)
 class Balance:
-    """Multiplicative correction of forecasts, piecewise linear in log forecast between ``knots``."""
+    """Multiplicative correction of forecasts, piecewise linear in log ``key`` between ``knots`` (the key is the
+    forecast itself, or the forecast per dollar of price)."""
 
-    knots: tuple[float, ...]  # log forecast at the bins' medians
+    knots: tuple[float, ...]  # log key at the bins' medians
     log_factors: tuple[float, ...]  # log correction at each knot
     overall: float  # overall log correction (sum observed / sum forecast, out of fold)
     rows: int
+    key: str = "forecast"  # what the bins are of: "forecast" or "per_dollar" (forecast / price)
 
     @classmethod
-    def fit(cls, y: F64, forecast: F64, *, quantiles: Sequence[float] = (0.5, 0.9)) -> Balance:
-        """From targets and out-of-fold forecasts of the same rows (NaN targets are skipped)."""
+    def fit(cls, y: F64, forecast: F64, *, quantiles: Sequence[float] = (0.5, 0.9),
+            price: F64 | None = None) -> Balance:  # fmt: skip
+        """From targets and out-of-fold forecasts of the same rows (NaN targets are skipped); with ``price``, binned by
+        forecast per dollar (rows without a positive price are skipped)."""
         ok = np.isfinite(y) & np.isfinite(forecast) & (forecast > 0)
+        if price is not None:
+            ok &= np.isfinite(price) & (price > 0)
         yv, fv = np.asarray(y, dtype=np.float64)[ok], np.asarray(forecast, dtype=np.float64)[ok]
+        key = "forecast" if price is None else "per_dollar"
         if len(yv) < MIN_BIN_ROWS or fv.sum() <= 0 or yv.sum() <= 0:
-            return cls.identity(len(yv))
+            return cls.identity(len(yv), key)
         overall, _ = _log_ratio(yv, fv)
-        lf = np.log(fv)
+        lf = np.log(fv) if price is None else np.log(fv / np.asarray(price, dtype=np.float64)[ok])
         edges = np.unique(np.quantile(lf, list(quantiles)))
         which = np.searchsorted(edges, lf, side="right")
         knots, factors = [], []
@@ -70,27 +88,37 @@ class Balance:
             knots.append(float(np.median(lf[sel])))
             factors.append(overall + w * (own - overall))
         if not knots:  # no bin holds enough rows: the overall ratio alone
-            return cls((0.0,), (overall,), overall, len(yv))
+            return cls((0.0,), (overall,), overall, len(yv), key)
         for i in range(1, len(factors)):  # keep the corrected forecast rising with the raw one
             factors[i] = max(factors[i], factors[i - 1] + _MAX_FALL * (knots[i] - knots[i - 1]))
-        return cls(tuple(knots), tuple(factors), overall, len(yv))
+        return cls(tuple(knots), tuple(factors), overall, len(yv), key)
 
     @classmethod
-    def identity(cls, rows: int = 0) -> Balance:
-        return cls((0.0,), (0.0,), 0.0, rows)
+    def identity(cls, rows: int = 0, key: str = "forecast") -> Balance:
+        return cls((0.0,), (0.0,), 0.0, rows, key)
 
-    def factor(self, forecast: F64) -> F64:
-        lf = np.log(np.maximum(np.asarray(forecast, dtype=np.float64), 1e-300))
-        return np.asarray(np.exp(np.interp(lf, np.asarray(self.knots), np.asarray(self.log_factors))), dtype=np.float64)
+    def factor(self, forecast: F64, price: F64 | None = None) -> F64:
+        """The correction of each forecast (a per-dollar balance needs ``price``; rows without a positive price, or
+        every row without prices, keep their forecast)."""
+        f = np.asarray(forecast, dtype=np.float64)
+        if self.key == "per_dollar":
+            if price is None:
+                return np.ones_like(f)
+            p = np.asarray(price, dtype=np.float64)
+            priced = np.isfinite(p) & (p > 0)
+            f = np.where(priced, f / np.where(priced, p, 1.0), np.nan)
+        lf = np.log(np.maximum(f, 1e-300))
+        out = np.exp(np.interp(lf, np.asarray(self.knots), np.asarray(self.log_factors)))
+        return np.asarray(np.where(np.isnan(f), 1.0, out), dtype=np.float64)
 
-    def apply(self, forecast: F64) -> F64:
-        return np.asarray(forecast, dtype=np.float64) * self.factor(forecast)
+    def apply(self, forecast: F64, price: F64 | None = None) -> F64:
+        return np.asarray(forecast, dtype=np.float64) * self.factor(forecast, price)
 
     def to_dict(self) -> dict[str, Any]:
         return {"knots": list(self.knots), "log_factors": list(self.log_factors), "overall": self.overall,
-                "rows": self.rows}  # fmt: skip
+                "rows": self.rows, "key": self.key}  # fmt: skip
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Balance:
         return cls(tuple(float(v) for v in d["knots"]), tuple(float(v) for v in d["log_factors"]),
-                   float(d["overall"]), int(d["rows"]))  # fmt: skip
+                   float(d["overall"]), int(d["rows"]), str(d.get("key", "forecast")))  # fmt: skip

@@ -26,7 +26,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
 from influencer_engine.modeling.balance import Balance
-from influencer_engine.modeling.intervals import ConformalBands, history_of
+from influencer_engine.modeling.intervals import ConformalBands, ErrorSplit, history_of
 from influencer_engine.modeling.matrix import CATEGORIES_OF, to_matrix
 
 __all__ = ["BoosterTrainer", "KPIModel", "lightgbm_threads", "offset_of", "thread_budget", "usable_cpus"]
@@ -289,16 +289,36 @@ class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
                                          history=history)  # fmt: skip
         return self
 
+    def set_error_split(self, split: ErrorSplit) -> KPIModel:
+        """Set what the bands are made of (the creator's own error, error common to a campaign, delivery noise:
+        ``intervals.ErrorSplit``)."""
+        self.error_split_ = split
+        return self
+
+    @property
+    def error_split(self) -> ErrorSplit:
+        """What the bands are made of; without a measurement the whole band counts as estimate error."""
+        split: ErrorSplit | None = getattr(self, "error_split_", None)
+        return ErrorSplit() if split is None else split
+
     def set_balance(self, balance: Balance) -> KPIModel:
         """Set the mean correction measured out of fold (``modeling.balance``); ``balanced`` applies it."""
         self.balance_ = balance
         return self
 
-    def balanced(self, forecast: F64) -> F64:
+    def set_per_dollar(self, balance: Balance) -> KPIModel:
+        """Set the out-of-fold correction by value per dollar (``modeling.balance``), applied after ``balance_``."""
+        self.per_dollar_ = balance
+        return self
+
+    def balanced(self, forecast: F64, price: F64 | None = None) -> F64:
         """Expected values from this model's raw forecasts (``predict``): the out-of-fold mean correction applied
-        (the raw forecast where none was measured). Raw forecasts are what the funnel's offsets were trained on."""
+        (the raw forecast where none was measured), then, with ``price``, the correction by forecast per dollar. Raw
+        forecasts are what the funnel's offsets were trained on."""
         balance = getattr(self, "balance_", None)
-        return forecast if balance is None else balance.apply(forecast)
+        out = forecast if balance is None else balance.apply(forecast)
+        per_dollar = getattr(self, "per_dollar_", None)
+        return out if per_dollar is None or price is None else per_dollar.apply(out, price)
 
     # -- prediction -------------------------------------------------------------------------------------
     def _raw(self, X: pl.DataFrame, base_margin: F64 | None, matrix: F64 | None = None) -> F64:
@@ -348,6 +368,8 @@ class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
             "features": [str(n) for n in self.feature_names_in_],
             "bands": self.bands_.to_dict() if hasattr(self, "bands_") else None,
             "balance": self.balance_.to_dict() if hasattr(self, "balance_") else None,
+            "per_dollar": self.per_dollar_.to_dict() if hasattr(self, "per_dollar_") else None,
+            "error_split": self.error_split_.to_dict() if hasattr(self, "error_split_") else None,
             "intercept": self.intercept_,
             "num_trees": self.booster_.num_trees(),
         }
@@ -364,6 +386,10 @@ class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
             model.bands_ = ConformalBands.from_dict(state["bands"])
         if state.get("balance") is not None:
             model.balance_ = Balance.from_dict(state["balance"])
+        if state.get("per_dollar") is not None:
+            model.per_dollar_ = Balance.from_dict(state["per_dollar"])
+        if state.get("error_split") is not None:
+            model.error_split_ = ErrorSplit.from_dict(state["error_split"])
         model.feature_names_in_ = np.asarray(state["features"], dtype=object)
         model.n_features_in_ = len(state["features"])
         if model.booster_.feature_name() != list(state["features"]):

@@ -20,9 +20,9 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from influencer_engine.config import ModelConfig
-from influencer_engine.modeling.balance import Balance
+from influencer_engine.modeling.balance import PER_DOLLAR_QUANTILES, Balance
 from influencer_engine.modeling.estimator import BoosterTrainer, KPIModel, offset_of
-from influencer_engine.modeling.intervals import history_of
+from influencer_engine.modeling.intervals import ErrorSplit, history_of
 from influencer_engine.modeling.matrix import to_matrix
 from influencer_engine.registry import KPI_NAMES
 
@@ -66,6 +66,13 @@ def fold_of(groups: npt.NDArray[Any] | None, n: int, folds: int, seed: int) -> n
     uniq, inverse = np.unique(np.asarray(groups).astype(str), return_inverse=True)
     dealt = rng.permutation(len(uniq)) % folds
     return np.asarray(dealt[inverse], dtype=np.int64)
+
+
+def price_of(X: pl.DataFrame) -> F64 | None:
+    """Each row's price (NaN where missing), None without a price column: the key of the per-dollar correction."""
+    if "price" not in X.columns:
+        return None
+    return X["price"].cast(pl.Float64).fill_null(np.nan).to_numpy()
 
 
 def _labelled(on_fit: Callable[[str], None] | None, stage: str) -> Callable[[str], None] | None:
@@ -184,9 +191,10 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
         groups: npt.NDArray[Any] | None,
         trainer: BoosterTrainer | None,
         on_fit: Callable[[str], None] | None,
-    ) -> dict[str, Balance]:
+    ) -> dict[str, tuple[Balance, Balance]]:
         """Each KPI's mean correction from out-of-fold forecasts: per fold, a funnel fitted on the other folds
-        forecasts it (raw, as the final funnel's offsets will be). The raw forecasts stay in ``oof_``."""
+        forecasts it (raw, as the final funnel's offsets will be); then the correction by forecast per dollar,
+        measured on the first one's output (``modeling.balance``). The raw forecasts stay in ``oof_``."""
         self.oof_: dict[str, F64] = {}
         folds = self.config.intervals.balance_folds
         if folds < 2:
@@ -204,7 +212,15 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
             for kpi, p in pred.items():
                 oof.setdefault(kpi, np.full(X.height, np.nan))[out] = p
         self.oof_ = oof
-        return {kpi: Balance.fit(np.asarray(targets[kpi], dtype=np.float64), p) for kpi, p in oof.items()}
+        price = price_of(X)
+        out_: dict[str, tuple[Balance, Balance]] = {}
+        for kpi, p in oof.items():
+            y = np.asarray(targets[kpi], dtype=np.float64)
+            first = Balance.fit(y, p)
+            per_dollar = (Balance.fit(y, first.apply(p), quantiles=PER_DOLLAR_QUANTILES, price=price)
+                          if price is not None else Balance.identity(key="per_dollar"))  # fmt: skip
+            out_[kpi] = (first, per_dollar)
+        return out_
 
     def fit(
         self,
@@ -213,15 +229,19 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
         *,
         time: F64,
         groups: npt.NDArray[Any] | None = None,
+        campaigns: npt.NDArray[Any] | None = None,
         trainer: BoosterTrainer | None = None,
         on_fit: Callable[[str], None] | None = None,
     ) -> KPIForecaster:
         """Fit every KPI on X (features) and ``targets`` (NaN where a KPI was not observed).
 
         ``groups`` (a creator id per row) keeps each creator's rows in one fold when the mean correction is
-        measured; without it rows are dealt to folds one by one. ``trainer`` trains every booster elsewhere (a Dask
-        cluster); by default in this process. ``on_fit`` hears of every booster trained ("calibration: reach",
-        "fold 1/3: reach", "final: reach", ...; ``fits_per_forecaster`` counts them).
+        measured; without it rows are dealt to folds one by one. With ``campaigns`` (a campaign id per row) as well,
+        each band is split into the creator's own error, error common to a campaign's creators and delivery noise,
+        from its out-of-fold residuals (``intervals.ErrorSplit``: a roster's creators move together by the common
+        part). ``trainer`` trains
+        every booster elsewhere (a Dask cluster); by default in this process. ``on_fit`` hears of every booster
+        trained ("calibration: reach", "fold 1/3: reach", "final: reach", ...; ``fits_per_forecaster`` counts them).
         """
         n = X.height
         order = np.argsort(np.asarray(time), kind="stable")
@@ -239,23 +259,30 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
         self.calibration_rows_ = n_cal
         # the posts each row had before it, for bands per history bucket (None: pooled bands)
         history = history_of(X) if self.config.intervals.by_history else None
+        price = price_of(X)
         bands = {}
         for kpi, pred in cal_pred.items():
             y = sub[kpi][cal_idx]
             ok = np.isfinite(y)
-            bands[kpi] = (y[ok], pred[ok], None if history is None else history[cal_idx][ok])
+            bands[kpi] = (y[ok], pred[ok], None if history is None else history[cal_idx][ok],
+                          None if price is None else price[cal_idx][ok])  # fmt: skip
         balances = self._cross_fit(X, sub, groups, trainer, on_fit)
         models, _ = self._fit_funnel(X, sub, trainer=trainer, on_fit=_labelled(on_fit, "final"))
         for kpi, model in models.items():
             if kpi in balances:
-                model.set_balance(balances[kpi])
+                model.set_balance(balances[kpi][0])
+                model.set_per_dollar(balances[kpi][1])
             if self.config.intervals.calibrate_on == "out_of_fold" and kpi in self.oof_:
                 y_all, p_all = sub[kpi], self.oof_[kpi]
                 ok = np.isfinite(y_all) & np.isfinite(p_all)
-                model.calibrate(y_all[ok], model.balanced(p_all[ok]), history=None if history is None else history[ok])
+                expected = model.balanced(p_all[ok], None if price is None else price[ok])
+                model.calibrate(y_all[ok], expected, history=None if history is None else history[ok])
+                if groups is not None and campaigns is not None:
+                    split = ErrorSplit.fit(y_all[ok], expected, np.asarray(groups)[ok], np.asarray(campaigns)[ok])
+                    model.set_error_split(split)
             elif kpi in bands and len(bands[kpi][0]) >= 20:
-                y_cal, raw_cal, hist_cal = bands[kpi]
-                model.calibrate(y_cal, model.balanced(raw_cal), history=hist_cal)
+                y_cal, raw_cal, hist_cal, price_cal = bands[kpi]
+                model.calibrate(y_cal, model.balanced(raw_cal, price_cal), history=hist_cal)
         self.features_ = list(X.columns)
         return self
 
@@ -285,7 +312,8 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
         return mean
 
     def _expected(self, X: pl.DataFrame) -> dict[str, F64]:
-        return {kpi: self.models_[kpi].balanced(raw) for kpi, raw in self._chain(X).items()}
+        price = price_of(X)
+        return {kpi: self.models_[kpi].balanced(raw, price) for kpi, raw in self._chain(X).items()}
 
     def predict_mean(self, X: pl.DataFrame) -> dict[str, F64]:
         """Every KPI's expected value (no bands: also for a funnel whose models are not calibrated)."""
@@ -320,12 +348,12 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
             pm = pm + self.prior_.models_[kpi].intercept_
             log_prior = np.maximum(pm + pc.sum(axis=1), np.log(1e-9))
             raw = np.exp(np.minimum(rc.sum(axis=1) + log_prior + model.intercept_, 700.0))
-            return pc + rc, pm + np.log(model.balanced(raw) / np.maximum(raw, 1e-300))
+            return pc + rc, pm + np.log(model.balanced(raw, price_of(X)) / np.maximum(raw, 1e-300))
         prior = self._chain(X, stop=kpi) if base in KPI_NAMES else {}
         contrib, margin = model.contributions(X), self._margin(kpi, X, prior)
         # the mean correction belongs to the offset: offset + row sum is still the log of the expected value
         raw = np.exp(np.minimum(contrib.sum(axis=1) + margin + model.intercept_, 700.0))
-        return contrib, margin + np.log(model.balanced(raw) / np.maximum(raw, 1e-300))
+        return contrib, margin + np.log(model.balanced(raw, price_of(X)) / np.maximum(raw, 1e-300))
 
     def base_of(self, kpi: str) -> str:
         check_is_fitted(self, "models_")

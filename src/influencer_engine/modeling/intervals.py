@@ -25,13 +25,16 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-__all__ = ["HISTORY_BUCKETS", "ConformalBands", "history_bucket", "history_of"]
+__all__ = ["HISTORY_BUCKETS", "MIN_PAIRS", "ConformalBands", "ErrorSplit", "history_bucket", "history_of"]
 
 F64 = npt.NDArray[np.float64]
 MIN_PER_BIN = 100
 # Buckets of the posts a forecast had to go on (the 0-5 bucket holds creators without history too)
 HISTORY_EDGES = (5, 20, 50)
 HISTORY_BUCKETS = ("0_5", "6_20", "21_50", "51_plus")
+# pairs of held-out residuals needed to split a band into estimate error and delivery noise (below: the whole band is
+# taken as estimate error, the cautious reading)
+MIN_PAIRS = 200
 
 
 def history_of(X: pl.DataFrame) -> F64 | None:
@@ -57,6 +60,75 @@ def _conformal_quantile(r: F64, level: float) -> float:
         q = max(0.0, math.floor((n + 1) * level) / max(n, 1))
         return float(np.quantile(r, q, method="lower"))
     return float(np.quantile(r, 0.5))
+
+
+def _pair_mean(r: F64, groups: npt.NDArray[np.int64]) -> tuple[float, float]:
+    """The mean product of the residuals ``r`` over every pair of rows in one group, and the number of pairs."""
+    s = np.bincount(groups, r)
+    s2 = np.bincount(groups, r * r)
+    c = np.bincount(groups).astype(np.float64)
+    pairs = float((c * (c - 1.0) / 2.0).sum())
+    return (float(((s * s - s2) / 2.0).sum()) / pairs if pairs > 0 else 0.0), pairs
+
+
+@dataclass(frozen=True)
+class ErrorSplit:
+    """What a band is made of: the shares of its log1p variance that are the forecast's error about the expected
+    value, one creator's own (``creator``) or common to every creator of a campaign (``common``); the rest is
+    delivery noise (what one campaign draws around its expected value), which averages out over a roster.
+
+    Read from held-out residuals ``r = log1p(y) - log1p(forecast)``: two campaigns of one creator share that creator's
+    error and nothing else, so their mean product is its variance (a creator's rows in one campaign are left out:
+    they share the campaign too); two creators of one campaign share the common error. What a forecast misses of one
+    campaign only (its format, timing, brief fit) looks like noise here, so ``creator`` is a lower bound of the error
+    share. A share needs ``MIN_PAIRS`` pairs of its kind: without them nothing is common (``common`` 0), and all that
+    is not common counts as the creator's own error (the cautious reading, when few creators were hired twice).
+
+    The planner's roster totals draw the common part together for every creator of a roster (``planner.totals``).
+    """
+
+    creator: float = 1.0
+    common: float = 0.0
+    creator_pairs: int = 0
+    campaign_pairs: int = 0
+
+    @classmethod
+    def fit(cls, y: F64, forecast: F64, creators: npt.NDArray[Any], campaigns: npt.NDArray[Any]) -> ErrorSplit:
+        ok = np.isfinite(y) & np.isfinite(forecast)
+        r = np.log1p(np.maximum(y[ok], 0.0)) - np.log1p(np.maximum(forecast[ok], 0.0))
+        if len(r) < 2:
+            return cls()
+        r = r - r.mean()
+        var = float(r.var())
+        if var <= 0:
+            return cls()
+        _, creator = np.unique(np.asarray(creators)[ok].astype(str), return_inverse=True)
+        _, campaign = np.unique(np.asarray(campaigns)[ok].astype(str), return_inverse=True)
+        both = creator.astype(np.int64) * (int(campaign.max()) + 1) + campaign
+        _, both = np.unique(both, return_inverse=True)
+        m_cr, n_cr = _pair_mean(r, creator)
+        m_ca, n_ca = _pair_mean(r, campaign)
+        m_bo, n_bo = _pair_mean(r, both)
+        across = n_cr - n_bo  # one creator, two campaigns
+        within = n_ca - n_bo  # one campaign, two creators
+        k = 0.0
+        if within >= MIN_PAIRS:
+            k = min(max((m_ca * n_ca - m_bo * n_bo) / within / var, 0.0), 1.0)
+        c = 1.0 - k
+        if across >= MIN_PAIRS:
+            c = min(max((m_cr * n_cr - m_bo * n_bo) / across / var, 0.0), 1.0 - k)
+        return cls(round(c, 6), round(k, 6), int(across), int(within))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"creator": self.creator, "common": self.common, "creator_pairs": self.creator_pairs,
+                "campaign_pairs": self.campaign_pairs}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> ErrorSplit:
+        if not d:
+            return cls()
+        return cls(float(d["creator"]), float(d["common"]), int(d.get("creator_pairs", 0)),
+                   int(d.get("campaign_pairs", 0)))  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -220,6 +220,7 @@ def fit_from_prior(
                                                                                  sample_weight=wt)  # fmt: skip
         if choice != "prior" and m >= MIN_BAND_ROWS:
             model.bands_ = ConformalBands.fit(y, oof[choice], tuple(pm.levels), pm.bins)
+            _copy_split(pm, model)
         else:  # the prior's bands, relative to the new forecast: a few dozen residuals make a cruder band
             _copy_bands(pm, model)
         full = np.full(n, np.nan)
@@ -241,6 +242,14 @@ def _copy_bands(source: KPIModel, target: KPIModel) -> None:
     """The prior's bands apply as they are: a kept prior forecasts the same expected value."""
     if hasattr(source, "bands_"):
         target.bands_ = source.bands_
+    _copy_split(source, target)
+
+
+def _copy_split(source: KPIModel, target: KPIModel) -> None:
+    """The prior's split of its bands into estimate error and delivery noise: a brand's few hundred campaigns rarely
+    hire one creator twice, so they cannot measure their own (``intervals.ErrorSplit``)."""
+    if hasattr(source, "error_split_"):
+        target.error_split_ = source.error_split_
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import polars as pl
 
 from influencer_engine.brief import Brief
 from influencer_engine.config import PlannerConfig
-from influencer_engine.forecast import AUDIENCE_GROUPS, BriefForecast, profile_urls
+from influencer_engine.forecast import AUDIENCE_GROUPS, BriefForecast, band_errors, profile_urls
 from influencer_engine.io import write_csv, write_json, write_parquet
 from influencer_engine.planner.coverage import AudienceModel, solve_reach
 from influencer_engine.planner.knapsack import Problem, Solution, solve_additive
@@ -69,6 +69,7 @@ class Prepared:
     reach: F64  # the reach each candidate is planned with (the brief's risk level)
     audience: AudienceModel
     quantiles: dict[str, F64]  # kpi -> (rows, 4): P10, P50, P90, mean, >= 0 (see kpi_quantiles)
+    errors: dict[str, F64]  # kpi -> (rows, 2): what each band shares with a roster (forecast.band_errors)
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,8 @@ def prepare(forecast: BriefForecast, brief: Brief, cfg: PlannerConfig) -> Prepar
     market = _audience_model(forecast.table, forecast.audience, cfg.audience.people_pool)
     eligible = forecast.table["creator_id"].is_in(cand.table["creator_id"].implode()).to_numpy()
     audience = market.take(np.flatnonzero(eligible))
-    return Prepared(brief, forecast, cand, values, reach, audience, kpi_quantiles(cand.table))
+    return Prepared(brief, forecast, cand, values, reach, audience, kpi_quantiles(cand.table),
+                    band_errors(forecast, cand.table))  # fmt: skip
 
 
 # P10 of a normal total: mean - 1.2816 sd
@@ -176,7 +178,8 @@ def plan_candidates(prep: Prepared, cfg: PlannerConfig, *, budget: float | None 
                              filtered=cand.filtered)  # fmt: skip
     mc = cfg.monte_carlo
     totals = roster_totals(prep.candidates.table, prep.quantiles, prep.audience, sol.chosen, sol, goal=prep.brief.goal,
-                           budget=b, emv_cpm_usd=prep.forecast.emv_cpm_usd, draws=mc.draws, seed=mc.seed)  # fmt: skip
+                           budget=b, emv_cpm_usd=prep.forecast.emv_cpm_usd, draws=mc.draws, seed=mc.seed,
+                           errors=prep.errors)  # fmt: skip
     return sol, totals
 
 

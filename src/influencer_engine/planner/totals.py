@@ -1,8 +1,9 @@
 """A roster's totals with Monte Carlo bands, as one typed result (``PlanTotals``) with one JSON form.
 
-Each creator's KPI is drawn from a split log-normal through its P10/P50/P90 (independent across creators), rescaled
-so the draws average to its forecast mean; roster totals, unique reach (recomputed per draw), EMV and ROAS get their
-P10/P50/P90 from the sums of the draws.
+Each creator's KPI is drawn from a split log-normal through its P10/P50/P90, rescaled so the draws average to its
+forecast mean; roster totals, unique reach (recomputed per draw), EMV and ROAS get their P10/P50/P90 from the sums of
+the draws. Creators are drawn independently but for the share of their bands that the models measured to be common
+to the creators of one campaign (``modeling.intervals.ErrorSplit``): that part moves a roster's creators together.
 """
 
 from __future__ import annotations
@@ -179,14 +180,23 @@ def kpi_quantiles(table: pl.DataFrame) -> dict[str, F64]:
     return out
 
 
-def _draws(quantiles: F64, draws: int, rng: np.random.Generator) -> F64:
-    """(draws, rows) samples of a KPI: a split log-normal through each row's P10/P50/P90 on log1p scale.
+def _draws(quantiles: F64, errors: F64 | None, draws: int, rng: np.random.Generator) -> F64:
+    """(draws, rows) samples of a KPI: a split log-normal through each row's P10/P50/P90 on log1p scale, rescaled to
+    average to the forecast mean.
 
-    ``quantiles`` is (rows, 4): P10, P50, P90 and the forecast mean (see ``kpi_quantiles``).
+    ``quantiles`` is (rows, 4): P10, P50, P90 and the forecast mean (see ``kpi_quantiles``); ``errors`` is (rows, 2):
+    the share of each band's base variance common to a campaign's creators, and the variance the row's assumptions
+    added (its own; see ``forecast.band_errors``). None: creators independent.
     """
+    rows = quantiles.shape[0]
     q = np.log1p(quantiles[:, :3]).T
-    z = rng.standard_normal((draws, quantiles.shape[0]))
     lo_s, hi_s = (q[1] - q[0]) / _Z90, (q[2] - q[1]) / _Z90
+    z = rng.standard_normal((draws, rows))
+    if errors is not None:
+        total = (lo_s**2 + hi_s**2) / 2.0
+        base = total - np.minimum(errors[:, 1], total)
+        common = np.where(total > 0, errors[:, 0] * base / np.where(total > 0, total, 1.0), 0.0)
+        z = np.sqrt(1.0 - common) * z + np.sqrt(common) * rng.standard_normal((draws, 1))
     x = np.expm1(q[1] + z * np.where(z < 0, lo_s, hi_s))
     # the shape comes from the quantiles, the level from the forecast mean: draws average to the expected value
     mean = quantiles[:, 3]
@@ -219,8 +229,10 @@ def roster_totals(
     emv_cpm_usd: float,
     draws: int,
     seed: int,
+    errors: dict[str, F64] | None = None,
 ) -> PlanTotals:
-    """Spend, every KPI, unique reach, EMV and ROAS over the roster ``chosen`` (rows of ``table``), with bands."""
+    """Spend, every KPI, unique reach, EMV and ROAS over the roster ``chosen`` (rows of ``table``), with bands;
+    ``errors`` says what each row's bands share with the roster (``forecast.band_errors``; None: nothing)."""
     roster = table[chosen.tolist()]
     rng = np.random.default_rng(seed)
     spend = float(roster["price"].sum()) if roster.height else 0.0
@@ -229,7 +241,8 @@ def roster_totals(
     for kpi in KPI_NAMES:
         if kpi not in quantiles:
             continue
-        s = _draws(quantiles[kpi][chosen], draws, rng) if roster.height else np.zeros((draws, 0))
+        err = errors[kpi][chosen] if errors is not None and kpi in errors else None
+        s = _draws(quantiles[kpi][chosen], err, draws, rng) if roster.height else np.zeros((draws, 0))
         samples[kpi] = s
         kpis[kpi] = Band(**_band(float(roster[kpi].fill_null(0.0).sum()), s.sum(axis=1)))
     aud = audience.take(chosen)
@@ -256,7 +269,7 @@ def roster_totals(
         spend=spend,
         budget=budget,
         spend_share=spend / budget if budget else None,
-        goal=GoalTotal(name=g.name, label=g.label, **band.model_dump(include={"expected", "p10", "p50", "p90"})),
+        goal=GoalTotal(name=g.name, label=g.label, **band.model_dump(exclude={"duplication", "assumed_share"})),
         kpis=kpis,
         unique_reach=unique,
         emv=emv,

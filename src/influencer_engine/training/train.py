@@ -113,6 +113,7 @@ def train_models(
             targets,
             time=frame["as_of"].to_numpy(),
             groups=frame["creator_id"].to_numpy(),
+            campaigns=frame["campaign_id"].to_numpy(),
             trainer=trainer,
             on_fit=on_fit,
         )
