@@ -40,7 +40,7 @@ __all__ = ["SCHEMA_VERSION", "BundleError", "load_bundle", "save_bundle"]
 # 3: the manifest carries a checksum of its own content.
 # 4: the bundle carries its completion models (rate card, credibility, audience mix, band widening).
 # 5: each KPI model carries its out-of-fold mean correction (`modeling.balance`); the bands are calibrated on it.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 MANIFEST = "manifest.json"
 
 
