@@ -385,8 +385,9 @@ def band_errors(forecast: BriefForecast, table: pl.DataFrame) -> dict[str, F64]:
     ``forecast.table``): (rows, 2) per KPI, the share of the band's base variance that is error common to a
     campaign's creators (``intervals.ErrorSplit``), then the log-scale variance the row's assumptions added (its own).
     Revenue from the brief's order value shares what conversions share."""
-    models = forecast.predictor.forecaster.models_
-    completion = forecast.predictor.completion
+    # a forecast table made without a model (a test's, a caller's own) shares nothing
+    models = getattr(getattr(forecast.predictor, "forecaster", None), "models_", {})
+    completion = getattr(forecast.predictor, "completion", None)
     widening = completion is not None and bool(completion.widening) and table.height > 0
     kinds = assumed_kinds(table) if widening else {}
     out: dict[str, F64] = {}
