@@ -526,6 +526,20 @@ def test_compiled_trees_fall_back_to_lightgbm_and_say_why(trained: dict[str, Pat
     assert all(getattr(m, "fast_", None) is None for m in predictor.forecaster.models_.values())
 
 
+def test_memory_limit_sizes_chunks_by_the_measured_model() -> None:
+    """--limit-memory: the chunks of the measured memory model (200k creators, 48 posts each: a 1,000 MB limit gave
+    14 chunks and a 936 MB peak); a lower limit never gives larger chunks, the chunk size caps them, and a limit
+    below the process itself still scores (in chunks of at least one creator)."""
+    from influencer_engine.scoring import chunk_count
+
+    creators, posts = 200_000, 200_000 * 48
+    assert chunk_count(creators, posts, 50_000, None) == 4
+    assert chunk_count(creators, posts, 50_000, 1_000) == 14
+    counts = [chunk_count(creators, posts, 50_000, mb) for mb in (300, 800, 1_000, 1_500, 2_000, 3_000, 10_000)]
+    assert counts == sorted(counts, reverse=True) and counts[-1] == 4
+    assert chunk_count(10, 0, 50_000, 1) >= 1
+
+
 def test_row_ranges_only_where_the_layout_allows(tmp_path: Path) -> None:
     """Chunks become row ranges of the files only for sorted, one-file Parquet tables whose creator ids are unique
     over every source and whose posts sit in their creator's source; each range's posts are its creators' (and the

@@ -73,12 +73,13 @@ STAGE = "_stage"
 FIRST_PASS = "first_pass"  # under the stage: each chunk's valid creators, history group, rejects and counts
 CHUNK_KEY = "_chunk"
 STAGE_BATCH_BYTES = 200e6  # in-memory size of a batch read while staging
-# memory model behind --limit-memory, from peak RSS measured on 200k creators (48 posts each) in chunks of 18k to
-# 50k: the process with its model takes about 700 MB; each creator of a chunk in flight about 7 kB plus 50 B
-# per post (two chunks are in flight: one featurized while the other is scored)
-_BASE_BYTES = 700e6
-_BYTES_PER_POST = 50
-_BYTES_PER_CREATOR = 7_000
+# memory model behind --limit-memory, from peak RSS measured on 200k creators (48 posts each) in chunks of 10k to
+# 50k (peaks 790, 957, 1,501 and 2,032 MB at 10k, 14.3k, 33.3k and 50k: about 530 MB + 30 kB per creator of a
+# chunk): the process with its model takes about 550 MB; each creator of a chunk in flight about 11 kB plus 80 B per
+# post (two chunks are in flight: two in the first pass, with their posts; one featurized while the other is scored)
+_BASE_BYTES = 550e6
+_BYTES_PER_POST = 80
+_BYTES_PER_CREATOR = 11_200
 
 
 @dataclass(frozen=True)
