@@ -239,9 +239,9 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
         measured; without it rows are dealt to folds one by one. With ``campaigns`` (a campaign id per row) as well,
         each band is split into the creator's own error, error common to a campaign's creators and delivery noise,
         from its out-of-fold residuals (``intervals.ErrorSplit``: a roster's creators move together by the common
-        part). ``trainer`` trains
-        every booster elsewhere (a Dask cluster); by default in this process. ``on_fit`` hears of every booster
-        trained ("calibration: reach", "fold 1/3: reach", "final: reach", ...; ``fits_per_forecaster`` counts them).
+        part). ``trainer`` trains every booster elsewhere (a Dask cluster); by default in this process. ``on_fit``
+        hears of every booster trained ("calibration: reach", "fold 1/3: reach", "final: reach", ...;
+        ``fits_per_forecaster`` counts them).
         """
         n = X.height
         order = np.argsort(np.asarray(time), kind="stable")

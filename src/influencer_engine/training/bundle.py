@@ -40,6 +40,9 @@ __all__ = ["SCHEMA_VERSION", "BundleError", "load_bundle", "save_bundle"]
 # 3: the manifest carries a checksum of its own content.
 # 4: the bundle carries its completion models (rate card, credibility, audience mix, band widening).
 # 5: each KPI model carries its out-of-fold mean correction (`modeling.balance`); the bands are calibrated on it.
+# 6: the history features of issue 18 (lags, weighted means, spread, trend, gaps).
+# 7: each KPI model carries its per-dollar correction (`modeling.balance`) and the split of its bands
+#    (`modeling.intervals.ErrorSplit`).
 SCHEMA_VERSION = 7
 MANIFEST = "manifest.json"
 
