@@ -320,13 +320,15 @@ def test_peers_blend_toward_the_base_as_it_grows() -> None:
 
 
 @pytest.mark.parametrize("group", ["creator_id", "_rid"])
-@pytest.mark.parametrize(("tied", "layout"), [(False, "any"), (False, "oldest"), (False, "latest"), (True, "any")])
+@pytest.mark.parametrize(
+    ("tied", "layout"), [(False, "any"), (False, "oldest"), (False, "latest"), (False, "runs"), (True, "any")]
+)
 def test_rank_by_one_key_equals_the_full_sort(group: str, tied: bool, layout: str) -> None:
     """The one-key rank (group and time in 128 bits) gives every post the rank the full sort on the group, the time,
     the format and every metric gives: rows in any order, rows already in order (a creator's posts together, oldest
     or latest first: nothing is moved), and posts that share a time and format (the fallback)."""
     from influencer_engine.features.catalog import HISTORY_METRICS
-    from influencer_engine.features.history import _rank_latest_first, _time_key
+    from influencer_engine.features.history import _in_order, _rank_latest_first, _time_key
 
     rng = np.random.default_rng(7 + tied)
     n = 4_000
@@ -342,8 +344,12 @@ def test_rank_by_one_key_equals_the_full_sort(group: str, tied: bool, layout: st
         schema_overrides={"posted_at": pl.Datetime("us", "UTC")},
     ).with_columns(pl.col("creator_id").str.slice(1).cast(pl.UInt32).alias("_rid"))
     past = frame.select(group, _time_key(), "sponsored", *HISTORY_METRICS)
-    if layout != "any":
+    if layout in ("oldest", "latest"):
         past = past.sort(group, "_key", descending=[False, layout == "latest"])
+    if layout == "runs":  # each group's posts together, latest first, the groups in no order: nothing is moved
+        past = past.sort(group, "_key", descending=[False, True]).with_columns(pl.col(group).hash(3).alias("_h"))
+        past = past.sort("_h", maintain_order=True).drop("_h")
+        assert _in_order(past, group) is not None
     got = _rank_latest_first(past, group)
     values = [pl.col(m) for m in HISTORY_METRICS] + [pl.col("sponsored")]
     want = (

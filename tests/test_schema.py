@@ -57,6 +57,42 @@ def test_text_numbers_and_enums_are_normalized() -> None:
     assert r.valid["format"].to_list() == ["image", "video"]
 
 
+@pytest.mark.parametrize("distinct", ["few", "many"])
+def test_enums_normalized_per_value_equal_the_per_row_rules(distinct: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A text enum with few distinct values is normalized once per value (and its unknown-value check is skipped
+    when every value is known): the same valid rows, rejects and reasons as the per-row expressions, which still run
+    where a column has many distinct values."""
+    import influencer_engine.schema as schema
+
+    formats = [" IMAGE", "Video ", "image", "hologram", None, "caro usel", "video"]
+    if distinct == "many":
+        formats += [f"odd{i}" for i in range(80)]
+    df = _posts(format=formats * 3, likes=list(range(len(formats) * 3)))
+    got = validate(df, "posts", source="t.csv")
+    monkeypatch.setattr(schema, "_ENUM_BY_VALUE", 0)  # every column per row, as before
+    want = validate(df, "posts", source="t.csv")
+    assert got.valid.equals(want.valid) and got.rejects.equals(want.rejects)
+    assert got.valid_rows is not None and want.valid_rows is not None and got.valid_rows.equals(want.valid_rows)
+    assert set(got.valid["format"].unique().to_list()) == {"image", "video", "carousel"}
+    clean = _posts(format=["image", "video"] * 5, likes=list(range(10)))  # already normal: the column as it is
+    assert validate(clean, "posts").valid["format"].to_list() == ["image", "video"] * 5
+
+
+def test_clean_typed_rows_skip_the_flag_columns_and_keep_their_row_numbers() -> None:
+    """Typed rows with nothing wrong take the one-pass path (no flag columns); the same rows with a bad one among
+    them take the full path: both give the same valid rows, in order, with the same source row numbers."""
+    typed = validate(_posts(likes=list(range(6))), "posts").valid  # typed as the contract says (as Parquet is)
+    clean = validate(typed, "posts")
+    assert clean.rows_rejected == 0 and clean.valid.equals(typed)
+    assert clean.valid_rows is not None and clean.valid_rows.to_list() == list(range(6))
+    bad = typed.with_columns(pl.when(pl.col("post_id") == "p3").then(-1).otherwise(pl.col("likes")).alias("likes"))
+    mixed = validate(bad, "posts")
+    assert mixed.rejects["row"].to_list() == [3] and mixed.rejects["reason"].to_list() == ["negative:likes"]
+    assert mixed.valid.equals(typed.filter(pl.col("post_id") != "p3"))
+    assert mixed.valid_rows is not None and mixed.valid_rows.to_list() == [0, 1, 2, 4, 5]
+    assert clean.rejects.schema == mixed.rejects.schema
+
+
 def test_timestamps_in_many_spellings_and_unix_seconds() -> None:
     texts = ["2025-01-01T00:00:00Z", "2025-01-01", "2025-01-01 00:00:00", "2025-01-01T02:00:00+02:00"]
     r = validate(_posts(posted_at=texts, likes=[1] * 4), "posts")

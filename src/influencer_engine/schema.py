@@ -505,6 +505,7 @@ def validate(
     # 1. Source-level problems, evaluated on the raw values: unreadable, non-finite or non-integral cells.
     pre: list[tuple[str, str, pl.Expr]] = []  # (column, reason, True-on-bad)
     casts: list[pl.Expr] = []
+    known_enums: set[str] = set()  # text enum columns whose every value is one of the contract's
     for col in c.columns:
         if col.name not in df.columns:
             casts.append(pl.lit(None, dtype=col.dtype).alias(col.name))
@@ -518,6 +519,10 @@ def validate(
                 fix=_FIX_BY_KIND.get(col.kind, "write plain text values"),
             )
         cast = _cast_expr(col, src)
+        if col.kind == "enum" and src == pl.String:
+            cast, every_known = _enum_by_value(df, col, cast)
+            if every_known:
+                known_enums.add(col.name)
         casts.append(cast.alias(col.name))
         if src in (col.dtype, pl.Null):
             continue
@@ -553,7 +558,7 @@ def validate(
             post.append((f"{label}:{col.name}", v < col.min))
         if col.kind in ("count", "float") and col.max is not None:
             post.append((f"out_of_range:{col.name}", v > col.max))
-        if col.kind == "enum":
+        if col.kind == "enum" and col.name not in known_enums:
             post.append((f"unknown:{col.name}", v.is_not_null() & ~v.is_in(col.values)))
         if col.kind == "enum_list":
             tokens = v.str.split(LIST_SEPARATOR).list.eval(~pl.element().str.strip_chars().is_in(col.values))
@@ -572,6 +577,14 @@ def validate(
 
     reasons = [r for _, r, _ in pre] + [r for r, _ in post]
     flags = [f"__p{i}" for i in range(len(pre))] + [f"__q{i}" for i in range(len(post))]
+    if not pre:  # values already of their types (Parquet, or frames built in memory): one pass says if any is bad
+        typed = df.lazy().with_columns(*casts)
+        if not flags or not typed.select(pl.any_horizontal(e.fill_null(False) for _, e in post).any()).collect().item():
+            # the common case: every row is valid, and only the cast columns are built (no flag columns)
+            valid = typed.select(c.names).collect()
+            rows = pl.int_range(0, rows_in, dtype=pl.Int64, eager=True).alias("__row")
+            return ValidationResult(valid=valid, rejects=pl.DataFrame(schema=REJECT_SCHEMA), rows_in=rows_in,
+                                    ignored_columns=ignored, valid_rows=rows)  # fmt: skip
     out = (
         df.lazy()
         .with_row_index("__row")
@@ -606,6 +619,26 @@ def validate(
     return ValidationResult(
         valid=valid, rejects=rejects, rows_in=rows_in, ignored_columns=ignored, valid_rows=valid_rows
     )
+
+
+_ENUM_BY_VALUE = 64  # distinct values up to which an enum column is normalized per value, not per row
+
+
+def _enum_by_value(df: pl.DataFrame, col: Col, cast: pl.Expr) -> tuple[pl.Expr, bool]:
+    """``cast`` (an enum's text normalization, a function of the value alone) worked out once per distinct value, and
+    whether every normalized value is one of the contract's (then no row can be unknown and the per-row check is
+    skipped). A few formats or platforms over millions of posts then cost one pass instead of three string
+    operations and a lookup per row. The column itself where every value is already in its normal form (the usual
+    case); the per-row expression where the column has many distinct values."""
+    distinct = df.select(pl.col(col.name).unique().head(_ENUM_BY_VALUE + 1)).to_series()
+    if distinct.len() > _ENUM_BY_VALUE:
+        return cast, False
+    normal = distinct.to_frame().select(cast).to_series()
+    known = bool(normal.drop_nulls().is_in(list(col.values)).all())
+    if (normal == distinct).fill_null(True).all():
+        return pl.col(col.name), known
+    mapping = {a: b for a, b in zip(distinct.to_list(), normal.to_list(), strict=True) if a is not None}
+    return pl.col(col.name).replace_strict(mapping, default=None, return_dtype=pl.String), known
 
 
 def _numeric_source(col: Col, src: pl.DataType) -> pl.Expr | None:

@@ -13,7 +13,16 @@ from typing import Annotated
 
 import typer
 
-from influencer_engine.cli import data, demo, features, models, planning, scoring, serving
+from influencer_engine.cli import (
+    _allocator,  # noqa: F401  (first: it sets polars' allocator before polars loads)
+    data,
+    demo,
+    features,
+    models,
+    planning,
+    scoring,
+    serving,
+)
 from influencer_engine.errors import EngineError
 
 __all__ = ["app", "main"]

@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from influencer_engine.io import write_json
-from influencer_engine.modeling.estimator import lightgbm_threads
+from influencer_engine.modeling.estimator import split_threads
 from influencer_engine.modeling.forecaster import KPIForecaster
 from influencer_engine.modeling.matrix import to_matrix
 
@@ -253,7 +253,7 @@ def use_compiled(forecaster: KPIForecaster, sample: object | None, cache_dir: Pa
                 write_json({"max_abs_diff": diff}, _verdict(backend, cache_dir, hashes[kpi]))
 
             def fast(m: F64, predict: Callable[[F64, int], F64] = predict, jobs: int = model.n_jobs) -> F64:
-                return predict(m, lightgbm_threads(jobs, looks=1))
+                return predict(m, split_threads(jobs))
 
             model.fast_ = fast
             why = "; ".join([f"equal ({backend})", *failures])

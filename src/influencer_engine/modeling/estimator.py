@@ -29,7 +29,15 @@ from influencer_engine.modeling.balance import Balance
 from influencer_engine.modeling.intervals import ConformalBands, ErrorSplit, history_of
 from influencer_engine.modeling.matrix import CATEGORIES_OF, to_matrix
 
-__all__ = ["BoosterTrainer", "KPIModel", "lightgbm_threads", "offset_of", "thread_budget", "usable_cpus"]
+__all__ = [
+    "BoosterTrainer",
+    "KPIModel",
+    "lightgbm_threads",
+    "offset_of",
+    "split_threads",
+    "thread_budget",
+    "usable_cpus",
+]
 
 F64 = npt.NDArray[np.float64]
 
@@ -119,6 +127,22 @@ def lightgbm_threads(wanted: int, *, looks: int = 5) -> int:
     usable = usable_cpus()
     free = usable - _others_running(looks)
     return max(1, min(wanted, usable, free))
+
+
+def split_threads(wanted: int) -> int:
+    """Threads for a predictor whose threads share nothing (compiled trees: each thread scores its own rows, with no
+    barrier between them): ``lightgbm_threads`` without the look at the load. A thread that waits for a core only
+    delays its own rows, so there is nothing to stall; batch scoring's compiled predict ran on one thread while its
+    own featurizing thread was busy (the look counts that thread), which left a core idle for half the pass."""
+    forced = os.environ.get("IE_LIGHTGBM_THREADS", "").strip()
+    if forced == "fixed":
+        return max(1, wanted)
+    if forced.isdigit():
+        return max(1, int(forced))
+    budget = getattr(_BUDGET, "threads", None)
+    if budget is not None:
+        wanted = min(wanted, budget)
+    return max(1, min(wanted, usable_cpus()))
 
 
 def offset_of(frame: pl.DataFrame, offset: str | None) -> F64:
