@@ -96,6 +96,25 @@ def test_the_trees_do_not_depend_on_the_thread_count(table: pl.DataFrame, monkey
     np.testing.assert_array_equal(preds[0], preds[1])
 
 
+def test_compiled_trees_split_rows_whatever_the_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LightGBM's threads back off when other threads are running (they wait for each other at every split); the
+    compiled trees' threads share nothing, so they take every usable CPU whatever the load, within a thread budget
+    and a count the user forces."""
+    import influencer_engine.modeling.estimator as est
+
+    monkeypatch.delenv("IE_LIGHTGBM_THREADS", raising=False)
+    monkeypatch.setattr(est, "usable_cpus", lambda: 4)
+    monkeypatch.setattr(est, "_others_running", lambda looks: 3)  # a busy machine
+    assert est.lightgbm_threads(4, looks=1) == 1
+    assert est.split_threads(4) == 4 and est.split_threads(2) == 2
+    with est.thread_budget(3):
+        assert est.split_threads(4) == 3 and est.lightgbm_threads(4, looks=1) == 1
+    monkeypatch.setenv("IE_LIGHTGBM_THREADS", "2")
+    assert est.split_threads(4) == 2 and est.lightgbm_threads(4, looks=1) == 2
+    monkeypatch.setenv("IE_LIGHTGBM_THREADS", "fixed")
+    assert est.split_threads(3) == 3 and est.lightgbm_threads(3, looks=1) == 3
+
+
 def test_reach_never_falls_as_real_followers_rise(forecaster: KPIForecaster, table: pl.DataFrame) -> None:
     rows = table.select(FEATURES).head(40)
     prev = None

@@ -62,7 +62,7 @@ def test_enums_normalized_per_value_equal_the_per_row_rules(distinct: str, monke
     """A text enum with few distinct values is normalized once per value (and its unknown-value check is skipped
     when every value is known): the same valid rows, rejects and reasons as the per-row expressions, which still run
     where a column has many distinct values."""
-    import influencer_engine.schema as schema
+    from influencer_engine import schema
 
     formats = [" IMAGE", "Video ", "image", "hologram", None, "caro usel", "video"]
     if distinct == "many":

@@ -116,24 +116,19 @@ def lightgbm_threads(wanted: int, *, looks: int = 5) -> int:
     Predictions take one look (they must stay fast: a server forecasts per request). ``$IE_LIGHTGBM_THREADS`` sets
     the count ("fixed": always ``wanted``, as before this existed).
     """
+    threads = split_threads(wanted)
     forced = os.environ.get("IE_LIGHTGBM_THREADS", "").strip()
-    if forced == "fixed":
-        return max(1, wanted)
-    if forced.isdigit():
-        return max(1, int(forced))
-    budget = getattr(_BUDGET, "threads", None)
-    if budget is not None:
-        wanted = min(wanted, budget)
-    usable = usable_cpus()
-    free = usable - _others_running(looks)
-    return max(1, min(wanted, usable, free))
+    if forced == "fixed" or forced.isdigit():  # a count the user set: no look at the load
+        return threads
+    return max(1, min(threads, usable_cpus() - _others_running(looks)))
 
 
 def split_threads(wanted: int) -> int:
     """Threads for a predictor whose threads share nothing (compiled trees: each thread scores its own rows, with no
     barrier between them): ``lightgbm_threads`` without the look at the load. A thread that waits for a core only
     delays its own rows, so there is nothing to stall; batch scoring's compiled predict ran on one thread while its
-    own featurizing thread was busy (the look counts that thread), which left a core idle for half the pass."""
+    own featurizing thread was busy (the look counts that thread), which left a core idle for half the pass.
+    ``$IE_LIGHTGBM_THREADS`` and ``thread_budget`` apply as to ``lightgbm_threads``."""
     forced = os.environ.get("IE_LIGHTGBM_THREADS", "").strip()
     if forced == "fixed":
         return max(1, wanted)
