@@ -485,9 +485,15 @@ def test_compiled_trees_give_the_same_rows(trained: dict[str, Path], tmp_path: P
     fast = load_bundle(trained["bundle"])
     score_candidates(fast, [trained["world"]], brief, tiers, tmp_path / "fast", compiled_dir=tmp_path / "cache")
     reports = compiled_reports(fast)
-    assert len(reports) == 6 and all(r.used and r.backend == "lleaves" for r in reports), [r.reason for r in reports]
+    assert all(r.used and r.backend == "lleaves" for r in reports), [r.reason for r in reports]
+    # the six KPI models, then the completion models the bundle has (the rate card, credibility)
+    assert [r.kpi for r in reports[:6]] == list(fast.kpis)
+    assert [r.kpi for r in reports[6:]] == [f"completion {e.name}" for e in (fast.completion.price,
+                                            fast.completion.credibility) if e is not None]  # fmt: skip
+    assert len(reports) > 6
     assert all(r.max_abs_diff is not None and r.max_abs_diff <= 1e-9 for r in reports)
-    assert len(list((tmp_path / "cache").glob("*.o"))) == 6  # one cached object per model, nothing half-written
+    # one cached object per model, nothing half-written
+    assert len(list((tmp_path / "cache").glob("*.o"))) == len(reports)
     assert not list((tmp_path / "cache").glob(".build-*"))
     a, b = read_scores(tmp_path / "plain").sort("creator_id"), read_scores(tmp_path / "fast").sort("creator_id")
     _same_scores(a, b)  # compiled trees add the same leaves in another order: equal to the last bits of a double

@@ -195,8 +195,9 @@ def _flags() -> pl.Expr:
 
 
 def compiled_reports(predictor: Predictor) -> list[Any]:
-    """What ``--compiled`` decided per KPI for this model (empty when it was not asked)."""
-    return list(getattr(predictor.forecaster, "compiled_", None) or [])
+    """What ``--compiled`` decided per model: each KPI's, then each completion model's (empty when not asked)."""
+    kpis = list(getattr(predictor.forecaster, "compiled_", None) or [])
+    return kpis + list(getattr(predictor.completion, "compiled_", None) or [])
 
 
 COMPILED_SAMPLE = 5_000  # rows of the first chunk on which compiled trees must equal LightGBM's

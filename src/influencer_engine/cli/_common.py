@@ -111,7 +111,7 @@ def report_compiled(reports: list[Any], *, quiet: bool = False) -> None:
     if used and not quiet:
         seconds = sum(r.compile_s or 0.0 for r in used)
         typer.echo(f"compiled trees ({', '.join(sorted({r.backend for r in used}))}) for {len(used)} of "
-                   f"{len(reports)} KPIs, equal to LightGBM ({seconds:.1f} s to compile or load from the cache)",
+                   f"{len(reports)} models, equal to LightGBM ({seconds:.1f} s to compile or load from the cache)",
                    err=True)  # fmt: skip
     for r in reports:
         if not r.used:

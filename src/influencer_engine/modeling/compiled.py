@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from influencer_engine.io import write_json
+from influencer_engine.modeling.completion import Completion
 from influencer_engine.modeling.estimator import split_threads
 from influencer_engine.modeling.forecaster import KPIForecaster
 from influencer_engine.modeling.matrix import to_matrix
@@ -40,6 +41,7 @@ __all__ = [
     "BACKENDS",
     "CompileReport",
     "cache_file",
+    "compile_completion",
     "compile_model",
     "default_cache_dir",
     "enabled",
@@ -213,6 +215,72 @@ def _checked_on_thresholds(backend: str, cache_dir: Path, digest: str, tolerance
     return diff if diff <= tolerance else None
 
 
+_Compiled = Callable[[F64, int], F64]
+
+
+def _checked(label: str, booster: Any, data: F64 | None, width: int, cache_dir: Path, digest: str,
+             tolerance: float, backends: tuple[str, ...]) -> tuple[_Compiled | None, CompileReport]:  # fmt: skip
+    """``booster`` compiled by the first backend that installs and whose raw scores equal LightGBM's within
+    ``tolerance`` on ``data`` (rows of its features; None: none) and on rows at its own split thresholds, and the
+    report of that decision; (None, why not) when none does."""
+    failures: list[str] = []
+    report: CompileReport | None = None  # the one kept: equal, else the last that compiled and differed
+    for backend in backends:
+        try:
+            predict, compile_s = compile_model(booster, cache_dir, digest, backend)
+        except Exception as exc:  # the compiler is missing or failed: try the next, then keep LightGBM
+            failures.append(f"{backend} unavailable: {type(exc).__name__}: {exc}"[:160])
+            continue
+        known = _checked_on_thresholds(backend, cache_dir, digest, tolerance)
+        parts = ([] if data is None else [data]) + ([] if known is not None else [threshold_rows(booster)])
+        matrix = np.vstack(parts) if parts else np.zeros((0, width))
+        t0 = time.perf_counter()
+        ref = np.asarray(booster.predict(matrix, raw_score=True, num_threads=1), dtype=np.float64)
+        lgb_s = time.perf_counter() - t0
+        got = predict(matrix, 1) if matrix.size else ref
+        comp_s = time.perf_counter() - t0 - lgb_s
+        diff = max(float(np.max(np.abs(got - ref))) if ref.size else 0.0, known or 0.0)
+        if diff > tolerance:
+            failures.append(f"{backend} differs by {diff:.3g}")
+            report = CompileReport(label, False, "", backend, lgb_s, comp_s, diff, compile_s)
+            continue
+        if known is None:  # the threshold rows passed: say so beside the cached model
+            write_json({"max_abs_diff": diff}, _verdict(backend, cache_dir, digest))
+        why = "; ".join([f"equal ({backend})", *failures])
+        return predict, CompileReport(label, True, why, backend, lgb_s, comp_s, diff, compile_s)
+    why = "; ".join(failures)
+    return None, (CompileReport(label, False, "compiler unavailable: " + why) if report is None
+                  else replace(report, reason=why))  # fmt: skip
+
+
+def compile_completion(
+    completion: Completion,
+    sample: object | None,
+    cache_dir: Path,
+    *,
+    hashes: dict[str, str],
+    tolerance: float = 1e-9,
+    backends: tuple[str, ...] = BACKENDS,
+) -> list[CompileReport]:
+    """The completion models (rate card, credibility) compiled and checked like the KPI models (``use_compiled``):
+    ``Estimator.predict`` uses the compiled trees where they are equal. ``hashes``: each model's sha256 by name;
+    ``sample`` is used where it has the model's features."""
+    reports = []
+    for est in (completion.price, completion.credibility):
+        if est is None or est.name not in hashes:
+            continue
+        est.use_compiled(None)
+        names = list(est.features)
+        has = sample is not None and all(n in sample.columns for n in names)  # type: ignore[attr-defined]
+        data = to_matrix(sample, names) if has else None  # type: ignore[arg-type]
+        predict, report = _checked(f"completion {est.name}", est.booster, data, len(names), cache_dir,
+                                   hashes[est.name], tolerance, backends)  # fmt: skip
+        est.use_compiled(predict)
+        reports.append(report)
+    object.__setattr__(completion, "compiled_", reports)  # the decisions travel with the models, as for the KPIs
+    return reports
+
+
 def use_compiled(forecaster: KPIForecaster, sample: object | None, cache_dir: Path, *, hashes: dict[str, str],
                  tolerance: float = 1e-9, backends: tuple[str, ...] = BACKENDS) -> list[CompileReport]:  # fmt: skip
     """Compile every KPI model (the first backend that installs and is equal wins), check it on ``sample`` (a feature
@@ -228,41 +296,13 @@ def use_compiled(forecaster: KPIForecaster, sample: object | None, cache_dir: Pa
         model.fast_ = None
         names = [str(n) for n in model.feature_names_in_]
         data = None if sample is None else to_matrix(sample, names)  # type: ignore[arg-type]
-        failures: list[str] = []
-        report: CompileReport | None = None  # the one kept: equal, else the last that compiled and differed
-        for backend in backends:
-            try:
-                predict, compile_s = compile_model(model.booster_, cache_dir, hashes[kpi], backend)
-            except Exception as exc:  # the compiler is missing or failed: try the next, then keep LightGBM
-                failures.append(f"{backend} unavailable: {type(exc).__name__}: {exc}"[:160])
-                continue
-            known = _checked_on_thresholds(backend, cache_dir, hashes[kpi], tolerance)
-            parts = ([] if data is None else [data]) + ([] if known is not None else [threshold_rows(model.booster_)])
-            matrix = np.vstack(parts) if parts else np.zeros((0, len(names)))
-            t0 = time.perf_counter()
-            ref = np.asarray(model.booster_.predict(matrix, raw_score=True, num_threads=1), dtype=np.float64)
-            lgb_s = time.perf_counter() - t0
-            got = predict(matrix, 1) if matrix.size else ref
-            comp_s = time.perf_counter() - t0 - lgb_s
-            diff = max(float(np.max(np.abs(got - ref))) if ref.size else 0.0, known or 0.0)
-            if diff > tolerance:
-                failures.append(f"{backend} differs by {diff:.3g}")
-                report = CompileReport(kpi, False, "", backend, lgb_s, comp_s, diff, compile_s)
-                continue
-            if known is None:  # the threshold rows passed: say so beside the cached model
-                write_json({"max_abs_diff": diff}, _verdict(backend, cache_dir, hashes[kpi]))
+        predict, report = _checked(kpi, model.booster_, data, len(names), cache_dir, hashes[kpi], tolerance, backends)
+        if predict is not None:
 
             def fast(m: F64, predict: Callable[[F64, int], F64] = predict, jobs: int = model.n_jobs) -> F64:
                 return predict(m, split_threads(jobs))
 
             model.fast_ = fast
-            why = "; ".join([f"equal ({backend})", *failures])
-            report = CompileReport(kpi, True, why, backend, lgb_s, comp_s, diff, compile_s)
-            break
-        else:
-            why = "; ".join(failures)
-            report = (CompileReport(kpi, False, "compiler unavailable: " + why) if report is None
-                      else replace(report, reason=why))  # fmt: skip
         reports.append(report)
     forecaster.compiled_ = reports  # the decisions travel with the forecaster they were made for
     return reports

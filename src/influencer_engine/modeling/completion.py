@@ -21,7 +21,7 @@ forecast, so no output shows an estimate as if it were known.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from influencer_engine.modeling.estimator import lightgbm_threads
+from influencer_engine.modeling.estimator import lightgbm_threads, split_threads
 from influencer_engine.modeling.matrix import CATEGORIES_OF, to_matrix
 from influencer_engine.registry import FORMATS
 from influencer_engine.schema import audience_columns
@@ -111,12 +111,21 @@ class Estimator:
     def log_target(self) -> bool:
         return self.name == "price"
 
+    def use_compiled(self, predict: Callable[[F64, int], F64] | None) -> None:
+        """Predict with ``predict`` (compiled trees checked equal to the booster's raw scores, ``modeling.compiled``),
+        or with LightGBM again (None). The objective is least squares, so raw scores are the estimates."""
+        object.__setattr__(self, "_compiled", predict)
+
     def predict(self, frame: pl.DataFrame) -> F64:
         """The estimate for each row (USD for price, a share in [0, 1] for credibility)."""
         if frame.height == 0:
             return np.zeros(0)
         x = to_matrix(frame, self.features)
-        raw = np.asarray(self.booster.predict(x, num_threads=lightgbm_threads(2, looks=1)), dtype=np.float64)
+        compiled = getattr(self, "_compiled", None)
+        if compiled is not None:
+            raw = np.asarray(compiled(x, split_threads(2)), dtype=np.float64)
+        else:
+            raw = np.asarray(self.booster.predict(x, num_threads=lightgbm_threads(2, looks=1)), dtype=np.float64)
         raw = raw + self.slope * _log_followers(frame)
         return np.exp(raw) if self.log_target else np.clip(raw, 0.0, 1.0)
 

@@ -148,14 +148,18 @@ class Predictor:
 
     def compile(self, sample: pl.DataFrame | None = None, cache_dir: Path | None = None) -> list[Any]:
         """Predict with compiled trees where they equal LightGBM (``modeling.compiled``; compiled once per model and
-        cached); returns one ``CompileReport`` per KPI. ``sample``: feature rows to check on besides the models'
-        own split thresholds."""
+        cached); returns one ``CompileReport`` per KPI model, then one per completion model. ``sample``: feature
+        rows to check on besides the models' own split thresholds."""
         from dataclasses import replace
 
-        from influencer_engine.modeling.compiled import default_cache_dir, use_compiled
+        from influencer_engine.modeling.compiled import compile_completion, default_cache_dir, use_compiled
 
         cache = cache_dir or default_cache_dir()
-        reports = use_compiled(self.forecaster, sample, cache, hashes=self.kpi_hashes)
+        reports = list(use_compiled(self.forecaster, sample, cache, hashes=self.kpi_hashes))  # a copy: extended below
+        if self.completion is not None and self.manifest.completion:  # the rate card and credibility models too
+            models = self.manifest.completion.get("models", {})
+            hashes = {name: str(m["sha256"]) for name, m in models.items()}
+            reports += compile_completion(self.completion, sample, cache, hashes=hashes)
         prior: KPIForecaster | None = getattr(self.forecaster, "prior_", None)
         if prior is not None and self.manifest.prior is not None:  # the prior's trees run under the corrections
             hashes = {k: e.sha256 for k, e in self.manifest.prior.kpis.items()}
