@@ -91,8 +91,9 @@ def run_demo(
     b = load_brief(brief or config_path(DEFAULT_BRIEF))
     predictor = load_bundle(model_out)
     if compiled_enabled():  # compiled trees where exactly equal (cached per model)
-        used = [r for r in predictor.compile() if r.used]
-        say(f"  compiled trees for {len(used)} of {len(predictor.kpis)} KPI models, equal to LightGBM "
+        reports = predictor.compile()  # the KPI models, then the completion models
+        used = [r for r in reports if r.used]
+        say(f"  compiled trees for {len(used)} of {len(reports)} models, equal to LightGBM "
             f"({sum(r.compile_s or 0.0 for r in used):.1f} s)")  # fmt: skip
     fc = forecast_brief(predictor, out, b, tiers)
     # every candidate's forecasts as roster.csv lays them out (readable: identity first, units, sensible digits)
