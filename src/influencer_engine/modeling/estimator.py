@@ -117,10 +117,19 @@ def lightgbm_threads(wanted: int, *, looks: int = 5) -> int:
     the count ("fixed": always ``wanted``, as before this existed).
     """
     threads = split_threads(wanted)
-    forced = os.environ.get("IE_LIGHTGBM_THREADS", "").strip()
-    if forced == "fixed" or forced.isdigit():  # a count the user set: no look at the load
+    if _forced_threads(wanted) is not None:  # a count the user set: no look at the load
         return threads
     return max(1, min(threads, usable_cpus() - _others_running(looks)))
+
+
+def _forced_threads(wanted: int) -> int | None:
+    """The count ``$IE_LIGHTGBM_THREADS`` sets ("fixed": ``wanted``), or None when it sets none."""
+    forced = os.environ.get("IE_LIGHTGBM_THREADS", "").strip()
+    if forced == "fixed":
+        return max(1, wanted)
+    if forced.isdigit():
+        return max(1, int(forced))
+    return None
 
 
 def split_threads(wanted: int) -> int:
@@ -129,11 +138,9 @@ def split_threads(wanted: int) -> int:
     delays its own rows, so there is nothing to stall; batch scoring's compiled predict ran on one thread while its
     own featurizing thread was busy (the look counts that thread), which left a core idle for half the pass.
     ``$IE_LIGHTGBM_THREADS`` and ``thread_budget`` apply as to ``lightgbm_threads``."""
-    forced = os.environ.get("IE_LIGHTGBM_THREADS", "").strip()
-    if forced == "fixed":
-        return max(1, wanted)
-    if forced.isdigit():
-        return max(1, int(forced))
+    forced = _forced_threads(wanted)
+    if forced is not None:
+        return forced
     budget = getattr(_BUDGET, "threads", None)
     if budget is not None:
         wanted = min(wanted, budget)
