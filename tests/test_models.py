@@ -462,3 +462,24 @@ def test_forecaster_means_are_corrected_out_of_fold(forecaster: KPIForecaster, t
     folds = fold_of(table["creator_id"].to_numpy(), table.height, 3, 0)
     per_creator = pl.DataFrame({"c": table["creator_id"], "f": folds}).group_by("c").agg(pl.col("f").n_unique())
     assert per_creator["f"].max() == 1  # a creator's rows share a fold
+
+
+def test_dask_training_sees_its_workers_when_the_cached_identity_lists_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The client's background refresh (every 2 s) leaves a cached identity with no workers: a fit must not read it.
+
+    CI once failed with "Need array(s) to concatenate": the workers were read from ``client.scheduler_info()``
+    just after the refresh had emptied them, so the rows were split over no worker.
+    """
+    distributed = pytest.importorskip("distributed")
+    from influencer_engine.training.distributed import train_booster
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 3))
+    y = x[:, 0] * 2.0 + rng.normal(scale=0.1, size=400)
+    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None)
+    with cluster, distributed.Client(cluster) as client:
+        monkeypatch.setattr(client, "scheduler_info", lambda *a, **k: {"workers": {}})
+        params = {"objective": "regression", "learning_rate": 0.3, "num_leaves": 7, "min_data_in_leaf": 5, "seed": 1}
+        booster = train_booster(client, params, x, y, np.zeros(400), ["a", "b", "c"], [], 20)
+    assert booster.num_trees() == 20
+    assert np.corrcoef(booster.predict(x), y)[0, 1] > 0.9

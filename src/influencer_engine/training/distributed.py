@@ -53,8 +53,11 @@ def train_booster(
     import dask.array
     import lightgbm.dask as ldask
 
-    info = client.scheduler_info()["workers"]
-    addresses = sorted(info)
+    # asked of the scheduler on each call: ``client.scheduler_info()`` returns the client's cached identity, which its
+    # background refresh (every 2 s) replaces with one that lists no workers, so a fit could see an empty cluster
+    addresses = sorted(client.nthreads())
+    if not addresses:
+        raise RuntimeError("the Dask cluster has no workers: start some (or wait for them) before training on it")
     # one even partition per worker, placed there (not wherever the scheduler puts it), so every worker trains
     bounds = np.linspace(0, len(y), len(addresses) + 1).round().astype(int)
 
