@@ -7,7 +7,9 @@ Candidates: N simulated creators (default 1M) with their post histories, written
 2. Bare LightGBM predict of the same six models (all intervals) on the same feature matrix: the ratio of (1) to it;
    and the compiled trees (lleaves, as `ie score` uses them by default) on that matrix: speed-up and largest
    difference.
-3. The same scoring with compiled trees (the default), cache warmed by a first run, and with `--no-compiled`.
+3. The same scoring with compiled trees (the default): with the inlined builds that `ie compile` makes ahead of time
+   (built first, its time reported), and with the quick builds that `ie score` compiles on first use (a separate
+   cache, warmed by a first run); and with `--no-compiled`.
 4. The same scoring with the Dask engine on a local cluster of two workers.
 5. M candidates (default 10M; 0 skips): copies of the N with new ids, streamed from Parquet by `ie score`: peak
    memory against the chunk size.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -83,10 +86,11 @@ def replicate(folders: list[Path], n: int, root: Path) -> list[Path]:
     return out
 
 
-def run_measured(args: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (GB) of a command and its children."""
+def run_measured(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Wall seconds and peak RSS (GB) of a command and its children (``env``: added to this process's)."""
     t0 = time.perf_counter()
-    proc = psutil.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = psutil.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                        env={**os.environ, **env} if env else None)  # fmt: skip
     peak = 0
     while proc.poll() is None:
         try:
@@ -118,7 +122,7 @@ def bare_predict(folders: list[Path], model: Path) -> dict[str, float]:
         ref = model_.booster_.predict(matrix, raw_score=True)
         seconds += time.perf_counter() - t0
         try:  # the same model compiled (cached by its hash, as `ie score` does)
-            fast, _ = compile_model(model_.booster_, default_cache_dir(), bundle.kpi_hashes[kpi], "lleaves")
+            fast, _, _ = compile_model(model_.booster_, default_cache_dir(), bundle.kpi_hashes[kpi], "lleaves")
         except Exception as exc:  # report, do not fail the benchmark
             print(f"compiled trees unavailable: {exc}")
             continue
@@ -147,12 +151,21 @@ def main() -> None:
     work = ROOT / "runs" / "bench_scoring"
     folders = make_candidates(args.creators, work)
     demo = str(ROOT / "runs" / "demo")
+    # the inlined builds, ahead of time (once per model and machine; nothing to do when cached already)
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "influencer_engine.cli", "compile", "--model", str(model)], check=True,
+                   capture_output=True)  # fmt: skip
+    compile_s = time.perf_counter() - t0
+    print(f"ie compile (inlined builds, or loads them when cached): {compile_s:.1f} s", flush=True)
+    # the quick builds `ie score` compiles on first use, in a cache of their own (the default cache has the inlined)
+    quick = {"IE_COMPILED_CACHE": str(work / "quick_cache")}
     warm = [sys.executable, "-m", "influencer_engine.cli", "score", "--brief", str(BRIEF), "--model", str(model),
             "--restart", "--candidates", demo, "--out", str(work / "warm")]  # fmt: skip
-    subprocess.run(warm, check=True, capture_output=True)  # compiles the trees once (cached by model hash)
+    subprocess.run(warm, check=True, capture_output=True, env={**os.environ, **quick})
     base = [sys.executable, "-m", "influencer_engine.cli", "score", "--brief", str(BRIEF), "--model", str(model),
             "--chunk-creators", str(args.chunk_creators), "--restart", "--candidates", *map(str, folders)]  # fmt: skip
-    results: dict[str, object] = {"creators": args.creators, "chunk_creators": args.chunk_creators}
+    results: dict[str, object] = {"creators": args.creators, "chunk_creators": args.chunk_creators,
+                                  "ie_compile_seconds": compile_s}  # fmt: skip
     wall, peak = run_measured([*base, "--out", str(work / "out_local"), "--no-compiled"])  # LightGBM's predict
     results["local"] = {"seconds": wall, "rows_per_s": args.creators / wall, "peak_rss_gb": peak}
     print(f"local engine: {wall:.1f} s, {args.creators / wall:,.0f} creators/s, peak RSS {peak:.2f} GB", flush=True)
@@ -161,7 +174,7 @@ def main() -> None:
     results["ratio_end_to_end_to_bare_predict"] = wall / bare["seconds"]
     print(
         f"bare LightGBM predict: {bare['seconds']:.1f} s; end-to-end / bare = {wall / bare['seconds']:.2f}; "
-        f"compiled predict {bare['compiled_seconds']:.1f} s (x{bare['compiled_speedup']:.2f}, "
+        f"compiled predict (inlined builds) {bare['compiled_seconds']:.1f} s (x{bare['compiled_speedup']:.2f}, "
         f"max diff {bare['compiled_max_abs_diff']:.3g})",
         flush=True,
     )
@@ -170,9 +183,16 @@ def main() -> None:
                                  "compiled": json.loads((work / "out_compiled" / "manifest.json").read_text())
                                  ["compiled_trees"]}  # fmt: skip
     results["ratio_end_to_end_compiled_to_bare_predict"] = wall_c / bare["seconds"]
-    print(f"local engine, compiled trees (cache warm after the first run): {wall_c:.1f} s, "
+    print(f"local engine, compiled trees (inlined builds of `ie compile`): {wall_c:.1f} s, "
           f"{args.creators / wall_c:,.0f} creators/s; end-to-end / bare LightGBM predict = "
           f"{wall_c / bare['seconds']:.2f}", flush=True)  # fmt: skip
+    wall_q, peak_q = run_measured([*base, "--out", str(work / "out_quick")], env=quick)
+    results["local_compiled_quick_builds"] = {"seconds": wall_q, "rows_per_s": args.creators / wall_q,
+                                              "peak_rss_gb": peak_q,
+                                              "ratio_to_bare_predict": wall_q / bare["seconds"]}  # fmt: skip
+    print(f"local engine, compiled trees (quick builds, no `ie compile`): {wall_q:.1f} s, "
+          f"{args.creators / wall_q:,.0f} creators/s; end-to-end / bare LightGBM predict = "
+          f"{wall_q / bare['seconds']:.2f}", flush=True)  # fmt: skip
     wall_d, peak_d = run_measured([*base, "--out", str(work / "out_dask"), "--engine", "dask"])
     results["dask_local_cluster"] = {"seconds": wall_d, "rows_per_s": args.creators / wall_d, "peak_rss_gb": peak_d}
     print(f"dask engine (local cluster, 2 workers): {wall_d:.1f} s, peak RSS {peak_d:.2f} GB")
@@ -185,6 +205,11 @@ def main() -> None:
     rel = max(float(((c[k] - a[k]).abs() / a[k].abs().clip(1e-12)).max() or 0.0) for k in floats)
     results["compiled_same_rows_and_text"] = a.drop(floats).equals(c.drop(floats))
     results["compiled_max_rel_diff"] = rel  # the same leaves summed in another order: last bits of a double
+    q = pl.read_parquet(work / "out_quick" / "scores").sort("creator_id")
+    results["quick_same_rows_and_text"] = q.drop(floats).equals(c.drop(floats))
+    results["quick_max_rel_diff_to_inlined"] = max(
+        float(((q[k] - c[k]).abs() / c[k].abs().clip(1e-12)).max() or 0.0) for k in floats
+    )
     # peak memory against the chunk size (what --limit-memory sizes chunks from), on the first 200k candidates
     by_chunk = {}
     for size in (10_000, 25_000, 50_000):

@@ -503,6 +503,44 @@ def test_compiled_trees_give_the_same_rows(trained: dict[str, Path], tmp_path: P
     _same_scores(read_scores(tmp_path / "again").sort("creator_id"), a)
 
 
+def test_ie_compile_builds_inlined_trees_that_scoring_then_uses(
+    trained: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ie compile`: every model of the bundle built inlined ahead of time, checked equal to LightGBM; scoring then
+    runs them (and says so), with the rows of LightGBM's predict; a second `ie compile` builds nothing."""
+    pytest.importorskip("lleaves")
+    from influencer_engine.brief import load_brief
+    from influencer_engine.config import load_tier_config
+    from influencer_engine.scoring import compiled_reports, read_scores, score_candidates
+    from influencer_engine.training.bundle import load_bundle
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("IE_COMPILED_CACHE", str(cache))
+    predictor = load_bundle(trained["bundle"])
+    labels = [label for label, _, _ in predictor.boosters()]
+    assert labels[:6] == list(predictor.kpis) and len(labels) == len(set(labels)) > 6
+    code, _, err = _run(["compile", "--model", str(trained["bundle"])], capsys)
+    assert code == 0, err
+    n = len(labels)
+    assert f"built {n} inlined model(s), 0 already cached" in err
+    assert f"for {n} of {n} models, {n} of them inlined" in err
+    built = [f.name for f in cache.glob("*.o")]
+    assert len(built) == n and all(name.endswith(".inline.o") for name in built)  # no quick build was made
+    assert not list(cache.glob(".build-*"))
+    code, _, err = _run(["compile", "--model", str(trained["bundle"])], capsys)
+    assert code == 0 and f"built 0 inlined model(s), {n} already cached" in err, err
+
+    brief, tiers = load_brief(BRIEF), load_tier_config()
+    score_candidates(load_bundle(trained["bundle"]), [trained["world"]], brief, tiers, tmp_path / "plain")
+    fast = load_bundle(trained["bundle"])
+    score_candidates(fast, [trained["world"]], brief, tiers, tmp_path / "fast", compiled_dir=cache)
+    reports = compiled_reports(fast)
+    assert [r.kpi for r in reports] == labels
+    assert all(r.used and r.inlined and r.reason == "equal (lleaves, inlined)" for r in reports)
+    assert all(r.max_abs_diff is not None and r.max_abs_diff <= 1e-9 for r in reports)
+    _same_scores(read_scores(tmp_path / "plain").sort("creator_id"), read_scores(tmp_path / "fast").sort("creator_id"))
+
+
 def _same_scores(a: pl.DataFrame, b: pl.DataFrame) -> None:
     assert a.columns == b.columns and a.height == b.height
     for c in a.columns:
@@ -536,7 +574,7 @@ def test_memory_limit_sizes_chunks_by_the_measured_model() -> None:
     """--limit-memory: the chunks of the measured memory model (200k creators, 48 posts each: a 1,000 MB limit gave
     14 chunks and a 936 MB peak); a lower limit never gives larger chunks, the chunk size caps them, and a limit
     below the process itself still scores (in chunks of at least one creator)."""
-    from influencer_engine.scoring import chunk_count
+    from influencer_engine.sources import chunk_count
 
     creators, posts = 200_000, 200_000 * 48
     assert chunk_count(creators, posts, 50_000, None) == 4
@@ -550,7 +588,7 @@ def test_row_ranges_only_where_the_layout_allows(tmp_path: Path) -> None:
     """Chunks become row ranges of the files only for sorted, one-file Parquet tables whose creator ids are unique
     over every source and whose posts sit in their creator's source; each range's posts are its creators' (and the
     unknown ones around them), every row in exactly one range."""
-    from influencer_engine.scoring import row_ranges
+    from influencer_engine.sources import row_ranges
 
     def world(name: str, creators: list[str], posts: list[str]) -> Path:
         folder = tmp_path / name
@@ -584,6 +622,7 @@ def test_row_ranges_with_a_folder_without_posts(trained: dict[str, Path], tmp_pa
     from influencer_engine.brief import load_brief
     from influencer_engine.config import load_tier_config
     from influencer_engine.scoring import STAGE, read_scores, score_candidates
+    from influencer_engine.sources import plan_layout
     from influencer_engine.training.bundle import load_bundle
 
     bundle, brief, tiers = load_bundle(trained["bundle"]), load_brief(BRIEF), load_tier_config()
@@ -597,7 +636,12 @@ def test_row_ranges_with_a_folder_without_posts(trained: dict[str, Path], tmp_pa
     seen = functools.partial(_note_stage, staged, "both", tmp_path / "both" / STAGE / "creators")
     both = score_candidates(bundle, [trained["world"], bare], brief, tiers, tmp_path / "both", chunk_creators=700,
                             after_chunk=seen)  # fmt: skip
-    alone = score_candidates(bundle, [trained["world"]], brief, tiers, tmp_path / "alone", chunk_creators=700)
+    # a layout planned ahead (as `ie score` does while the model loads) is used only for the arguments it was made for
+    other = plan_layout([trained["world"]], 500, None)
+    assert other.fits([trained["world"]], 500, None) and not other.fits([trained["world"]], 700, None)
+    alone = score_candidates(bundle, [trained["world"]], brief, tiers, tmp_path / "alone", chunk_creators=700,
+                             layout=other)  # fmt: skip
+    assert alone.chunks == plan_layout([trained["world"]], 700, None).chunks < other.chunks
     assert staged == {"both": False} and both.chunks == alone.chunks + 1
     assert both.rows_in == alone.rows_in + 300 == both.scored + both.rejected
     rows = read_scores(tmp_path / "both").sort("creator_id")

@@ -110,9 +110,11 @@ def report_compiled(reports: list[Any], *, quiet: bool = False) -> None:
     used = [r for r in reports if r.used]
     if used and not quiet:
         seconds = sum(r.compile_s or 0.0 for r in used)
+        inlined = sum(1 for r in used if getattr(r, "inlined", False))
+        built = f", {inlined} of them inlined (`ie compile`)" if inlined else ""
         typer.echo(f"compiled trees ({', '.join(sorted({r.backend for r in used}))}) for {len(used)} of "
-                   f"{len(reports)} models, equal to LightGBM ({seconds:.1f} s to compile or load from the cache)",
-                   err=True)  # fmt: skip
+                   f"{len(reports)} models{built}, equal to LightGBM ({seconds:.1f} s to compile or load from the "
+                   "cache)", err=True)  # fmt: skip
     for r in reports:
         if not r.used:
             typer.echo(f"compiled trees not used for {r.kpi}: {r.reason}; LightGBM predicts it "

@@ -106,6 +106,35 @@ def train(
                       if r.tracking.get("registered_uri") else ""))  # fmt: skip
 
 
+@app.command("compile", rich_help_panel=PANEL)
+def compile_trees(
+    model: Annotated[str, typer.Option(help=MODEL_HELP)] = "models/demo",
+    jobs: Annotated[int, typer.Option(min=0, help="Models built at a time (0: one per usable CPU).")] = 0,
+    tracking_uri: Annotated[str | None, typer.Option(help=TRACKING_HELP)] = None,
+) -> None:
+    """Build the model's inlined compiled trees ahead of time (about 15 s per model, once per model and machine).
+
+    `ie score`, `ie plan` and the server then predict about 1.4x faster with them; without them they compile the
+    quick build (3-4 s per model) on first use. Each build is checked equal to LightGBM, as every compiled model is.
+    """
+    import time
+
+    from influencer_engine.modeling.compiled import build_inlined, default_cache_dir
+    from influencer_engine.modeling.estimator import usable_cpus
+
+    predictor = load_predictor(model, tracking_uri)
+    cache = default_cache_dir()
+    t0 = time.perf_counter()
+    try:
+        built = build_inlined(predictor.boosters(), cache, jobs or usable_cpus())
+    except ImportError as exc:
+        raise InputError(f"compiled trees need lleaves: {exc}", fix='pip install "lleaves" "llvmlite<0.45"') from exc
+    new = sum(1 for s in built.values() if s > 0)
+    typer.echo(f"built {new} inlined model(s), {len(built) - new} already cached, in {time.perf_counter() - t0:.1f} s "
+               f"-> {cache}", err=True)  # fmt: skip
+    report_compiled(predictor.compile(cache_dir=cache))  # loads them and checks each against LightGBM
+
+
 def _train_from_prior(data: Path, prior: Path, out: Path, *, seed: int, track: bool, register: bool,
                       training_root: Path, tracking_uri: str | None) -> None:  # fmt: skip
     from influencer_engine.config import load_tier_config

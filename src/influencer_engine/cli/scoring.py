@@ -85,18 +85,28 @@ def score(
 
     Streams creator chunks; a killed run started again resumes where it stopped, with no row twice or lost.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from influencer_engine.brief import load_brief
-    from influencer_engine.config import load_tier_config
-    from influencer_engine.modeling.compiled import default_cache_dir
-    from influencer_engine.scoring import compiled_reports, score_candidates
+    from influencer_engine.sources import plan_layout  # no model library: importable before LightGBM is
 
     b = load_brief(brief)
-    predictor = load_predictor(model, tracking_uri)
+    # the sources are checked, counted and split while LightGBM and scikit-learn import and the model loads
+    # (polars reads without Python's lock): about 2 s of a run's start, whatever its size
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ie-layout") as pool:
+        planned = pool.submit(plan_layout, candidates, chunk_creators, limit_memory)
+        from influencer_engine.config import load_tier_config
+        from influencer_engine.modeling.compiled import default_cache_dir
+        from influencer_engine.scoring import compiled_reports, score_candidates
+
+        predictor = load_predictor(model, tracking_uri)
+        layout = planned.result()
     with maybe_dask(engine, scheduler) as client, _score_progress() as show:
         r = score_candidates(predictor, candidates, b, load_tier_config(), out, chunk_creators=chunk_creators,
                              limit_memory_mb=limit_memory, restart=restart, client=client,
                              worker_model=model_loader(model, tracking_uri) if client is not None else None,
-                             compiled_dir=default_cache_dir() if compiled else None, progress=show)  # fmt: skip
+                             compiled_dir=default_cache_dir() if compiled else None, progress=show,
+                             layout=layout)  # fmt: skip
     resumed = f", {r.resumed_chunks} chunk(s) resumed from an earlier run" if r.resumed_chunks else ""
     if compiled:
         report_compiled(compiled_reports(predictor))

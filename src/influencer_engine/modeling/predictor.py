@@ -146,6 +146,20 @@ class Predictor:
         """sha256 of every KPI's model text."""
         return {k: e.sha256 for k, e in self.manifest.kpis.items()}
 
+    def boosters(self) -> list[tuple[str, Any, str]]:
+        """Every tree model the bundle predicts with, as (label, booster, sha256 of its text): the KPI models, the
+        completion models (rate card, credibility) and a prior's KPI models, in the order ``compile`` reports them."""
+        out: list[tuple[str, Any, str]] = [(kpi, m.booster_, self.kpi_hashes[kpi])
+                                           for kpi, m in self.forecaster.models_.items()]  # fmt: skip
+        if self.completion is not None and self.manifest.completion:
+            hashes = {name: str(m["sha256"]) for name, m in self.manifest.completion.get("models", {}).items()}
+            kept = [e for e in (self.completion.price, self.completion.credibility) if e is not None]
+            out += [(f"completion {e.name}", e.booster, hashes[e.name]) for e in kept if e.name in hashes]
+        prior: KPIForecaster | None = getattr(self.forecaster, "prior_", None)
+        if prior is not None and self.manifest.prior is not None:
+            out += [(f"prior {k}", prior.models_[k].booster_, e.sha256) for k, e in self.manifest.prior.kpis.items()]
+        return out
+
     def compile(self, sample: pl.DataFrame | None = None, cache_dir: Path | None = None) -> list[Any]:
         """Predict with compiled trees where they equal LightGBM (``modeling.compiled``; compiled once per model and
         cached); returns one ``CompileReport`` per KPI model, then one per completion model. ``sample``: feature
