@@ -134,8 +134,6 @@ class Layout:
     sources: tuple[Path, ...]
     chunk_creators: int
     limit_memory_mb: float | None
-    creators: pl.LazyFrame
-    posts: pl.LazyFrame | None
     files: list[Path]
     n_creators: int
     n_posts: int
@@ -157,5 +155,4 @@ def plan_layout(sources: Sequence[Path], chunk_creators: int, limit_memory_mb: f
     ranges = row_ranges(sources, -(-n_creators // chunks)) if chunks > 1 else None
     if ranges is not None:
         chunks = len(ranges)
-    return Layout(tuple(sources), chunk_creators, limit_memory_mb, creators, posts, files, n_creators, n_posts,
-                  chunks, ranges)  # fmt: skip
+    return Layout(tuple(sources), chunk_creators, limit_memory_mb, files, n_creators, n_posts, chunks, ranges)

@@ -110,7 +110,7 @@ def report_compiled(reports: list[Any], *, quiet: bool = False) -> None:
     used = [r for r in reports if r.used]
     if used and not quiet:
         seconds = sum(r.compile_s or 0.0 for r in used)
-        inlined = sum(1 for r in used if getattr(r, "inlined", False))
+        inlined = sum(1 for r in used if r.inlined)
         built = f", {inlined} of them inlined (`ie compile`)" if inlined else ""
         typer.echo(f"compiled trees ({', '.join(sorted({r.backend for r in used}))}) for {len(used)} of "
                    f"{len(reports)} models{built}, equal to LightGBM ({seconds:.1f} s to compile or load from the "

@@ -137,14 +137,17 @@ def _host_key() -> str:
     return hashlib.sha256(f"{llvm.get_host_cpu_name()}|{features}".encode()).hexdigest()[:12]
 
 
+_INLINED = ".inline.o"  # how an inlined lleaves build's cache file ends
+
+
 def cache_file(backend: str, cache_dir: Path, digest: str, *, inlined: bool = False) -> Path:
     """Where ``backend`` caches the compiled model of sha256 ``digest``: keyed by the compiler's version and the CPU
     (``inlined``: lleaves' inlined build, see ``build_inlined``)."""
     if backend == "lleaves":
         from importlib.metadata import version
 
-        tail = ".inline" if inlined else ""
-        return cache_dir / f"{digest}.lleaves-{version('lleaves')}.llvmlite-{version('llvmlite')}.{_host_key()}{tail}.o"
+        tail = _INLINED if inlined else ".o"
+        return cache_dir / f"{digest}.lleaves-{version('lleaves')}.llvmlite-{version('llvmlite')}.{_host_key()}{tail}"
     if backend == "tl2cgen":
         return cache_dir / f"{digest}.so"
     raise ValueError(f"unknown compiler {backend!r}: one of {', '.join(BACKENDS)}")
@@ -277,7 +280,7 @@ def _checked(label: str, booster: Any, data: F64 | None, width: int, cache_dir: 
             failures.append(f"{backend} unavailable: {type(exc).__name__}: {exc}"[:160])
             continue
         known = _checked_on_thresholds(built, tolerance)
-        inlined = built.name.endswith(".inline.o")
+        inlined = built.name.endswith(_INLINED)
         parts = ([] if data is None else [data]) + ([] if known is not None else [threshold_rows(booster)])
         matrix = np.vstack(parts) if parts else np.zeros((0, width))
         t0 = time.perf_counter()

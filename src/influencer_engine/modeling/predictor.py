@@ -146,18 +146,32 @@ class Predictor:
         """sha256 of every KPI's model text."""
         return {k: e.sha256 for k, e in self.manifest.kpis.items()}
 
+    def _completion_hashes(self) -> dict[str, str]:
+        """sha256 of every completion model's text (rate card, credibility), by name; empty when it has none."""
+        if self.completion is None or not self.manifest.completion:
+            return {}
+        return {name: str(m["sha256"]) for name, m in self.manifest.completion.get("models", {}).items()}
+
+    def _prior(self) -> tuple[KPIForecaster, dict[str, str]] | None:
+        """The prior's forecaster (its trees run under the corrections) and the sha256 of its KPI models, if any."""
+        prior: KPIForecaster | None = getattr(self.forecaster, "prior_", None)
+        if prior is None or self.manifest.prior is None:
+            return None
+        return prior, {k: e.sha256 for k, e in self.manifest.prior.kpis.items()}
+
     def boosters(self) -> list[tuple[str, Any, str]]:
         """Every tree model the bundle predicts with, as (label, booster, sha256 of its text): the KPI models, the
         completion models (rate card, credibility) and a prior's KPI models, in the order ``compile`` reports them."""
         out: list[tuple[str, Any, str]] = [(kpi, m.booster_, self.kpi_hashes[kpi])
                                            for kpi, m in self.forecaster.models_.items()]  # fmt: skip
-        if self.completion is not None and self.manifest.completion:
-            hashes = {name: str(m["sha256"]) for name, m in self.manifest.completion.get("models", {}).items()}
+        hashes = self._completion_hashes()
+        if self.completion is not None and hashes:
             kept = [e for e in (self.completion.price, self.completion.credibility) if e is not None]
             out += [(f"completion {e.name}", e.booster, hashes[e.name]) for e in kept if e.name in hashes]
-        prior: KPIForecaster | None = getattr(self.forecaster, "prior_", None)
-        if prior is not None and self.manifest.prior is not None:
-            out += [(f"prior {k}", prior.models_[k].booster_, e.sha256) for k, e in self.manifest.prior.kpis.items()]
+        prior = self._prior()
+        if prior is not None:
+            forecaster, digests = prior
+            out += [(f"prior {k}", forecaster.models_[k].booster_, digest) for k, digest in digests.items()]
         return out
 
     def compile(self, sample: pl.DataFrame | None = None, cache_dir: Path | None = None) -> list[Any]:
@@ -170,14 +184,14 @@ class Predictor:
 
         cache = cache_dir or default_cache_dir()
         reports = list(use_compiled(self.forecaster, sample, cache, hashes=self.kpi_hashes))  # a copy: extended below
-        if self.completion is not None and self.manifest.completion:  # the rate card and credibility models too
-            models = self.manifest.completion.get("models", {})
-            hashes = {name: str(m["sha256"]) for name, m in models.items()}
+        hashes = self._completion_hashes()
+        if self.completion is not None and hashes:  # the rate card and credibility models too
             reports += compile_completion(self.completion, sample, cache, hashes=hashes)
-        prior: KPIForecaster | None = getattr(self.forecaster, "prior_", None)
-        if prior is not None and self.manifest.prior is not None:  # the prior's trees run under the corrections
-            hashes = {k: e.sha256 for k, e in self.manifest.prior.kpis.items()}
-            reports += [replace(r, kpi=f"prior {r.kpi}") for r in use_compiled(prior, sample, cache, hashes=hashes)]
+        prior = self._prior()
+        if prior is not None:  # the prior's trees run under the corrections
+            forecaster, digests = prior
+            checked = use_compiled(forecaster, sample, cache, hashes=digests)
+            reports += [replace(r, kpi=f"prior {r.kpi}") for r in checked]
         return reports
 
     @property
