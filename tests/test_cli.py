@@ -169,7 +169,18 @@ def test_tune_resumes_its_study(trained: dict[str, Path], capsys: pytest.Capture
     assert code == 0, err
     assert "6 trials in the study" in out
     tuned = json.loads((trained["training"] / "tuned" / "conversions.json").read_text(encoding="utf-8"))
-    assert tuned["trials"] == 6 and "learning_rate" in tuned["params"]
+    assert tuned["trials"] == 6 and tuned["study"] == "kpi-conversions-relative"
+    # the study tried the configured settings first (the same fit, so the same score), and the tuned file never
+    # holds settings that scored worse than them
+    import optuna
+
+    study = optuna.load_study(study_name=tuned["study"], storage=tuned["storage"])
+    assert study.trials[0].value == pytest.approx(tuned["default_value"], rel=1e-9)
+    assert tuned["value"] <= tuned["default_value"]
+    if tuned["kept_configured"]:
+        assert tuned["params"] == {} and "no trial beat the configured settings" in out
+    else:
+        assert "learning_rate" in tuned["params"] and tuned["value"] == pytest.approx(study.best_value)
 
 
 BRIEF = Path(__file__).resolve().parents[1] / "configs" / "briefs" / "fitness_january.toml"

@@ -25,6 +25,7 @@ from influencer_engine.modeling.explain import explain
 from influencer_engine.modeling.forecaster import Forecast, KPIForecaster, fold_of, price_of
 from influencer_engine.modeling.intervals import MIN_PAIRS, ConformalBands, ErrorSplit
 from influencer_engine.modeling.matrix import check_features
+from influencer_engine.modeling.metrics import poisson_deviance, relative_poisson_deviance
 from influencer_engine.modeling.predictor import TrainingInfo
 from influencer_engine.registry import KPI_NAMES
 from influencer_engine.simulate.generate import SimulatedMarket
@@ -483,3 +484,51 @@ def test_dask_training_sees_its_workers_when_the_cached_identity_lists_none(monk
         booster = train_booster(client, params, x, y, np.zeros(400), ["a", "b", "c"], [], 20)
     assert booster.num_trees() == 20
     assert np.corrcoef(booster.predict(x), y)[0, 1] > 0.9
+
+
+def test_relative_deviance_weighs_every_creator_alike_whatever_its_size() -> None:
+    """`ie tune`'s objective: the plain deviance grows with the counts, so the largest rows decide it; the relative
+    one is the same at any scale, and it ranks a forecast that is 20% off on a small creator as worse as one that is
+    20% off on a large one."""
+    rng = np.random.default_rng(0)
+    mu = np.exp(rng.uniform(2, 5, 500))
+    y = rng.poisson(mu).astype(np.float64)
+    pred = mu * np.exp(rng.normal(0, 0.2, mu.size))
+    assert relative_poisson_deviance(mu, mu) == pytest.approx(0.0, abs=1e-12)
+    big = 1000.0
+    assert poisson_deviance(y * big, pred * big) == pytest.approx(big * poisson_deviance(y, pred), rel=1e-9)
+    assert relative_poisson_deviance(y * big, pred * big) == pytest.approx(relative_poisson_deviance(y, pred), rel=1e-9)
+    small_off = np.array([10.0, 1e5]), np.array([12.0, 1e5])  # the small creator's forecast 20% high
+    large_off = np.array([10.0, 1e5]), np.array([10.0, 1.2e5])  # the large one's
+    assert relative_poisson_deviance(*small_off) == pytest.approx(relative_poisson_deviance(*large_off), rel=0.01)
+    assert poisson_deviance(*large_off) > 1000 * poisson_deviance(*small_off)
+    zeros = relative_poisson_deviance(np.array([0.0, 3.0]), np.array([0.5, 3.0]))  # a zero count is a valid outcome
+    assert zeros == pytest.approx(2 * 0.5 / 0.5 / 2)
+
+
+def test_tune_prunes_trials_after_equal_boosting_not_equal_iterations() -> None:
+    """`ie tune` reports to Optuna when a trial's iterations x learning rate cross each whole unit: trials of any
+    learning rate are compared after the same amount of boosting."""
+    from types import SimpleNamespace
+
+    from influencer_engine.training.tune import _pruning_callback
+
+    class Trial:
+        def __init__(self) -> None:
+            self.steps: list[tuple[int, float]] = []
+
+        def report(self, value: float, step: int) -> None:
+            self.steps.append((step, value))
+
+        def should_prune(self) -> bool:
+            return False
+
+    seen: dict[float, list[tuple[int, float]]] = {}
+    for lr in (0.1, 0.02):
+        trial = Trial()
+        callback = _pruning_callback(trial, float, lr, unit=2.0)
+        for i in range(200):
+            callback(SimpleNamespace(iteration=i, model=i + 1))
+        seen[lr] = trial.steps
+    assert seen[0.1] == [(k, 20.0 * k) for k in range(1, 11)]  # every 20 iterations at 0.1
+    assert seen[0.02] == [(1, 100.0), (2, 200.0)]  # every 100 at 0.02

@@ -215,8 +215,13 @@ def tune(
                  seed=seed, storage=storage, track=track, tracking_uri=tracking_uri)  # fmt: skip
     typer.echo(f"tuned {kpi}: {r.trials} trials in the study ({r.complete} complete, {r.pruned} pruned) "
                f"in {r.seconds:.1f}s")  # fmt: skip
-    typer.echo(f"  validation Poisson deviance: best {r.best_value:.4f} vs configured settings {r.default_value:.4f}")
-    typer.echo(f"  best parameters -> {r.path} (use with `ie train --tuned`)")
+    typer.echo(f"  validation relative Poisson deviance (each row's over its forecast): best {r.best_value:.4f} vs "
+               f"configured settings {r.default_value:.4f}")  # fmt: skip
+    if r.kept_configured:
+        typer.echo(f"  no trial beat the configured settings: {r.path} keeps them (`ie train --tuned` trains {kpi} "
+                   "as configured)")  # fmt: skip
+    else:
+        typer.echo(f"  best parameters -> {r.path} (use with `ie train --tuned`)")
     if r.tracking_run:
         typer.echo(f"  MLflow run {r.tracking_run}")
 

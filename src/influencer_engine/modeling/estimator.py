@@ -225,7 +225,6 @@ class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         init: F64,
         names: list[str],
         *,
-        valid: tuple[F64, F64, F64] | None = None,
         callbacks: Sequence[Callable[..., Any]] = (),
         trainer: BoosterTrainer | None = None,
         weight: F64 | None = None,
@@ -238,23 +237,11 @@ class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         if self.monotone:
             params["monotone_constraints"] = [1 if n in self.monotone else 0 for n in names]
             params["monotone_constraints_method"] = "intermediate"
-        if trainer is not None and valid is None and not callbacks and weight is None:  # `ie train --engine dask`
+        if trainer is not None and not callbacks and weight is None:  # `ie train --engine dask`
             return trainer(params, x, y, init, names, cats, self.n_estimators)
         data = lgb.Dataset(x, label=y, init_score=init, weight=weight, feature_name=names, categorical_feature=cats,
                            free_raw_data=True)  # fmt: skip
-        valid_sets, valid_names = [], []
-        if valid is not None:
-            vx, vy, vinit = valid
-            valid_sets.append(lgb.Dataset(vx, label=vy, init_score=vinit, reference=data))
-            valid_names.append("valid")
-        return lgb.train(
-            params,
-            data,
-            num_boost_round=self.n_estimators,
-            valid_sets=valid_sets,
-            valid_names=valid_names,
-            callbacks=list(callbacks),
-        )
+        return lgb.train(params, data, num_boost_round=self.n_estimators, callbacks=list(callbacks))
 
     def fit(
         self,
@@ -263,7 +250,6 @@ class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         *,
         base_margin: F64 | None = None,
         time: F64 | None = None,
-        valid: tuple[pl.DataFrame, F64, F64 | None] | None = None,
         callbacks: Sequence[Callable[..., Any]] = (),
         trainer: BoosterTrainer | None = None,
         sample_weight: F64 | None = None,
@@ -276,6 +262,7 @@ class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         latest share of rows by ``time`` (row order when None): a model fitted on the earlier rows forecasts
         them. Callers that calibrate on their own hold-out (``calibrate``) pass ``calibration_share=0``.
         ``trainer`` trains the boosters elsewhere (a Dask cluster); by default they train in this process.
+        ``callbacks`` are LightGBM's, run as the final booster trains (`ie tune` prunes trials with one).
         """
         yv = np.asarray(y, dtype=np.float64)
         if len(yv) != X.height:
@@ -289,11 +276,6 @@ class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         # LightGBM does not boost from the average when given init scores: start from the mean rate instead
         self.intercept_ = float(np.log(max(float((w * yv).sum()), 1e-9) / max(float((w * np.exp(init)).sum()), 1e-9)))
         init = init + self.intercept_
-        vset = None
-        if valid is not None:
-            vx, vy, vm = valid
-            vset = (to_matrix(vx, names), np.asarray(vy, dtype=np.float64),
-                    (offset_of(vx, self.offset) if vm is None else vm) + self.intercept_)  # fmt: skip
         if self.calibration_share > 0:
             order = np.argsort(np.asarray(time), kind="stable") if time is not None else np.arange(len(yv))
             n_cal = max(20, round(len(yv) * self.calibration_share))
@@ -302,8 +284,7 @@ class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
             fit_idx, cal_idx = order[:-n_cal], order[-n_cal:]
             early = self._train(x[fit_idx], yv[fit_idx], init[fit_idx], names, trainer=trainer)
             self.calibrate(yv[cal_idx], np.exp(early.predict(x[cal_idx], raw_score=True) + init[cal_idx]))
-        self.booster_ = self._train(x, yv, init, names, valid=vset, callbacks=callbacks, trainer=trainer,
-                                    weight=sample_weight)  # fmt: skip
+        self.booster_ = self._train(x, yv, init, names, callbacks=callbacks, trainer=trainer, weight=sample_weight)
         self.feature_names_in_ = np.asarray(names, dtype=object)
         self.n_features_in_ = len(names)
         return self

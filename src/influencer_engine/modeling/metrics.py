@@ -6,7 +6,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.stats import spearmanr
 
-__all__ = ["coverage", "interval_width", "mae_log1p", "poisson_deviance", "spearman"]
+__all__ = ["coverage", "interval_width", "mae_log1p", "poisson_deviance", "relative_poisson_deviance", "spearman"]
 
 F64 = npt.NDArray[np.float64]
 
@@ -24,6 +24,16 @@ def poisson_deviance(y: F64, pred: F64) -> float:
     y, p = y[ok], np.maximum(pred[ok], 1e-9)
     term = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / p), 0.0)
     return float(np.mean(2.0 * (term - (y - p))))
+
+
+def relative_poisson_deviance(y: F64, pred: F64) -> float:
+    """Mean of each row's Poisson deviance over its forecast (lower is better): scale-free, so a creator with 5k
+    followers counts as much as one with 5M. The plain mean deviance grows with the counts, so the largest creators
+    decide it; the planner compares creators of every size by value per dollar."""
+    ok = _ok(y, pred)
+    y, p = y[ok], np.maximum(pred[ok], 1e-9)
+    term = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / p), 0.0)
+    return float(np.mean(2.0 * (term - (y - p)) / p))
 
 
 def mae_log1p(y: F64, pred: F64) -> float:
