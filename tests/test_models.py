@@ -6,6 +6,7 @@ import json
 import math
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -13,7 +14,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from influencer_engine.config import ModelConfig, TierConfig, load_model_config
+from influencer_engine.config import ModelConfig, TierConfig, load_model_config, load_planner_config, load_tier_config
 from influencer_engine.errors import ContractError
 from influencer_engine.features.build import feature_columns
 from influencer_engine.modeling.backtest import backtest, time_splits
@@ -532,3 +533,31 @@ def test_tune_prunes_trials_after_equal_boosting_not_equal_iterations() -> None:
         seen[lr] = trial.steps
     assert seen[0.1] == [(k, 20.0 * k) for k in range(1, 11)]  # every 20 iterations at 0.1
     assert seen[0.02] == [(1, 100.0), (2, 200.0)]  # every 100 at 0.02
+
+
+def test_planner_evaluation_trains_each_shifted_world_with_the_models_own_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`ie evaluate --planner --shifted-seed N` judges a bundle's settings (a tuned one's overrides among them) on a
+    world it has not seen: the model trained inside that world must use them, not the repository's config."""
+    from types import SimpleNamespace
+
+    from influencer_engine.evaluation import run
+
+    cfg = load_model_config(None)
+    overrides = {"revenue": {"num_leaves": 13, "n_estimators": 100}}
+    predictor = SimpleNamespace(forecaster=SimpleNamespace(config=cfg, overrides=overrides, random_state=5))
+    seen: dict[str, Any] = {}
+
+    def fake_train(data: Path, out: Path, config: Any, tiers: Any, **kw: Any) -> None:
+        seen.update(config=config, **kw)
+
+    evaluation = SimpleNamespace(to_dict=lambda: {})
+    monkeypatch.setattr(run, "shifted_world", lambda s, n, out, tiers: (tmp_path / f"w{s}", {}))
+    monkeypatch.setattr(run, "train_models", fake_train)
+    monkeypatch.setattr(run, "load_bundle", lambda path: "bundle")
+    monkeypatch.setattr(run, "evaluate_planner", lambda *a, **k: evaluation)
+    monkeypatch.setattr(run, "summary_lines", lambda ev: [])
+    run.evaluate_planners(predictor, load_tier_config(), load_planner_config(), tmp_path, shifted_seeds=[3],  # type: ignore[arg-type]
+                          seed=0)  # fmt: skip
+    assert seen["config"] is cfg and seen["overrides"] == overrides and seen["seed"] == 5

@@ -253,14 +253,13 @@ def evaluate(
     With --planner: rosters planned from forecasts, scored with the simulator's truth against the oracle roster
     and the heuristics planners use (top followers, top engagement rate, lowest media-kit CPE).
     """
-    from influencer_engine.config import load_model_config, load_planner_config, load_tier_config
+    from influencer_engine.config import load_planner_config, load_tier_config
     from influencer_engine.evaluation.run import evaluate_models, evaluate_planners
 
     tiers = load_tier_config()
     if planner:
-        predictor = load_predictor(model, tracking_uri, training_root) if data is not None else None
-        report = evaluate_planners(predictor, tiers, load_planner_config(), load_model_config(), out, data=data,
-                                   shifted_seeds=shifted_seed or [], shifted_creators=shifted_creators,
+        report = evaluate_planners(load_predictor(model, tracking_uri, training_root), tiers, load_planner_config(),
+                                   out, data=data, shifted_seeds=shifted_seed or [], shifted_creators=shifted_creators,
                                    per_goal=briefs_per_goal, seed=seed, progress=typer.echo)  # fmt: skip
         typer.echo(f"report: {report.path}")
         return

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from influencer_engine.config import ModelConfig, PlannerConfig, TierConfig, load_simulator_config
+from influencer_engine.config import PlannerConfig, TierConfig, load_simulator_config
 from influencer_engine.errors import InputError
 from influencer_engine.evaluation.nextpost import next_post_backtest
 from influencer_engine.evaluation.planner_eval import PlannerEvaluation, evaluate_planner, summary_lines
@@ -136,10 +136,9 @@ class PlannerReport:
 
 
 def evaluate_planners(
-    predictor: Predictor | None,
+    predictor: Predictor,
     tiers: TierConfig,
     planner: PlannerConfig,
-    model_config: ModelConfig,
     out: Path,
     *,
     data: Path | None = None,
@@ -149,20 +148,22 @@ def evaluate_planners(
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
 ) -> PlannerReport:
-    """Random briefs per goal on ``data`` (with ``predictor``) and on shifted worlds (each with a model trained in
-    it, with ``model_config``); every planned roster scored against the oracle. Writes planner_evaluation.json."""
+    """Random briefs per goal (``seed``) on ``data`` (with ``predictor``) and on shifted worlds (each with a model
+    trained in it with ``predictor``'s settings: its config, tuned overrides and seed); every planned roster scored
+    against the oracle. Writes planner_evaluation.json."""
     if data is None and not shifted_seeds:
         raise InputError("nothing to evaluate the planner on.", fix="give --data WORLD and/or --shifted-seed N")
     say = progress or (lambda _: None)
+    f = predictor.forecaster
     worlds: list[tuple[str, Path, Predictor]] = []
     if data is not None:
-        if predictor is None:
-            raise InputError("evaluating the planner on --data needs a model.", fix="pass --model")
         worlds.append((f"world {data.name}", data, predictor))
     for s in shifted_seeds or []:
         folder, _ = shifted_world(s, shifted_creators, out, tiers)
-        say(f"shifted world {s}: {shifted_creators:,} creators in {folder}; training a model within it")
-        train_models(folder, folder / "model", model_config, tiers, seed=seed, track=False, register=False)
+        say(f"shifted world {s}: {shifted_creators:,} creators in {folder}; training a model within it with the "
+            "model's settings")  # fmt: skip
+        train_models(folder, folder / "model", f.config, tiers, seed=f.random_state, overrides=f.overrides,
+                     track=False, register=False)  # fmt: skip
         worlds.append((f"shifted world (seed {s})", folder, load_bundle(folder / "model")))
     results: dict[str, PlannerEvaluation] = {}
     seconds: dict[str, float] = {}
