@@ -7,7 +7,8 @@ It simulates the demo world (or reads --data), runs `ie tune` on every KPI (a fr
 the configured settings and one with `--tuned`, and scores both on the same things: the backtest (error against the
 simulator's truth on the latest campaigns, the same rows `ie tune` validates on, so it flatters the tuned bundle) and
 `ie evaluate --planner` (true value of planned rosters as a share of the oracle's, the same random briefs for both) on
-the world and on a shifted world neither bundle has seen. Figures land in benchmarks/results/tuning.json and on stdout.
+the world and on a shifted world neither bundle has seen; then the same tuning on the shifted world's own campaigns,
+scored there. Figures land in benchmarks/results/tuning.json (beside the `--out` folder) and on stdout.
 """
 
 from __future__ import annotations
@@ -89,6 +90,41 @@ def main() -> None:
             "backtest_poisson_deviance": {k: metrics[k]["model"]["poisson_deviance"] for k in KPIS},
             "oracle_share": shares(evaluation / "planner_evaluation.json"),
         }
+    # the same procedure on the shifted world's own campaigns: does tuning help on the data it was tuned on?
+    shifted = out / "planner_configured" / f"shifted_world_{a.shifted_seed}"
+    own = out / "training_shifted"
+    shutil.rmtree(own, ignore_errors=True)
+    for k in KPIS:
+        run(["tune", "--kpi", k, "--data", str(shifted), "--trials", str(a.trials), "--no-track", "--training-root",
+             str(own)])  # fmt: skip
+    bundle = out / "bundle_tuned_on_shifted"
+    run(["train", "--data", str(shifted), "--out", str(bundle), "--no-track", "--training-root", str(own), "--tuned"])
+    run(
+        [
+            "evaluate",
+            "--planner",
+            "--model",
+            str(bundle),
+            "--data",
+            str(shifted),
+            "--briefs-per-goal",
+            str(a.briefs_per_goal),
+            "--out",
+            str(out / "planner_tuned_on_shifted"),
+            "--training-root",
+            str(own),
+        ]
+    )
+    own_shares = shares(out / "planner_tuned_on_shifted" / "planner_evaluation.json")
+
+    def truth_mae(path: Path) -> dict[str, float]:
+        report = json.loads((path / "report" / "evaluation.json").read_text(encoding="utf-8"))
+        return {k: v["model"]["mae_log1p_true"] for k, v in report["sections"]["backtest"]["metrics"].items()}
+
+    result["tuned_on_shifted"] = {
+        "backtest_mae_log1p_vs_truth": {"configured": truth_mae(shifted / "model"), "tuned": truth_mae(bundle)},
+        "oracle_share": next(v for w, v in own_shares.items() if "/" not in w),
+    }
     (out.parent / "tuning.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     b = result["bundles"]
     print("\nbacktest MAE log1p vs truth (configured -> tuned):")
@@ -106,6 +142,15 @@ def main() -> None:
             h = b["configured"]["oracle_share"][world_name + " / top_followers"].get(g)
             if c is not None and t is not None and h is not None:
                 print(f"  {g:12s} {c:7.1%} -> {t:7.1%}   ({h:.1%})")
+    own_result = result["tuned_on_shifted"]
+    print(f"\ntuned on the shifted world's own campaigns (seed {a.shifted_seed}); oracle share there:")
+    configured_shifted = next(v for w, v in b["configured"]["oracle_share"].items() if w.startswith("shifted"))
+    for g in GOALS:
+        if g in configured_shifted and g in own_result["oracle_share"]:
+            print(f"  {g:12s} {configured_shifted[g]:7.1%} -> {own_result['oracle_share'][g]:7.1%}")
+    mae = own_result["backtest_mae_log1p_vs_truth"]
+    print("  backtest MAE log1p vs truth: " + ", ".join(
+        f"{k} {mae['configured'][k]:.3f} -> {mae['tuned'][k]:.3f}" for k in KPIS))  # fmt: skip
     print(f"\n-> {out.parent / 'tuning.json'}")
 
 
