@@ -93,6 +93,15 @@ def test_min_spend_share_makes_the_roster_spend_or_says_why_it_cannot() -> None:
     assert "spend at least 90%" in cand.rows[0].label
     # the floor follows the budget in what-ifs
     assert with_budget(cand.problem, 10_000).lo[0] == pytest.approx(9_000)
+    # the server prepares one problem at an infinite budget for every budget: its floor comes back with a budget
+    # (it used to be 0.9 x inf, a floor no roster meets, kept at any budget)
+    unbounded = floor.model_copy(update={"budget": float("inf")})  # as the server builds it
+    open_cand = build_candidates(table, unbounded)
+    assert open_cand.problem.lo[0] == -float("inf")
+    at_50k = with_budget(open_cand.problem, 50_000)
+    assert at_50k.lo[0] == pytest.approx(45_000)
+    open_values = goal_values(open_cand.table, unbounded.goal, unbounded.risk, emv_cpm_usd=12.0)
+    assert solve_additive(at_50k, open_values).value == pytest.approx(sol.value, rel=1e-3)
     # a floor the other constraints make impossible is explained with the most they allow
     tight = brief(budget=1e7, roster_max=3, min_spend_share=0.9)
     cand, _, sol = _solve(table, tight)

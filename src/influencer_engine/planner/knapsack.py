@@ -66,6 +66,9 @@ class Problem:
     names: tuple[str, ...]  # (m,) plain words for each row, for explanations
     fixed: B8  # (n,) must be in the roster
     group: I64  # (n,) a class per candidate (tier x platform): seeds the column generation
+    # the brief's min_spend_share: row 0 (the budget) has lo = this x hi; kept here so that a problem built without
+    # a budget (the server's, at an infinite one) gets its floor back when a budget is set
+    spend_floor_share: float = 0.0
 
     @property
     def n(self) -> int:
@@ -74,7 +77,8 @@ class Problem:
     def take(self, cols: I64) -> Problem:
         # from the dense copy where the heuristics built one (a sparse column slice costs far more than it holds)
         a = sp.csr_matrix(self.dense[:, cols]) if "dense" in self.__dict__ else self.A[:, cols].tocsr()
-        return Problem(self.cost[cols], a, self.lo, self.hi, self.names, self.fixed[cols], self.group[cols])
+        return Problem(self.cost[cols], a, self.lo, self.hi, self.names, self.fixed[cols], self.group[cols],
+                       self.spend_floor_share)  # fmt: skip
 
     @cached_property
     def dense(self) -> F64:

@@ -180,7 +180,9 @@ def build_candidates(table: pl.DataFrame, brief: Brief) -> Candidates:
     n = eligible.height
     tiers = eligible["tier"].to_numpy()
     plats = eligible["platform"].to_numpy()
-    floor = -np.inf if not c.min_spend_share else float(c.min_spend_share) * float(brief.budget)
+    share = float(c.min_spend_share or 0.0)
+    # no floor at an infinite budget (the server prepares one problem for every budget): with_budget sets it
+    floor = share * float(brief.budget) if share and np.isfinite(brief.budget) else -np.inf
     rows: list[tuple[F64, float, float, RowInfo]] = [
         (price, floor, float(brief.budget), RowInfo(_budget_label(brief.budget, c.min_spend_share), "$"))
     ]
@@ -205,6 +207,7 @@ def build_candidates(table: pl.DataFrame, brief: Brief) -> Candidates:
         names=tuple(r[3].label for r in rows),
         fixed=fixed.astype(bool),
         group=tier_idx * len(PLATFORMS) + plat_idx.to_numpy(),
+        spend_floor_share=share,
     )
     priced = table.filter(pl.col("price") > 0)["price"]
     cheapest = float(priced.min()) if priced.len() else None  # type: ignore[arg-type]
@@ -217,9 +220,8 @@ def _budget_label(budget: float, min_share: float | None) -> str:
 
 
 def _min_share(problem: Problem) -> float | None:
-    """The brief's min_spend_share as the budget row holds it (its floor over its ceiling)."""
-    lo, hi = float(problem.lo[0]), float(problem.hi[0])
-    return lo / hi if np.isfinite(lo) and hi > 0 else None
+    """The brief's min_spend_share (None when it has none)."""
+    return problem.spend_floor_share or None
 
 
 def with_budget(problem: Problem, budget: float) -> Problem:
