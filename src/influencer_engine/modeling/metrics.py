@@ -18,22 +18,25 @@ def _ok(*arrays: F64) -> npt.NDArray[np.bool_]:
     return mask
 
 
-def poisson_deviance(y: F64, pred: F64) -> float:
-    """Mean Poisson deviance (lower is better); predictions are floored at 1e-9."""
+def _row_deviance(y: F64, pred: F64) -> tuple[F64, F64]:
+    """Each finite row's Poisson deviance and its forecast (floored at 1e-9)."""
     ok = _ok(y, pred)
     y, p = y[ok], np.maximum(pred[ok], 1e-9)
     term = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / p), 0.0)
-    return float(np.mean(2.0 * (term - (y - p))))
+    return 2.0 * (term - (y - p)), p
+
+
+def poisson_deviance(y: F64, pred: F64) -> float:
+    """Mean Poisson deviance (lower is better); predictions are floored at 1e-9."""
+    return float(np.mean(_row_deviance(y, pred)[0]))
 
 
 def relative_poisson_deviance(y: F64, pred: F64) -> float:
     """Mean of each row's Poisson deviance over its forecast (lower is better): scale-free, so a creator with 5k
     followers counts as much as one with 5M. The plain mean deviance grows with the counts, so the largest creators
     decide it; the planner compares creators of every size by value per dollar."""
-    ok = _ok(y, pred)
-    y, p = y[ok], np.maximum(pred[ok], 1e-9)
-    term = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / p), 0.0)
-    return float(np.mean(2.0 * (term - (y - p)) / p))
+    dev, p = _row_deviance(y, pred)
+    return float(np.mean(dev / p))
 
 
 def mae_log1p(y: F64, pred: F64) -> float:

@@ -169,17 +169,19 @@ def tune_kpi(
         m_va = np.log(np.maximum(funnel.predict(va.select(features)).mean[base], 1e-9))
     x_tr, x_va = tr.select(features).filter(pl.Series(ok_tr)), va.select(features).filter(pl.Series(ok_va))
     matrix_va, yv = to_matrix(x_va, features), y_va[ok_va]
+    mt = None if m_tr is None else m_tr[ok_tr]
+    mv = None if m_va is None else m_va[ok_va]
+    # the validation rows' log offset (the funnel's forecast, or the configured column): the same for every trial
+    offset_va = offset_of(x_va, kpi_params(config, kpi)["offset"]) if mv is None else mv
 
     def fit(params: dict[str, Any], trial: Any | None) -> tuple[KPIModel, float]:
         p = kpi_params(config, kpi, params)
         p["random_state"] = seed
         model = KPIModel(**p)
-        mt = None if m_tr is None else m_tr[ok_tr]
-        mv = None if m_va is None else m_va[ok_va]
 
         def so_far(booster: Any) -> float:  # the validation score of the trees built so far (intercept set by fit)
-            init = (offset_of(x_va, model.offset) if mv is None else mv) + model.intercept_
-            return relative_poisson_deviance(yv, np.exp(booster.predict(matrix_va, raw_score=True) + init))
+            raw = booster.predict(matrix_va, raw_score=True) + offset_va + model.intercept_
+            return relative_poisson_deviance(yv, np.exp(raw))
 
         callbacks = [] if trial is None else [_pruning_callback(trial, so_far, float(p["learning_rate"]))]
         model.fit(x_tr, y_tr[ok_tr], base_margin=mt, callbacks=callbacks)
