@@ -9,14 +9,16 @@ against the simulator's true expected outcomes):
   quality, real followers, fake share, growth, drift, sponsored rate). What it gains over the model is what better
   features could at most recover; what it still misses is noise or the learner;
 - **the learning curve**: the model trained on a share of the earlier campaigns (0.25, 0.5) and, for 2x and 4x, on
-  worlds of 2 and 4 times the creators (and so the campaigns; their own later 20% is their test set).
+  the same world with 2 and 4 times the campaigns (the same seed with ``outcomes_per_creator`` scaled: the same
+  creators, posts and truths, only the campaign stream draws more hires; their own later 20% is their test set).
 
 Per run and KPI: MAE log1p against the truth, Spearman against the truth, and the forecast/true sum ratio of the
 top decile by forecast (what a planner picks from).
 
 **Oracle shares** (``--oracle-briefs N``, 10 by default, 0 skips): the same question asked of rosters. Bundles are
 fitted on every campaign of the world, as ``ie train`` fits them (the model; the ceiling, whose forecasts also read the
-hidden truths; the model on each share < 1 of the campaigns), and each plans the same N random briefs per goal
+hidden truths; the model on each share < 1 of the campaigns and on every campaign of each scaled world > 1, whose
+creators are the world's own), and each plans the same N random briefs per goal
 (``evaluate_planner``, as ``ie evaluate --planner``). Reported per goal: the planner's mean oracle share for each
 bundle, beside the hand heuristics and rosters planned on the truth with a lognormal error (log sd 0.1, 0.2, 0.3). The
 bundles share the model's completion models and baselines, so only the KPI trees differ.
@@ -78,10 +80,22 @@ def _summary(r: BacktestResult) -> dict[str, dict[str, float]]:
     return out
 
 
-def _world(creators: int, seed: int, folder: Path) -> Path:
+def _world(creators: int, seed: int, folder: Path, campaigns: float = 1.0) -> Path:
+    """A simulated world; ``campaigns`` scales its campaign rows (the same creators, posts and truths: the simulator
+    draws campaigns from their own random stream)."""
     sim, tiers = load_simulator_config(), load_tier_config()
+    if campaigns != 1.0:
+        per = sim.campaigns.outcomes_per_creator * campaigns
+        sim = sim.model_copy(update={"campaigns": sim.campaigns.model_copy(update={"outcomes_per_creator": per})})
     write_world(simulate_market(sim, tiers, creators, seed), sim, tiers, seed, folder)
     return folder
+
+
+def _same_creators(a: Path, b: Path) -> None:
+    """A scaled world must differ from the base only in its campaigns, or its bundle would plan for other creators."""
+    for name in ("creators.parquet", "posts.parquet", "truth/creators_truth.parquet"):
+        if not pl.read_parquet(a / name).equals(pl.read_parquet(b / name)):
+            raise SystemExit(f"{b / name} differs from {a / name}: the scaled world is not the same market")
 
 
 def _with_hidden(folder: Path, table: pl.DataFrame) -> pl.DataFrame:
@@ -160,21 +174,26 @@ def _ceiling(table: TrainingTable, folder: Path, cfg: ModelConfig, model: Predic
     return _Ceiling(trees, model.baselines, manifest, None, model.completion, hidden=_hidden_of(folder))
 
 
-def oracle_shares(folder: Path, table: TrainingTable, shares: list[float], per_goal: int, work: Path) -> dict[str, Any]:
-    """Every bundle's planner share per goal on the same random briefs, with the heuristics and truth references."""
+def oracle_shares(folder: Path, table: TrainingTable, shares: list[float], per_goal: int, work: Path,
+                  scaled: dict[float, TrainingTable] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Every bundle's planner share per goal on the same random briefs of ``folder``, with the heuristics and truth
+    references; ``scaled`` holds the training tables of the same creators with more campaigns (by scale)."""
     cfg, tiers, planner = load_model_config(), load_tier_config(), load_planner_config()
+    scaled = scaled or {}
     variants: list[tuple[str, float]] = [("model", 1.0), ("ceiling", 1.0)]
     variants += [(f"{s:g}x the campaigns", s) for s in shares if s < 1]
+    variants += [(f"{s:g}x the campaigns", s) for s in sorted(scaled)]
     model: Predictor | None = None
     out: dict[str, Any] = {"briefs_per_goal": per_goal, "bundles": {}}
     for name, share in variants:
         t0 = time.perf_counter()
-        frame = _campaign_share(table.frame, share, 0)
+        source = scaled[share] if share > 1 else table
+        frame = _campaign_share(source.frame, share, 0)
         if name == "ceiling":
             assert model is not None
             predictor = _ceiling(table, folder, cfg, model)
         else:
-            predictor = _bundle(table, frame, cfg, tiers, work / name.replace(" ", "_"), model)
+            predictor = _bundle(source, frame, cfg, tiers, work / name.replace(" ", "_"), model)
             model = model or predictor
         fitted = time.perf_counter() - t0
         ev = evaluate_planner(predictor, folder, planner, tiers, per_goal=per_goal, seed=0)
@@ -221,16 +240,18 @@ def main() -> None:
         table = training.frame
         run("model (catalog features)", table, base)
         run("information ceiling (+ hidden truths)", _with_hidden(base, table), base, extra_features=HIDDEN)
-        oracle: dict[str, Any] = {}
-        if a.oracle_briefs > 0:
-            oracle = oracle_shares(base, training, scales, a.oracle_briefs, Path(tmp) / "b")
+        scaled: dict[float, TrainingTable] = {}
         for s in scales:
             if s < 1:
                 run(f"learning curve: {s:g}x the campaigns", table, base, train_share=s)
             elif s > 1:
-                folder = _world(round(a.creators * s), a.seed, Path(tmp) / f"x{s:g}")
-                run(f"learning curve: {s:g}x (a world of {round(a.creators * s):,} creators)",
-                    load_training_table(folder, tiers).frame, folder)  # fmt: skip
+                folder = _world(a.creators, a.seed, Path(tmp) / f"x{s:g}", campaigns=s)
+                _same_creators(base, folder)
+                scaled[s] = load_training_table(folder, tiers)
+                run(f"learning curve: {s:g}x the campaigns (same creators)", scaled[s].frame, folder)
+        oracle: dict[str, Any] = {}
+        if a.oracle_briefs > 0:
+            oracle = oracle_shares(base, training, scales, a.oracle_briefs, Path(tmp) / "b", scaled)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps({"creators": a.creators, "seed": a.seed, "runs": runs, "oracle": oracle},
                                 indent=2) + "\n",

@@ -21,6 +21,70 @@ def test_same_seed_same_tables(cfg: SimulatorConfig, tiers: TierConfig, small_ma
     assert small_market.truth.equals(again.truth)
 
 
+_WORLD_DIGEST = """
+import hashlib, sys
+from influencer_engine.config import load_simulator_config, load_tier_config
+from influencer_engine.simulate.generate import simulate_market
+m = simulate_market(load_simulator_config(), load_tier_config(), 600, seed=5)
+frames = [*m.tables().values(), m.truth, m.expected_outcomes]
+print(hashlib.sha256(b"".join(f.hash_rows().to_numpy().tobytes() for f in frames)).hexdigest())
+"""
+
+
+def _avx512_features() -> list[str]:
+    """NumPy's dispatch targets above AVX2 that this CPU runs (empty where NumPy has no AVX-512 path to take)."""
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+
+    return [d for d in __cpu_dispatch__ if d not in ("X86_V2", "X86_V3") and __cpu_features__.get(d)]
+
+
+def test_same_seed_same_world_with_and_without_avx512() -> None:
+    """NumPy's AVX-512 exp/log/power differ from the C library's in the last bit; the simulator must not, or one
+    seed draws another world on another CPU (the demo plan moved by 7%)."""
+    import os
+    import subprocess
+    import sys
+
+    features = _avx512_features()
+    if not features:
+        pytest.skip("this CPU (or NumPy build) has no AVX-512 path: nothing to compare")
+    run = [sys.executable, "-c", _WORLD_DIGEST]
+    here = subprocess.run(run, capture_output=True, text=True, check=True).stdout
+    env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": " ".join(features)}
+    without = subprocess.run(run, capture_output=True, text=True, check=True, env=env).stdout
+    assert here == without
+
+
+def test_libm_gives_the_c_library_bits() -> None:
+    import math
+
+    from influencer_engine.simulate import libm
+
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.normal(0, 5, 3000), [0.0, -0.0, 1e-300, 700.0, 710.0, -750.0, np.inf, -np.inf, np.nan]])
+    pos = np.concatenate([np.abs(x[:3000]) * 10.0 ** rng.integers(-8, 8, 3000), [0.0, -1.0, np.inf, np.nan]])
+
+    def ref(fn, *args):  # type: ignore[no-untyped-def]
+        out = []
+        for v in zip(*args, strict=True):
+            try:
+                out.append(fn(*map(float, v)))
+            except (ValueError, OverflowError):
+                out.append(None)
+        return out
+
+    cases = [(libm.exp, math.exp, (x,)), (libm.expm1, math.expm1, (x,)), (libm.log, math.log, (pos,)),
+             (libm.log1p, math.log1p, (x,)), (libm.log10, math.log10, (pos,)),
+             (libm.power, math.pow, (pos, np.resize(x, len(pos))))]  # fmt: skip
+    for ours, theirs, args in cases:
+        with np.errstate(all="ignore"):
+            got = np.asarray(ours(*args), dtype=np.float64)
+        want = ref(theirs, *args)
+        for g, w, *a in zip(got, want, *args, strict=True):
+            if w is not None and np.isfinite(w) and w != 0.0:
+                assert g.tobytes() == np.float64(w).tobytes(), (ours, a, g, w)
+
+
 def test_other_seed_other_tables(cfg: SimulatorConfig, tiers: TierConfig, small_market: SimulatedMarket) -> None:
     other = simulate_market(cfg, tiers, 3000, seed=12)
     assert not other.creators["followers"].equals(small_market.creators["followers"])

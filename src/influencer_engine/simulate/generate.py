@@ -17,6 +17,7 @@ from scipy.special import ndtr, ndtri
 from influencer_engine.config import SimulatorConfig, TierConfig
 from influencer_engine.registry import BASE_FORMAT, FORMATS, GOAL_NAMES, PLATFORMS, TIERS
 from influencer_engine.schema import AGE_BANDS, AUDIENCE_COUNTRIES, CATEGORIES, GENDERS, audience_columns, derive_tier
+from influencer_engine.simulate import libm
 from influencer_engine.simulate.model import KPIS, CreatorParams, RowContext, expected_kpis
 
 __all__ = ["SimulatedMarket", "creator_params", "draw_outcomes", "simulate_market"]
@@ -58,8 +59,8 @@ def _dirichlet_rows(rng: np.random.Generator, alpha: F64) -> F64:
 
 def _truncated_pareto(rng: np.random.Generator, lo: F64, hi: F64, alpha: float) -> F64:
     u = rng.random(len(lo))
-    la, ha = lo**-alpha, hi**-alpha
-    return np.asarray((la - u * (la - ha)) ** (-1.0 / alpha), dtype=np.float64)
+    la, ha = libm.power(lo, -alpha), libm.power(hi, -alpha)
+    return np.asarray(libm.power(la - u * (la - ha), -1.0 / alpha), dtype=np.float64)
 
 
 def _truncated_normal(rng: np.random.Generator, clip: float, n: int) -> F64:
@@ -83,7 +84,7 @@ def _creators(
     tier = rng.choice(len(TIERS), size=n, p=[pop.tier_shares[t] for t in TIERS])
     edges = np.array([pop.min_followers, *tiers.bounds(), pop.max_followers], dtype=np.float64)
     followers = np.floor(_truncated_pareto(rng, edges[tier], edges[tier + 1], pop.pareto_alpha)).astype(np.int64)
-    following = np.floor(pop.following_median * np.exp(rng.normal(0, 0.8, n))).astype(np.int64)
+    following = np.floor(pop.following_median * libm.exp(rng.normal(0, 0.8, n))).astype(np.int64)
     fake = rng.beta(
         np.array([cfg.fake_followers.beta_a[t] for t in TIERS])[tier],
         np.array([cfg.fake_followers.beta_b[t] for t in TIERS])[tier],
@@ -135,12 +136,12 @@ def _creators(
     # part quality (buyers see average views), part pure mispricing.
     prng = rngs["prices"]
     pr = cfg.price
-    log_f = np.log(np.maximum(followers, 1))
-    anchors_x = np.log(np.asarray(pr.anchor_followers))
+    log_f = libm.log(np.maximum(followers, 1))
+    anchors_x = libm.log(np.asarray(pr.anchor_followers))
     base = np.empty(n)
     for i, plat in enumerate(PLATFORMS):
         m = platform == i
-        ys = np.log(np.asarray(pr.anchor_usd[plat]))
+        ys = libm.log(np.asarray(pr.anchor_usd[plat]))
         x = log_f[m]
         y = np.interp(x, anchors_x, ys)
         lo_slope = (ys[1] - ys[0]) / (anchors_x[1] - anchors_x[0])
@@ -148,9 +149,9 @@ def _creators(
         y = np.where(x < anchors_x[0], ys[0] + lo_slope * (x - anchors_x[0]), y)
         y = np.where(x > anchors_x[-1], ys[-1] + hi_slope * (x - anchors_x[-1]), y)
         base[m] = y
-    base = np.exp(
+    base = libm.exp(
         base
-        + pr.fake_discount * np.log1p(-fake)
+        + pr.fake_discount * libm.log1p(-fake)
         + cfg.quality.price_loading * cfg.quality.sigma * quality
         + cfg.quality.mispricing_sigma * _truncated_normal(prng, cfg.quality.mispricing_clip, n)
     )
@@ -282,7 +283,7 @@ def draw_outcomes(
     # the mean order value of n orders: log-normal around the AOV with sd sigma / sqrt(n), mean-preserving (its log
     # mean is -sd^2 / 2 of that sd), so revenue's expectation is exactly conversions x AOV, the truth
     sd = cfg.conversion.revenue_sigma / np.sqrt(np.maximum(conversions, 1))
-    order_value = aov * np.exp(rng.normal(-(sd**2) / 2, sd, m))
+    order_value = aov * libm.exp(rng.normal(-(sd**2) / 2, sd, m))
     revenue = np.round(conversions * order_value, 2)
     return {"reach": reach, "impressions": impressions, "engagements": engagements, "clicks": clicks,
             "conversions": conversions, "revenue": revenue}  # fmt: skip
@@ -302,7 +303,7 @@ def _posts(
     now = datetime(w.history_end.year, w.history_end.month, w.history_end.day, tzinfo=UTC) + timedelta(days=1)
     span = (now - start).total_seconds()
 
-    counts = np.maximum(1, np.round(cfg.posting.posts_median * np.exp(rng.normal(0, cfg.posting.posts_sigma, n))))
+    counts = np.maximum(1, np.round(cfg.posting.posts_median * libm.exp(rng.normal(0, cfg.posting.posts_sigma, n))))
     counts = counts.astype(np.int64)
     owner = np.repeat(np.arange(n), counts)
     m = len(owner)
@@ -367,7 +368,7 @@ def _posts(
 def _brands(cfg: SimulatorConfig, n_creators: int, rng: np.random.Generator) -> pl.DataFrame:
     nb = max(10, round(n_creators / 1000 * cfg.campaigns.brands_per_1k_creators))
     cat = rng.choice(len(CATEGORIES), size=nb, p=[cfg.categories.shares[c] for c in CATEGORIES])
-    aov = np.array([cfg.categories.aov_usd[c] for c in CATEGORIES])[cat] * np.exp(rng.normal(0, 0.3, nb))
+    aov = np.array([cfg.categories.aov_usd[c] for c in CATEGORIES])[cat] * libm.exp(rng.normal(0, 0.3, nb))
     first_age = rng.integers(0, len(AGE_BANDS) - 1, nb)
     width = rng.integers(1, 4, nb)
     ages = ["|".join(AGE_BANDS[a : a + w]) for a, w in zip(first_age, width, strict=True)]
@@ -424,7 +425,7 @@ def _campaigns(
     slot_campaign = np.repeat(np.arange(n_camp), size)
     brand_cat = brands["brand_category"].replace_strict(list(CATEGORIES), list(range(len(CATEGORIES)))).to_numpy()
     slot_cat = brand_cat[brand[slot_campaign]]
-    weight = params.followers**c.follower_weight_exponent
+    weight = libm.power(params.followers, c.follower_weight_exponent)
     primary = truth["primary_niche"].replace_strict(list(CATEGORIES), list(range(len(CATEGORIES)))).to_numpy()
     # Each slot shortlists a few creators (same rules) and hires one with odds growing with its audience fit:
     # brands look at audience demographics before they hire (assumption: odds ~ (fit + 0.01)^exponent).
@@ -454,7 +455,7 @@ def _campaigns(
         * np.einsum("skj,sj->sk", params.gender[shortlist], t_gender)
         * np.einsum("skj,sj->sk", params.country[shortlist], t_country)
     )
-    odds = (fit + 0.01) ** c.fit_weight_exponent
+    odds = libm.power(fit + 0.01, c.fit_weight_exponent)
     cum_odds = np.cumsum(odds, axis=1)
     pick = (cum_odds < rng.random(len(slot_campaign))[:, None] * cum_odds[:, -1:]).sum(axis=1)
     chosen = shortlist[np.arange(len(slot_campaign)), np.minimum(pick, k_short - 1)]
@@ -496,7 +497,7 @@ def _campaigns(
          for p in PLATFORMS]
     )[plat, fmt]  # fmt: skip
     list_price = np.where(np.isnan(list_price), price_cols[chosen, base_fmt] * mult, list_price)
-    cost = np.round(list_price * np.exp(orng.normal(0, cfg.price.negotiation_sigma, m)), 2)
+    cost = np.round(list_price * libm.exp(orng.normal(0, cfg.price.negotiation_sigma, m)), 2)
 
     campaign_id = _ids("k", n_camp, 7)
     outcomes = pl.DataFrame(

@@ -15,6 +15,7 @@ import numpy.typing as npt
 from influencer_engine.config import SimulatorConfig, TierConfig
 from influencer_engine.registry import BASE_FORMAT, FORMATS, KPI_NAMES, PLATFORMS, TIERS
 from influencer_engine.schema import AUDIENCE_COUNTRIES, CATEGORIES
+from influencer_engine.simulate import libm
 
 __all__ = [
     "KPIS",
@@ -118,15 +119,15 @@ def expected_kpis(cfg: SimulatorConfig, tiers: TierConfig, p: CreatorParams, ctx
     real = np.maximum(p.real_followers, 1.0)
     years = ctx.days_from_now / 365.25
     # followers at the time of the post, and the (small) within-creator response of views to them
-    real_then = real * np.exp(p.growth * years)
-    within = np.exp(p.growth * years * r.within_creator_elasticity)
+    real_then = real * libm.exp(p.growth * years)
+    within = libm.exp(p.growth * years * r.within_creator_elasticity)
     rate = platform_table(r.rate_at_10k)[plat]
     elasticity = platform_table(r.elasticity)[plat]
     impressions = (
-        real * rate * (real / 1e4) ** (elasticity - 1.0)
+        real * rate * libm.power(real / 1e4, elasticity - 1.0)
         * within
         * format_table(r.format_impressions)[ctx.fmt]
-        * np.exp(cfg.quality.sigma * p.quality)
+        * libm.exp(cfg.quality.sigma * p.quality)
     )  # fmt: skip
     saturation = np.asarray(cfg.categories.sponsored_saturation)[ctx.month - 1]
     impressions = np.where(ctx.sponsored, impressions * r.sponsored_impressions * saturation, impressions)
@@ -139,9 +140,9 @@ def expected_kpis(cfg: SimulatorConfig, tiers: TierConfig, p: CreatorParams, ctx
         platform_table(e.per_impression)[plat]
         * fmt_eng[ctx.fmt]
         / base_eng[plat]
-        * np.exp(e.quality_loading * cfg.quality.sigma * p.quality + p.drift * years)
+        * libm.exp(e.quality_loading * cfg.quality.sigma * p.quality + p.drift * years)
     )
-    inverted_u = np.exp(-e.inverted_u_curvature * (np.log10(real_then) - e.inverted_u_peak_log10) ** 2)
+    inverted_u = libm.exp(-e.inverted_u_curvature * (libm.log10(real_then) - e.inverted_u_peak_log10) ** 2)
     per_imp = np.where(ctx.sponsored, per_imp * e.sponsored_engagement * inverted_u, per_imp)
     out = {"reach": reach, "impressions": impressions, "engagements": impressions * per_imp}
     if ctx.category is None:
@@ -155,12 +156,12 @@ def expected_kpis(cfg: SimulatorConfig, tiers: TierConfig, p: CreatorParams, ctx
     aff_mult = (affinity + off_a * (1 - affinity)) / (ref_a + off_a * (1 - ref_a))
     off_t, ref_t = cv.off_target_factor, cv.fit_reference
     fit_mult = (fit + off_t * (1 - fit)) / (ref_t + off_t * (1 - ref_t))
-    quality = np.exp(cv.quality_loading * cfg.quality.sigma * p.quality)
+    quality = libm.exp(cv.quality_loading * cfg.quality.sigma * p.quality)
     ctr = format_table(cv.ctr)[ctx.fmt] * platform_table(cv.ctr_platform)[plat]
     clicks = reach * ctr * aff_mult * quality
     tier = tier_index(p.followers, tiers)
     rate_by_tier = np.array([cv.rate_by_tier[t] for t in TIERS])
-    trust = np.exp(cv.conversion_quality_loading * cfg.quality.sigma * p.quality)
+    trust = libm.exp(cv.conversion_quality_loading * cfg.quality.sigma * p.quality)
     conversions = clicks * rate_by_tier[tier] * fit_mult * aff_mult * trust * _season(cfg, ctx.category, ctx.month)
     assert ctx.aov is not None
     out.update(clicks=clicks, conversions=conversions, revenue=conversions * ctx.aov)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from influencer_engine.config import SimulatorConfig
+from influencer_engine.simulate import libm
 
 __all__ = ["SHIFTED", "shifted_config"]
 
@@ -34,11 +35,11 @@ def shifted_config(cfg: SimulatorConfig, seed: int, strength: float = 0.3) -> tu
         for f in fields:
             value = body[section][f]
             if isinstance(value, dict):
-                per_key = {k: float(np.exp(rng.uniform(-strength, strength))) for k in value}
+                per_key = {k: float(libm.exp(rng.uniform(-strength, strength))) for k in value}
                 body[section][f] = {k: v * per_key[k] for k, v in value.items()}
                 factors[f"{section}.{f}"] = per_key
             else:
-                one = float(np.exp(rng.uniform(-strength, strength)))
+                one = float(libm.exp(rng.uniform(-strength, strength)))
                 body[section][f] = value * one
                 factors[f"{section}.{f}"] = one
     # elasticities above 1 would make reach grow faster than followers; keep the published regime

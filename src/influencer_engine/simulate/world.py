@@ -23,6 +23,7 @@ from influencer_engine.errors import InputError
 from influencer_engine.io import Manifest, TableCount, read_table, write_json, write_parquet
 from influencer_engine.registry import BASE_FORMAT, FORMATS
 from influencer_engine.schema import AGE_BANDS, AUDIENCE_COUNTRIES, CATEGORIES, GENDERS
+from influencer_engine.simulate import libm
 from influencer_engine.simulate.generate import SimulatedMarket, creator_params, draw_outcomes, simulate_market
 from influencer_engine.simulate.model import (
     KPIS,
@@ -214,4 +215,4 @@ class World:
             part = slice(lo, lo + _CHUNK)
             mix = segment_mix(self.cfg, params.take(part), community[part])
             load += np.einsum("n,nacik->acik", reach[part], mix)
-        return float((sizes * -np.expm1(-load / sizes)).sum())
+        return float((sizes * -libm.expm1(-load / sizes)).sum())
