@@ -1,0 +1,90 @@
+"""Does the backtest's level (forecast over true sums) move with the number of campaigns? One command:
+
+    python benchmarks/bench_levels.py [--creators 20000] [--seed 7] [--scales 1,2,4]
+
+For each scale, the demo world's creators with that many times the campaigns (as ``bench_ceiling.py``'s learning
+curve), one time-split backtest (train on the earlier campaigns, test on the later 20%), and per KPI the sum of the
+forecasts over the sum of the simulator's true expected values: over every test row and over the top decile by
+forecast (what a planner picks from), each for creators the training rows saw and creators they did not, with the MAE
+on log1p against the truth. Figures land in benchmarks/results/levels.json and on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_ceiling import _world  # noqa: E402
+from influencer_engine.config import load_model_config, load_tier_config  # noqa: E402
+from influencer_engine.modeling.backtest import backtest, time_splits  # noqa: E402
+from influencer_engine.training.data import load_training_table  # noqa: E402
+from influencer_engine.training.train import load_truth  # noqa: E402
+
+KPIS = ("reach", "impressions", "engagements", "clicks", "conversions", "revenue")
+
+
+def _cell(f: np.ndarray, t: np.ndarray) -> dict[str, float]:
+    if len(f) == 0:
+        return {"rows": 0}
+    return {"rows": len(f), "forecast_over_true": float(f.sum() / max(t.sum(), 1e-9)),
+            "mae_log1p_true": float(np.mean(np.abs(np.log1p(f) - np.log1p(t))))}  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--creators", type=int, default=20_000)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--scales", default="1,2,4")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "levels.json")
+    a = ap.parse_args()
+    cfg, tiers = load_model_config(), load_tier_config()
+    out: dict[str, Any] = {"creators": a.creators, "seed": a.seed, "scales": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for scale in (float(s) for s in a.scales.split(",")):
+            folder = _world(a.creators, a.seed, Path(tmp) / f"x{scale:g}", campaigns=scale)
+            table = load_training_table(folder, tiers).frame
+            splits = list(time_splits(table["as_of"].to_numpy(), cfg.backtest.test_share, cfg.backtest.folds))
+            seen_ids = set(table[splits[-1][0]]["creator_id"].to_list())
+            r = backtest(table, cfg, truth=load_truth(folder), seed=0)
+            p = r.predictions
+            creator = p["request_id"].str.split(":").list.get(1).to_list()  # campaign:creator:format
+            seen = np.array([c in seen_ids for c in creator])
+            row: dict[str, Any] = {"test_rows": p.height, "seen_share": float(seen.mean()), "kpis": {}}
+            print(f"{scale:g}x the campaigns: {p.height:,} test rows, {seen.mean():.1%} of them of creators the "
+                  "training rows saw; forecast/true sums (top decile by forecast / all rows), MAE log1p",
+                  flush=True)  # fmt: skip
+            for k in KPIS:
+                f, t = p[f"model__{k}"].to_numpy(), p[f"true_{k}"].cast(pl.Float64).to_numpy()
+                top = f >= np.quantile(f, 0.9)
+                cells = {name: {"top_decile": _cell(f[top & m], t[top & m]), "all": _cell(f[m], t[m])}
+                         for name, m in (("all", np.ones_like(seen)), ("seen", seen), ("unseen", ~seen))}  # fmt: skip
+                row["kpis"][k] = cells
+
+                def text(c: dict[str, Any]) -> str:
+                    top_, all_ = c["top_decile"], c["all"]
+                    if not all_["rows"]:
+                        return "-"
+                    head = f"{top_['forecast_over_true']:.2f}" if top_["rows"] else "-"
+                    return f"{head}/{all_['forecast_over_true']:.2f} ({all_['mae_log1p_true']:.3f})"
+
+                print(f"  {k:12s} all {text(cells['all'])}  seen {text(cells['seen'])}  "
+                      f"unseen {text(cells['unseen'])}", flush=True)  # fmt: skip
+            out["scales"][f"{scale:g}"] = row
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+    print(f"written: {a.out}")
+
+
+if __name__ == "__main__":
+    main()
