@@ -6,7 +6,9 @@ For each scale, the demo world's creators with that many times the campaigns (as
 curve), one time-split backtest (train on the earlier campaigns, test on the later 20%), and per KPI the sum of the
 forecasts over the sum of the simulator's true expected values: over every test row and over the top decile by
 forecast (what a planner picks from), each for creators the training rows saw and creators they did not, with the MAE
-on log1p against the truth. Figures land in benchmarks/results/levels.json and on stdout.
+on log1p against the truth. ``--without-balance`` repeats each backtest with ``balance_folds = 0`` (no out-of-fold mean
+correction) to see what the correction does to the level. Figures land in benchmarks/results/levels.json and on
+stdout.
 """
 
 from __future__ import annotations
@@ -46,13 +48,18 @@ def main() -> None:
     ap.add_argument("--creators", type=int, default=20_000)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--scales", default="1,2,4")
+    ap.add_argument("--without-balance", action="store_true", help="also backtest with balance_folds = 0")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "levels.json")
     a = ap.parse_args()
-    cfg, tiers = load_model_config(), load_tier_config()
+    configured, tiers = load_model_config(), load_tier_config()
+    off = configured.model_copy(update={"intervals": configured.intervals.model_copy(update={"balance_folds": 0})})
+    configs = [("configured", configured), *([("balance off", off)] if a.without_balance else [])]
     out: dict[str, Any] = {"creators": a.creators, "seed": a.seed, "scales": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        for scale in (float(s) for s in a.scales.split(",")):
-            folder = _world(a.creators, a.seed, Path(tmp) / f"x{scale:g}", campaigns=scale)
+        for scale, (name, cfg) in ((float(s), c) for s in a.scales.split(",") for c in configs):
+            folder = Path(tmp) / f"x{scale:g}"
+            if not folder.exists():
+                _world(a.creators, a.seed, folder, campaigns=scale)
             table = load_training_table(folder, tiers).frame
             splits = list(time_splits(table["as_of"].to_numpy(), cfg.backtest.test_share, cfg.backtest.folds))
             seen_ids = set(table[splits[-1][0]]["creator_id"].to_list())
@@ -61,8 +68,8 @@ def main() -> None:
             creator = p["request_id"].str.split(":").list.get(1).to_list()  # campaign:creator:format
             seen = np.array([c in seen_ids for c in creator])
             row: dict[str, Any] = {"test_rows": p.height, "seen_share": float(seen.mean()), "kpis": {}}
-            print(f"{scale:g}x the campaigns: {p.height:,} test rows, {seen.mean():.1%} of them of creators the "
-                  "training rows saw; forecast/true sums (top decile by forecast / all rows), MAE log1p",
+            print(f"{scale:g}x the campaigns, {name}: {p.height:,} test rows, {seen.mean():.1%} of them of creators "
+                  "the training rows saw; forecast/true sums (top decile by forecast / all rows), MAE log1p",
                   flush=True)  # fmt: skip
             for k in KPIS:
                 f, t = p[f"model__{k}"].to_numpy(), p[f"true_{k}"].cast(pl.Float64).to_numpy()
@@ -80,7 +87,7 @@ def main() -> None:
 
                 print(f"  {k:12s} all {text(cells['all'])}  seen {text(cells['seen'])}  "
                       f"unseen {text(cells['unseen'])}", flush=True)  # fmt: skip
-            out["scales"][f"{scale:g}"] = row
+            out["scales"].setdefault(f"{scale:g}", {})[name] = row
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     print(f"written: {a.out}")
