@@ -1,6 +1,9 @@
 """Issue 18 diagnostics: how much is left for feature work, how much for more data.
 
-    python benchmarks/bench_ceiling.py [--creators 20000] [--seed 7] [--scales 0.25,0.5,1,2,4]
+    python benchmarks/bench_ceiling.py [--creators 20000] [--seed 7] [--scales 0.25,0.5,1,2,4] [--balance-folds N]
+
+``--balance-folds 0`` fits every bundle and backtest without the out-of-fold mean correction (the config's
+``balance_folds`` otherwise).
 
 On a simulated world, one time-split backtest each (train on the earlier campaigns, test on the later 20%, scored
 against the simulator's true expected outcomes):
@@ -174,11 +177,20 @@ def _ceiling(table: TrainingTable, folder: Path, cfg: ModelConfig, model: Predic
     return _Ceiling(trees, model.baselines, manifest, None, model.completion, hidden=_hidden_of(folder))
 
 
+def _config(balance_folds: int | None) -> ModelConfig:
+    """The repository's model config; ``balance_folds`` (if given) replaces its mean correction's folds (0: off)."""
+    cfg = load_model_config()
+    if balance_folds is None:
+        return cfg
+    return cfg.model_copy(update={"intervals": cfg.intervals.model_copy(update={"balance_folds": balance_folds})})
+
+
 def oracle_shares(folder: Path, table: TrainingTable, shares: list[float], per_goal: int, work: Path,
-                  scaled: dict[float, TrainingTable] | None = None) -> dict[str, Any]:  # fmt: skip
+                  scaled: dict[float, TrainingTable] | None = None,
+                  balance_folds: int | None = None) -> dict[str, Any]:  # fmt: skip
     """Every bundle's planner share per goal on the same random briefs of ``folder``, with the heuristics and truth
     references; ``scaled`` holds the training tables of the same creators with more campaigns (by scale)."""
-    cfg, tiers, planner = load_model_config(), load_tier_config(), load_planner_config()
+    cfg, tiers, planner = _config(balance_folds), load_tier_config(), load_planner_config()
     scaled = scaled or {}
     variants: list[tuple[str, float]] = [("model", 1.0), ("ceiling", 1.0)]
     variants += [(f"{s:g}x the campaigns", s) for s in shares if s < 1]
@@ -217,9 +229,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--scales", default="0.25,0.5,1,2,4")
     ap.add_argument("--oracle-briefs", type=int, default=10, help="random briefs per goal for oracle shares (0: skip)")
+    ap.add_argument("--balance-folds", type=int, help="mean correction folds of every fit (0: off)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "ceiling.json")
     a = ap.parse_args()
-    cfg, tiers = load_model_config(), load_tier_config()
+    cfg, tiers = _config(a.balance_folds), load_tier_config()
     scales = [float(s) for s in a.scales.split(",")]
     runs: dict[str, dict[str, object]] = {}
 
@@ -251,9 +264,10 @@ def main() -> None:
                 run(f"learning curve: {s:g}x the campaigns (same creators)", scaled[s].frame, folder)
         oracle: dict[str, Any] = {}
         if a.oracle_briefs > 0:
-            oracle = oracle_shares(base, training, scales, a.oracle_briefs, Path(tmp) / "b", scaled)
+            oracle = oracle_shares(base, training, scales, a.oracle_briefs, Path(tmp) / "b", scaled, a.balance_folds)
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps({"creators": a.creators, "seed": a.seed, "runs": runs, "oracle": oracle},
+    a.out.write_text(json.dumps({"creators": a.creators, "seed": a.seed, "balance_folds": cfg.intervals.balance_folds,
+                                 "runs": runs, "oracle": oracle},
                                 indent=2) + "\n",
                      encoding="utf-8")  # fmt: skip
     print(f"written: {a.out}")
