@@ -43,6 +43,15 @@ def _cell(f: np.ndarray, t: np.ndarray) -> dict[str, float]:
             "mae_log1p_true": float(np.mean(np.abs(np.log1p(f) - np.log1p(t))))}  # fmt: skip
 
 
+def _text(c: dict[str, Any]) -> str:
+    """``top decile/all rows (MAE)`` of one group's cells."""
+    top, every = c["top_decile"], c["all"]
+    if not every["rows"]:
+        return "-"
+    head = f"{top['forecast_over_true']:.2f}" if top["rows"] else "-"
+    return f"{head}/{every['forecast_over_true']:.2f} ({every['mae_log1p_true']:.3f})"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--creators", type=int, default=20_000)
@@ -74,19 +83,12 @@ def main() -> None:
             for k in KPIS:
                 f, t = p[f"model__{k}"].to_numpy(), p[f"true_{k}"].cast(pl.Float64).to_numpy()
                 top = f >= np.quantile(f, 0.9)
-                cells = {name: {"top_decile": _cell(f[top & m], t[top & m]), "all": _cell(f[m], t[m])}
-                         for name, m in (("all", np.ones_like(seen)), ("seen", seen), ("unseen", ~seen))}  # fmt: skip
+                cells = {group: {"top_decile": _cell(f[top & m], t[top & m]), "all": _cell(f[m], t[m])}
+                         for group, m in (("all", np.ones_like(seen)), ("seen", seen), ("unseen", ~seen))}  # fmt: skip
                 row["kpis"][k] = cells
 
-                def text(c: dict[str, Any]) -> str:
-                    top_, all_ = c["top_decile"], c["all"]
-                    if not all_["rows"]:
-                        return "-"
-                    head = f"{top_['forecast_over_true']:.2f}" if top_["rows"] else "-"
-                    return f"{head}/{all_['forecast_over_true']:.2f} ({all_['mae_log1p_true']:.3f})"
-
-                print(f"  {k:12s} all {text(cells['all'])}  seen {text(cells['seen'])}  "
-                      f"unseen {text(cells['unseen'])}", flush=True)  # fmt: skip
+                print(f"  {k:12s} all {_text(cells['all'])}  seen {_text(cells['seen'])}  "
+                      f"unseen {_text(cells['unseen'])}", flush=True)  # fmt: skip
             out["scales"].setdefault(f"{scale:g}", {})[name] = row
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")

@@ -18,8 +18,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
@@ -27,13 +25,11 @@ from influencer_engine.config import load_simulator_config, load_tier_config  # 
 from influencer_engine.simulate import libm  # noqa: E402
 from influencer_engine.simulate.generate import SimulatedMarket, simulate_market  # noqa: E402
 
-NUMPY = {"exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1p, "log10": np.log10, "power": np.power}
-
 
 def _draw(n: int, seed: int, numpy: bool) -> tuple[float, SimulatedMarket]:
-    kept = {name: getattr(libm, name) for name in NUMPY}
+    kept = {name: getattr(libm, name) for name in libm.NUMPY}
     if numpy:
-        for name, fn in NUMPY.items():
+        for name, fn in libm.NUMPY.items():
             setattr(libm, name, fn)
     try:
         t0 = time.perf_counter()
