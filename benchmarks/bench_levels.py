@@ -1,14 +1,16 @@
 """Does the backtest's level (forecast over true sums) move with the number of campaigns? One command:
 
-    python benchmarks/bench_levels.py [--creators 20000] [--seed 7] [--scales 1,2,4]
+    python benchmarks/bench_levels.py [--creators 20000] [--seed 7] [--scales 1,2,4] [--periods 1]
 
 For each scale, the demo world's creators with that many times the campaigns (as ``bench_ceiling.py``'s learning
-curve), one time-split backtest (train on the earlier campaigns, test on the later 20%), and per KPI the sum of the
+curve), a time-split backtest (train on the earlier campaigns, test on the later 20%), and per KPI the sum of the
 forecasts over the sum of the simulator's true expected values: over every test row and over the top decile by
 forecast (what a planner picks from), each for creators the training rows saw and creators they did not, with the MAE
-on log1p against the truth. ``--without-balance`` repeats each backtest with ``balance_folds = 0`` (no out-of-fold mean
-correction) to see what the correction does to the level. Figures land in benchmarks/results/levels.json and on
-stdout.
+on log1p against the truth, and a 90% interval of the all-rows ratio from resampling the test rows' creators.
+``--periods N`` tests N consecutive periods of ``--period-share`` of the campaigns each (expanding window: each period
+forecast by a bundle trained on every campaign before it), so that one period's luck is not read as the model's bias.
+``--without-balance`` repeats each backtest with ``balance_folds = 0`` (no out-of-fold mean correction) to see what the
+correction does to the level. Figures land in benchmarks/results/levels.json and on stdout.
 """
 
 from __future__ import annotations
@@ -43,13 +45,25 @@ def _cell(f: np.ndarray, t: np.ndarray) -> dict[str, float]:
             "mae_log1p_true": float(np.mean(np.abs(np.log1p(f) - np.log1p(t))))}  # fmt: skip
 
 
+def _interval(f: np.ndarray, t: np.ndarray, creator: np.ndarray, draws: int = 400) -> tuple[float, float]:
+    """5th and 95th percentile of forecast/true sums over test sets resampled by creator (a creator's rows stay
+    together: sums of heavy-tailed outcomes are decided by a few creators)."""
+    codes = np.unique(creator, return_inverse=True)[1]
+    n = int(codes.max()) + 1
+    fs, ts = np.bincount(codes, f, n), np.bincount(codes, t, n)
+    rng = np.random.default_rng(0)
+    ratios = [fs[i].sum() / max(ts[i].sum(), 1e-9) for i in (rng.integers(0, n, n) for _ in range(draws))]
+    return float(np.quantile(ratios, 0.05)), float(np.quantile(ratios, 0.95))
+
+
 def _text(c: dict[str, Any]) -> str:
-    """``top decile/all rows (MAE)`` of one group's cells."""
+    """``top decile/all rows [90% interval] (MAE)`` of one group's cells."""
     top, every = c["top_decile"], c["all"]
     if not every["rows"]:
         return "-"
     head = f"{top['forecast_over_true']:.2f}" if top["rows"] else "-"
-    return f"{head}/{every['forecast_over_true']:.2f} ({every['mae_log1p_true']:.3f})"
+    band = f" [{every['interval'][0]:.2f}, {every['interval'][1]:.2f}]" if "interval" in every else ""
+    return f"{head}/{every['forecast_over_true']:.2f}{band} ({every['mae_log1p_true']:.3f})"
 
 
 def main() -> None:
@@ -57,13 +71,20 @@ def main() -> None:
     ap.add_argument("--creators", type=int, default=20_000)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--scales", default="1,2,4")
+    ap.add_argument("--periods", type=int, default=1, help="consecutive test periods (expanding window)")
+    ap.add_argument("--period-share", type=float, default=0.2, help="share of the campaigns in each test period")
     ap.add_argument("--without-balance", action="store_true", help="also backtest with balance_folds = 0")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "levels.json")
     a = ap.parse_args()
+    if a.periods < 1 or not 0 < a.periods * a.period_share < 1:
+        raise SystemExit("--periods x --period-share must be between 0 and 1 (and --periods at least 1)")
     configured, tiers = load_model_config(), load_tier_config()
+    backtest_cfg = {"test_share": a.periods * a.period_share, "folds": a.periods}
+    configured = configured.model_copy(update={"backtest": configured.backtest.model_copy(update=backtest_cfg)})
     off = configured.model_copy(update={"intervals": configured.intervals.model_copy(update={"balance_folds": 0})})
     configs = [("configured", configured), *([("balance off", off)] if a.without_balance else [])]
-    out: dict[str, Any] = {"creators": a.creators, "seed": a.seed, "scales": {}}
+    out: dict[str, Any] = {"creators": a.creators, "seed": a.seed, "periods": a.periods,
+                           "period_share": a.period_share, "scales": {}}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         for scale, (name, cfg) in ((float(s), c) for s in a.scales.split(",") for c in configs):
             folder = Path(tmp) / f"x{scale:g}"
@@ -71,25 +92,36 @@ def main() -> None:
                 _world(a.creators, a.seed, folder, campaigns=scale)
             table = load_training_table(folder, tiers).frame
             splits = list(time_splits(table["as_of"].to_numpy(), cfg.backtest.test_share, cfg.backtest.folds))
-            seen_ids = set(table[splits[-1][0]]["creator_id"].to_list())
-            r = backtest(table, cfg, truth=load_truth(folder), seed=0)
-            p = r.predictions
-            creator = p["request_id"].str.split(":").list.get(1).to_list()  # campaign:creator:format
-            seen = np.array([c in seen_ids for c in creator])
-            row: dict[str, Any] = {"test_rows": p.height, "seen_share": float(seen.mean()), "kpis": {}}
-            print(f"{scale:g}x the campaigns, {name}: {p.height:,} test rows, {seen.mean():.1%} of them of creators "
-                  "the training rows saw; forecast/true sums (top decile by forecast / all rows), MAE log1p",
-                  flush=True)  # fmt: skip
-            for k in KPIS:
-                f, t = p[f"model__{k}"].to_numpy(), p[f"true_{k}"].cast(pl.Float64).to_numpy()
-                top = f >= np.quantile(f, 0.9)
-                cells = {group: {"top_decile": _cell(f[top & m], t[top & m]), "all": _cell(f[m], t[m])}
-                         for group, m in (("all", np.ones_like(seen)), ("seen", seen), ("unseen", ~seen))}  # fmt: skip
-                row["kpis"][k] = cells
-
-                print(f"  {k:12s} all {_text(cells['all'])}  seen {_text(cells['seen'])}  "
-                      f"unseen {_text(cells['unseen'])}", flush=True)  # fmt: skip
-            out["scales"].setdefault(f"{scale:g}", {})[name] = row
+            p = backtest(table, cfg, truth=load_truth(folder), seed=0).predictions
+            period_of = {rid: i for i, (_, test) in enumerate(splits) for rid in table[test]["request_id"].to_list()}
+            which = np.array([period_of[r] for r in p["request_id"].to_list()])
+            creator = np.array(p["request_id"].str.split(":").list.get(1).to_list())  # campaign:creator:format
+            rows = []
+            for i, (train_idx, _) in enumerate(splits):
+                here = which == i
+                seen_ids = set(table[train_idx]["creator_id"].to_list())
+                seen = np.array([c in seen_ids for c in creator[here]])
+                q = p.filter(pl.Series(here))
+                row: dict[str, Any] = {"period": i + 1, "from": str(q["as_of"].min()), "to": str(q["as_of"].max()),
+                                       "train_rows": len(train_idx), "test_rows": q.height,
+                                       "seen_share": float(seen.mean()), "kpis": {}}  # fmt: skip
+                print(f"{scale:g}x the campaigns, {name}, period {i + 1} of {len(splits)} ({row['from'][:10]} to "
+                      f"{row['to'][:10]}, trained on {len(train_idx):,} rows): {q.height:,} test rows, "
+                      f"{seen.mean():.1%} of creators the training rows saw; forecast/true sums (top decile by "
+                      "forecast / all rows [90% interval, creators resampled]), MAE log1p", flush=True)  # fmt: skip
+                for k in KPIS:
+                    f, t = q[f"model__{k}"].to_numpy(), q[f"true_{k}"].cast(pl.Float64).to_numpy()
+                    top = f >= np.quantile(f, 0.9)
+                    groups = (("all", np.ones_like(seen)), ("seen", seen), ("unseen", ~seen))
+                    cells: dict[str, dict[str, dict[str, Any]]] = {
+                        g: {"top_decile": _cell(f[top & m], t[top & m]), "all": _cell(f[m], t[m])} for g, m in groups
+                    }
+                    cells["all"]["all"]["interval"] = _interval(f, t, creator[here])
+                    row["kpis"][k] = cells
+                    print(f"  {k:12s} all {_text(cells['all'])}  seen {_text(cells['seen'])}  "
+                          f"unseen {_text(cells['unseen'])}", flush=True)  # fmt: skip
+                rows.append(row)
+            out["scales"].setdefault(f"{scale:g}", {})[name] = rows
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     print(f"written: {a.out}")
