@@ -1,6 +1,6 @@
 """Does the backtest's level (forecast over true sums) move with the number of campaigns? One command:
 
-    python benchmarks/bench_levels.py [--creators 20000] [--seed 7] [--scales 1,2,4] [--periods 1]
+    python benchmarks/bench_levels.py [--creators 20000] [--seed 7] [--scales 1,2,4] [--periods 1] [--balance-folds N]
 
 For each scale, the demo world's creators with that many times the campaigns (as ``bench_ceiling.py``'s learning
 curve), a time-split backtest (train on the earlier campaigns, test on the later 20%), and per KPI the sum of the
@@ -10,7 +10,8 @@ on log1p against the truth, and a 90% interval of the all-rows ratio from resamp
 ``--periods N`` tests N consecutive periods of ``--period-share`` of the campaigns each (expanding window: each period
 forecast by a bundle trained on every campaign before it), so that one period's luck is not read as the model's bias.
 ``--without-balance`` repeats each backtest with ``balance_folds = 0`` (no out-of-fold mean correction) to see what the
-correction does to the level. Figures land in benchmarks/results/levels.json and on stdout.
+correction does to the level; ``--balance-folds N`` measures the configured bundle's correction with N folds instead
+of the config's. Figures land in benchmarks/results/levels.json and on stdout.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ def main() -> None:
     ap.add_argument("--scales", default="1,2,4")
     ap.add_argument("--periods", type=int, default=1, help="consecutive test periods (expanding window)")
     ap.add_argument("--period-share", type=float, default=0.2, help="share of the campaigns in each test period")
+    ap.add_argument("--balance-folds", type=int, help="the configured bundle's mean correction folds (2-10)")
     ap.add_argument("--without-balance", action="store_true", help="also backtest with balance_folds = 0")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "levels.json")
     a = ap.parse_args()
@@ -81,6 +83,9 @@ def main() -> None:
     configured, tiers = load_model_config(), load_tier_config()
     backtest_cfg = {"test_share": a.periods * a.period_share, "folds": a.periods}
     configured = configured.model_copy(update={"backtest": configured.backtest.model_copy(update=backtest_cfg)})
+    if a.balance_folds is not None:
+        folds = {"balance_folds": a.balance_folds}
+        configured = configured.model_copy(update={"intervals": configured.intervals.model_copy(update=folds)})
     off = configured.model_copy(update={"intervals": configured.intervals.model_copy(update={"balance_folds": 0})})
     configs = [("configured", configured), *([("balance off", off)] if a.without_balance else [])]
     out: dict[str, Any] = {"creators": a.creators, "seed": a.seed, "periods": a.periods,

@@ -401,6 +401,48 @@ def test_balance_corrects_a_forecast_that_runs_low_and_keeps_its_order() -> None
     np.testing.assert_allclose(few.apply(forecast[:50]), forecast[:50])
 
 
+def test_balance_level_carries_a_standard_error_clustered_by_creator() -> None:
+    """The overall ratio's standard error counts a creator's campaigns as one draw (they share the creator's error)
+    and shrinks as creators are added; old bundles without it read as 0."""
+    rng = np.random.default_rng(6)
+
+    def rows(creators: int, per: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        base = np.repeat(np.exp(rng.normal(2.0, 1.0, creators)), per)
+        own = np.repeat(np.exp(rng.normal(-0.18, 0.6, creators)), per)  # each creator's error, mean about 1
+        return rng.poisson(base * own).astype(np.float64), base, np.repeat(np.arange(creators), per).astype(str)
+
+    y, f, g = rows(400)
+    clustered, plain = Balance.fit(y, f, groups=g), Balance.fit(y, f)
+    assert clustered.overall == plain.overall  # the level itself does not depend on the clusters
+    assert clustered.overall_se > 1.5 * plain.overall_se > 0
+    y10, f10, g10 = rows(4_000)
+    assert Balance.fit(y10, f10, groups=g10).overall_se == pytest.approx(clustered.overall_se / np.sqrt(10), rel=0.35)
+    assert Balance.from_dict(clustered.to_dict()) == clustered
+    old = {k: v for k, v in clustered.to_dict().items() if k != "overall_se"}
+    assert Balance.from_dict(old).overall_se == 0.0
+
+
+def test_train_warns_when_the_data_pin_a_level_down_poorly() -> None:
+    from types import SimpleNamespace
+
+    from influencer_engine.cli.models import balance_summary, uncertain_levels
+
+    def predictor(**se: float) -> Any:
+        def balance(v: float) -> Balance:  # v < 0: measured on too few rows
+            return Balance((0.0,), (0.1,), 0.1, 5_000 if v >= 0 else 50, "forecast", max(v, 0.0))
+
+        models = {k: SimpleNamespace(balance_=balance(v)) for k, v in se.items()}
+        return SimpleNamespace(forecaster=SimpleNamespace(models_=models))
+
+    tight = predictor(reach=0.05, conversions=0.09)
+    assert uncertain_levels(tight) == ""
+    assert balance_summary(tight) == "reach x1.11 +-5%, conversions x1.11 +-9%"
+    loose = uncertain_levels(predictor(reach=0.05, conversions=0.3, revenue=-1))
+    assert "conversions +-30%" in loose and "revenue" in loose and "reach" not in loose
+    assert "--prior" in loose
+    assert balance_summary(predictor(revenue=-1)) == "revenue not measured (50 rows)"
+
+
 def test_per_dollar_balance_lowers_the_top_per_dollar_and_keeps_its_order() -> None:
     """A forecast that runs high where its value per dollar stands out (the winner's curse of a ranking) is corrected
     there, by the ratio of sums in its bins of forecast per dollar; the corrected value per dollar keeps its order."""
