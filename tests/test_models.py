@@ -428,8 +428,9 @@ def test_train_warns_when_the_data_pin_a_level_down_poorly() -> None:
     from influencer_engine.cli.models import balance_summary, uncertain_levels
 
     def predictor(**se: float) -> Any:
-        def balance(v: float) -> Balance:  # v < 0: measured on too few rows
-            return Balance((0.0,), (0.1,), 0.1, 5_000 if v >= 0 else 50, "forecast", max(v, 0.0))
+        def balance(v: float) -> Balance:  # v < 0: measured on too few rows; v >= 1: a correction at its limit, x2
+            level = math.log(2.0) if v >= 1 else 0.1
+            return Balance((0.0,), (level,), level, 5_000 if v >= 0 else 50, "forecast", max(v % 1, 0.0))
 
         models = {k: SimpleNamespace(balance_=balance(v)) for k, v in se.items()}
         return SimpleNamespace(forecaster=SimpleNamespace(models_=models))
@@ -437,8 +438,9 @@ def test_train_warns_when_the_data_pin_a_level_down_poorly() -> None:
     tight = predictor(reach=0.05, conversions=0.09)
     assert uncertain_levels(tight) == ""
     assert balance_summary(tight) == "reach x1.11 +-5%, conversions x1.11 +-9%"
-    loose = uncertain_levels(predictor(reach=0.05, conversions=0.3, revenue=-1))
-    assert "conversions +-30%" in loose and "revenue" in loose and "reach" not in loose
+    loose = uncertain_levels(predictor(reach=0.05, conversions=0.3, revenue=-1, clicks=1.05))
+    assert "conversions (+-30%)" in loose and "revenue (not measured)" in loose and "reach" not in loose
+    assert "clicks (+-5%, x2.00 is the correction's limit)" in loose
     assert "--prior" in loose
     assert balance_summary(predictor(revenue=-1)) == "revenue not measured (50 rows)"
 

@@ -192,14 +192,21 @@ def balance_summary(predictor: Predictor) -> str:
 
 def uncertain_levels(predictor: Predictor) -> str:
     """A warning when the data pin some KPI's level down poorly (its mean correction's standard error is above
-    ``balance.UNCERTAIN``, or too few rows measured it), naming those KPIs and the way out; "" otherwise."""
-    from influencer_engine.modeling.balance import MIN_BIN_ROWS, UNCERTAIN
+    ``balance.UNCERTAIN``, the correction sits at its limit, or too few rows measured it), naming those KPIs and the
+    way out; "" otherwise."""
+    from influencer_engine.modeling.balance import LIMITS, MIN_BIN_ROWS, UNCERTAIN
 
     loose: list[str] = []
     for kpi, m in predictor.forecaster.models_.items():
         b = getattr(m, "balance_", None)
-        if b is not None and (b.rows < MIN_BIN_ROWS or b.overall_se > UNCERTAIN):
-            loose.append(kpi if b.rows < MIN_BIN_ROWS else f"{kpi} +-{b.overall_se:.0%}")
+        if b is None:
+            continue
+        at_limit = not math.log(LIMITS[0]) + 1e-9 < b.overall < math.log(LIMITS[1]) - 1e-9
+        if b.rows < MIN_BIN_ROWS:
+            loose.append(f"{kpi} (not measured)")
+        elif at_limit or b.overall_se > UNCERTAIN:
+            limit = f", x{math.exp(b.overall):.2f} is the correction's limit" if at_limit else ""
+            loose.append(f"{kpi} (+-{b.overall_se:.0%}{limit})")
     if not loose:
         return ""
     return (f"the level of {', '.join(loose)} is uncertain with this many campaign outcomes: plans may promise "

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["MIN_BIN_ROWS", "PER_DOLLAR_QUANTILES", "UNCERTAIN", "Balance"]
+__all__ = ["LIMITS", "MIN_BIN_ROWS", "PER_DOLLAR_QUANTILES", "UNCERTAIN", "Balance"]
 
 F64 = npt.NDArray[np.float64]
 PRIOR_SD = 0.15  # assumption: how far (log) a bin's factor may plausibly sit from the overall one
