@@ -24,8 +24,10 @@ so that the corrected value per dollar still rises with the raw one (it corrects
 
 The overall ratio carries its standard error (``overall_se``, log scale; clustered by creator when the rows' creators
 are given: one creator's campaigns move together). It says how well the data pins the level down: on the demo world
-(9.4k campaigns) 0.05-0.09 per KPI; on worlds of 3,000 creators (1.3-1.4k campaigns) 0.08-0.54, where the corrected
-levels of later campaigns ran from 0.71 to 2.09 of the truth. ``ie train`` prints it and warns above ``UNCERTAIN``.
+0.02-0.04 per KPI with all 11.8k campaigns and 0.05-0.09 with the earlier 9.4k; on worlds of 3,000 creators (1.3-1.4k
+campaigns) 0.08-0.54, where the corrected levels of later campaigns ran from 0.71 to 2.09 of the truth. It is itself
+rough (a few large creators decide it, as they decide the level) and understated those misses, so it is a warning
+sign, not a band: ``ie train`` prints it and warns above ``UNCERTAIN``.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ MIN_BIN_ROWS = 200
 # 2% (at least MIN_BIN_ROWS rows, or it is left out: a brand's few hundred campaigns get no such bin)
 PER_DOLLAR_QUANTILES = (0.5, 0.9, 0.98)
 _MAX_FALL = -0.5  # the correction's slope in log forecast never falls below this: corrected forecasts keep the order
-# a level whose standard error (log) exceeds this is reported as uncertain: the demo world's are 0.05-0.09, and with
+# a level whose standard error (log) exceeds this is reported as uncertain: the demo world's are 0.02-0.09, and with
 # about a thousand campaigns they reach 0.1-0.5, where later levels missed by up to 2x (module doc)
 UNCERTAIN = 0.15
 
