@@ -237,6 +237,14 @@ def test_backtest_reports_every_kpi_and_method(table: pl.DataFrame, small_market
         assert 0.0 <= d["model"]["coverage_p10_p90"] <= 1.0
     assert r.rows["train"] + r.rows["test"] == table.height
     assert -1 <= r.per_dollar["model"] <= 1
+    # the level a plan's totals stand on: forecast over observed (and true) sums of the test rows
+    preds = r.predictions
+    for kpi in ("reach", "conversions"):
+        f, y = preds[f"model__{kpi}"].to_numpy(), preds[kpi].cast(pl.Float64).fill_null(np.nan).to_numpy()
+        seen = np.isfinite(y)
+        assert r.metrics[kpi]["model"]["sum_ratio"] == pytest.approx(f[seen].sum() / y[seen].sum())
+        true_sum = preds[f"true_{kpi}"].sum()
+        assert r.metrics[kpi]["model"]["sum_ratio_true"] == pytest.approx(f.sum() / true_sum)
     # the error and coverage by history bucket, tier and platform; each group's rows add up to the test rows
     for by in ("history", "tier", "platform"):
         cells = [c for c in r.breakdown if c["by"] == by and c["kpi"] == "reach"]

@@ -82,7 +82,8 @@ def train(
         m = d["model"]
         best = min((b for b in d if b != "model"), key=lambda b: d[b]["mae_log1p"])
         typer.echo(f"  {kpi:12} MAE log1p {m['mae_log1p']:.3f} (best baseline {best} {d[best]['mae_log1p']:.3f})  "
-                   f"Spearman {m['spearman']:.3f}  P10-P90 coverage {m['coverage_p10_p90']:.1%}")  # fmt: skip
+                   f"Spearman {m['spearman']:.3f}  P10-P90 coverage {m['coverage_p10_p90']:.1%}  "
+                   f"forecast/observed sum {m['sum_ratio']:.2f}")  # fmt: skip
     if bt.per_dollar:
         typer.echo(f"  conversions per dollar, Spearman: {bt.per_dollar['model']:.3f}")
     from influencer_engine.modeling.compiled import enabled

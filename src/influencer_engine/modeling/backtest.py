@@ -148,8 +148,10 @@ def score_predictions(preds: pl.DataFrame, *, n_train: int) -> BacktestResult:
             p = col(f"{m}__{k}")
             row = {"poisson_deviance": poisson_deviance(y, p), "mae_log1p": mae_log1p(y, p),
                    "spearman": spearman(p, tru if tru is not None else y)}  # fmt: skip
+            row["sum_ratio"] = sum_ratio(p, y)
             if tru is not None:
                 row["mae_log1p_true"] = mae_log1p(tru, p)
+                row["sum_ratio_true"] = sum_ratio(p, tru)
             metrics[k][m] = row
         lo, mid, hi = col(f"model__{k}_p10"), col(f"model__{k}_p50"), col(f"model__{k}_p90")
         metrics[k]["model"].update(coverage_p10_p90=coverage(y, lo, hi), **interval_width(lo, hi, mid))
@@ -184,6 +186,14 @@ def score_predictions(preds: pl.DataFrame, *, n_train: int) -> BacktestResult:
     rows = {"train": n_train, "test": preds.height}
     return BacktestResult(metrics=metrics, per_dollar=per_dollar, rows=rows, predictions=preds,
                           calibration=calib, beats=beats, breakdown=breakdown)  # fmt: skip
+
+
+def sum_ratio(forecast: F64, actual: F64) -> float:
+    """Sum of forecasts over the sum of what happened (or of the truth), on rows where both are known: the level a
+    plan's totals stand on (NaN when nothing happened)."""
+    ok = np.isfinite(forecast) & np.isfinite(actual)
+    total = float(actual[ok].sum())
+    return float(forecast[ok].sum()) / total if total > 0 else float("nan")
 
 
 MIN_GROUP_ROWS = 20  # a group of the breakdown with fewer test rows is left out

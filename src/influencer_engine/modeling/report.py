@@ -29,7 +29,8 @@ def markdown_report(sections: Mapping[str, BacktestResult], *, title: str, notes
         truth = any("mae_log1p_true" in m for d in r.metrics.values() for m in d.values())
         head = "| KPI | method | Poisson deviance | MAE log1p | " + ("MAE log1p vs truth | Spearman vs truth |"
                                                                    if truth else "Spearman |")  # fmt: skip
-        head += " P10-P90 coverage | width (log1p) |"
+        head += " P10-P90 coverage | width (log1p) | forecast / observed sum |"
+        head += " forecast / true sum |" if truth else ""
         lines += [head, "|" + "---|" * (head.count("|") - 1)]
         for kpi, d in r.metrics.items():
             for m in METHODS:
@@ -40,8 +41,16 @@ def markdown_report(sections: Mapping[str, BacktestResult], *, title: str, notes
                 cells.append(f"{row['spearman']:.3f}")
                 cells.append(f"{row['coverage_p10_p90']:.1%}" if "coverage_p10_p90" in row else "")
                 cells.append(f"{row['width_log1p']:.2f}" if "width_log1p" in row else "")
+                cells.append(f"{row['sum_ratio']:.2f}" if "sum_ratio" in row else "")
+                if truth:
+                    cells.append(f"{row['sum_ratio_true']:.2f}" if "sum_ratio_true" in row else "")
                 lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
+        lines += [
+            "",
+            "Forecast / observed sum: the level a plan's totals stand on, over these test rows (a few large "
+            "creators decide it: read one period's level with a margin of 10-20%).",
+            "",
+        ]
         if r.per_dollar:
             lines.append("Spearman of conversions per dollar (cost paid)" + (" vs truth: " if truth else ": ")
                          + ", ".join(f"{_LABEL[m]} {v:.3f}" for m, v in r.per_dollar.items()))  # fmt: skip
