@@ -31,8 +31,10 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_ceiling import _world  # noqa: E402
+from bench_uncertainty import periods_of, with_periods  # noqa: E402
 from influencer_engine.config import load_model_config, load_tier_config  # noqa: E402
-from influencer_engine.modeling.backtest import backtest, time_splits  # noqa: E402
+from influencer_engine.modeling.backtest import backtest  # noqa: E402
+from influencer_engine.modeling.metrics import mae_log1p, sum_ratio  # noqa: E402
 from influencer_engine.training.data import load_training_table  # noqa: E402
 from influencer_engine.training.train import load_truth  # noqa: E402
 
@@ -42,8 +44,7 @@ KPIS = ("reach", "impressions", "engagements", "clicks", "conversions", "revenue
 def _cell(f: np.ndarray, t: np.ndarray) -> dict[str, float]:
     if len(f) == 0:
         return {"rows": 0}
-    return {"rows": len(f), "forecast_over_true": float(f.sum() / max(t.sum(), 1e-9)),
-            "mae_log1p_true": float(np.mean(np.abs(np.log1p(f) - np.log1p(t))))}  # fmt: skip
+    return {"rows": len(f), "forecast_over_true": sum_ratio(f, t), "mae_log1p_true": mae_log1p(t, f)}
 
 
 def _interval(f: np.ndarray, t: np.ndarray, creator: np.ndarray, draws: int = 400) -> tuple[float, float]:
@@ -78,11 +79,7 @@ def main() -> None:
     ap.add_argument("--without-balance", action="store_true", help="also backtest with balance_folds = 0")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "levels.json")
     a = ap.parse_args()
-    if a.periods < 1 or not 0 < a.periods * a.period_share < 1:
-        raise SystemExit("--periods x --period-share must be between 0 and 1 (and --periods at least 1)")
-    configured, tiers = load_model_config(), load_tier_config()
-    backtest_cfg = {"test_share": a.periods * a.period_share, "folds": a.periods}
-    configured = configured.model_copy(update={"backtest": configured.backtest.model_copy(update=backtest_cfg)})
+    configured, tiers = with_periods(load_model_config(), a.periods, a.period_share), load_tier_config()
     if a.balance_folds is not None:
         folds = {"balance_folds": a.balance_folds}
         configured = configured.model_copy(update={"intervals": configured.intervals.model_copy(update=folds)})
@@ -96,13 +93,11 @@ def main() -> None:
             if not folder.exists():
                 _world(a.creators, a.seed, folder, campaigns=scale)
             table = load_training_table(folder, tiers).frame
-            splits = list(time_splits(table["as_of"].to_numpy(), cfg.backtest.test_share, cfg.backtest.folds))
             p = backtest(table, cfg, truth=load_truth(folder), seed=0).predictions
-            period_of = {rid: i for i, (_, test) in enumerate(splits) for rid in table[test]["request_id"].to_list()}
-            which = np.array([period_of[r] for r in p["request_id"].to_list()])
+            which, trains = periods_of(table, p, cfg)
             creator = np.array(p["request_id"].str.split(":").list.get(1).to_list())  # campaign:creator:format
             rows = []
-            for i, (train_idx, _) in enumerate(splits):
+            for i, train_idx in enumerate(trains):
                 here = which == i
                 seen_ids = set(table[train_idx]["creator_id"].to_list())
                 seen = np.array([c in seen_ids for c in creator[here]])
@@ -110,7 +105,7 @@ def main() -> None:
                 row: dict[str, Any] = {"period": i + 1, "from": str(q["as_of"].min()), "to": str(q["as_of"].max()),
                                        "train_rows": len(train_idx), "test_rows": q.height,
                                        "seen_share": float(seen.mean()), "kpis": {}}  # fmt: skip
-                print(f"{scale:g}x the campaigns, {name}, period {i + 1} of {len(splits)} ({row['from'][:10]} to "
+                print(f"{scale:g}x the campaigns, {name}, period {i + 1} of {len(trains)} ({row['from'][:10]} to "
                       f"{row['to'][:10]}, trained on {len(train_idx):,} rows): {q.height:,} test rows, "
                       f"{seen.mean():.1%} of creators the training rows saw; forecast/true sums (top decile by "
                       "forecast / all rows [90% interval, creators resampled]), MAE log1p", flush=True)  # fmt: skip

@@ -56,11 +56,21 @@ def _by_history(cfg: ModelConfig, on: bool) -> ModelConfig:
     return cfg.model_copy(update={"intervals": cfg.intervals.model_copy(update={"by_history": on})})
 
 
-def _periods(table: pl.DataFrame, preds: pl.DataFrame, cfg: ModelConfig) -> np.ndarray:
-    """Each prediction row's test period (0 = the earliest), from the backtest's own time splits."""
+def with_periods(cfg: ModelConfig, periods: int, share: float) -> ModelConfig:
+    """``cfg`` whose backtest tests ``periods`` consecutive periods of ``share`` of the campaigns each (expanding
+    window); a bad combination stops the benchmark with the fix."""
+    if periods < 1 or not 0 < periods * share < 1:
+        raise SystemExit("--periods x --period-share must be between 0 and 1 (and --periods at least 1)")
+    split = {"test_share": periods * share, "folds": periods}
+    return cfg.model_copy(update={"backtest": cfg.backtest.model_copy(update=split)})
+
+
+def periods_of(table: pl.DataFrame, preds: pl.DataFrame, cfg: ModelConfig) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Each prediction row's test period (0 = the earliest) and each period's training rows, from the backtest's own
+    time splits."""
     splits = time_splits(table["as_of"].to_numpy(), cfg.backtest.test_share, cfg.backtest.folds)
     period_of = {rid: i for i, (_, test) in enumerate(splits) for rid in table[test]["request_id"].to_list()}
-    return np.array([period_of[r] for r in preds["request_id"].to_list()])
+    return np.array([period_of[r] for r in preds["request_id"].to_list()]), [train for train, _ in splits]
 
 
 def _coverage_by_period(preds: pl.DataFrame, period: np.ndarray, k: str) -> list[float]:
@@ -77,7 +87,7 @@ def measure(folder: Path, cfg: ModelConfig, pooled_only: bool = False) -> dict[s
         t0 = time.perf_counter()
         r = backtest(table, _by_history(cfg, on), truth=load_truth(folder), seed=0)
         preds = r.predictions
-        period = _periods(table, preds, cfg)
+        period, _ = periods_of(table, preds, cfg)
         bucket = history_bucket(preds["posts_before"].cast(pl.Float64).to_numpy())
         rows = {b: int((bucket == i).sum()) for i, b in enumerate(HISTORY_BUCKETS)}
         kpis: dict[str, object] = {}
@@ -110,11 +120,8 @@ def main() -> None:
     ap.add_argument("--pooled-only", action="store_true", help="skip the bands per history bucket")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "uncertainty.json")
     a = ap.parse_args()
-    if a.periods < 1 or not 0 < a.periods * a.period_share < 1:
-        raise SystemExit("--periods x --period-share must be between 0 and 1 (and --periods at least 1)")
     cfg, tiers, sim = load_model_config(), load_tier_config(), load_simulator_config()
-    split = {"test_share": a.periods * a.period_share, "folds": a.periods}
-    cfg = cfg.model_copy(update={"backtest": cfg.backtest.model_copy(update=split)})
+    cfg = with_periods(cfg, a.periods, a.period_share)
     results: dict[str, object] = {"creators": a.creators, "seed": a.seed, "thin_share": a.thin_share, "keep": a.keep,
                                   "periods": a.periods, "period_share": a.period_share}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:

@@ -21,7 +21,14 @@ from influencer_engine.modeling.baselines import BASELINES, Baselines
 from influencer_engine.modeling.estimator import BoosterTrainer
 from influencer_engine.modeling.forecaster import KPIForecaster, targets_of
 from influencer_engine.modeling.intervals import HISTORY_BUCKETS, history_bucket
-from influencer_engine.modeling.metrics import coverage, interval_width, mae_log1p, poisson_deviance, spearman
+from influencer_engine.modeling.metrics import (
+    coverage,
+    interval_width,
+    mae_log1p,
+    poisson_deviance,
+    spearman,
+    sum_ratio,
+)
 from influencer_engine.registry import KPI_NAMES
 
 __all__ = ["METHODS", "BacktestResult", "backtest", "score_predictions", "time_splits"]
@@ -186,14 +193,6 @@ def score_predictions(preds: pl.DataFrame, *, n_train: int) -> BacktestResult:
     rows = {"train": n_train, "test": preds.height}
     return BacktestResult(metrics=metrics, per_dollar=per_dollar, rows=rows, predictions=preds,
                           calibration=calib, beats=beats, breakdown=breakdown)  # fmt: skip
-
-
-def sum_ratio(forecast: F64, actual: F64) -> float:
-    """Sum of forecasts over the sum of what happened (or of the truth), on rows where both are known: the level a
-    plan's totals stand on (NaN when nothing happened)."""
-    ok = np.isfinite(forecast) & np.isfinite(actual)
-    total = float(actual[ok].sum())
-    return float(forecast[ok].sum()) / total if total > 0 else float("nan")
 
 
 MIN_GROUP_ROWS = 20  # a group of the breakdown with fewer test rows is left out

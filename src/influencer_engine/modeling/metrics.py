@@ -6,7 +6,15 @@ import numpy as np
 import numpy.typing as npt
 from scipy.stats import spearmanr
 
-__all__ = ["coverage", "interval_width", "mae_log1p", "poisson_deviance", "relative_poisson_deviance", "spearman"]
+__all__ = [
+    "coverage",
+    "interval_width",
+    "mae_log1p",
+    "poisson_deviance",
+    "relative_poisson_deviance",
+    "spearman",
+    "sum_ratio",
+]
 
 F64 = npt.NDArray[np.float64]
 
@@ -42,6 +50,14 @@ def relative_poisson_deviance(y: F64, pred: F64) -> float:
 def mae_log1p(y: F64, pred: F64) -> float:
     ok = _ok(y, pred)
     return float(np.mean(np.abs(np.log1p(np.maximum(y[ok], 0)) - np.log1p(np.maximum(pred[ok], 0)))))
+
+
+def sum_ratio(forecast: F64, actual: F64) -> float:
+    """Sum of forecasts over the sum of what happened (or of the truth), on rows where both are known: the level a
+    plan's totals stand on (NaN when nothing happened)."""
+    ok = _ok(forecast, actual)
+    total = float(actual[ok].sum())
+    return float(forecast[ok].sum()) / total if total > 0 else float("nan")
 
 
 def spearman(a: F64, b: F64) -> float:
