@@ -11,13 +11,17 @@ on log1p against the truth, and a 90% interval of the all-rows ratio from resamp
 forecast by a bundle trained on every campaign before it), so that one period's luck is not read as the model's bias.
 ``--without-balance`` repeats each backtest with ``balance_folds = 0`` (no out-of-fold mean correction) to see what the
 correction does to the level; ``--balance-folds N`` measures the configured bundle's correction with N folds instead
-of the config's. Figures land in benchmarks/results/levels.json and on stdout.
+of the config's. Each period also gets the level per platform x tier (groups with ``--min-group-rows`` test rows: a
+plan's roster is made of a few such groups) and, over consecutive periods, how well the groups' levels repeat. Figures
+land in benchmarks/results/levels.json (``--out``) and on stdout.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import math
 import sys
 import tempfile
 from pathlib import Path
@@ -68,6 +72,32 @@ def _text(c: dict[str, Any]) -> str:
     return f"{head}/{every['forecast_over_true']:.2f}{band} ({every['mae_log1p_true']:.3f})"
 
 
+def _by_group(q: pl.DataFrame, f: np.ndarray, t: np.ndarray, min_rows: int) -> dict[str, dict[str, Any]]:
+    """Forecast over true sums per platform x tier with at least ``min_rows`` test rows, largest first: a plan picks
+    creators of a few such groups, so a group's level is what its roster stands on."""
+    keys = (q["platform"].cast(pl.String) + " " + q["tier"].cast(pl.String)).to_numpy()
+    names, counts = np.unique(keys, return_counts=True)
+    order = sorted(zip(names, counts, strict=True), key=lambda x: -x[1])
+    return {str(g): _cell(f[keys == g], t[keys == g]) for g, n in order if n >= min_rows}
+
+
+def _group_agreement(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per KPI, the correlation of the groups' log levels between consecutive periods (groups in both) and their
+    spread: levels that repeat from one period to the next are the model's bias for that group, not luck."""
+    out: dict[str, Any] = {}
+    for k in KPIS:
+        pairs: list[tuple[float, float]] = []
+        for a, b in itertools.pairwise(rows):
+            ga, gb = a["by_group"][k], b["by_group"][k]
+            pairs += [(math.log(ga[g]["forecast_over_true"]), math.log(gb[g]["forecast_over_true"]))
+                      for g in ga if g in gb]  # fmt: skip
+        if len(pairs) >= 3:
+            x = np.array(pairs)
+            out[k] = {"pairs": len(pairs), "correlation": float(np.corrcoef(x[:, 0], x[:, 1])[0, 1]),
+                      "log_sd": float(x.std())}  # fmt: skip
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--creators", type=int, default=20_000)
@@ -77,6 +107,7 @@ def main() -> None:
     ap.add_argument("--period-share", type=float, default=0.2, help="share of the campaigns in each test period")
     ap.add_argument("--balance-folds", type=int, help="the configured bundle's mean correction folds (2-10)")
     ap.add_argument("--without-balance", action="store_true", help="also backtest with balance_folds = 0")
+    ap.add_argument("--min-group-rows", type=int, default=100, help="test rows a platform x tier group needs")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "levels.json")
     a = ap.parse_args()
     configured, tiers = with_periods(load_model_config(), a.periods, a.period_share), load_tier_config()
@@ -118,10 +149,15 @@ def main() -> None:
                     }
                     cells["all"]["all"]["interval"] = _interval(f, t, creator[here])
                     row["kpis"][k] = cells
+                    row.setdefault("by_group", {})[k] = _by_group(q, f, t, a.min_group_rows)
                     print(f"  {k:12s} all {_text(cells['all'])}  seen {_text(cells['seen'])}  "
                           f"unseen {_text(cells['unseen'])}", flush=True)  # fmt: skip
+                    levels = ", ".join(f"{g} {c['forecast_over_true']:.2f}" for g, c in row["by_group"][k].items())
+                    print(f"  {'':12s} by platform x tier: {levels}", flush=True)
                 rows.append(row)
             out["scales"].setdefault(f"{scale:g}", {})[name] = rows
+            if len(rows) > 1:
+                out["scales"][f"{scale:g}"][f"{name}, group levels between periods"] = _group_agreement(rows)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     print(f"written: {a.out}")

@@ -110,6 +110,9 @@ def test_train_writes_bundle_report_and_mlflow(trained: dict[str, Path]) -> None
     manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
     assert set(manifest["kpis"]) == {"reach", "impressions", "engagements", "clicks", "conversions", "revenue"}
     assert len(manifest["training_data_fingerprint"]) == 64
+    # simulated data carry their expected values: the backtest measured the forecasts' error about them
+    errors = {k: v["state"]["expected_error"] for k, v in manifest["kpis"].items()}
+    assert all(e["rows"] >= 200 and 0.0 < e["share"] <= 1.0 and 0.0 <= e["common"] <= 1.0 for e in errors.values())
     assert (bundle / "report" / "evaluation.md").is_file() and (
         bundle / "report" / "calibration_backtest.png"
     ).is_file()
@@ -292,6 +295,14 @@ def test_evaluate_planner_scores_against_the_oracle(
             # the references planned on the truth with a known error are scored against the same oracle
             assert e["truth_noise10"]["mean_share"] <= 1.0 + 1e-6 and e["truth_noise30"]["mean_share"] > 0, goal
     assert "top_followers" in text and "truth, log sd 0.1" in text
+    # the bundle measured its error about expected values (simulated data): rosters get a band of their expected
+    # total beside the plan's band of deliveries, and the level of the candidates they were picked from
+    assert "expected band holds" in text
+    for goal, e in summary.items():
+        if e["briefs"]:
+            picked = e["picked"]
+            assert 0.0 <= picked["expected_band_holds_truth"] <= 1.0, goal
+            assert picked["base_forecast_over_true"]["median"] > 0 and picked["roster_kpi_forecast_over_true"]["n"] >= 1
     # the same briefs planned on each creator's P10: both rosters' true value and delivered downside
     if summary["conversions"]["briefs"]:
         r = summary["conversions"]["risk_averse"]

@@ -24,7 +24,14 @@ from influencer_engine.modeling.costs import per_cost
 from influencer_engine.modeling.estimator import KPIModel
 from influencer_engine.modeling.explain import explain
 from influencer_engine.modeling.forecaster import Forecast, KPIForecaster, fold_of, price_of
-from influencer_engine.modeling.intervals import MIN_PAIRS, ConformalBands, ErrorSplit
+from influencer_engine.modeling.intervals import (
+    MIN_EXPECTED_ROWS,
+    MIN_PAIRS,
+    ConformalBands,
+    ErrorSplit,
+    ExpectedError,
+    band_variance,
+)
 from influencer_engine.modeling.matrix import check_features
 from influencer_engine.modeling.metrics import poisson_deviance, relative_poisson_deviance
 from influencer_engine.modeling.predictor import TrainingInfo
@@ -498,6 +505,53 @@ def test_error_split_recovers_creator_and_campaign_shares() -> None:
     alone = ErrorSplit.fit(np.expm1(log_y), forecast, np.arange(rows), k)  # nobody hired twice: own error unknown
     assert alone.creator_pairs < MIN_PAIRS and alone.creator == pytest.approx(1.0 - alone.common)
     assert ErrorSplit() == ErrorSplit.from_dict(None)
+
+
+def test_expected_error_measures_the_forecasts_error_about_known_expected_values() -> None:
+    """Where the expected values are known (simulated data), the share of each band that is the forecast's error
+    about them is their error's variance over the band's, and the part common to a campaign comes from pairs; with
+    too few known values nothing is claimed."""
+    rng = np.random.default_rng(8)
+    creators, campaigns, rows = 3_000, 600, 6_000
+    c = rng.integers(0, creators, rows)
+    k = rng.integers(0, campaigns, rows)
+    forecast = np.exp(rng.normal(8.0, 0.5, rows))  # large counts: log1p is about log
+    own, shared, band_sd = 0.09, 0.03, 1.0  # variances of the error about the expected value; the band's log sd
+    true = forecast * np.exp(rng.normal(0, np.sqrt(own), rows) + rng.normal(0, np.sqrt(shared), campaigns)[k])
+    z = 1.2815515655446004
+    quantiles = np.column_stack([forecast * np.exp(-z * band_sd), forecast, forecast * np.exp(z * band_sd)])
+    assert band_variance(quantiles) == pytest.approx(np.full(rows, band_sd**2), rel=0.02)
+    error = ExpectedError.fit(true, forecast, quantiles, c, k)
+    assert error.rows == rows
+    assert error.share == pytest.approx((own + shared) / band_sd**2, abs=0.02)
+    assert error.common == pytest.approx(shared / (own + shared), abs=0.06)
+    assert ExpectedError.from_dict(error.to_dict()) == error
+    few = ExpectedError.fit(true[: MIN_EXPECTED_ROWS - 1], forecast[: MIN_EXPECTED_ROWS - 1],
+                            quantiles[: MIN_EXPECTED_ROWS - 1], c[: MIN_EXPECTED_ROWS - 1],
+                            k[: MIN_EXPECTED_ROWS - 1])  # fmt: skip
+    assert few.share is None and few.rows == MIN_EXPECTED_ROWS - 1
+    assert ExpectedError.from_dict(None) == ExpectedError() and ExpectedError().share is None
+    exact = ExpectedError.fit(forecast, forecast, quantiles, c, k)  # forecasts equal to the truth: no error
+    assert exact.share == pytest.approx(0.0, abs=1e-9)
+
+
+def test_expected_errors_need_known_expected_values() -> None:
+    """The backtest's predictions measure the error about expected values only where they carry the truth (simulated
+    data) and name each row's creator and campaign; real outcomes hold the delivery's luck too: nothing is claimed."""
+    from influencer_engine.modeling.backtest import expected_errors
+
+    rng = np.random.default_rng(2)
+    n = 400
+    f = np.exp(rng.normal(5.0, 1.0, n))
+    preds = pl.DataFrame({
+        "creator_id": [f"c{i % 150}" for i in range(n)], "campaign_id": [f"k{i // 8}" for i in range(n)],
+        "model__reach": f, "model__reach_p10": f * 0.4, "model__reach_p50": f * 0.9, "model__reach_p90": f * 2.0,
+    })  # fmt: skip
+    assert expected_errors(preds) == {}  # observed outcomes only
+    with_truth = preds.with_columns(true_reach=pl.Series(f * np.exp(rng.normal(0.0, 0.3, n))))
+    got = expected_errors(with_truth)
+    assert set(got) == {"reach"} and got["reach"].rows == n and got["reach"].share is not None
+    assert expected_errors(with_truth.drop("campaign_id")) == {}
 
 
 def test_forecaster_means_are_corrected_out_of_fold(forecaster: KPIForecaster, table: pl.DataFrame) -> None:

@@ -538,6 +538,33 @@ def test_risk_averse_plan_maximises_the_rosters_p10_not_the_sum_of_each_creators
     assert 1000 - 1.28 * np.sqrt((sd[1:] ** 2).sum()) > 1000 - 1.28 * sd[0]
 
 
+def test_a_rosters_expected_total_is_drawn_from_the_forecasts_error_alone() -> None:
+    """The evaluation's band of a roster's expected total draws only the share of each band measured to be error about
+    the expected value: it averages to the forecast, sits inside the band of deliveries, widens with the part the
+    creators share, and equals the band of deliveries when the whole band is that error."""
+    from influencer_engine.evaluation.planner_eval import expected_draws
+    from influencer_engine.modeling.intervals import ExpectedError
+    from influencer_engine.planner.totals import _draws
+
+    rows = 40
+    q = np.tile(np.array([50.0, 100.0, 200.0, 110.0]), (rows, 1))
+    delivered = _draws(q, None, 4000, np.random.default_rng(3)).sum(axis=1)
+
+    def width(x: npt.NDArray[np.float64]) -> float:
+        lo, hi = np.quantile(x, [0.1, 0.9])
+        return float(hi - lo)
+
+    alone = expected_draws(q, ExpectedError(0.2, 0.0, 1000), 4000, np.random.default_rng(4))
+    np.testing.assert_allclose(alone.mean(axis=0), q[:, 3])
+    shared = expected_draws(q, ExpectedError(0.2, 0.5, 1000), 4000, np.random.default_rng(4))
+    whole = expected_draws(q, ExpectedError(1.0, 0.0, 1000), 4000, np.random.default_rng(4))
+    assert width(alone.sum(axis=1)) < 0.6 * width(delivered)  # a fifth of each band's variance, independent
+    assert width(shared.sum(axis=1)) > 2.0 * width(alone.sum(axis=1))  # 40 creators: what they share dominates
+    assert width(whole.sum(axis=1)) == pytest.approx(width(delivered), rel=0.1)
+    with pytest.raises(ValueError, match="not measured"):
+        expected_draws(q, ExpectedError(), 10, np.random.default_rng(4))
+
+
 def test_a_common_error_moves_a_rosters_creators_together() -> None:
     """The share of each band that the models measured to be common to a campaign's creators is drawn once per
     roster: the roster's band widens with it, every creator's draws still average to its forecast, and a band made

@@ -174,6 +174,10 @@ def test_train_from_prior_end_to_end(trained: dict[str, Path], tmp_path: Path, c
     captured = capsys.readouterr()
     assert "conversions" in captured.out
     b = load_bundle(tmp_path / "model2")
+    # a brand's outcomes do not carry their expected values: the prior's measured error about them is kept
+    prior_errors = {k: m.expected_error for k, m in load_bundle(trained["bundle"]).forecaster.models_.items()}
+    assert {k: m.expected_error for k, m in b.forecaster.models_.items()} == prior_errors
+    assert all(e.share is not None for e in prior_errors.values())
     frame = load_training_table(user, load_tier_config()).frame
     X = frame.select(feature_columns())
     again = fit_from_prior(load_bundle(trained["bundle"]).forecaster, X, targets_of(frame, b.kpis),

@@ -103,6 +103,10 @@ def train(
     split = split_summary(predictor)
     if split:
         typer.echo(f"  bands (share of log variance out of fold): {split}")
+    about = expected_error_summary(predictor)
+    if about:
+        typer.echo(f"  the forecasts' error about the true expected values (the backtest's later campaigns, "
+                   f"simulated data): {about} of each band's variance; the rest is the luck of delivery")  # fmt: skip
     typer.echo(f"  report: {r.bundle / 'report' / 'evaluation.md'}")
     if r.tracking:
         typer.echo(f"  MLflow run {r.tracking['run_id']} at {r.tracking['tracking_uri']}"
@@ -221,6 +225,17 @@ def per_dollar_summary(predictor: Predictor) -> str:
     models = predictor.forecaster.models_.items()
     return ", ".join(f"{kpi} x{math.exp(m.per_dollar_.log_factors[-1]):.2f}" for kpi, m in models
                      if getattr(m, "per_dollar_", None) is not None and len(m.per_dollar_.knots) > 1)  # fmt: skip
+
+
+def expected_error_summary(predictor: Predictor) -> str:
+    """Each KPI's measured share of its bands that is the forecast's error about the expected value, and the part of it
+    common to a campaign (``intervals.ExpectedError``); "" where the data carried no expected values."""
+    parts = []
+    for kpi, m in predictor.forecaster.models_.items():
+        e = m.expected_error
+        if e.share is not None:
+            parts.append(f"{kpi} {e.share:.0%} ({e.common:.0%} of it common)")
+    return ", ".join(parts)
 
 
 def split_summary(predictor: Predictor) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -35,10 +35,14 @@ from influencer_engine.simulate.briefs import random_context
 from influencer_engine.simulate.model import segment_sizes
 from influencer_engine.simulate.world import World
 
+if TYPE_CHECKING:  # bench_economics lays this module over older builds, which lack it
+    from influencer_engine.modeling.intervals import ExpectedError
+
 __all__ = [
     "PlannerEvaluation",
     "cost_figures_of",
     "evaluate_planner",
+    "expected_draws",
     "market_figures",
     "market_median_figures",
     "random_context",
@@ -55,6 +59,8 @@ def error_reference(sigma: float) -> str:
 
 
 DELIVERY_DRAWS = 400  # simulated deliveries of each planned roster, for the share inside its band
+EXPECTED_DRAWS = 2000  # draws of a planned roster's expected total (``expected_draws``)
+_Z90 = 1.2815515655446004  # standard normal quantile of 0.9
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -103,6 +109,8 @@ def evaluate_planner(
     world = World.load(data)
     rng = np.random.default_rng(seed)
     emv_cpm = predictor.emv_cpm_usd
+    models = getattr(getattr(predictor, "forecaster", None), "models_", {})
+    errors = {kpi: m.expected_error for kpi, m in models.items() if hasattr(m, "expected_error")}
     candidates = load_candidate_base(data)
     rows: list[dict[str, Any]] = []
     for k in range(per_goal):
@@ -138,7 +146,8 @@ def evaluate_planner(
 
                 oracle = solve_additive(problem, true_values, gap=_ORACLE_GAP, time_limit=cfg.solver.time_limit_s)
                 reference, audience = true_values, None
-            picked = _picked(goal, prep, planned.chosen, oracle.chosen, true_rows, totals, score)
+            picked = _picked(goal, prep, planned.chosen, oracle.chosen, true_rows, totals, score, errors,
+                             np.random.default_rng([seed, k, GOAL_NAMES.index(goal), 3]))  # fmt: skip
             picked["band_holds_delivered"] = _delivered_inside(
                 world, brief, goal, table["creator_id"].gather(planned.chosen).to_list(), picked, totals,
                 np.random.default_rng([seed, k, GOAL_NAMES.index(goal)]))  # fmt: skip
@@ -198,6 +207,26 @@ def cost_figures_of(spend: float, kpis: dict[str, Any]) -> dict[str, float]:
     return {name: float("nan") if v is None else v for name, v in figures.items()}
 
 
+def expected_draws(quantiles: F64, error: ExpectedError, draws: int, rng: np.random.Generator) -> F64:
+    """(draws, rows) samples of each row's expected value from the forecasts' error about it alone: ``quantiles`` is
+    (rows, 4), P10, P50, P90 and the forecast mean (``planner.totals.kpi_quantiles``); each row's draw has the
+    share ``error.share`` of its band's log1p variance (each half of the band its own scale, as the plan's delivery
+    draws), the part ``error.common`` of it drawn once for every row, and the draws are rescaled to average to the
+    forecast mean. Needs a measured share."""
+    if error.share is None:
+        raise ValueError("the error about expected values was not measured (ExpectedError.share is None)")
+    q = np.log1p(np.maximum(quantiles[:, :3], 0.0)).T
+    lo_s, hi_s = (q[1] - q[0]) / _Z90, (q[2] - q[1]) / _Z90
+    scale = np.sqrt(min(max(error.share, 0.0), 1.0))
+    common = min(max(error.common, 0.0), 1.0)
+    z = rng.standard_normal((draws, quantiles.shape[0]))
+    z = np.sqrt(1.0 - common) * z + np.sqrt(common) * rng.standard_normal((draws, 1))
+    mean = np.maximum(quantiles[:, 3], 0.0)
+    x = np.expm1(np.log1p(mean) + z * scale * np.where(z < 0, lo_s, hi_s))
+    drawn = x.mean(axis=0)
+    return np.asarray(x * np.where(drawn > 0, mean / np.where(drawn > 0, drawn, 1.0), 0.0), dtype=np.float64)
+
+
 def _picked(
     goal: str,
     prep: Prepared,
@@ -206,10 +235,17 @@ def _picked(
     true_rows: pl.DataFrame,
     totals: PlanTotals,
     score: Callable[[I64], float],
+    errors: dict[str, ExpectedError],
+    rng: np.random.Generator,
 ) -> dict[str, Any]:
     """What was picked, against the truth: each picked creator's forecast over its true expected value of the goal's
     KPI, whether the plan's P10-P90 band of its goal holds the roster's true value, and the true and forecast cost
-    figures of the planned roster and the oracle roster."""
+    figures of the planned roster and the oracle roster.
+
+    Where the models measured their error about expected values (``errors``), also the P10-P90 band of the roster's
+    expected total of the goal's KPI (summed, for reach too) drawn from that error alone (``expected_draws``) and
+    whether it holds the true sum; and the forecast over the true sum of the goal's KPI over every eligible
+    candidate (the level the roster was picked from)."""
     g = GOALS[goal]
     table = prep.candidates.table
     price = table["price"].cast(pl.Float64).to_numpy()
@@ -221,11 +257,23 @@ def _picked(
     truth = true_kpis["revenue"][planned].sum() / spend if g.value == "net_return" and spend > 0 else score(planned)
     band = totals.goal
     holds = None if band.p10 is None or band.p90 is None else bool(band.p10 <= truth <= band.p90)
+    lo = hi = expected_holds = None
+    error = errors.get(g.kpi)
+    if error is not None and error.share is not None and g.kpi in prep.quantiles:
+        drawn = expected_draws(prep.quantiles[g.kpi][planned], error, EXPECTED_DRAWS, rng).sum(axis=1)
+        lo, hi = (float(v) for v in np.quantile(drawn, [0.1, 0.9]))
+        expected_holds = bool(lo <= float(t.sum()) <= hi)
+    known = np.isfinite(true_kpis[g.kpi]) & np.isfinite(forecast_kpi)
+    base_true = float(true_kpis[g.kpi][known].sum())
     out: dict[str, Any] = {
         "picked_forecast_over_true": [float(x) for x in ratios[np.isfinite(ratios)]],
         "roster_true_total": float(truth), "roster_true_kpi": float(t.sum()),
+        "roster_forecast_kpi": float(forecast_kpi[planned].sum()),
         "roster_band_p10": band.p10, "roster_band_p90": band.p90,
-        "roster_expected": band.expected, "band_holds_truth": holds, "spend": spend,
+        "roster_expected": band.expected, "band_holds_truth": holds,
+        "roster_expected_band_p10": lo, "roster_expected_band_p90": hi, "expected_band_holds_truth": expected_holds,
+        "base_forecast_over_true": float(forecast_kpi[known].sum()) / base_true if base_true > 0 else None,
+        "spend": spend,
     }  # fmt: skip
     for name, rows in (("planned", planned), ("oracle", oracle)):
         s = float(price[rows].sum())
@@ -316,12 +364,22 @@ def _picked_summary(part: pl.DataFrame, market: dict[str, float]) -> dict[str, A
     (``vs_market``: how many times better than the market the roster is; > 1 is better)."""
     ratios = [x for xs in part["picked_forecast_over_true"].to_list() for x in (xs or [])]
     holds = part["band_holds_truth"].drop_nulls()
+    expected_holds = part["expected_band_holds_truth"].drop_nulls()
     delivered = part["band_holds_delivered"].drop_nulls()
     roster_ratio = (part["roster_expected"] / part["roster_true_total"]).to_numpy()
     out: dict[str, Any] = {
         "picked_forecast_over_true": _quantiles(ratios),
         "roster_forecast_over_true": _quantiles(roster_ratio),
         "band_holds_truth": float(holds.mean()) if holds.len() else float("nan"),  # type: ignore[arg-type]
+        # the band of the roster's expected sum of the goal's KPI, from the forecasts' error about expected values
+        # alone (NaN where the models did not measure it), and the levels of the roster's and the candidates' sums
+        "expected_band_holds_truth": (
+            float(expected_holds.mean())  # type: ignore[arg-type]
+            if expected_holds.len()
+            else float("nan")
+        ),
+        "roster_kpi_forecast_over_true": _quantiles((part["roster_forecast_kpi"] / part["roster_true_kpi"]).to_numpy()),
+        "base_forecast_over_true": _quantiles(part["base_forecast_over_true"].cast(pl.Float64).to_numpy()),
         # the mean share of simulated deliveries inside the band (NaN for unique reach, whose delivery is not drawn)
         "band_holds_delivered": float(delivered.mean()) if delivered.len() else float("nan"),  # type: ignore[arg-type]
         "market": market,
@@ -368,7 +426,8 @@ def summary_lines(ev: PlannerEvaluation) -> list[str]:
     refs = [error_reference(s) for s in ERROR_LEVELS]
     lines = [f"{'goal':12} {'briefs':>6} {'planner':>8} " + " ".join(f"{h:>21}" for h in HEURISTICS)
              + " " + " ".join(f"{'truth, log sd ' + f'{s:g}':>18}" for s in ERROR_LEVELS)
-             + f" {'forecast/true P10-P50-P90':>26} {'band holds truth':>16} {'delivered':>9}"]  # fmt: skip
+             + f" {'forecast/true P10-P50-P90':>26} {'band holds truth':>16} {'delivered':>9}"
+             + f" {'expected band holds':>19} {'base f/t':>8}"]  # fmt: skip
     for goal, e in ev.summary.items():
         r = e["picked"]["picked_forecast_over_true"]
         lines.append(f"{goal:12} {e['briefs']:>6} {e['planner']['mean_share']:>8.1%} "
@@ -376,7 +435,9 @@ def summary_lines(ev: PlannerEvaluation) -> list[str]:
                      + " " + " ".join(f"{e[h]['mean_share']:>18.1%}" for h in refs)
                      + f" {r['p10']:>8.2f} {r['median']:>8.2f} {r['p90']:>8.2f}"
                      + f" {e['picked']['band_holds_truth']:>16.0%}"
-                     + f" {e['picked']['band_holds_delivered']:>9.0%}")  # fmt: skip
+                     + f" {e['picked']['band_holds_delivered']:>9.0%}"
+                     + f" {e['picked']['expected_band_holds_truth']:>19.0%}"
+                     + f" {e['picked']['base_forecast_over_true']['median']:>8.2f}")  # fmt: skip
     for goal, e in ev.summary.items():
         r = e.get("risk_averse")
         if r and r["briefs"]:

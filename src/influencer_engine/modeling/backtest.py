@@ -20,7 +20,7 @@ from influencer_engine.features.build import feature_columns
 from influencer_engine.modeling.baselines import BASELINES, Baselines
 from influencer_engine.modeling.estimator import BoosterTrainer
 from influencer_engine.modeling.forecaster import KPIForecaster, targets_of
-from influencer_engine.modeling.intervals import HISTORY_BUCKETS, history_bucket
+from influencer_engine.modeling.intervals import HISTORY_BUCKETS, ExpectedError, history_bucket
 from influencer_engine.modeling.metrics import (
     coverage,
     interval_width,
@@ -31,7 +31,7 @@ from influencer_engine.modeling.metrics import (
 )
 from influencer_engine.registry import KPI_NAMES
 
-__all__ = ["METHODS", "BacktestResult", "backtest", "score_predictions", "time_splits"]
+__all__ = ["METHODS", "BacktestResult", "backtest", "expected_errors", "score_predictions", "time_splits"]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.intp]
@@ -124,13 +124,30 @@ def backtest(
                 cols[f"model__{k}_p{round(lv * 100)}"] = fc.quantiles[k][:, j]
             for b in BASELINES:
                 cols[f"{b}__{k}"] = base.predict(b, test, k)
-        keep = [c for c in ("posts_before", "tier", "platform") if c in test.columns]
+        keep = [c for c in ("creator_id", "campaign_id", "posts_before", "tier", "platform") if c in test.columns]
         parts.append(test.select("request_id", "as_of", "cost", *keep, *(k for k in KPI_NAMES if k in test.columns))
                      .with_columns(**{c: pl.Series(c, v) for c, v in cols.items()}))  # fmt: skip
     preds = pl.concat(parts, how="vertical")
     if truth is not None:
         preds = preds.join(truth, on="request_id", how="left")
     return score_predictions(preds, n_train=n_train)
+
+
+def expected_errors(preds: pl.DataFrame) -> dict[str, ExpectedError]:
+    """Each KPI's error about the expected value (``intervals.ExpectedError``) on the backtest's later campaigns, where
+    the predictions carry the truth (``true_<kpi>``, simulated data); empty without it."""
+    needed = {"creator_id", "campaign_id"}
+    if not needed <= set(preds.columns):
+        return {}
+    out: dict[str, ExpectedError] = {}
+    for k in KPI_NAMES:
+        cols = [f"true_{k}", f"model__{k}", f"model__{k}_p10", f"model__{k}_p50", f"model__{k}_p90"]
+        if not all(c in preds.columns for c in cols):
+            continue
+        m = preds.select(pl.col(c).cast(pl.Float64) for c in cols).to_numpy()
+        out[k] = ExpectedError.fit(m[:, 0], m[:, 1], m[:, 2:5], preds["creator_id"].to_numpy(),
+                                   preds["campaign_id"].to_numpy())  # fmt: skip
+    return out
 
 
 def score_predictions(preds: pl.DataFrame, *, n_train: int) -> BacktestResult:

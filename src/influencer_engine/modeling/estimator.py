@@ -26,7 +26,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
 from influencer_engine.modeling.balance import Balance
-from influencer_engine.modeling.intervals import ConformalBands, ErrorSplit, history_of
+from influencer_engine.modeling.intervals import ConformalBands, ErrorSplit, ExpectedError, history_of
 from influencer_engine.modeling.matrix import CATEGORIES_OF, to_matrix
 
 __all__ = [
@@ -308,6 +308,17 @@ class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         split: ErrorSplit | None = getattr(self, "error_split_", None)
         return ErrorSplit() if split is None else split
 
+    def set_expected_error(self, error: ExpectedError) -> KPIModel:
+        """Set how far the forecasts were from known expected values (``intervals.ExpectedError``)."""
+        self.expected_error_ = error
+        return self
+
+    @property
+    def expected_error(self) -> ExpectedError:
+        """How far the forecasts were from known expected values; unknown without a measurement."""
+        error: ExpectedError | None = getattr(self, "expected_error_", None)
+        return ExpectedError() if error is None else error
+
     def set_balance(self, balance: Balance) -> KPIModel:
         """Set the mean correction measured out of fold (``modeling.balance``); ``balanced`` applies it."""
         self.balance_ = balance
@@ -377,6 +388,7 @@ class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
             "balance": self.balance_.to_dict() if hasattr(self, "balance_") else None,
             "per_dollar": self.per_dollar_.to_dict() if hasattr(self, "per_dollar_") else None,
             "error_split": self.error_split_.to_dict() if hasattr(self, "error_split_") else None,
+            "expected_error": self.expected_error_.to_dict() if hasattr(self, "expected_error_") else None,
             "intercept": self.intercept_,
             "num_trees": self.booster_.num_trees(),
         }
@@ -397,6 +409,8 @@ class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
             model.per_dollar_ = Balance.from_dict(state["per_dollar"])
         if state.get("error_split") is not None:
             model.error_split_ = ErrorSplit.from_dict(state["error_split"])
+        if state.get("expected_error") is not None:
+            model.expected_error_ = ExpectedError.from_dict(state["expected_error"])
         model.feature_names_in_ = np.asarray(state["features"], dtype=object)
         model.n_features_in_ = len(state["features"])
         if model.booster_.feature_name() != list(state["features"]):

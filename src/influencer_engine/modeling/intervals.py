@@ -25,7 +25,16 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-__all__ = ["HISTORY_BUCKETS", "MIN_PAIRS", "ConformalBands", "ErrorSplit", "history_bucket", "history_of"]
+__all__ = [
+    "HISTORY_BUCKETS",
+    "MIN_PAIRS",
+    "ConformalBands",
+    "ErrorSplit",
+    "ExpectedError",
+    "band_variance",
+    "history_bucket",
+    "history_of",
+]
 
 F64 = npt.NDArray[np.float64]
 MIN_PER_BIN = 100
@@ -35,6 +44,9 @@ HISTORY_BUCKETS = ("0_5", "6_20", "21_50", "51_plus")
 # pairs of held-out residuals needed to split a band into estimate error and delivery noise (below: the whole band is
 # taken as estimate error, the cautious reading)
 MIN_PAIRS = 200
+# rows with a known expected value needed to measure the forecast's error about it (``ExpectedError``)
+MIN_EXPECTED_ROWS = 200
+_Z90 = 1.2815515655446004  # standard normal quantile of 0.9
 
 
 def history_of(X: pl.DataFrame) -> F64 | None:
@@ -129,6 +141,65 @@ class ErrorSplit:
             return cls()
         return cls(float(d["creator"]), float(d["common"]), int(d.get("creator_pairs", 0)),
                    int(d.get("campaign_pairs", 0)))  # fmt: skip
+
+
+def band_variance(quantiles: F64) -> F64:
+    """Each row's band variance on the log1p scale, the mean of its lower and upper halves' squared normal scales:
+    ``quantiles`` is (rows, 3), P10, P50 and P90 (the planner's roster draws read a band the same way)."""
+    q = np.log1p(np.maximum(np.asarray(quantiles, dtype=np.float64), 0.0)).T
+    lo, hi = (q[1] - q[0]) / _Z90, (q[2] - q[1]) / _Z90
+    return np.asarray((lo**2 + hi**2) / 2.0, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class ExpectedError:
+    """How far a forecast is from the expected value it forecasts, where that value is known (the simulator's truth):
+    the share of a band's variance that is this error (``share``; the rest is delivery noise) and the part of it
+    common to a campaign's creators (``common``). The planner evaluation bands a roster's expected total with this
+    error alone (``evaluation.planner_eval.expected_draws``), beside the plan's band of deliveries, which draws the
+    whole band; plans do not show it (README, "Totals": the rosters a plan picks are forecast with a bias this share
+    does not hold).
+
+    Measured on the backtest's later campaigns (forecast by models that saw only earlier ones), with
+    ``e = log1p(true) - log1p(forecast)``: ``share`` is the forecast-weighted variance of ``e`` about its weighted
+    mean over the weighted band variance (``band_variance``), weighted by the forecast because a roster's total is
+    made of its large creators, and centred because a mean forecast sits above the typical value on the log scale;
+    ``common`` is ``ErrorSplit``'s common share read on ``e``. Observed outcomes cannot measure it: they hold the
+    expected value and the delivery's luck together (``ErrorSplit`` gets a lower bound), so without known expected
+    values (``rows`` below ``MIN_EXPECTED_ROWS``) the share is unknown (``share`` None).
+    """
+
+    share: float | None = None
+    common: float = 0.0
+    rows: int = 0
+
+    @classmethod
+    def fit(cls, true: F64, forecast: F64, quantiles: F64, creators: npt.NDArray[Any],
+            campaigns: npt.NDArray[Any]) -> ExpectedError:  # fmt: skip
+        t, f = np.asarray(true, dtype=np.float64), np.asarray(forecast, dtype=np.float64)
+        q = np.asarray(quantiles, dtype=np.float64)
+        ok = np.isfinite(t) & np.isfinite(f) & np.isfinite(q).all(axis=1) & (f > 0)
+        n = int(ok.sum())
+        if n < MIN_EXPECTED_ROWS:
+            return cls(rows=n)
+        t, f, q = np.maximum(t[ok], 0.0), f[ok], q[ok]
+        e = np.log1p(t) - np.log1p(f)
+        w = f / f.sum()
+        centred = e - float(np.sum(w * e))
+        base = float(np.sum(w * band_variance(q)))
+        share = min(float(np.sum(w * centred**2)) / base, 1.0) if base > 0 else 1.0
+        common = ErrorSplit.fit(t, f, np.asarray(creators)[ok], np.asarray(campaigns)[ok]).common
+        return cls(round(share, 6), round(common, 6), n)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"share": self.share, "common": self.common, "rows": self.rows}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> ExpectedError:
+        if not d:
+            return cls()
+        share = d.get("share")
+        return cls(None if share is None else float(share), float(d.get("common", 0.0)), int(d.get("rows", 0)))
 
 
 @dataclass(frozen=True)

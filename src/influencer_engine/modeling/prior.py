@@ -247,9 +247,12 @@ def _copy_bands(source: KPIModel, target: KPIModel) -> None:
 
 def _copy_split(source: KPIModel, target: KPIModel) -> None:
     """The prior's split of its bands into estimate error and delivery noise: a brand's few hundred campaigns rarely
-    hire one creator twice, so they cannot measure their own (``intervals.ErrorSplit``)."""
+    hire one creator twice, so they cannot measure their own (``intervals.ErrorSplit``). Its share of error about the
+    expected value too (``intervals.ExpectedError``): a brand's outcomes do not carry their expected values."""
     if hasattr(source, "error_split_"):
         target.error_split_ = source.error_split_
+    if hasattr(source, "expected_error_"):
+        target.expected_error_ = source.expected_error_
 
 
 @dataclass(frozen=True)

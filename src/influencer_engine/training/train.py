@@ -16,7 +16,7 @@ from influencer_engine.features.build import feature_columns
 from influencer_engine.features.creator import peer_table
 from influencer_engine.features.requests import outcome_request_id
 from influencer_engine.io import read_table
-from influencer_engine.modeling.backtest import BacktestResult, backtest
+from influencer_engine.modeling.backtest import BacktestResult, backtest, expected_errors
 from influencer_engine.modeling.baselines import Baselines
 from influencer_engine.modeling.estimator import BoosterTrainer, thread_budget, usable_cpus
 from influencer_engine.modeling.forecaster import KPIForecaster, fits_per_forecaster, targets_of
@@ -131,6 +131,11 @@ def train_models(
             (result, t_backtest), (model, t_fit) = bt.result(), fin.result()
     else:
         (result, t_backtest), (model, t_fit) = run_backtest(), fit_final()
+    # where the data carry their expected values (simulated), the backtest measures how far forecasts are from them
+    # (the planner evaluation bands a roster's expected total with it)
+    for kpi, error in expected_errors(result.predictions).items():
+        if kpi in model.models_:
+            model.models_[kpi].set_expected_error(error)
     baselines = Baselines.fit(frame.select(features), targets, config.media_kit)
     fingerprint = table.fingerprint()
     training = TrainingInfo(engine=engine, data=str(data), rows_in=table.rows_in, rows=frame.height,
