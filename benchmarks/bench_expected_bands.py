@@ -13,9 +13,12 @@ expected values, ``modeling.intervals.ExpectedError``), then
    deliveries) and the band of the expected total hold the true value, the rosters' forecast over true sums, and the
    forecast over true sums of every eligible candidate (the level the roster was picked from);
 3. **the candidates' level with and without the mean correction**: over ``--briefs`` random briefs, the forecast over
-   the true sums of every candidate, with the bundle's out-of-fold corrections and with them removed (raw boosters),
-   beside the level of the later campaigns. The corrections are measured on hired rows; this says whether they carry
-   over to the candidates a plan picks from.
+   the true sums of every candidate, with the bundle's out-of-fold corrections as shipped, with the correction as
+   the fold funnels measured it (not carried over to the final funnel: ``Balance.transfer``), and with them removed
+   (raw boosters). The corrections are measured on hired rows; this says whether they carry over to the candidates
+   a plan picks from.
+
+(2) runs twice in the same run: as shipped and with the correction as measured (the build before the carry-over).
 
 Figures land in benchmarks/results/expected_bands.json and on stdout.
 """
@@ -79,31 +82,41 @@ def later_campaigns(preds: pl.DataFrame, errors: dict[str, ExpectedError]) -> di
     return out
 
 
-def _raw(predictor: Predictor) -> Predictor:
-    """A copy of the bundle with its out-of-fold mean and per-dollar corrections removed (the boosters' own means)."""
+def _variant(predictor: Predictor, mode: str) -> Predictor:
+    """A copy of the bundle: ``"raw"`` without its out-of-fold mean and per-dollar corrections (the boosters' own
+    means), ``"as_measured"`` with the mean correction as the fold funnels measured it (not carried over to the final
+    funnel: ``Balance.transfer`` 0, the build before it existed)."""
     forecaster = copy.copy(predictor.forecaster)
     models = {}
     for kpi, m in predictor.forecaster.models_.items():
         c = copy.copy(m)
-        for attr in ("balance_", "per_dollar_"):
-            if hasattr(c, attr):
-                delattr(c, attr)
+        if mode == "raw":
+            for attr in ("balance_", "per_dollar_"):
+                if hasattr(c, attr):
+                    delattr(c, attr)
+        elif mode == "as_measured" and hasattr(c, "balance_"):
+            c.balance_ = c.balance_.with_transfer(0.0)
         models[kpi] = c
     forecaster.models_ = models
     return dataclasses.replace(predictor, forecaster=forecaster)
 
 
+VARIANTS = ("corrected", "as_measured", "raw")
+
+
 def candidate_levels(predictor: Predictor, world_dir: Path, briefs: int) -> dict[str, Any]:
-    """Forecast over true sums of every candidate for ``briefs`` random briefs, corrected and raw, per KPI."""
+    """Forecast over true sums of every candidate for ``briefs`` random briefs, per KPI: as shipped (the correction
+    carried over to the final funnel), with the correction as measured, and raw."""
     world, tiers = World.load(world_dir), load_tier_config()
     base = load_candidate_base(world_dir)
     rng = np.random.default_rng(0)
-    out: dict[str, dict[str, list[float]]] = {"corrected": {}, "raw": {}}
-    raw = _raw(predictor)
+    out: dict[str, dict[str, list[float]]] = {v: {} for v in VARIANTS}
+    predictors = {"corrected": predictor, "as_measured": _variant(predictor, "as_measured"),
+                  "raw": _variant(predictor, "raw")}  # fmt: skip
     for k in range(briefs):
         brief = Brief(**random_context(world.now, rng, k), goal="conversions")
         truth = world.expected_outcomes(brief)
-        for name, p in (("corrected", predictor), ("raw", raw)):
+        for name, p in predictors.items():
             t = forecast_base(p, base, brief, tiers).table
             j = t.select("creator_id", *(k2 for k2 in KPIS if k2 in t.columns)).join(
                 truth.select("creator_id", *(pl.col(k2).alias(f"true_{k2}") for k2 in KPIS if k2 in truth.columns)),
@@ -117,16 +130,10 @@ def candidate_levels(predictor: Predictor, world_dir: Path, briefs: int) -> dict
             for name, d in out.items()}  # fmt: skip
 
 
-def run_seed(seed: int, creators: int, per_goal: int, briefs: int, work: Path) -> dict[str, Any]:
-    t0 = time.perf_counter()
-    world = _world(creators, seed, work / f"world_{seed}")
-    trained = train_models(world, work / f"model_{seed}", load_model_config(), load_tier_config(), track=False,
-                           register=False)  # fmt: skip
-    predictor = load_bundle(work / f"model_{seed}")
-    errors = {k: m.expected_error for k, m in predictor.forecaster.models_.items()}
-    out: dict[str, Any] = {"later_campaigns": later_campaigns(trained.backtest.predictions, errors)}
+def planned(predictor: Predictor, world: Path, per_goal: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Per goal and pooled: the plan's band and the expected-value band against the truth, levels, oracle share."""
     ev = evaluate_planner(predictor, world, load_planner_config(), load_tier_config(), per_goal=per_goal, seed=0)
-    out["planned"] = {
+    per = {
         goal: {"briefs": e["briefs"], "band_holds_truth": e["picked"]["band_holds_truth"],
                "expected_band_holds_truth": e["picked"]["expected_band_holds_truth"],
                "roster_kpi_forecast_over_true": e["picked"]["roster_kpi_forecast_over_true"],
@@ -135,11 +142,27 @@ def run_seed(seed: int, creators: int, per_goal: int, briefs: int, work: Path) -
         for goal, e in ev.summary.items()
     }  # fmt: skip
     rows = ev.rows
-    out["planned_pooled"] = {
+    pooled = {
         "band_holds_truth": float(rows["band_holds_truth"].drop_nulls().mean()),  # type: ignore[arg-type]
         "expected_band_holds_truth": float(rows["expected_band_holds_truth"].drop_nulls().mean()),  # type: ignore[arg-type]
         "briefs": rows.height,
     }
+    return per, pooled
+
+
+def run_seed(seed: int, creators: int, per_goal: int, briefs: int, work: Path) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    world = _world(creators, seed, work / f"world_{seed}")
+    trained = train_models(world, work / f"model_{seed}", load_model_config(), load_tier_config(), track=False,
+                           register=False)  # fmt: skip
+    predictor = load_bundle(work / f"model_{seed}")
+    errors = {k: m.expected_error for k, m in predictor.forecaster.models_.items()}
+    out: dict[str, Any] = {"later_campaigns": later_campaigns(trained.backtest.predictions, errors)}
+    out["transfer"] = {k: float(np.exp(m.balance_.transfer)) for k, m in predictor.forecaster.models_.items()
+                       if hasattr(m, "balance_")}  # fmt: skip
+    out["planned"], out["planned_pooled"] = planned(predictor, world, per_goal)
+    out["planned_as_measured"], out["planned_pooled_as_measured"] = planned(
+        _variant(predictor, "as_measured"), world, per_goal)  # fmt: skip
     out["candidate_levels"] = candidate_levels(predictor, world, briefs)
     out["seconds"] = time.perf_counter() - t0
     return out
@@ -159,21 +182,26 @@ def report(results: dict[str, Any]) -> str:
         for k, c in r["later_campaigns"].items():
             lines.append(f"  {k:12} {c['share']:.2f} {c['common']:.2f} | {_f(c['band_holds_truth'], True):>4} of "
                          f"{c['campaigns']} | {_f(c['forecast_over_true'])}")  # fmt: skip
-        lines.append("planned rosters: goal | plan band holds truth | expected band holds truth | roster f/t median "
-                     "(P10-P90) | candidates f/t median")  # fmt: skip
-        for g, p in r["planned"].items():
-            rr, b = p["roster_kpi_forecast_over_true"], p["base_forecast_over_true"]
-            held = f"{_f(p['band_holds_truth'], True):>4} | {_f(p['expected_band_holds_truth'], True):>4}"
-            lines.append(f"  {g:12} {held} | {_f(rr['median'])} ({_f(rr['p10'])}-{_f(rr['p90'])}) | {_f(b['median'])}")
-        pp = r["planned_pooled"]
-        lines.append(f"  pooled over {pp['briefs']} briefs: plan band {pp['band_holds_truth']:.1%}, expected band "
-                     f"{pp['expected_band_holds_truth']:.1%}")  # fmt: skip
-        lines.append("candidates' forecast/true sums over random briefs (median, min-max): corrected | raw")
+        lines.append("the final funnel's level over its fold funnels' (the correction's carry-over): "
+                     + ", ".join(f"{k} x{v:.3f}" for k, v in r["transfer"].items()))  # fmt: skip
+        for tag, key in (("as shipped", ""), ("correction as measured (before)", "_as_measured")):
+            lines.append(f"planned rosters, {tag}: goal | plan band holds truth | expected band holds truth | roster "
+                         "f/t median (P10-P90) | candidates f/t median | oracle share")  # fmt: skip
+            for g, p in r[f"planned{key}"].items():
+                rr, b = p["roster_kpi_forecast_over_true"], p["base_forecast_over_true"]
+                held = f"{_f(p['band_holds_truth'], True):>4} | {_f(p['expected_band_holds_truth'], True):>4}"
+                lines.append(f"  {g:12} {held} | {_f(rr['median'])} ({_f(rr['p10'])}-{_f(rr['p90'])}) | "
+                             f"{_f(b['median'])} | {_f(p['planner_share'], True)}")  # fmt: skip
+            pp = r[f"planned_pooled{key}"]
+            lines.append(f"  pooled over {pp['briefs']} briefs: plan band {pp['band_holds_truth']:.1%}, expected band "
+                         f"{pp['expected_band_holds_truth']:.1%}")  # fmt: skip
+        lines.append("candidates' forecast/true sums over random briefs (median, min-max): as shipped | correction as "
+                     "measured | raw")  # fmt: skip
         for k in KPIS:
-            c, w = r["candidate_levels"]["corrected"].get(k), r["candidate_levels"]["raw"].get(k)
-            if c and w:
-                lines.append(f"  {k:12} {c['median']:.2f} ({c['min']:.2f}-{c['max']:.2f}) | {w['median']:.2f} "
-                             f"({w['min']:.2f}-{w['max']:.2f})")  # fmt: skip
+            cells = [r["candidate_levels"][v].get(k) for v in VARIANTS]
+            if all(cells):
+                lines.append(f"  {k:12} " + " | ".join(f"{c['median']:.2f} ({c['min']:.2f}-{c['max']:.2f})"
+                                                        for c in cells if c))  # fmt: skip
     return "\n".join(lines)
 
 

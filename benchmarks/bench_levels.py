@@ -39,7 +39,7 @@ from bench_uncertainty import periods_of, with_periods  # noqa: E402
 from influencer_engine.config import load_model_config, load_tier_config  # noqa: E402
 from influencer_engine.modeling.backtest import backtest  # noqa: E402
 from influencer_engine.modeling.metrics import mae_log1p, sum_ratio  # noqa: E402
-from influencer_engine.training.data import load_training_table  # noqa: E402
+from influencer_engine.training.data import load_training_table, market_rows  # noqa: E402
 from influencer_engine.training.train import load_truth  # noqa: E402
 
 KPIS = ("reach", "impressions", "engagements", "clicks", "conversions", "revenue")
@@ -123,8 +123,10 @@ def main() -> None:
             folder = Path(tmp) / f"x{scale:g}"
             if not folder.exists():
                 _world(a.creators, a.seed, folder, campaigns=scale)
-            table = load_training_table(folder, tiers).frame
-            p = backtest(table, cfg, truth=load_truth(folder), seed=0).predictions
+            tt = load_training_table(folder, tiers)
+            table = tt.frame
+            # as `ie train` backtests: each correction carried over by the level of the market's rows
+            p = backtest(table, cfg, truth=load_truth(folder), seed=0, unlabeled=market_rows(tt, tiers)).predictions
             which, trains = periods_of(table, p, cfg)
             creator = np.array(p["request_id"].str.split(":").list.get(1).to_list())  # campaign:creator:format
             rows = []

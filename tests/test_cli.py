@@ -113,6 +113,11 @@ def test_train_writes_bundle_report_and_mlflow(trained: dict[str, Path]) -> None
     # simulated data carry their expected values: the backtest measured the forecasts' error about them
     errors = {k: v["state"]["expected_error"] for k, v in manifest["kpis"].items()}
     assert all(e["rows"] >= 200 and 0.0 < e["share"] <= 1.0 and 0.0 <= e["common"] <= 1.0 for e in errors.values())
+    # the market's creators no model trained on carried each mean correction over to the final model
+    from influencer_engine.modeling.balance import TRANSFER_LIMIT
+
+    carried = [v["state"]["balance"]["transfer"] for v in manifest["kpis"].values()]
+    assert all(abs(t) <= TRANSFER_LIMIT for t in carried) and any(t != 0.0 for t in carried)
     assert (bundle / "report" / "evaluation.md").is_file() and (
         bundle / "report" / "calibration_backtest.png"
     ).is_file()

@@ -17,6 +17,7 @@ from sklearn.exceptions import NotFittedError
 from influencer_engine.config import ModelConfig, TierConfig, load_model_config, load_planner_config, load_tier_config
 from influencer_engine.errors import ContractError
 from influencer_engine.features.build import feature_columns
+from influencer_engine.features.requests import training_requests
 from influencer_engine.modeling.backtest import backtest, time_splits
 from influencer_engine.modeling.balance import PER_DOLLAR_QUANTILES, Balance
 from influencer_engine.modeling.baselines import Baselines
@@ -437,6 +438,63 @@ def test_balance_level_carries_a_standard_error_clustered_by_creator() -> None:
     assert Balance.from_dict(old).overall_se == 0.0
 
 
+def test_a_correction_carries_over_to_a_model_whose_level_differs() -> None:
+    """A correction measured on fold models applies to a final model whose forecasts run r times theirs as it would to
+    theirs: the final model's F is corrected as the folds' F / r, then divided by r. ``transfer_of`` reads r from the
+    sums of forecasts of rows none trained on (0 with too few rows, held within its limit)."""
+    from influencer_engine.modeling.balance import MIN_BIN_ROWS, TRANSFER_LIMIT, transfer_of
+
+    rng = np.random.default_rng(8)
+    truth = np.exp(rng.normal(2.0, 1.2, 20_000))
+    y = rng.poisson(truth).astype(np.float64)
+    fold = truth * np.where(truth > np.quantile(truth, 0.9), 0.6, 0.8) * np.exp(rng.normal(0, 0.2, truth.size))
+    b = Balance.fit(y, fold)
+    r = 1.15
+    final = fold * r  # a model trained on more rows: its forecasts run higher than the folds'
+    carried = b.with_transfer(math.log(r))
+    np.testing.assert_allclose(carried.apply(final), b.apply(fold), rtol=1e-12)
+    assert carried.apply(final).sum() == pytest.approx(y.sum(), rel=0.05)  # the level holds for the final model
+    assert b.apply(final).sum() > 1.1 * y.sum()  # without the carry-over it would promise r times too much
+    assert Balance.from_dict(carried.to_dict()) == carried
+    assert Balance.from_dict({k: v for k, v in b.to_dict().items() if k != "transfer"}).transfer == 0.0
+    folds = [fold[:5_000] * 0.95, fold[:5_000] * 1.05]
+    assert transfer_of(final[:5_000], folds) == pytest.approx(math.log(r), abs=1e-9)
+    assert transfer_of(final[: MIN_BIN_ROWS - 1], [f[: MIN_BIN_ROWS - 1] for f in folds]) == 0.0
+    assert transfer_of(final[:5_000] * 10, folds) == pytest.approx(TRANSFER_LIMIT)
+
+
+def test_forecaster_carries_its_correction_over_by_the_level_of_unlabeled_rows(
+    table: pl.DataFrame, small_market: SimulatedMarket, tiers: TierConfig
+) -> None:
+    """With rows no model trains on (the market's creators under past campaigns' contexts), each KPI's correction
+    carries the final funnel's level against its fold funnels' on them; the bands are measured as before."""
+    from influencer_engine.modeling.balance import transfer_of
+    from influencer_engine.training.data import TrainingTable, market_rows
+
+    m = small_market
+    requests = training_requests(m.campaigns.lazy(), m.outcomes.lazy()).collect()
+    tt = TrainingTable(frame=table, source="memory", rows_in=table.height, rejects=pl.DataFrame(),
+                       inputs={"creators": m.creators, "posts": m.posts, "requests": requests})  # fmt: skip
+    market = market_rows(tt, tiers, seed=0, contexts=3, per_context=150)
+    assert market is not None and market.height == 3 * min(150, m.creators.height)
+    assert market["as_of"].n_unique() == 3 and market["format"].is_not_null().all()  # each creator's base format
+    assert market["as_of"].min() > table["as_of"].max()  # as a plan scores them: a brief after the data end
+    assert not set(market["request_id"]) & set(table["request_id"])
+    X, U = table.select(FEATURES), market.select(FEATURES)
+    kw = {"time": table["as_of"].to_numpy(), "groups": table["creator_id"].to_numpy()}
+    with_u = KPIForecaster(tiny_config()).fit(X, targets(table), unlabeled=U, **kw)
+    plain = KPIForecaster(tiny_config()).fit(X, targets(table), **kw)
+    final = with_u._chain(U)
+    for kpi, model in with_u.models_.items():
+        want = transfer_of(final[kpi], with_u.fold_unlabeled_[kpi])
+        assert model.balance_.transfer == pytest.approx(want) and want != 0.0, kpi
+        assert plain.models_[kpi].balance_.transfer == 0.0
+        # the same correction as measured and the same bands: only the carry-over differs
+        assert model.balance_.with_transfer(0.0) == plain.models_[kpi].balance_, kpi
+        np.testing.assert_allclose(model.predict_quantiles(X, np.ones(X.height)),
+                                   plain.models_[kpi].predict_quantiles(X, np.ones(X.height)))  # fmt: skip
+
+
 def test_train_warns_when_the_data_pin_a_level_down_poorly() -> None:
     from types import SimpleNamespace
 
@@ -458,6 +516,13 @@ def test_train_warns_when_the_data_pin_a_level_down_poorly() -> None:
     assert "clicks (+-5%, x2.00 is the correction's limit)" in loose
     assert "--prior" in loose
     assert balance_summary(predictor(revenue=-1)) == "revenue not measured (50 rows)"
+    from influencer_engine.cli.models import transfer_summary
+
+    assert transfer_summary(tight) == ""  # trained without unlabeled rows: nothing carried over
+    carried = SimpleNamespace(forecaster=SimpleNamespace(models_={
+        "reach": SimpleNamespace(balance_=Balance((0.0,), (0.1,), 0.1, 5_000).with_transfer(math.log(1.04))),
+        "clicks": SimpleNamespace(balance_=Balance((0.0,), (0.1,), 0.1, 5_000))}))  # fmt: skip
+    assert transfer_summary(carried) == "reach x1.040"
 
 
 def test_per_dollar_balance_lowers_the_top_per_dollar_and_keeps_its_order() -> None:

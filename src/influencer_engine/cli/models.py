@@ -94,6 +94,10 @@ def train(
     corrections = balance_summary(predictor)
     if corrections:
         typer.echo(f"  mean correction (observed / forecast sums out of fold, +- its standard error): {corrections}")
+    carried = transfer_summary(predictor)
+    if carried:
+        typer.echo("  the final model's forecasts over its fold models' on the market's creators no model trained on "
+                   f"(each correction is carried over by it): {carried}")  # fmt: skip
     loose = uncertain_levels(predictor)
     if loose:
         typer.echo(f"  warning: {loose}", err=True)
@@ -192,6 +196,14 @@ def balance_summary(predictor: Predictor) -> str:
             parts.append(f"{kpi} not measured ({b.rows} rows)")
         else:
             parts.append(f"{kpi} x{math.exp(b.overall):.2f}" + (f" +-{b.overall_se:.0%}" if b.overall_se else ""))
+    return ", ".join(parts)
+
+
+def transfer_summary(predictor: Predictor) -> str:
+    """Each KPI's carry-over of its mean correction to the final model (``Balance.transfer``; "" when none was
+    read: a bundle trained without unlabeled rows, or before the carry-over existed)."""
+    parts = [f"{kpi} x{math.exp(m.balance_.transfer):.3f}" for kpi, m in predictor.forecaster.models_.items()
+             if getattr(m, "balance_", None) is not None and m.balance_.transfer]  # fmt: skip
     return ", ".join(parts)
 
 

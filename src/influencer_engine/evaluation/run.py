@@ -28,7 +28,7 @@ from influencer_engine.simulate.generate import simulate_market
 from influencer_engine.simulate.shift import shifted_config
 from influencer_engine.simulate.world import write_world
 from influencer_engine.training.bundle import load_bundle
-from influencer_engine.training.data import load_training_table
+from influencer_engine.training.data import load_training_table, market_rows
 from influencer_engine.training.train import load_truth, train_models
 
 __all__ = ["ModelEvaluation", "PlannerReport", "drift_lines", "evaluate_models", "evaluate_planners", "shifted_world"]
@@ -94,8 +94,9 @@ def evaluate_models(
              "model's settings: train on earlier campaigns, test on later ones"]  # fmt: skip
     if data is not None:
         table = load_training_table(data, tiers)
+        market = market_rows(table, tiers, seed=seed)  # as `ie train` backtests: the correction carried over
         sections[f"world {data.name}"] = backtest(table.frame, cfg, truth=load_truth(data), overrides=overrides,
-                                                  seed=seed)  # fmt: skip
+                                                  seed=seed, unlabeled=market)  # fmt: skip
         shifted = drift(f, table.frame.select(predictor.features), targets_of(table.frame, predictor.kpis))
         extra["drift"] = {k: d.to_dict() for k, d in shifted.items()}
         notes += drift_lines(shifted, data, in_sample=table.fingerprint() == predictor.fingerprint)
@@ -107,7 +108,8 @@ def evaluate_models(
         folder, factors = shifted_world(s, shifted_creators, out, tiers)
         table = load_training_table(folder, tiers)
         sections[f"shifted world (seed {s})"] = backtest(table.frame, cfg, truth=load_truth(folder),
-                                                         overrides=overrides, seed=seed)  # fmt: skip
+                                                         overrides=overrides, seed=seed,
+                                                         unlabeled=market_rows(table, tiers, seed=seed))  # fmt: skip
         extra[f"shifted_world_{s}"] = {"creators": shifted_creators, "factors": factors, "folder": str(folder)}
     if real_posts is not None:
         r = next_post_backtest(real_posts, tiers)

@@ -90,6 +90,7 @@ def backtest(
     on_fit: Callable[[str], None] | None = None,
     extra_features: Sequence[str] = (),
     train_share: float = 1.0,
+    unlabeled: pl.DataFrame | None = None,
 ) -> BacktestResult:
     """Time-split backtest of the model and the baselines on a training table (``trainer``: see KPIModel.fit;
     ``on_fit`` hears of every booster trained, as ``KPIForecaster.fit``'s).
@@ -112,6 +113,7 @@ def backtest(
             y,
             time=train["as_of"].to_numpy(),
             groups=train["creator_id"].to_numpy() if "creator_id" in train.columns else None,
+            unlabeled=None if unlabeled is None else unlabeled.select(features),
             trainer=trainer,
             on_fit=_in_fold(on_fit, fold),
         )

@@ -20,7 +20,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from influencer_engine.config import ModelConfig
-from influencer_engine.modeling.balance import PER_DOLLAR_QUANTILES, Balance
+from influencer_engine.modeling.balance import MIN_BIN_ROWS, PER_DOLLAR_QUANTILES, Balance, transfer_of
 from influencer_engine.modeling.estimator import BoosterTrainer, KPIModel, offset_of
 from influencer_engine.modeling.intervals import ErrorSplit, history_of
 from influencer_engine.modeling.matrix import to_matrix
@@ -191,27 +191,37 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
         groups: npt.NDArray[Any] | None,
         trainer: BoosterTrainer | None,
         on_fit: Callable[[str], None] | None,
+        unlabeled: pl.DataFrame | None = None,
     ) -> dict[str, tuple[Balance, Balance]]:
         """Each KPI's mean correction from out-of-fold forecasts: per fold, a funnel fitted on the other folds
         forecasts it (raw, as the final funnel's offsets will be); then the correction by forecast per dollar,
-        measured on the first one's output (``modeling.balance``). The raw forecasts stay in ``oof_``."""
+        measured on the first one's output (``modeling.balance``). The raw forecasts stay in ``oof_``; each fold
+        funnel's raw forecasts of ``unlabeled`` in ``fold_unlabeled_`` (for ``balance.transfer_of``)."""
         self.oof_: dict[str, F64] = {}
+        self.fold_unlabeled_: dict[str, list[F64]] = {}
         folds = self.config.intervals.balance_folds
         if folds < 2:
             return {}
         fold = fold_of(groups, X.height, folds, self.random_state)
         oof: dict[str, F64] = {}
+        on_unlabeled: dict[str, list[F64]] = {}
         for j in range(folds):
             out = fold == j
             if out.all() or not out.any():
                 return {}
             keep = pl.Series(~out)
+            held = X.filter(pl.Series(out))
+            n_out = held.height
+            if unlabeled is not None:
+                held = pl.concat([held, unlabeled.select(X.columns)], how="vertical_relaxed")
             _, pred = self._fit_funnel(X.filter(keep), {k: v[~out] for k, v in targets.items()},
-                                       predict_on=X.filter(pl.Series(out)), trainer=trainer,
+                                       predict_on=held, trainer=trainer,
                                        on_fit=_labelled(on_fit, f"fold {j + 1}/{folds}"))  # fmt: skip
             for kpi, p in pred.items():
-                oof.setdefault(kpi, np.full(X.height, np.nan))[out] = p
+                oof.setdefault(kpi, np.full(X.height, np.nan))[out] = p[:n_out]
+                on_unlabeled.setdefault(kpi, []).append(p[n_out:])
         self.oof_ = oof
+        self.fold_unlabeled_ = on_unlabeled if unlabeled is not None else {}
         price = price_of(X)
         out_: dict[str, tuple[Balance, Balance]] = {}
         for kpi, p in oof.items():
@@ -230,6 +240,7 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
         time: F64,
         groups: npt.NDArray[Any] | None = None,
         campaigns: npt.NDArray[Any] | None = None,
+        unlabeled: pl.DataFrame | None = None,
         trainer: BoosterTrainer | None = None,
         on_fit: Callable[[str], None] | None = None,
     ) -> KPIForecaster:
@@ -239,9 +250,12 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
         measured; without it rows are dealt to folds one by one. With ``campaigns`` (a campaign id per row) as well,
         each band is split into the creator's own error, error common to a campaign's creators and delivery noise,
         from its out-of-fold residuals (``intervals.ErrorSplit``: a roster's creators move together by the common
-        part). ``trainer`` trains every booster elsewhere (a Dask cluster); by default in this process. ``on_fit``
-        hears of every booster trained ("calibration: reach", "fold 1/3: reach", "final: reach", ...;
-        ``fits_per_forecaster`` counts them).
+        part). ``unlabeled``: feature rows without outcomes that no model trains on (the market's creators under
+        past campaigns' contexts): the fold funnels and the final one forecast them, and each KPI's correction is
+        carried over to the final funnel by the ratio of their sums (``balance.transfer_of``; without it the
+        correction applies as measured). ``trainer`` trains every booster elsewhere (a Dask cluster); by default in
+        this process. ``on_fit`` hears of every booster trained ("calibration: reach", "fold 1/3: reach", "final:
+        reach", ...; ``fits_per_forecaster`` counts them).
         """
         n = X.height
         order = np.argsort(np.asarray(time), kind="stable")
@@ -266,10 +280,18 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
             ok = np.isfinite(y)
             bands[kpi] = (y[ok], pred[ok], None if history is None else history[cal_idx][ok],
                           None if price is None else price[cal_idx][ok])  # fmt: skip
-        balances = self._cross_fit(X, sub, groups, trainer, on_fit)
+        balances = self._cross_fit(X, sub, groups, trainer, on_fit, unlabeled)
         models, _ = self._fit_funnel(X, sub, trainer=trainer, on_fit=_labelled(on_fit, "final"))
+        # the final funnel's level against its fold funnels' on the same unlabeled rows (log; 0 without them)
+        final_unlabeled = (
+            self._chain(unlabeled.select(X.columns)) if self.fold_unlabeled_ and unlabeled is not None else {}
+        )
+        self.transfer_ = {kpi: transfer_of(final_unlabeled[kpi], self.fold_unlabeled_[kpi])
+                          for kpi in final_unlabeled if kpi in self.fold_unlabeled_}  # fmt: skip
         for kpi, model in models.items():
             if kpi in balances:
+                # the bands and the error split below read the fold funnels' forecasts: they are measured with the
+                # correction as it was measured, and the final funnel gets it carried over at the end
                 model.set_balance(balances[kpi][0])
                 model.set_per_dollar(balances[kpi][1])
             if self.config.intervals.calibrate_on == "out_of_fold" and kpi in self.oof_:
@@ -283,6 +305,9 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
             elif kpi in bands and len(bands[kpi][0]) >= 20:
                 y_cal, raw_cal, hist_cal, price_cal = bands[kpi]
                 model.calibrate(y_cal, model.balanced(raw_cal, price_cal), history=hist_cal)
+            log_r = self.transfer_.get(kpi, 0.0)
+            if kpi in balances and log_r and balances[kpi][0].rows >= MIN_BIN_ROWS:
+                model.set_balance(balances[kpi][0].with_transfer(log_r))
         self.features_ = list(X.columns)
         return self
 

@@ -22,7 +22,7 @@ from influencer_engine.features.requests import outcome_request_id, training_req
 from influencer_engine.registry import KPI_NAMES
 from influencer_engine.schema import CONTRACTS
 
-__all__ = ["TrainingTable", "fingerprint", "load_training_table", "training_table"]
+__all__ = ["TrainingTable", "fingerprint", "load_training_table", "market_rows", "training_table"]
 
 
 @dataclass(frozen=True)
@@ -110,3 +110,44 @@ def load_training_table(folder: Path, tiers: TierConfig) -> TrainingTable:
         )
     return TrainingTable(frame=frame, source=str(folder), rows_in=outcomes.rows_in, rejects=rejects, tables=tables,
                          inputs={"creators": creators, "posts": posts, "requests": requests})  # fmt: skip
+
+
+# assumption: a brief starts one week to three months after the data end (the market rows' starts are spread over it)
+MARKET_LEAD_DAYS = (7, 90)
+
+
+def market_rows(table: TrainingTable, tiers: TierConfig, *, seed: int = 0, contexts: int = 8,
+                per_context: int = 2_500) -> pl.DataFrame | None:  # fmt: skip
+    """Feature rows with no outcome, as a plan scores them: up to ``per_context`` of the table's creators (drawn with
+    ``seed``), each in its base format, under the brand category and target of ``contexts`` past campaigns spread
+    over time, each starting ``MARKET_LEAD_DAYS`` after the data end (the latest post or campaign start; features as
+    of then read every post). No model trains on them; ``KPIForecaster.fit`` reads the final funnel's level against
+    its fold funnels' on them. None when the table was not built from a dataset folder."""
+    requests, creators = table.inputs.get("requests"), table.inputs.get("creators")
+    posts = table.inputs.get("posts")
+    if requests is None or creators is None or posts is None or requests.height == 0 or creators.height == 0:
+        return None
+    ctx_cols = ["brand_category", "target_age", "target_gender", "target_countries"]
+    camp = (requests.with_columns(pl.col("request_id").str.split(":").list.first().alias("_campaign"))
+            .group_by("_campaign").agg(pl.col(c).first() for c in ["as_of", *ctx_cols])
+            .sort("as_of", "_campaign"))  # fmt: skip
+    pick = np.unique(np.linspace(0, camp.height - 1, min(contexts, camp.height)).round().astype(int))
+    last = requests["as_of"].max()
+    if posts.height:
+        last = max(last, posts["posted_at"].max())  # type: ignore[type-var]
+    end = pl.select(pl.lit(last).cast(requests.schema["as_of"]).dt.truncate("1d")).item()
+    leads = np.linspace(*MARKET_LEAD_DAYS, len(pick)).round().astype(int)
+    ids = creators["creator_id"].unique().sort()
+    rng = np.random.default_rng(seed)
+    parts = []
+    for i, lead in zip(pick, leads, strict=True):
+        row = camp.row(int(i), named=True)
+        chosen = ids if ids.len() <= per_context else ids.gather(np.sort(rng.choice(ids.len(), per_context, False)))
+        parts.append(pl.DataFrame({"creator_id": chosen}).select(
+            (pl.lit(f"market:{row['_campaign']}:") + pl.col("creator_id")).alias("request_id"),
+            pl.col("creator_id"),
+            (pl.lit(end, dtype=requests.schema["as_of"]) + pl.duration(days=int(lead))).alias("as_of"),
+            pl.lit(None, dtype=pl.String).alias("format"),
+            *(pl.lit(row[c], dtype=pl.String).alias(c) for c in ctx_cols),
+        ))  # fmt: skip
+    return build_features(creators.lazy(), posts.lazy(), pl.concat(parts).lazy(), tiers).collect()

@@ -24,7 +24,7 @@ from influencer_engine.modeling.predictor import TrainingInfo
 from influencer_engine.modeling.report import importance_chart, write_report
 from influencer_engine.training.bundle import save_bundle
 from influencer_engine.training.completion import fit_bundle_completion
-from influencer_engine.training.data import TrainingTable, load_training_table
+from influencer_engine.training.data import TrainingTable, load_training_table, market_rows
 
 __all__ = ["TrainResult", "backtest_metrics", "load_truth", "train_models", "training_fits"]
 
@@ -96,14 +96,19 @@ def train_models(
     t0 = time.perf_counter()
     table = load_training_table(data, tiers)
     truth = load_truth(data)
-    t_features = time.perf_counter() - t0
     features = feature_columns()
     frame = table.frame
     targets = targets_of(frame)
+    # the market's creators under past campaigns' contexts, outcomes unknown: the final funnel's level against its
+    # fold funnels' is read on them (``KPIForecaster.fit``)
+    market = market_rows(table, tiers, seed=seed)
+    market_features = None if market is None else market.select(features)
+    t_features = time.perf_counter() - t0
 
     def run_backtest() -> tuple[BacktestResult, float]:
         t = time.perf_counter()
-        r = backtest(frame, config, truth=truth, overrides=overrides, seed=seed, trainer=trainer, on_fit=on_fit)
+        r = backtest(frame, config, truth=truth, overrides=overrides, seed=seed, trainer=trainer, on_fit=on_fit,
+                     unlabeled=market_features)  # fmt: skip
         return r, time.perf_counter() - t
 
     def fit_final() -> tuple[KPIForecaster, float]:
@@ -114,6 +119,7 @@ def train_models(
             time=frame["as_of"].to_numpy(),
             groups=frame["creator_id"].to_numpy(),
             campaigns=frame["campaign_id"].to_numpy(),
+            unlabeled=market_features,
             trainer=trainer,
             on_fit=on_fit,
         )
