@@ -107,9 +107,9 @@ def evaluate_models(
     for s in shifted_seeds or []:
         folder, factors = shifted_world(s, shifted_creators, out, tiers)
         table = load_training_table(folder, tiers)
+        market = market_rows(table, tiers, seed=seed)
         sections[f"shifted world (seed {s})"] = backtest(table.frame, cfg, truth=load_truth(folder),
-                                                         overrides=overrides, seed=seed,
-                                                         unlabeled=market_rows(table, tiers, seed=seed))  # fmt: skip
+                                                         overrides=overrides, seed=seed, unlabeled=market)  # fmt: skip
         extra[f"shifted_world_{s}"] = {"creators": shifted_creators, "factors": factors, "folder": str(folder)}
     if real_posts is not None:
         r = next_post_backtest(real_posts, tiers)

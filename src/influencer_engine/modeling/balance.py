@@ -150,7 +150,10 @@ class Balance:
 
     def with_transfer(self, log_ratio: float) -> Balance:
         """This correction for a model whose forecasts run ``exp(log_ratio)`` times those of the models it was
-        measured on: a forecast F is corrected as theirs of F / r would be, then divided by r."""
+        measured on: a forecast F is corrected as theirs of F / r would be, then divided by r. A correction measured
+        on too few rows (none applied) carries nothing over."""
+        if self.rows < MIN_BIN_ROWS:
+            return self
         return dataclasses.replace(self, transfer=float(log_ratio))
 
     def apply(self, forecast: F64, price: F64 | None = None) -> F64:

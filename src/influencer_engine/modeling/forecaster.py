@@ -20,7 +20,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from influencer_engine.config import ModelConfig
-from influencer_engine.modeling.balance import MIN_BIN_ROWS, PER_DOLLAR_QUANTILES, Balance, transfer_of
+from influencer_engine.modeling.balance import PER_DOLLAR_QUANTILES, Balance, transfer_of
 from influencer_engine.modeling.estimator import BoosterTrainer, KPIModel, offset_of
 from influencer_engine.modeling.intervals import ErrorSplit, history_of
 from influencer_engine.modeling.matrix import to_matrix
@@ -213,15 +213,16 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
             held = X.filter(pl.Series(out))
             n_out = held.height
             if unlabeled is not None:
-                held = pl.concat([held, unlabeled.select(X.columns)], how="vertical_relaxed")
+                held = pl.concat([held, unlabeled], how="vertical_relaxed")
             _, pred = self._fit_funnel(X.filter(keep), {k: v[~out] for k, v in targets.items()},
                                        predict_on=held, trainer=trainer,
                                        on_fit=_labelled(on_fit, f"fold {j + 1}/{folds}"))  # fmt: skip
             for kpi, p in pred.items():
                 oof.setdefault(kpi, np.full(X.height, np.nan))[out] = p[:n_out]
-                on_unlabeled.setdefault(kpi, []).append(p[n_out:])
+                if unlabeled is not None:
+                    on_unlabeled.setdefault(kpi, []).append(p[n_out:])
         self.oof_ = oof
-        self.fold_unlabeled_ = on_unlabeled if unlabeled is not None else {}
+        self.fold_unlabeled_ = on_unlabeled
         price = price_of(X)
         out_: dict[str, tuple[Balance, Balance]] = {}
         for kpi, p in oof.items():
@@ -280,12 +281,11 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
             ok = np.isfinite(y)
             bands[kpi] = (y[ok], pred[ok], None if history is None else history[cal_idx][ok],
                           None if price is None else price[cal_idx][ok])  # fmt: skip
+        unlabeled = None if unlabeled is None else unlabeled.select(X.columns)
         balances = self._cross_fit(X, sub, groups, trainer, on_fit, unlabeled)
         models, _ = self._fit_funnel(X, sub, trainer=trainer, on_fit=_labelled(on_fit, "final"))
         # the final funnel's level against its fold funnels' on the same unlabeled rows (log; 0 without them)
-        final_unlabeled = (
-            self._chain(unlabeled.select(X.columns)) if self.fold_unlabeled_ and unlabeled is not None else {}
-        )
+        final_unlabeled = self._chain(unlabeled) if self.fold_unlabeled_ and unlabeled is not None else {}
         self.transfer_ = {kpi: transfer_of(final_unlabeled[kpi], self.fold_unlabeled_[kpi])
                           for kpi in final_unlabeled if kpi in self.fold_unlabeled_}  # fmt: skip
         for kpi, model in models.items():
@@ -305,9 +305,8 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
             elif kpi in bands and len(bands[kpi][0]) >= 20:
                 y_cal, raw_cal, hist_cal, price_cal = bands[kpi]
                 model.calibrate(y_cal, model.balanced(raw_cal, price_cal), history=hist_cal)
-            log_r = self.transfer_.get(kpi, 0.0)
-            if kpi in balances and log_r and balances[kpi][0].rows >= MIN_BIN_ROWS:
-                model.set_balance(balances[kpi][0].with_transfer(log_r))
+            if kpi in balances and self.transfer_.get(kpi):
+                model.set_balance(balances[kpi][0].with_transfer(self.transfer_[kpi]))
         self.features_ = list(X.columns)
         return self
 
