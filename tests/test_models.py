@@ -36,6 +36,7 @@ from influencer_engine.modeling.intervals import (
 from influencer_engine.modeling.matrix import check_features
 from influencer_engine.modeling.metrics import poisson_deviance, relative_poisson_deviance
 from influencer_engine.modeling.predictor import TrainingInfo
+from influencer_engine.modeling.report import markdown_report
 from influencer_engine.registry import KPI_NAMES
 from influencer_engine.simulate.generate import SimulatedMarket
 from influencer_engine.training.bundle import SCHEMA_VERSION, BundleError, load_bundle, save_bundle
@@ -253,11 +254,21 @@ def test_backtest_reports_every_kpi_and_method(table: pl.DataFrame, small_market
         assert r.metrics[kpi]["model"]["sum_ratio"] == pytest.approx(f[seen].sum() / y[seen].sum())
         true_sum = preds[f"true_{kpi}"].sum()
         assert r.metrics[kpi]["model"]["sum_ratio_true"] == pytest.approx(f.sum() / true_sum)
-    # the error and coverage by history bucket, tier and platform; each group's rows add up to the test rows
-    for by in ("history", "tier", "platform"):
+    # the error, coverage and level by history bucket, tier, platform and the campaign's context (brand category,
+    # month); each group's rows add up to at most the test rows, and its level is its rows' sums
+    test_rows = preds.with_columns(pl.col("brand_category").cast(pl.String), pl.col("month").cast(pl.Int64))
+    for by in ("history", "tier", "platform", "category", "month"):
         cells = [c for c in r.breakdown if c["by"] == by and c["kpi"] == "reach"]
         assert cells and sum(c["rows"] for c in cells) <= r.rows["test"]
         assert all(0 <= c["coverage_p10_p90"] <= 1 and c["mae_log1p_true"] >= 0 for c in cells)
+        if by in ("category", "month"):
+            c = cells[0]
+            column = "brand_category" if by == "category" else "month"
+            value = c["group"] if by == "category" else int(c["group"])
+            rows = test_rows.filter((pl.col(column) == value) & pl.col("reach").is_not_null())
+            assert c["sum_ratio_true"] == pytest.approx(rows["model__reach"].sum() / rows["true_reach"].sum())
+    report = markdown_report({"world": r}, title="t")
+    assert "level by the campaign's brand category and month" in report and "| month " in report
     # the learning curve trains on a share of the earlier campaigns, tested on the same later rows
     half = backtest(table, tiny_config(), truth=truth, train_share=0.5)
     assert half.rows["test"] == r.rows["test"] and 0.3 * r.rows["train"] < half.rows["train"] < 0.7 * r.rows["train"]

@@ -31,7 +31,15 @@ from influencer_engine.modeling.metrics import (
 )
 from influencer_engine.registry import KPI_NAMES
 
-__all__ = ["METHODS", "BacktestResult", "backtest", "expected_errors", "score_predictions", "time_splits"]
+__all__ = [
+    "CONTEXT_GROUPS",
+    "METHODS",
+    "BacktestResult",
+    "backtest",
+    "expected_errors",
+    "score_predictions",
+    "time_splits",
+]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.intp]
@@ -126,7 +134,8 @@ def backtest(
                 cols[f"model__{k}_p{round(lv * 100)}"] = fc.quantiles[k][:, j]
             for b in BASELINES:
                 cols[f"{b}__{k}"] = base.predict(b, test, k)
-        keep = [c for c in ("creator_id", "campaign_id", "posts_before", "tier", "platform") if c in test.columns]
+        keep = [c for c in ("creator_id", "campaign_id", "posts_before", "tier", "platform", "brand_category", "month")
+                if c in test.columns]  # fmt: skip
         parts.append(test.select("request_id", "as_of", "cost", *keep, *(k for k in KPI_NAMES if k in test.columns))
                      .with_columns(**{c: pl.Series(c, v) for c, v in cols.items()}))  # fmt: skip
     preds = pl.concat(parts, how="vertical")
@@ -189,9 +198,11 @@ def score_predictions(preds: pl.DataFrame, *, n_train: int) -> BacktestResult:
                     continue
                 cell = {"kpi": k, "by": by, "group": label, "rows": int(inside.sum()),
                         "mae_log1p": mae_log1p(y[inside], p[inside]),
-                        "coverage_p10_p90": coverage(y[inside], lo[inside], hi[inside])}  # fmt: skip
+                        "coverage_p10_p90": coverage(y[inside], lo[inside], hi[inside]),
+                        "sum_ratio": sum_ratio(p[inside], y[inside])}  # fmt: skip
                 if tru is not None:
                     cell["mae_log1p_true"] = mae_log1p(tru[inside], p[inside])
+                    cell["sum_ratio_true"] = sum_ratio(p[inside], tru[inside])
                 breakdown.append(cell)
         ok = np.isfinite(y)
         calib[k] = {f"below_{q}": float(np.mean(y[ok] <= col(f"model__{k}_{q}")[ok])) for q in ("p10", "p50", "p90")}
@@ -217,16 +228,23 @@ def score_predictions(preds: pl.DataFrame, *, n_train: int) -> BacktestResult:
 MIN_GROUP_ROWS = 20  # a group of the breakdown with fewer test rows is left out
 
 
+# the breakdowns by the campaign's context, beside those by the creator (``_groups``): the brief's brand category and
+# the month it starts in. The model learns a season pooled over categories (benchmarks/bench_context.py), so a
+# category's level can run off in some months; these groups show it on the later campaigns
+CONTEXT_GROUPS = {"category": "brand_category", "month": "month"}
+
+
 def _groups(preds: pl.DataFrame) -> dict[str, tuple[tuple[str, ...], npt.NDArray[np.int64]]]:
-    """The breakdowns the predictions allow (history bucket, tier, platform): each one's group labels, in order, and
-    every prediction row's group index among them (-1: none)."""
+    """The breakdowns the predictions allow (history bucket, tier, platform, and the context: brand category and
+    month): each one's group labels, in order, and every prediction row's group index among them (-1: none)."""
     out: dict[str, tuple[tuple[str, ...], npt.NDArray[np.int64]]] = {}
     if "posts_before" in preds.columns:
         out["history"] = (HISTORY_BUCKETS, history_bucket(preds["posts_before"].cast(pl.Float64).to_numpy()))
-    for c in ("tier", "platform"):
+    for by, c in {"tier": "tier", "platform": "platform", **CONTEXT_GROUPS}.items():
         if c in preds.columns:
-            values = preds[c].cast(pl.String)
-            labels = tuple(sorted(str(v) for v in values.drop_nulls().unique().to_list()))
+            values = preds[c].cast(pl.Int64 if c == "month" else pl.String).cast(pl.String)
+            labels = tuple(sorted((str(v) for v in values.drop_nulls().unique().to_list()),
+                                  key=lambda v: (len(v), v) if c == "month" else (0, v)))  # fmt: skip
             index = {v: i for i, v in enumerate(labels)}
-            out[c] = (labels, np.array([-1 if v is None else index[v] for v in values.to_list()], dtype=np.int64))
+            out[by] = (labels, np.array([-1 if v is None else index[v] for v in values.to_list()], dtype=np.int64))
     return out

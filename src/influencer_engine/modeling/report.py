@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from influencer_engine.io import atomic_path, write_json
-from influencer_engine.modeling.backtest import METHODS, BacktestResult
+from influencer_engine.modeling.backtest import CONTEXT_GROUPS, METHODS, BacktestResult
 
 __all__ = ["calibration_chart", "importance_chart", "markdown_report", "write_report"]
 
@@ -56,7 +56,8 @@ def markdown_report(sections: Mapping[str, BacktestResult], *, title: str, notes
                          + ", ".join(f"{_LABEL[m]} {v:.3f}" for m, v in r.per_dollar.items()))  # fmt: skip
             lines.append("")
         if r.breakdown:
-            lines += _breakdown_table(r.breakdown)
+            lines += _breakdown_table([c for c in r.breakdown if c["by"] not in CONTEXT_GROUPS])
+            lines += _context_table([c for c in r.breakdown if c["by"] in CONTEXT_GROUPS])
         won = [k for k, v in r.beats.items() if v]
         lines.append(f"Model beats every baseline on every metric for {len(won)} of {len(r.beats)} KPIs"
                      + (f" (not: {', '.join(k for k, v in r.beats.items() if not v)})" if len(won) < len(r.beats)
@@ -67,6 +68,8 @@ def markdown_report(sections: Mapping[str, BacktestResult], *, title: str, notes
 
 def _breakdown_table(rows: list[dict[str, Any]]) -> list[str]:
     """The model's MAE log1p and P10-P90 coverage per history bucket, tier and platform: a row per KPI."""
+    if not rows:
+        return []
     cols = [(r["by"], r["group"]) for r in rows]
     cols = list(dict.fromkeys(cols))
     names = [f"posts {g.replace('_', '-')}" if by == "history" else g for by, g in cols]
@@ -82,6 +85,32 @@ def _breakdown_table(rows: list[dict[str, Any]]) -> list[str]:
             out.append("" if r is None else f"{r.get('mae_log1p_true', r['mae_log1p']):.3f} / "
                        f"{r['coverage_p10_p90']:.0%} ({r['rows']:,})")  # fmt: skip
         lines.append("| " + " | ".join(out) + " |")
+    return [*lines, ""]
+
+
+def _context_table(rows: list[dict[str, Any]]) -> list[str]:
+    """The model's level (forecast over observed sums, and over true sums where known) per brand category and per
+    month of the later campaigns: a row per group, a column per KPI."""
+    if not rows:
+        return []
+    truth = "sum_ratio_true" in rows[0]
+    kpis = list(dict.fromkeys(r["kpi"] for r in rows))
+    lines = ["The model's level by the campaign's brand category and month: forecast / observed sum"
+             + (" (forecast / true sum)" if truth else "") + ", test rows. The season is learned pooled over "
+             "categories: a category whose season differs runs high or low in some months.", "",
+             "| group | rows | " + " | ".join(kpis) + " |", "|" + "---|" * (len(kpis) + 2)]  # fmt: skip
+    for by in CONTEXT_GROUPS:
+        groups = list(dict.fromkeys(r["group"] for r in rows if r["by"] == by))
+        for g in groups:
+            cell = {r["kpi"]: r for r in rows if r["by"] == by and r["group"] == g}
+            label = f"month {g}" if by == "month" else g
+            n = max(r["rows"] for r in cell.values())
+            out = [label, f"{n:,}"]
+            for k in kpis:
+                r = cell.get(k)
+                out.append("" if r is None else f"{r['sum_ratio']:.2f}"
+                           + (f" ({r['sum_ratio_true']:.2f})" if truth else ""))  # fmt: skip
+            lines.append("| " + " | ".join(out) + " |")
     return [*lines, ""]
 
 
