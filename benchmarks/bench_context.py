@@ -48,6 +48,7 @@ from influencer_engine.io import read_table  # noqa: E402
 from influencer_engine.modeling.forecaster import KPIForecaster, targets_of  # noqa: E402
 from influencer_engine.modeling.metrics import sum_ratio  # noqa: E402
 from influencer_engine.schema import CATEGORIES  # noqa: E402
+from influencer_engine.simulate.model import _season  # noqa: E402
 from influencer_engine.simulate.world import World  # noqa: E402
 from influencer_engine.training.bundle import load_bundle  # noqa: E402
 from influencer_engine.training.data import load_training_table  # noqa: E402
@@ -58,11 +59,9 @@ KPIS = ("reach", "clicks", "conversions")
 
 
 def seasons() -> dict[str, list[float]]:
-    """The simulator's conversion multiplier per category and month (flat where the config sets none)."""
-    c = load_simulator_config().categories
-    curves = {"fitness": c.season_fitness, "travel": c.season_travel}
-    curves |= {k: c.season_retail for k in ("fashion", "beauty", "tech", "home")}
-    return {cat: [float(v) for v in curves.get(cat, [1.0] * 12)] for cat in CATEGORIES}
+    """The simulator's conversion multiplier per category and month (its own table: ``simulate.model._season``)."""
+    cfg, months = load_simulator_config(), np.arange(1, 13)
+    return {cat: [float(v) for v in _season(cfg, np.full(12, i), months)] for i, cat in enumerate(CATEGORIES)}
 
 
 def months_after(end: date) -> list[date]:
@@ -100,10 +99,11 @@ def candidate_levels(world_dir: Path, model_dir: Path, categories: list[str]) ->
     return rows
 
 
-def cells(world_dir: Path, oof: np.ndarray | None) -> tuple[list[dict[str, Any]], dict[str, float]]:
+def cells(
+    world_dir: Path, table: pl.DataFrame, oof: np.ndarray | None
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """Parts 2 and 3: per (category, month) cell of the training campaigns, observed and out-of-fold forecast over
     true sums of conversions; and the spread of the latter across cells against random rows of the same counts."""
-    table = load_training_table(world_dir, load_tier_config()).frame
     truth = read_table(world_dir / "truth" / "expected_outcomes.parquet")
     frame = table.select("campaign_id", "creator_id", "brand_category", "month", "conversions").with_columns(
         pl.Series("oof", np.full(table.height, np.nan) if oof is None else oof)
@@ -135,9 +135,8 @@ def cells(world_dir: Path, oof: np.ndarray | None) -> tuple[list[dict[str, Any]]
     return grouped.to_dicts(), spread
 
 
-def out_of_fold(world_dir: Path, seed: int) -> np.ndarray:
+def out_of_fold(table: pl.DataFrame, seed: int) -> np.ndarray:
     """The mean correction's out-of-fold raw forecasts of conversions (funnels fitted on the other folds' creators)."""
-    table = load_training_table(world_dir, load_tier_config()).frame
     m = KPIForecaster(load_model_config(), random_state=seed)
     targets = {k: np.asarray(v, dtype=np.float64) for k, v in targets_of(table).items()}
     m._cross_fit(table.select(feature_columns()), targets, table["creator_id"].to_numpy(), None, None)
@@ -152,7 +151,8 @@ def run_seed(seed: int, creators: int, categories: list[str], work: Path) -> dic
     if not (model / "manifest.json").is_file():
         train_models(world, model, load_model_config(), load_tier_config(), seed=0, track=False, register=False)
     levels = candidate_levels(world, model, categories)
-    cell_rows, spread = cells(world, out_of_fold(world, 0))
+    table = load_training_table(world, load_tier_config()).frame  # read once for both
+    cell_rows, spread = cells(world, table, out_of_fold(table, 0))
     return {"levels": levels, "cells": cell_rows, "spread": spread, "seconds": time.perf_counter() - t0}
 
 

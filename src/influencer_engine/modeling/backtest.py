@@ -244,7 +244,7 @@ def _groups(preds: pl.DataFrame) -> dict[str, tuple[tuple[str, ...], npt.NDArray
         if c in preds.columns:
             values = preds[c].cast(pl.Int64 if c == "month" else pl.String).cast(pl.String)
             labels = tuple(sorted((str(v) for v in values.drop_nulls().unique().to_list()),
-                                  key=lambda v: (len(v), v) if c == "month" else (0, v)))  # fmt: skip
+                                  key=int if c == "month" else None))  # fmt: skip
             index = {v: i for i, v in enumerate(labels)}
             out[by] = (labels, np.array([-1 if v is None else index[v] for v in values.to_list()], dtype=np.int64))
     return out
