@@ -675,3 +675,20 @@ def test_row_ranges_with_a_folder_without_posts(trained: dict[str, Path], tmp_pa
     first = rows.filter(~pl.col("creator_id").str.starts_with("z"))
     assert first.equals(read_scores(tmp_path / "alone").sort("creator_id"))
     assert rows.height - first.height == 300
+
+
+def test_allocator_settings_only_where_they_help(monkeypatch: pytest.MonkeyPatch) -> None:
+    """glibc's thresholds are raised for a scoring run only: not for a server, a memory-limited run or a user's own
+    values (and where the C library is not glibc, nothing is set)."""
+    import platform
+
+    from influencer_engine.cli import _allocator
+
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    assert not _allocator.glibc_settings(["ie", "serve"])
+    assert not _allocator.glibc_settings(["ie", "score", "--limit-memory", "800"])
+    glibc = platform.libc_ver()[0] == "glibc"
+    assert _allocator.glibc_settings(["ie", "score", "--candidates", "x"]) is glibc
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "1000000")
+    assert not _allocator.glibc_settings(["ie", "score"])

@@ -111,6 +111,33 @@ def test_lags_weighted_means_spread_trend_and_gaps_against_a_hand_computation() 
     assert g["days_between_last_two_posts"] is None
 
 
+def test_window_statistics_skip_missing_counts_and_stay_exact_for_huge_ones() -> None:
+    """Posts whose likes are unknown are left out of every window statistic (sums, weights, count alike), and the
+    coefficient of variation is exact for counts too large for 64-bit squares."""
+    rows = [("c0", 24 * d, "image", 100 + 7 * d + (d % 4) * 13, 1, False) for d in range(1, 21)]
+    posts = _posts(rows).with_columns(  # the 3rd, 8th and 15th latest posts: likes unknown
+        pl.when(pl.int_range(pl.len()).is_in([2, 7, 14])).then(None).otherwise(pl.col("likes")).alias("likes")
+    )
+    f = _build(_creators(1), posts).row(0, named=True)
+    known = [d for d in range(1, 21) if d - 1 not in (2, 7, 14)]
+    y = np.log1p(np.array([100 + 7 * d + (d % 4) * 13 + 1 for d in known], dtype=float))
+    t = -np.array(known, dtype=float) / 30.0
+    assert f["log_interactions_slope_last20"] == pytest.approx(float(np.polyfit(t, y, 1)[0]), rel=1e-9)
+    assert f["log_interactions_sd_last20"] == pytest.approx(float(np.std(y, ddof=1)), rel=1e-9)
+    for hl in (3, 10):
+        w = 0.5 ** ((np.array(known) - 1) / hl)
+        assert f[f"log_interactions_ewm{hl}"] == pytest.approx(float((w * y).sum() / w.sum()), rel=1e-12)
+    assert f["log_interactions_lag3"] is None and f["log_interactions_lag2"] == pytest.approx(y[1])
+    # counts near the contract's maximum: n * sum(x^2) is far beyond 64 bits, the deviation still exact
+    from fractions import Fraction
+
+    big = [9_999_999_937, 9_999_999_999, 10**10, 7_300_000_001, 123]
+    g = _build(_creators(1), _posts([("c0", h + 1, "image", v, 0, False) for h, v in enumerate(big)]))
+    n, s1, s2 = len(big), sum(big), sum(v * v for v in big)
+    spread = float(Fraction(n * s2 - s1 * s1)) / float(n * (n - 1))
+    assert g["interactions_cv_last20"][0] == float(np.sqrt(spread)) / (s1 / n)
+
+
 def test_creator_without_history_gets_nulls_not_a_crash() -> None:
     f = _build(_creators(3), _posts([("c0", 1, "image", 5, 1, False)]))
     assert f["posts_before"].to_list() == [1, 0, 0]

@@ -38,53 +38,6 @@ def _log_ratio(a: pl.Expr, b: pl.Expr) -> pl.Expr:
     return (a.cast(pl.Float64) + 1).log() - (b.cast(pl.Float64) + 1).log()
 
 
-def _exact_std(counts: pl.Expr) -> pl.Expr:
-    """Sample standard deviation of integer counts from exact integer sums (null below two values).
-
-    Polars' grouped ``std`` rounds its partial sums in an order that depends on how threads split the groups, so the
-    same posts gave a different last bit from run to run (and a different training-data fingerprint). Sums of
-    integers in Int128 are exact in any order; one division and one square root round the same way every time.
-    """
-    x = counts.cast(pl.Int128)
-    n = counts.count().cast(pl.Int128)
-    spread = (n * (x * x).sum() - x.sum() * x.sum()).cast(pl.Float64) / (n * (n - 1)).cast(pl.Float64)
-    return pl.when(n > 1).then(spread.sqrt())
-
-
-_FIXED = float(2**60)
-
-
-def _fixed_sum(x: pl.Expr) -> pl.Expr:
-    """The sum of a group's floats in 128-bit fixed point (steps of 2**-60, summed exactly, rounded to a double
-    once): the same bits in any row order. A float sum follows the row order the join happened to produce, so its
-    last bit moved between runs."""
-    return (x * _FIXED).round().cast(pl.Int128).sum().cast(pl.Float64) / _FIXED
-
-
-def _ewm_means(values: pl.Expr, k: pl.Expr) -> list[pl.Expr]:
-    """Exponentially weighted means by post rank (rank 1 = the latest post, weight 1), one per half-life, over the
-    posts of the frame they aggregate (the last ``WINDOWS[-1]``: older posts weigh little and cost much)."""
-    out = []
-    for hl in EWM_HALF_LIVES:
-        w = 0.5 ** ((k - 1).cast(pl.Float64) / hl)
-        out.append((_fixed_sum(values * w) / _fixed_sum(w)).alias(f"log_interactions_ewm{hl}"))
-    return out
-
-
-def _spread_and_trend(values: pl.Expr, age_days: pl.Expr, window: int) -> list[pl.Expr]:
-    """Standard deviation and least-squares slope (per ``SLOPE_DAYS``) of ``values`` over the window's posts, from
-    fixed-point moment sums (null below two posts, or when every post has the same time)."""
-    y, t = values, -age_days / SLOPE_DAYS
-    n = y.count().cast(pl.Float64)
-    sy, st, syy, stt, sty = (_fixed_sum(e) for e in (y, t, y * y, t * t, t * y))
-    sxx = stt - st * st / n
-    var = ((syy - sy * sy / n) / (n - 1)).clip(lower_bound=0.0)
-    return [
-        pl.when(n > 1).then(var.sqrt()).alias(f"log_interactions_sd_last{window}"),
-        pl.when((n > 1) & (sxx > 1e-9)).then((sty - st * sy / n) / sxx).alias(f"log_interactions_slope_last{window}"),
-    ]
-
-
 _LOW = 2**64  # the order key's group part is multiplied by this: the time key fills the low 64 bits
 
 
@@ -197,6 +150,8 @@ def history_features(requests: pl.LazyFrame, posts: pl.LazyFrame) -> pl.LazyFram
         .collect(),
         "_rid",
     )
+    if past["_rid"].is_sorted():  # the usual layout (requests in the posts' order): grouping by slices, not hashes
+        past = past.with_columns(pl.col("_rid").set_sorted())
     k = pl.col("_k")
     age_days = pl.col("_age_days")
     inter = pl.col("interactions")
@@ -224,19 +179,8 @@ def history_features(requests: pl.LazyFrame, posts: pl.LazyFrame) -> pl.LazyFram
             (age_days <= 7).sum().alias("posts_last7d"),
         )
     )
-    # windowed statistics read only the last `hi` posts: aggregate them on that (much smaller) frame
-    windowed: list[pl.Expr] = [pl.col(m).mean().alias(history_name(m, "mean", hi)) for m in HISTORY_METRICS]
-    # the coefficient of variation is undefined (null, not NaN) when there is no interaction to vary around
-    windowed.append(
-        (_exact_std(inter) / pl.when(inter.mean() > 0).then(inter.mean())).alias(f"interactions_cv_last{hi}")
-    )
-    # lags and the gap between the last two posts: the few latest rows of the (small) last-`hi` frame
-    windowed += [log_inter.filter(k == lag).first().alias(f"log_interactions_lag{lag}") for lag in LAGS]
-    windowed.append(age_days.filter(k == 2).first().alias("_age2"))
-    windowed += _spread_and_trend(log_inter, age_days, hi)
-    windowed += _ewm_means(log_inter, k)
-    last = past.filter(k <= hi)
-    recent = last.lazy().group_by("_rid").agg(windowed).join(_window_medians(last).lazy(), on="_rid", how="left")
+    # windowed statistics read only the last `hi` posts: a table of requests x ranks (``_window_stats``)
+    recent = _window_stats(past.filter(k <= hi)).lazy()
     return (
         keyed.lazy()
         .select("_rid", "request_id")
@@ -255,13 +199,20 @@ def history_features(requests: pl.LazyFrame, posts: pl.LazyFrame) -> pl.LazyFram
     )
 
 
-def _window_medians(last: pl.DataFrame) -> pl.DataFrame:
-    """_rid and the median of every history metric over each request's last ``w`` posts, for every window ``w``
-    (``last``: the ranked posts with ``_k`` at most the largest window).
+_INT_SAFE = 150_000_000  # |x| below this: n * sum(x^2) and sum(x)^2 of up to 20 counts fit in int64
 
-    A table of requests x ranks per metric, sorted along each row: every median is then two lookups. The same
-    numbers as polars' grouped median (the midpoint's interpolation, nulls ignored, null when none), at a fraction
-    of its time with 16 medians over 50,000 requests.
+
+def _window_stats(last: pl.DataFrame) -> pl.DataFrame:
+    """_rid and every statistic of each request's last ``WINDOWS[-1]`` posts (``last``: the ranked posts with ``_k``
+    at most that): per metric its mean and its median over every window; the coefficient of variation of
+    interactions; the log interactions' lags, spread, least-squares trend and exponentially weighted means; the age
+    of the second latest post (``_age2``).
+
+    Each metric goes into a table of requests x ranks (rank 1 = the latest post), so every statistic is a few array
+    operations over 20 columns, summed column by column in rank order: the same bits whatever order the posts came
+    in (a grouped float sum follows the row order). Missing values are skipped. The medians equal polars' grouped
+    median (the midpoint's interpolation); the counts' standard deviation comes from exact integer sums
+    (``_count_cv``).
     """
     hi = WINDOWS[-1]
     rid = last["_rid"].to_numpy()
@@ -270,19 +221,81 @@ def _window_medians(last: pl.DataFrame) -> pl.DataFrame:
         rids, row = rid[start], np.cumsum(start) - 1
     else:
         rids, row = np.unique(rid, return_inverse=True)
+    n_req = len(rids)
     cell = row * hi + (last["_k"].to_numpy().astype(np.int64) - 1)  # where each post goes in a flat table
+
+    def table(values: pl.Series) -> np.ndarray:
+        flat = np.full(n_req * hi, np.nan)
+        flat[cell] = values.cast(pl.Float64).fill_null(np.nan).to_numpy()
+        return flat.reshape(n_req, hi)
+
+    def column_sum(values: np.ndarray) -> np.ndarray:  # rank by rank: a fixed order of additions
+        acc = np.zeros(n_req)
+        for j in range(hi):
+            acc += values[:, j]
+        return acc
+
     out: dict[str, np.ndarray] = {"_rid": rids}
+    none = np.full(n_req, np.nan)
+    # a metric the data never has (most real exports: likes and comments only) is null throughout, at no cost
+    tables = {m: table(last[m]) for m in HISTORY_METRICS if m == "interactions" or last[m].null_count() < last.height}
     for m in HISTORY_METRICS:
-        flat = np.full(len(rids) * hi, np.nan)
-        flat[cell] = last[m].cast(pl.Float64).fill_null(np.nan).to_numpy()
-        table = flat.reshape(len(rids), hi)
-        for w in WINDOWS:
-            ordered = np.sort(table[:, :w], axis=1)  # a missing value (NaN) sorts last
-            n = w - np.isnan(ordered).sum(axis=1)
-            lo = np.take_along_axis(ordered, np.maximum(n - 1, 0)[:, None] // 2, axis=1)[:, 0]
-            up = np.take_along_axis(ordered, (n // 2)[:, None], axis=1)[:, 0]
-            out[history_name(m, "median", w)] = np.where(n > 0, lo + (up - lo) * 0.5, np.nan)
+        if m not in tables:
+            out[history_name(m, "mean", hi)] = none
+            continue
+        known = ~np.isnan(tables[m])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[history_name(m, "mean", hi)] = column_sum(np.where(known, tables[m], 0.0)) / known.sum(axis=1)
+    out[f"interactions_cv_last{hi}"] = _count_cv(tables["interactions"])
+    y = table((last["interactions"].cast(pl.Float64) + 1).log())  # polars' log, as the whole history's (NaN: missing)
+    for lag in LAGS:
+        out[f"log_interactions_lag{lag}"] = y[:, lag - 1]
+    age = table(last["_age_days"])
+    out["_age2"] = age[:, 1]
+    known = ~np.isnan(y)
+    n = known.sum(axis=1).astype(np.float64)
+    t = np.where(known, -age / SLOPE_DAYS, 0.0)
+    y0 = np.where(known, y, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dy = np.where(known, y - (column_sum(y0) / n)[:, None], 0.0)
+        dt = np.where(known, t - (column_sum(t) / n)[:, None], 0.0)
+        sxx = column_sum(dt * dt)
+        out[f"log_interactions_sd_last{hi}"] = np.where(n > 1, np.sqrt(column_sum(dy * dy) / (n - 1)), np.nan)
+        out[f"log_interactions_slope_last{hi}"] = np.where((n > 1) & (sxx > 1e-9), column_sum(dt * dy) / sxx, np.nan)
+        for hl in EWM_HALF_LIVES:
+            w = np.where(known, np.array([0.5 ** (j / hl) for j in range(hi)]), 0.0)
+            out[f"log_interactions_ewm{hl}"] = column_sum(w * y0) / column_sum(w)
+    for m in HISTORY_METRICS:
+        for win in WINDOWS:
+            if m not in tables:
+                out[history_name(m, "median", win)] = none
+                continue
+            ordered = np.sort(tables[m][:, :win], axis=1)  # a missing value (NaN) sorts last
+            cnt = win - np.isnan(ordered).sum(axis=1)
+            lo = np.take_along_axis(ordered, np.maximum(cnt - 1, 0)[:, None] // 2, axis=1)[:, 0]
+            up = np.take_along_axis(ordered, (cnt // 2)[:, None], axis=1)[:, 0]
+            out[history_name(m, "median", win)] = np.where(cnt > 0, lo + (up - lo) * 0.5, np.nan)
     return pl.DataFrame(out).with_columns(pl.col("_rid").cast(last.schema["_rid"])).fill_nan(None)
+
+
+def _count_cv(x: np.ndarray) -> np.ndarray:
+    """Each row's sample standard deviation over its mean (NaN below two counts or when the mean is not positive).
+
+    The deviation comes from exact integer sums, n * sum(x^2) - sum(x)^2, rounded once (float sums of squares of
+    counts lose low bits in an order-dependent way): int64 where the counts are small enough, Python's integers
+    elsewhere."""
+    known = ~np.isnan(x)
+    n = known.sum(axis=1)
+    xi = np.where(known, x, 0.0).astype(np.int64)
+    s1, s2 = xi.sum(axis=1), (xi * xi).sum(axis=1)
+    big = np.abs(xi).max(axis=1, initial=0) >= _INT_SAFE
+    with np.errstate(invalid="ignore", divide="ignore"):
+        spread = (n * s2 - s1 * s1).astype(np.float64) / (n * (n - 1)).astype(np.float64)
+        for i in np.flatnonzero(big):  # exact in Python's integers
+            v = [int(a) for a in xi[i][known[i]]]
+            spread[i] = float(len(v) * sum(a * a for a in v) - sum(v) ** 2) / float(len(v) * (len(v) - 1))
+        mean = s1.astype(np.float64) / n
+        return np.where((n > 1) & (mean > 0), np.sqrt(spread) / np.where(mean > 0, mean, 1.0), np.nan)
 
 
 def recent_interactions(posts: pl.LazyFrame, as_of: pl.Expr | object) -> pl.LazyFrame:

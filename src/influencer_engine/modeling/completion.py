@@ -249,8 +249,13 @@ class Completion:
         """
         cols = _audience_cols()
         groups = audience_columns()
-        first = features.unique("creator_id", keep="first", maintain_order=True)
-        feats = creators.select("creator_id").join(first, on="creator_id", how="left", maintain_order="left")
+        # the usual case (a brief's features: one row per creator, in the creators' order) needs no unique or join
+        aligned = features.height == creators.height and features["creator_id"].equals(creators["creator_id"])
+        if aligned:
+            feats = features
+        else:
+            first = features.unique("creator_id", keep="first", maintain_order=True)
+            feats = creators.select("creator_id").join(first, on="creator_id", how="left", maintain_order="left")
         out = creators
         # 1. credibility: estimated where not given
         cred_given = creators["audience_credibility"].is_not_null()
@@ -276,10 +281,13 @@ class Completion:
         aud_source = np.where(any_unknown, np.where(could, "assumed", "unknown"), "given").astype(object)
         aud_source[all_unknown & ~could] = "unknown"
         # 3. price: estimated for each priced format where none is quoted (with the completed credibility)
-        pairs = features.unique(["creator_id", "format"], keep="first", maintain_order=True).join(
-            pl.DataFrame({"creator_id": creators["creator_id"], "_cred": cred}), on="creator_id", how="inner",
-            maintain_order="left",
-        )  # fmt: skip
+        if aligned:
+            pairs = features.with_columns(pl.Series("_cred", cred, dtype=pl.Float64))
+        else:
+            pairs = features.unique(["creator_id", "format"], keep="first", maintain_order=True).join(
+                pl.DataFrame({"creator_id": creators["creator_id"], "_cred": cred}), on="creator_id", how="inner",
+                maintain_order="left",
+            )  # fmt: skip
         pfmt = pairs["format"].cast(pl.String).to_numpy()
         pprice = pairs["price"].cast(pl.Float64).to_numpy().copy()
         pquoted = np.isfinite(pprice) & (np.nan_to_num(pprice, nan=0.0) > 0)
@@ -290,8 +298,11 @@ class Completion:
             est = self.price.predict(rows)
             lo, hi = self.price.band(est)
             pprice[ptodo], plo[ptodo], phi[ptodo] = np.round(est, 2), np.round(lo, 2), np.round(hi, 2)
-            index = {cid: i for i, cid in enumerate(creators["creator_id"].to_list())}
-            at = np.array([index[c] for c in pairs["creator_id"].to_list()], dtype=np.int64)
+            if aligned:
+                at = np.arange(pairs.height, dtype=np.int64)
+            else:
+                index = {cid: i for i, cid in enumerate(creators["creator_id"].to_list())}
+                at = np.array([index[c] for c in pairs["creator_id"].to_list()], dtype=np.int64)
             updates = []
             for f in FORMATS:
                 hit = ptodo & (pfmt == f)
@@ -303,8 +314,10 @@ class Completion:
                 out = out.with_columns(updates)
         source = np.where(pquoted, "quoted", np.where(ptodo & (self.price is not None), "estimated", "none"))
         first = pl.DataFrame({"creator_id": pairs["creator_id"], "price_source": source.astype(str),
-                              "price_p10": plo, "price_p90": phi}).unique("creator_id", keep="first")  # fmt: skip
-        first = creators.select("creator_id").join(first, on="creator_id", how="left", maintain_order="left")
+                              "price_p10": plo, "price_p90": phi})  # fmt: skip
+        if not aligned:
+            first = creators.select("creator_id").join(first.unique("creator_id", keep="first"), on="creator_id",
+                                                       how="left", maintain_order="left")  # fmt: skip
         price_source = first["price_source"].fill_null("none").to_numpy().astype(object)
         p10, p90 = first["price_p10"].to_numpy(), first["price_p90"].to_numpy()
         provenance = pl.DataFrame({
