@@ -217,6 +217,9 @@ def test_widen_keeps_the_median_and_adds_in_quadrature() -> None:
     np.testing.assert_allclose(w[1], q[1])
     lo, mid = np.log1p(q[0, 0]), np.log1p(q[0, 1])
     assert mid - np.log1p(w[0, 0]) == pytest.approx(np.hypot(mid - lo, 1.2815515655446004 * 0.3))
+    # a small count's band widened past zero stops at zero (a nano creator's clicks), its P90 still widens
+    small = widen(np.array([[0.05, 0.4, 2.0]]), np.array([1.0]))
+    assert small[0, 0] == 0.0 and small[0, 1] == pytest.approx(0.4) and small[0, 2] > 2.0
 
 
 @pytest.mark.realdata
