@@ -112,6 +112,11 @@ def test_bare_rows_are_flagged_and_their_bands_widened_by_the_measured_amount(
         np.testing.assert_allclose(wide[f"{kpi}_p50"].to_numpy(), narrow[f"{kpi}_p50"].to_numpy(), rtol=1e-9)
         assert (w >= n - 1e-9).all()
         assert (float((w - n).max()) > 0) == (extra > 0)  # type: ignore[arg-type]
+    # widened bands stay plausible: no count below zero, nobody reached without an impression
+    for kpi in ("reach", "impressions", "engagements", "clicks", "conversions", "revenue"):
+        assert (wide[f"{kpi}_p10"] >= 0).all()
+    for q in ("p10", "p50", "p90"):
+        assert (wide[f"reach_{q}"] <= wide[f"impressions_{q}"]).all()
 
 
 def test_whatif_and_api_on_required_columns(

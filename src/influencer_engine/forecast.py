@@ -369,6 +369,10 @@ def _widened(fc: Forecast, provenance: pl.DataFrame, completion: Completion | No
         return fc
     kinds = assumed_kinds(provenance)
     quantiles = {kpi: widen(q, np.sqrt(_assumed_var(kinds, completion, kpi))) for kpi, q in fc.quantiles.items()}
+    if "reach" in quantiles and "impressions" in quantiles:
+        # as the forecaster's own bands: nobody is reached without an impression (reach's band can widen more;
+        # 88 of 200k scored candidates had a reach P90 above their impressions P90)
+        quantiles["reach"] = np.minimum(quantiles["reach"], quantiles["impressions"])
     return Forecast(mean=fc.mean, quantiles=quantiles, levels=fc.levels)
 
 
