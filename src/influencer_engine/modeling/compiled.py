@@ -36,7 +36,7 @@ import numpy.typing as npt
 
 from influencer_engine.io import write_json
 from influencer_engine.modeling.completion import Completion
-from influencer_engine.modeling.estimator import split_threads
+from influencer_engine.modeling.estimator import lightgbm_threads, split_threads
 from influencer_engine.modeling.forecaster import KPIForecaster
 from influencer_engine.modeling.matrix import to_matrix
 
@@ -284,7 +284,10 @@ def _checked(label: str, booster: Any, data: F64 | None, width: int, cache_dir: 
         parts = ([] if data is None else [data]) + ([] if known is not None else [threshold_rows(booster)])
         matrix = np.vstack(parts) if parts else np.zeros((0, width))
         t0 = time.perf_counter()
-        ref = np.asarray(booster.predict(matrix, raw_score=True, num_threads=1), dtype=np.float64)
+        # on the cores free at that moment: the check sits on the path to a run's first forecast
+        ref = np.asarray(
+            booster.predict(matrix, raw_score=True, num_threads=lightgbm_threads(2, looks=1)), dtype=np.float64
+        )
         lgb_s = time.perf_counter() - t0
         got = predict(matrix, 1) if matrix.size else ref
         comp_s = time.perf_counter() - t0 - lgb_s
