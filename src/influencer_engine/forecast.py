@@ -40,7 +40,7 @@ from influencer_engine.io import collect_table, scan_table
 from influencer_engine.modeling.completion import ASSUMPTION_KINDS, Completion, needs, widen
 from influencer_engine.modeling.costs import per_cost
 from influencer_engine.modeling.explain import Reason
-from influencer_engine.modeling.forecaster import Forecast
+from influencer_engine.modeling.forecaster import Forecast, reach_within_impressions
 from influencer_engine.modeling.matrix import check_features
 from influencer_engine.modeling.predictor import Predictor
 from influencer_engine.registry import GOALS, KPI_NAMES
@@ -369,11 +369,9 @@ def _widened(fc: Forecast, provenance: pl.DataFrame, completion: Completion | No
         return fc
     kinds = assumed_kinds(provenance)
     quantiles = {kpi: widen(q, np.sqrt(_assumed_var(kinds, completion, kpi))) for kpi, q in fc.quantiles.items()}
-    if "reach" in quantiles and "impressions" in quantiles:
-        # as the forecaster's own bands: nobody is reached without an impression (reach's band can widen more;
-        # 88 of 200k scored candidates had a reach P90 above their impressions P90)
-        quantiles["reach"] = np.minimum(quantiles["reach"], quantiles["impressions"])
-    return Forecast(mean=fc.mean, quantiles=quantiles, levels=fc.levels)
+    # reach's band can widen more than impressions': capped again, as the forecaster caps its own bands (uncapped,
+    # 88 of 200k scored candidates had a reach P90 above their impressions P90)
+    return Forecast(mean=fc.mean, quantiles=reach_within_impressions(quantiles), levels=fc.levels)
 
 
 def _assumed_var(kinds: dict[str, np.ndarray], completion: Completion, kpi: str) -> F64:

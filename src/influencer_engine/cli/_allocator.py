@@ -11,7 +11,7 @@ NumPy's large arrays come from glibc's malloc, which maps anything above 128 kB-
 freed, so the kernel zeroed those pages again for every chunk too (the history tables of a 50k chunk are 8 MB
 each). ``ie score`` therefore sets glibc's mmap threshold to 64 MB and its trim threshold to 1 GB (``mallopt``, where
 the C library is glibc): such arrays reuse freed heap memory. At 400k candidates in chunks of 50k, two runs each
-(2 cores): 15.8 / 15.7 s -> 15.3 / 14.7 s, system CPU 6.4 / 5.5 s -> 5.7 / 4.8 s, peak memory about the same.
+(2 cores): 15.8 / 15.7 s -> 15.1 / 14.4 s, system CPU 6.4 / 5.5 s -> 5.1 / 3.6 s, peak memory about the same.
 
 A run given ``--limit-memory`` keeps polars' own settings: its chunks are sized from a memory model measured with
 them (with memory kept for 5 s the same chunks peaked 5-16% above the limits). A value the user sets is left alone.
@@ -48,11 +48,11 @@ def glibc_settings(argv: list[str]) -> bool:
     if any(k in os.environ for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")):
         return False
     try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-        ctypes.CDLL("libc.so.6").gnu_get_libc_version  # noqa: B018  (glibc only)
+        libc = ctypes.CDLL("libc.so.6")
+        libc.gnu_get_libc_version  # noqa: B018  (glibc only)
     except (OSError, AttributeError):
         return False
-    return all(mallopt(ctypes.c_int(k), ctypes.c_int(v)) == 1 for k, v in GLIBC.items())
+    return all(libc.mallopt(ctypes.c_int(k), ctypes.c_int(v)) == 1 for k, v in GLIBC.items())
 
 
 glibc_settings(sys.argv)

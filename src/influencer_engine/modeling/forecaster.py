@@ -26,7 +26,15 @@ from influencer_engine.modeling.intervals import ErrorSplit, history_of
 from influencer_engine.modeling.matrix import to_matrix
 from influencer_engine.registry import KPI_NAMES
 
-__all__ = ["MIN_ROWS", "PRIOR", "Forecast", "KPIForecaster", "fits_per_forecaster", "targets_of"]
+__all__ = [
+    "MIN_ROWS",
+    "PRIOR",
+    "Forecast",
+    "KPIForecaster",
+    "fits_per_forecaster",
+    "reach_within_impressions",
+    "targets_of",
+]
 
 F64 = npt.NDArray[np.float64]
 MIN_ROWS = 100  # a KPI with fewer observed rows is not modelled
@@ -48,6 +56,14 @@ class Forecast:
             for j, lv in enumerate(self.levels):
                 cols[f"{k}_p{round(lv * 100)}"] = self.quantiles[k][:, j]
         return pl.DataFrame(cols)
+
+
+def reach_within_impressions(values: dict[str, F64]) -> dict[str, F64]:
+    """``values`` (KPI -> expected values or quantile rows) with reach capped by impressions, in place: two models,
+    one fact, nobody is reached without an impression. Bands widened later (``forecast``) are capped again."""
+    if "reach" in values and "impressions" in values:
+        values["reach"] = np.minimum(values["reach"], values["impressions"])
+    return values
 
 
 def fits_per_forecaster(config: ModelConfig, kpis: Sequence[str] = KPI_NAMES) -> int:
@@ -342,19 +358,14 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
     def predict_mean(self, X: pl.DataFrame) -> dict[str, F64]:
         """Every KPI's expected value (no bands: also for a funnel whose models are not calibrated)."""
         check_is_fitted(self, "models_")
-        mean = self._expected(X)
-        if "reach" in mean and "impressions" in mean:
-            mean["reach"] = np.minimum(mean["reach"], mean["impressions"])
-        return mean
+        return reach_within_impressions(self._expected(X))
 
     def predict(self, X: pl.DataFrame) -> Forecast:
         check_is_fitted(self, "models_")
         mean = self._expected(X)
         quant = {kpi: self.models_[kpi].predict_quantiles(X, m) for kpi, m in mean.items()}
-        if "reach" in mean and "impressions" in mean:
-            # two models, one fact: nobody is reached without an impression
-            mean["reach"] = np.minimum(mean["reach"], mean["impressions"])
-            quant["reach"] = np.minimum(quant["reach"], quant["impressions"])
+        reach_within_impressions(mean)
+        reach_within_impressions(quant)
         return Forecast(mean=mean, quantiles=quant, levels=tuple(self.config.intervals.levels))
 
     def contributions(self, kpi: str, X: pl.DataFrame) -> tuple[F64, F64]:
