@@ -584,3 +584,41 @@ def test_a_common_error_moves_a_rosters_creators_together() -> None:
     assert width["common"] > 2.0 * width["none"]  # 40 creators: 30% common is most of the roster's spread
     assumed = _draws(q, np.column_stack([np.full(rows, 0.3), np.full(rows, 10.0)]), 4000, np.random.default_rng(3))
     np.testing.assert_allclose(assumed, none)  # the whole band is the rows' own assumptions
+
+
+def test_a_leaf_of_the_branching_is_the_problem_without_its_columns() -> None:
+    """The branched bound's leaves keep their classes from the problem's (no sort per leaf): the same classes,
+    cheapest creators and columns as a leaf built from scratch, also where a class loses every member."""
+    import dataclasses
+
+    from influencer_engine.planner.knapsack import _leaf
+
+    rng = np.random.default_rng(5)
+    p, _ = budget_and_roster(rng, 60, log_price=(7, 1.0), noise=0.5, budgets=4, roster=6)
+    group = rng.integers(0, 5, 60)
+    group[[7, 11]] = 9  # a class of two, both left out below
+    p = dataclasses.replace(p, group=group)
+    out, into = np.array([7, 11, 20]), np.array([3, 40])
+    leaf, idx, at = _leaf(p, out, into, p.group_slices)
+    assert np.array_equal(idx, np.setdiff1d(np.arange(60), out))
+    assert np.array_equal(at[idx], np.arange(idx.size))
+    scratch = dataclasses.replace(p, fixed=np.isin(np.arange(60), into)).take(idx)  # no caches: computed afresh
+    assert len(leaf.group_slices) == len(scratch.group_slices) == 5
+    for a, b in zip(leaf.group_slices, scratch.group_slices, strict=True):
+        assert np.array_equal(a, b)
+    assert np.array_equal(np.sort(leaf.cheapest(2)), np.sort(scratch.cheapest(2)))
+    assert np.array_equal(leaf.fixed, scratch.fixed) and leaf.fixed[at[into]].all()
+    assert np.array_equal(leaf.A.toarray(), scratch.A.toarray()) and np.array_equal(leaf.cost, scratch.cost)
+
+
+def test_evolve_keeps_the_caches_of_what_it_does_not_change() -> None:
+    """A plan sets its budget on the server's cached problem: the matrix, classes and cheapest creators cached
+    there carry over (they do not depend on the limits); changing the matrix needs a new problem."""
+    rng = np.random.default_rng(6)
+    p, _ = budget_and_roster(rng, 30, log_price=(7, 1.0), noise=0.5, budgets=4, roster=6)
+    dense, classes, cheapest = p.dense, p.group_slices, p.cheapest(3)
+    q = p.evolve(hi=p.hi * 2)
+    assert q.dense is dense and q.group_slices is classes and q.cheapest(3) is cheapest
+    assert np.array_equal(q.hi, p.hi * 2) and not np.array_equal(q.hi, p.hi)
+    with pytest.raises(ValueError, match="matrix"):
+        p.evolve(cost=p.cost * 2)

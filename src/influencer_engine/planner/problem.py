@@ -231,7 +231,7 @@ def with_budget(problem: Problem, budget: float) -> Problem:
     hi[0] = budget
     if share is not None:
         lo[0] = share * budget
-    return replace(problem, lo=lo, hi=hi)
+    return problem.evolve(lo=lo, hi=hi)
 
 
 def at_budget(cand: Candidates, budget: float) -> Candidates:

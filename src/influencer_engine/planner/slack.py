@@ -65,7 +65,7 @@ def _loosen_row(problem: Problem, i: int, info: RowInfo) -> tuple[Problem, str] 
         old = float(problem.hi[i])
         hi = problem.hi.copy()
         hi[i] = _step_count(old)
-        return replace(problem, hi=hi), f"{info.field} {old:.0f} -> {hi[i]:.0f}"
+        return problem.evolve(hi=hi), f"{info.field} {old:.0f} -> {hi[i]:.0f}"
     if not info.field.endswith("_share"):
         return None
     # a share row is price x (inside - share): moving the share by d adds -d x price (max) or +d x price (min)
