@@ -464,24 +464,74 @@ _BRANCH_MAX = 3  # fractional creators branched on (2**3 leaves, each one LP by 
 
 def _branched_bound(problem: Problem, values: F64, fractional: I64, seed: I64, time_limit: float) -> float:
     """An upper bound on the best roster (unscaled values): the LP relaxation branched on up to ``_BRANCH_MAX`` of
-    its fractional creators, each leaf with every one of them fixed in or left out and solved by column generation
-    (``relax``); the bound is the largest leaf's. Every roster lies in one leaf, so it is as valid as the LP bound,
-    and tighter where a few expensive creators are split (a small budget): there the LP bound alone can sit more than
-    the gap above the best roster, and only a MILP over most candidates would prove it."""
+    its fractional creators, each leaf with every one of them fixed in or left out; the bound is the largest leaf's.
+    Every roster lies in one leaf, so it is as valid as the LP bound, and tighter where a few expensive creators are
+    split (a small budget): there the LP bound alone can sit more than the gap above the best roster, and only a
+    MILP over most candidates would prove it.
+
+    The leaves share one HiGHS LP over the root's priced-in columns ``seed``: each leaf only moves the bounds of the
+    branched columns and re-solves from the last basis, then prices every candidate with its duals (columns that
+    price in join the shared LP) until none is left; its bound is the Lagrangian one of those duals, with the
+    columns left out excluded and the ones fixed in counted as they are. On the 20k-candidate server world's example
+    brief this gave the same bounds as solving each leaf afresh by column generation, about 5 times faster. A leaf
+    the shared columns cannot make feasible is solved afresh (``relax`` over all its candidates)."""
     frac = fractional[:_BRANCH_MAX]
     if frac.size == 0:
         return float("inf")
+    n = problem.n
+    scale = float(np.max(np.abs(values))) or 1.0
+    v = values / scale
+    cols = np.union1d(np.union1d(seed, frac), np.flatnonzero(problem.fixed)).astype(np.int64)
+    place = np.full(n, -1, dtype=np.int64)  # each candidate's column in the shared LP (-1: not priced in)
+    place[cols] = np.arange(cols.size)
+    lower = problem.fixed.astype(np.float64)
+    h = highs()
+    h.setOptionValue("time_limit", float(time_limit))
+    h.setOptionValue("random_seed", 0)
+    h.setOptionValue("threads", 1)
+    h.passModel(highs_lp(problem.take(cols).A, v[cols], lower[cols], np.ones(cols.size), problem.lo, problem.hi,
+                         maximize=True))  # fmt: skip
+    hi_side = np.where(np.isfinite(problem.hi), problem.hi, 0.0)
+    lo_side = np.where(np.isfinite(problem.lo), problem.lo, 0.0)
+    branched = place[frac].astype(np.int32)
     best = -np.inf
-    classes = problem.group_slices
-    problem.dense  # noqa: B018 - cached once here, so each leaf is taken from it (a sparse column slice costs more)
     for pattern in itertools.product((False, True), repeat=int(frac.size)):
         inside = np.asarray(pattern, dtype=bool)
         if bool(problem.fixed[frac[~inside]].any()):
             continue  # a must-include creator left out: no roster in this leaf
-        leaf, idx, at = _leaf(problem, frac[~inside], frac[inside], classes)
-        r = relax(leaf, values[idx], time_limit=time_limit, seed=at[seed[~np.isin(seed, frac[~inside])]])
-        if r is not None:  # None: no roster in this leaf
-            best = max(best, r.bound * r.scale)
+        left_out = np.zeros(n, dtype=bool)
+        left_out[frac[~inside]] = True
+        forced = problem.fixed.copy()
+        forced[frac[inside]] = True
+        both = inside.astype(np.float64)
+        h.changeColsBounds(branched.size, branched, both, both)
+        while True:
+            h.run()
+            if _status(h) != "optimal":
+                y = None
+                break
+            y = np.asarray(h.getSolution().row_dual, dtype=np.float64)
+            d = v - problem.A.T @ y
+            enter = np.flatnonzero((place < 0) & ~left_out & (d > 1e-9))
+            if enter.size == 0:
+                break
+            if enter.size > 4096:
+                enter = enter[np.argpartition(-d[enter], 4095)[:4096]]
+            block = problem.csc[:, enter]
+            h.addCols(enter.size, v[enter], lower[enter], np.ones(enter.size), block.nnz,
+                      block.indptr[:-1].astype(np.int32), block.indices.astype(np.int32),
+                      block.data.astype(np.float64))  # fmt: skip
+            place[enter] = np.arange(h.getNumCol() - enter.size, h.getNumCol())
+        if y is None:  # not solved over the shared columns: this leaf afresh, by column generation over all of it
+            leaf, idx, _ = _leaf(problem, frac[~inside], frac[inside], problem.group_slices)
+            r = relax(leaf, values[idx], time_limit=time_limit)
+            if r is not None:  # None: no roster in this leaf
+                best = max(best, r.bound * r.scale)
+            continue
+        side = np.where(y > 0, hi_side, np.where(y < 0, lo_side, 0.0))
+        gain = np.where(forced, d, np.maximum(d, 0.0))
+        gain[left_out] = 0.0
+        best = max(best, (float(y @ side) + float(gain.sum())) * scale)
     return float(best)
 
 
