@@ -599,7 +599,7 @@ def test_a_leaf_of_the_branching_is_the_problem_without_its_columns() -> None:
     group[[7, 11]] = 9  # a class of two, both left out below
     p = dataclasses.replace(p, group=group)
     out, into = np.array([7, 11, 20]), np.array([3, 40])
-    leaf, idx, at = _leaf(p, out, into, p.group_slices)
+    leaf, idx, at = _leaf(p, out, into)
     assert np.array_equal(idx, np.setdiff1d(np.arange(60), out))
     assert np.array_equal(at[idx], np.arange(idx.size))
     scratch = dataclasses.replace(p, fixed=np.isin(np.arange(60), into)).take(idx)  # no caches: computed afresh
@@ -639,7 +639,7 @@ def test_branched_bound_equals_each_leaf_solved_afresh() -> None:
             inside = np.asarray(pattern, dtype=bool)
             if p.fixed[frac[~inside]].any():
                 continue
-            leaf, idx, _ = _leaf(p, frac[~inside], frac[inside], p.group_slices)
+            leaf, idx, _ = _leaf(p, frac[~inside], frac[inside])
             r = relax(leaf, values[idx])
             if r is not None:
                 best = max(best, r.bound * r.scale)
