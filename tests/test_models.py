@@ -33,7 +33,7 @@ from influencer_engine.modeling.intervals import (
     ExpectedError,
     band_variance,
 )
-from influencer_engine.modeling.matrix import check_features
+from influencer_engine.modeling.matrix import CATEGORIES_OF, check_features, to_matrix
 from influencer_engine.modeling.metrics import poisson_deviance, relative_poisson_deviance
 from influencer_engine.modeling.predictor import TrainingInfo
 from influencer_engine.modeling.report import markdown_report
@@ -743,3 +743,18 @@ def test_planner_evaluation_trains_each_shifted_world_with_the_models_own_settin
     run.evaluate_planners(predictor, load_tier_config(), load_planner_config(), tmp_path, shifted_seeds=[3],  # type: ignore[arg-type]
                           seed=0)  # fmt: skip
     assert seen["config"] is cfg and seen["overrides"] == overrides and seen["seed"] == 5
+
+
+def test_model_matrix_is_row_major_with_codes_nan_for_null_and_finite_infinities() -> None:
+    """The matrix the trees read: one float64 row per frame row (row-major, writable), categories as their codes,
+    nulls as NaN, and infinities as the largest finite doubles (as numpy's nan_to_num gives them)."""
+    frame = pl.DataFrame({"platform": ["tiktok", None, "youtube"], "followers": [10, None, 30],
+                          "x": [float("inf"), -float("inf"), 0.5]})  # fmt: skip
+    m = to_matrix(frame, ["x", "platform", "followers"])
+    assert m.dtype == np.float64 and m.flags["C_CONTIGUOUS"] and m.flags["WRITEABLE"] and m.shape == (3, 3)
+    big = np.finfo(np.float64).max
+    assert m[:, 0].tolist() == [big, -big, 0.5]
+    codes = CATEGORIES_OF["platform"]
+    assert m[0, 1] == codes.index("tiktok") and np.isnan(m[1, 1]) and m[2, 1] == codes.index("youtube")
+    assert m[0, 2] == 10.0 and np.isnan(m[1, 2]) and m[2, 2] == 30.0
+    assert to_matrix(frame.head(0), ["x"]).shape == (0, 1)

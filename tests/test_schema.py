@@ -7,7 +7,14 @@ import pytest
 
 from influencer_engine.config import TierConfig
 from influencer_engine.errors import ContractError
-from influencer_engine.schema import CONTRACTS, audience_columns, check_references, derive_tier, validate
+from influencer_engine.schema import (
+    CONTRACTS,
+    audience_columns,
+    check_references,
+    derive_tier,
+    strictly_increasing,
+    validate,
+)
 
 
 def _posts(**cols: list[object]) -> pl.DataFrame:
@@ -108,6 +115,22 @@ def test_duplicates_keep_the_first_and_reject_the_rest() -> None:
     assert r.valid["likes"].to_list() == [1, 2]
     assert r.rejects["row"].to_list() == [2, 3]
     assert set(r.rejects["reason"]) == {"duplicate:post_id"}
+
+
+def test_ids_in_order_skip_the_hash_and_ids_out_of_order_still_get_it() -> None:
+    """Ids written strictly increasing cannot repeat (no hash needed); a repeat right after, a repeat after 1,000 in
+    order, a null id or ids in no order go through the hash check as before."""
+    assert strictly_increasing(pl.Series(["a", "b", "c"])) and strictly_increasing(pl.Series([1, 5, 9]))
+    assert not strictly_increasing(pl.Series(["a", "b", "b"]))  # equal neighbours: a repeat
+    assert not strictly_increasing(pl.Series(["a", None, "c"]))
+    assert not strictly_increasing(pl.Series(["b", "a", "c"]))
+    ids = [f"p{i:05d}" for i in range(1_500)]
+    assert validate(_posts(post_id=ids, likes=[1] * 1_500), "posts").rows_rejected == 0
+    late = [*ids[:1_200], ids[1_199], *ids[1_200:1_499]]  # in order for its first 1,000 rows and more
+    r = validate(_posts(post_id=late, likes=list(range(1_500))), "posts")
+    assert r.rejects["row"].to_list() == [1_200] and r.rejects["reason"].to_list() == ["duplicate:post_id"]
+    r = validate(_posts(post_id=["b", "a", "b"], likes=[1, 2, 3]), "posts")
+    assert r.rejects["row"].to_list() == [2]
 
 
 def test_composite_key_duplicates() -> None:

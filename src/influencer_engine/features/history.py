@@ -16,6 +16,7 @@ from influencer_engine.features.catalog import (
     history_name,
 )
 from influencer_engine.registry import FORMATS
+from influencer_engine.schema import strictly_increasing
 
 __all__ = ["history_features", "post_metrics", "recent_interactions"]
 
@@ -69,7 +70,7 @@ def _rank_latest_first(past: pl.DataFrame, group: str) -> pl.DataFrame:
     low = key.cast(pl.Int128) + pl.lit(2**63, dtype=pl.Int128)  # in [0, 2**64)
     up = past.select((part.cast(pl.Int128) * pl.lit(_LOW, dtype=pl.Int128) + low).alias("up"))["up"]  # oldest first
     idx = up.arg_sort()
-    if _strictly_increasing(up.gather(idx)):
+    if strictly_increasing(up.gather(idx)):
         ranked, rank = past[idx], pl.int_range(pl.len(), 0, -1, dtype=pl.UInt32)
     else:  # simultaneous posts of one group: their values decide
         values = [pl.col(m) for m in HISTORY_METRICS] + [pl.col("sponsored")]
@@ -77,10 +78,6 @@ def _rank_latest_first(past: pl.DataFrame, group: str) -> pl.DataFrame:
         ranked = past.sort([pl.col(group), key, *values], descending=[False] + [True] * n, nulls_last=True)
         rank = pl.int_range(1, pl.len() + 1, dtype=pl.UInt32)
     return ranked.drop("_key").with_columns(rank.over(group).alias("_k"))
-
-
-def _strictly_increasing(s: pl.Series) -> bool:
-    return s.len() < 2 or bool((s.slice(1) > s.slice(0, s.len() - 1)).all())
 
 
 def _in_order(past: pl.DataFrame, group: str) -> np.ndarray | None:
@@ -208,11 +205,12 @@ def _window_stats(last: pl.DataFrame) -> pl.DataFrame:
     interactions; the log interactions' lags, spread, least-squares trend and exponentially weighted means; the age
     of the second latest post (``_age2``).
 
-    Each metric goes into a table of requests x ranks (rank 1 = the latest post), so every statistic is a few array
-    operations over 20 columns, summed column by column in rank order: the same bits whatever order the posts came
-    in (a grouped float sum follows the row order). Missing values are skipped. The medians equal polars' grouped
-    median (the midpoint's interpolation); the counts' standard deviation comes from exact integer sums
-    (``_count_cv``).
+    Each metric goes into a table of ranks x requests (row 0 = every request's latest post), so every statistic is
+    a few array operations over 20 rows, summed row by row in rank order: the same bits whatever order the posts
+    came in (a grouped float sum follows the row order). Rank-major, each of those sums reads contiguous memory (a
+    table of requests x ranks was read with a stride of 20 values, 20 times over). Missing values are skipped. The
+    medians equal polars' grouped median (the midpoint's interpolation); the counts' standard deviation comes from
+    exact integer sums (``_count_cv``).
     """
     hi = WINDOWS[-1]
     rid = last["_rid"].to_numpy()
@@ -222,17 +220,17 @@ def _window_stats(last: pl.DataFrame) -> pl.DataFrame:
     else:
         rids, row = np.unique(rid, return_inverse=True)
     n_req = len(rids)
-    cell = row * hi + (last["_k"].to_numpy().astype(np.int64) - 1)  # where each post goes in a flat table
+    cell = (last["_k"].to_numpy().astype(np.int64) - 1) * n_req + row  # where each post goes in a flat table
 
     def table(values: pl.Series) -> np.ndarray:
-        flat = np.full(n_req * hi, np.nan)
+        flat = np.full(hi * n_req, np.nan)
         flat[cell] = values.cast(pl.Float64).fill_null(np.nan).to_numpy()
-        return flat.reshape(n_req, hi)
+        return flat.reshape(hi, n_req)
 
-    def column_sum(values: np.ndarray) -> np.ndarray:  # rank by rank: a fixed order of additions
+    def rank_sum(values: np.ndarray) -> np.ndarray:  # rank by rank: a fixed order of additions
         acc = np.zeros(n_req)
         for j in range(hi):
-            acc += values[:, j]
+            acc += values[j]
         return acc
 
     out: dict[str, np.ndarray] = {"_rid": rids}
@@ -245,32 +243,33 @@ def _window_stats(last: pl.DataFrame) -> pl.DataFrame:
             continue
         known = ~np.isnan(tables[m])
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[history_name(m, "mean", hi)] = column_sum(np.where(known, tables[m], 0.0)) / known.sum(axis=1)
-    out[f"interactions_cv_last{hi}"] = _count_cv(tables["interactions"])
+            out[history_name(m, "mean", hi)] = rank_sum(np.where(known, tables[m], 0.0)) / known.sum(axis=0)
+    out[f"interactions_cv_last{hi}"] = _count_cv(tables["interactions"].T)
     y = table((last["interactions"].cast(pl.Float64) + 1).log())  # polars' log, as the whole history's (NaN: missing)
     for lag in LAGS:
-        out[f"log_interactions_lag{lag}"] = y[:, lag - 1]
+        out[f"log_interactions_lag{lag}"] = y[lag - 1]
     age = table(last["_age_days"])
-    out["_age2"] = age[:, 1]
+    out["_age2"] = age[1]
     known = ~np.isnan(y)
-    n = known.sum(axis=1).astype(np.float64)
+    n = known.sum(axis=0).astype(np.float64)
     t = np.where(known, -age / SLOPE_DAYS, 0.0)
     y0 = np.where(known, y, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        dy = np.where(known, y - (column_sum(y0) / n)[:, None], 0.0)
-        dt = np.where(known, t - (column_sum(t) / n)[:, None], 0.0)
-        sxx = column_sum(dt * dt)
-        out[f"log_interactions_sd_last{hi}"] = np.where(n > 1, np.sqrt(column_sum(dy * dy) / (n - 1)), np.nan)
-        out[f"log_interactions_slope_last{hi}"] = np.where((n > 1) & (sxx > 1e-9), column_sum(dt * dy) / sxx, np.nan)
+        dy = np.where(known, y - rank_sum(y0) / n, 0.0)
+        dt = np.where(known, t - rank_sum(t) / n, 0.0)
+        sxx = rank_sum(dt * dt)
+        out[f"log_interactions_sd_last{hi}"] = np.where(n > 1, np.sqrt(rank_sum(dy * dy) / (n - 1)), np.nan)
+        out[f"log_interactions_slope_last{hi}"] = np.where((n > 1) & (sxx > 1e-9), rank_sum(dt * dy) / sxx, np.nan)
         for hl in EWM_HALF_LIVES:
-            w = np.where(known, np.array([0.5 ** (j / hl) for j in range(hi)]), 0.0)
-            out[f"log_interactions_ewm{hl}"] = column_sum(w * y0) / column_sum(w)
+            w = np.where(known, np.array([0.5 ** (j / hl) for j in range(hi)])[:, None], 0.0)
+            out[f"log_interactions_ewm{hl}"] = rank_sum(w * y0) / rank_sum(w)
     for m in HISTORY_METRICS:
         for win in WINDOWS:
             if m not in tables:
                 out[history_name(m, "median", win)] = none
                 continue
-            ordered = np.sort(tables[m][:, :win], axis=1)  # a missing value (NaN) sorts last
+            ordered = np.ascontiguousarray(tables[m][:win].T)  # requests x ranks, each row sorted in place
+            ordered.sort(axis=1)  # a missing value (NaN) sorts last
             cnt = win - np.isnan(ordered).sum(axis=1)
             lo = np.take_along_axis(ordered, np.maximum(cnt - 1, 0)[:, None] // 2, axis=1)[:, 0]
             up = np.take_along_axis(ordered, (cnt // 2)[:, None], axis=1)[:, 0]

@@ -115,5 +115,9 @@ def to_matrix(frame: pl.DataFrame, features: Sequence[str]) -> F64:
             )  # fmt: skip
         else:
             cols.append(pl.col(f).cast(pl.Float64))
-    out = frame.select(cols).to_numpy()
-    return np.ascontiguousarray(np.nan_to_num(out.astype(np.float64), nan=np.nan), dtype=np.float64)
+    # row-major and writable straight from polars (every column is Float64: nulls come as NaN), then infinities to
+    # the largest finite values in place: one copy of the frame, where a Fortran-order export, a cast, nan_to_num's
+    # copy and a row-major copy made four
+    out: F64 = frame.select(cols).to_numpy(order="c", writable=True).astype(np.float64, copy=False)
+    np.nan_to_num(out, copy=False, nan=np.nan)
+    return out
