@@ -678,12 +678,15 @@ def test_row_ranges_with_a_folder_without_posts(trained: dict[str, Path], tmp_pa
 
 
 def test_allocator_settings_only_where_they_help(monkeypatch: pytest.MonkeyPatch) -> None:
-    """glibc's thresholds are raised for a scoring run only: not for a server, a memory-limited run or a user's own
-    values (and where the C library is not glibc, nothing is set)."""
+    """glibc's thresholds and jemalloc's single arena are for a scoring run only: not for a server, a memory-limited
+    run or a user's own values (and where the C library is not glibc, nothing is set there)."""
     import platform
 
     from influencer_engine.cli import _allocator
 
+    assert _allocator.settings(["ie", "score", "--candidates", "x"]) == _allocator.SETTINGS + ",narenas:1"
+    assert _allocator.settings(["ie", "serve"]) == _allocator.SETTINGS  # request threads keep their arenas
+    assert _allocator.settings(["ie", "score", "--limit-memory=800"]) is None
     monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
     assert not _allocator.glibc_settings(["ie", "serve"])

@@ -5,11 +5,14 @@ Polars builds it to hand memory back to the system half a second after it is fre
 (a column of a million rows) at once. Batch scoring frees and allocates such columns chunk after chunk, so the
 system zeroed and mapped the same memory again and again: at 1M candidates a fifth of the CPU time was the kernel's
 (24 s of 110 s). Keeping large buffers in the ordinary arenas and freed memory for 5 s cut that to 12-14 s, for a
-higher peak: at 200k candidates 2.4-3.1 GB in chunks of 50k instead of 2.1-2.5 GB. One arena for every thread
-(``narenas:1``; jemalloc's default is four per core) then let a chunk's threads reuse what another thread freed instead
-of each arena growing and being purged on its own: at 1M candidates in chunks of 50k (2 cores, runs alternated in one
-session) system CPU 6.3-6.8 s -> 2.9-3.4 s, wall 30.2-30.5 s -> 28.7-28.9 s, peak memory 2.8-3.1 GB -> 2.3 GB; user
-CPU the same (46.4-47.4 s), so one arena costs the threads no measurable contention (each keeps its own cache).
+higher peak: at 200k candidates 2.4-3.1 GB in chunks of 50k instead of 2.1-2.5 GB.
+
+``ie score`` also keeps one arena for every thread (``narenas:1``; jemalloc's default is four per core), so a chunk's
+threads reuse what another thread freed instead of each arena growing and being purged on its own: at 1M candidates
+in chunks of 50k (2 cores, runs alternated in one session) system CPU 6.3-6.8 s -> 2.9-3.4 s, wall 30.2-30.5 s ->
+28.7-28.9 s, peak memory 2.8-3.1 GB -> 2.3 GB, user CPU the same (46.4-47.4 s). The server is left with its arenas:
+there one arena made 16 concurrent plans slower (``bench_serve.py --creators 20000 --requests 200``, three runs each
+in turns: p50 755-768 -> 789-818 ms, p95 917-939 -> 966-1,034 ms), its request threads contending for it.
 
 NumPy's large arrays come from glibc's malloc, which maps anything above 128 kB-32 MB afresh and unmaps it when
 freed, so the kernel zeroed those pages again for every chunk too (the history tables of a 50k chunk are 8 MB
@@ -27,7 +30,8 @@ import ctypes
 import os
 import sys
 
-SETTINGS = "oversize_threshold:0,dirty_decay_ms:5000,muzzy_decay_ms:5000,narenas:1"
+SETTINGS = "oversize_threshold:0,dirty_decay_ms:5000,muzzy_decay_ms:5000"
+SCORING = ",narenas:1"  # added for a scoring run
 
 
 def wanted(argv: list[str]) -> bool:
@@ -35,8 +39,16 @@ def wanted(argv: list[str]) -> bool:
     return not any(a == "--limit-memory" or a.startswith("--limit-memory=") for a in argv)
 
 
-if wanted(sys.argv):
-    os.environ.setdefault("_RJEM_MALLOC_CONF", SETTINGS)
+def settings(argv: list[str]) -> str | None:
+    """The jemalloc settings a command line gets (None: polars' own): ``SETTINGS``, with one arena for a scoring
+    run."""
+    if not wanted(argv):
+        return None
+    return SETTINGS + (SCORING if "score" in argv[1:] else "")
+
+
+if (_conf := settings(sys.argv)) is not None:
+    os.environ.setdefault("_RJEM_MALLOC_CONF", _conf)
 
 # glibc's mallopt parameters (malloc.h) and the values ``ie score`` sets
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
