@@ -39,12 +39,17 @@ def wanted(argv: list[str]) -> bool:
     return not any(a == "--limit-memory" or a.startswith("--limit-memory=") for a in argv)
 
 
+def scoring(argv: list[str]) -> bool:
+    """Whether a command line is a scoring run that gets the settings for one (``ie score`` without a memory limit)."""
+    return "score" in argv[1:] and wanted(argv)
+
+
 def settings(argv: list[str]) -> str | None:
     """The jemalloc settings a command line gets (None: polars' own): ``SETTINGS``, with one arena for a scoring
     run."""
     if not wanted(argv):
         return None
-    return SETTINGS + (SCORING if "score" in argv[1:] else "")
+    return SETTINGS + (SCORING if scoring(argv) else "")
 
 
 if (_conf := settings(sys.argv)) is not None:
@@ -59,7 +64,7 @@ def glibc_settings(argv: list[str]) -> bool:
     """Set glibc's mmap and trim thresholds for a scoring run (see the module doc); whether they were set. Left
     alone: other commands (a long-running server should hand memory back), a run with ``--limit-memory``, values
     the user set (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``) and C libraries other than glibc."""
-    if "score" not in argv[1:] or not wanted(argv):
+    if not scoring(argv):
         return False
     if any(k in os.environ for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")):
         return False
