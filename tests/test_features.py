@@ -346,6 +346,50 @@ def test_peers_blend_toward_the_base_as_it_grows() -> None:
     assert both["peer_er"].to_list() == pytest.approx([0.01, 0.04])
 
 
+@pytest.mark.parametrize("layout", ["runs", "split runs", "any", "null ids"])
+@pytest.mark.parametrize("per_creator", [1, 2])
+def test_posts_matched_to_requests_run_by_run_are_the_join(layout: str, per_creator: int) -> None:
+    """``_with_requests`` (one request per creator: only the first post of each run of a creator's posts is looked
+    up) gives the inner join's rows in the posts' order: posts in runs, a creator's posts in several runs, posts in
+    no order, null creator ids, creators without a request; several requests per creator take the join itself."""
+    from influencer_engine.features.catalog import HISTORY_METRICS
+    from influencer_engine.features.history import _with_requests, post_metrics
+
+    rng = np.random.default_rng(11)
+    n = 3_000
+    creator = np.sort(rng.integers(0, 80, n))  # runs: each creator's posts together
+    if layout == "split runs":  # every creator's posts in two runs
+        creator = np.concatenate([creator[::2], creator[1::2]])
+    if layout == "any":
+        creator = rng.permutation(creator)
+    ids: list[str | None] = [f"c{i}" for i in creator]
+    if layout == "null ids":
+        ids = [None if i % 9 == 0 else c for i, c in enumerate(ids)]
+    posts = pl.DataFrame(
+        {
+            "creator_id": ids,
+            "posted_at": [T0 - timedelta(hours=int(h)) for h in rng.integers(0, 10**5, n)],
+            "format": rng.choice(["image", "video"], n).tolist(),
+            "sponsored": rng.random(n) < 0.3,
+            **{m: rng.integers(0, 5, n) for m in HISTORY_METRICS if m != "interactions"},
+        },
+        schema_overrides={"posted_at": pl.Datetime("us", "UTC"), "creator_id": pl.String},
+    )
+    # requests for 60 of the 80 creators (and for one without posts), in no order
+    who = [f"c{i}" for i in rng.permutation(np.r_[np.arange(60), 999])]
+    keyed = pl.DataFrame(
+        {
+            "creator_id": who * per_creator,
+            "as_of": [T0 - timedelta(days=int(d)) for d in rng.integers(0, 3, len(who) * per_creator)],
+        },
+        schema_overrides={"as_of": pl.Datetime("us", "UTC")},
+    ).with_row_index("_rid")
+    got = _with_requests(keyed, posts.lazy()).collect()
+    want = keyed.lazy().join(post_metrics(posts.lazy()), on="creator_id", how="inner", maintain_order="right").collect()
+    assert got.height == want.height > 0
+    assert_frame_equal(got.select(want.columns), want, check_exact=True)
+
+
 @pytest.mark.parametrize("group", ["creator_id", "_rid"])
 @pytest.mark.parametrize(
     ("tied", "layout"), [(False, "any"), (False, "oldest"), (False, "latest"), (False, "runs"), (True, "any")]

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -201,6 +201,11 @@ class Featurized:
     provenance: pl.DataFrame  # one row per creator: price_source, price_p10/p90, credibility_source, ...
 
 
+# The feature rows are one wide query of joins and a hundred column expressions over a chunk's rows: polars' in-memory
+# engine runs it in 40-60% less CPU than its streaming engine, the default of Polars 2 (a 50k chunk of `ie score`:
+# 0.17 -> 0.07 s), with the same rows. The queries over a chunk's millions of posts keep the default: it is cheaper
+# there (the posts before each request's as-of: 0.067 against 0.080 s).
+FEATURES_ENGINE: Final = "in-memory"
 _NO_COMPLETION = Completion(price=None, credibility=None, audience_mix=pl.DataFrame())
 
 
@@ -234,7 +239,7 @@ def featurize(base: CandidateBase, brief: Brief, tiers: TierConfig, *, peers: pl
     if isinstance(peers, OwnPeers):
         peers = blend_peers(peers.reference, rates_from_history(base.creators.lazy(), requests, history, tiers))
     feats = build_features(base.creators.lazy(), base.posts.lazy(), requests, tiers, peers=peers,
-                           history=history).collect()  # fmt: skip
+                           history=history).collect(engine=FEATURES_ENGINE)  # fmt: skip
     need = needs(base.creators, feats)
     done, provenance = (completion or _NO_COMPLETION).complete(base.creators, feats)
     if completion is None or not need.any():
@@ -243,7 +248,7 @@ def featurize(base: CandidateBase, brief: Brief, tiers: TierConfig, *, peers: pl
     rebuilt = build_features(
         done.join(ids, on="creator_id", how="semi").lazy(), base.posts.lazy(),
         requests.join(ids.lazy(), on="creator_id", how="semi"), tiers, peers=peers, history=history,
-    ).collect()  # fmt: skip
+    ).collect(engine=FEATURES_ENGINE)  # fmt: skip
     kept = feats.join(ids, on="creator_id", how="anti")
     merged = feats.select("request_id").join(pl.concat([kept, rebuilt]), on="request_id", how="left",
                                              maintain_order="left")  # fmt: skip

@@ -119,6 +119,28 @@ def _time_key() -> pl.Expr:
     return (pl.col("posted_at").dt.epoch("us") * 8 + fmt).alias("_key")
 
 
+def _with_requests(keyed: pl.DataFrame, posts: pl.LazyFrame) -> pl.LazyFrame:
+    """Every post (``post_metrics``) of a creator with a request, in the posts' order, beside that request's columns
+    (``keyed``: creator_id, ``_rid`` and the request's others): the rows of the inner join on creator_id.
+
+    With one request per creator (a brief's: every scoring and planning run), the posts' creator ids are matched run
+    by run: a creator's posts come together in exports and the simulator, so only the first post of each run is
+    looked up and its request is repeated along the run. That is the join's result without hashing every post's id
+    (2.4M posts of 50k creators: 0.20-0.27 -> 0.14 s of CPU). Posts whose creators come back in several runs are
+    matched once per run, so any order gives the join's rows. Several requests per creator (training, backtests):
+    the join itself.
+    """
+    if keyed["creator_id"].n_unique() < keyed.height:
+        return keyed.lazy().join(post_metrics(posts), on="creator_id", how="inner", maintain_order="right")
+    metrics = post_metrics(posts).collect()
+    ids = metrics["creator_id"]
+    start = (ids != ids.shift(1)).fill_null(True)  # the first post of each run (a null id: a run of its own)
+    run = (start.cum_sum() - 1).cast(pl.UInt32)
+    heads = ids.filter(start).to_frame().join(keyed, on="creator_id", how="left", maintain_order="left")
+    matched = heads.drop("creator_id")[run]  # each post: its run's request (a null _rid where its creator has none)
+    return pl.concat([metrics, matched], how="horizontal").lazy().filter(pl.col("_rid").is_not_null())
+
+
 def history_features(requests: pl.LazyFrame, posts: pl.LazyFrame) -> pl.LazyFrame:
     """Per request: trailing statistics of the creator's posts strictly before ``as_of``.
 
@@ -132,9 +154,7 @@ def history_features(requests: pl.LazyFrame, posts: pl.LazyFrame) -> pl.LazyFram
     # the posts before each request's as-of, with only the columns the statistics read (the sort moves every
     # column it carries: the request's strings stay behind, its format is compared here)
     past = _rank_latest_first(
-        keyed.lazy()
-        .select("_rid", "creator_id", "as_of", pl.col("format").alias("_request_format"))
-        .join(post_metrics(posts), on="creator_id", how="inner", maintain_order="right")  # posts come in order
+        _with_requests(keyed.select("_rid", "creator_id", "as_of", pl.col("format").alias("_request_format")), posts)
         .filter(pl.col("posted_at") < pl.col("as_of"))
         .select(
             "_rid",
