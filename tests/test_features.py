@@ -136,6 +136,9 @@ def test_window_statistics_skip_missing_counts_and_stay_exact_for_huge_ones() ->
     n, s1, s2 = len(big), sum(big), sum(v * v for v in big)
     spread = float(Fraction(n * s2 - s1 * s1)) / float(n * (n - 1))
     assert g["interactions_cv_last20"][0] == float(np.sqrt(spread)) / (s1 / n)
+    # one huge count before the request: no spread (null), not a division by zero
+    one = _build(_creators(1), _posts([("c0", 1, "image", 10**10, 0, False)])).row(0, named=True)
+    assert one["interactions_cv_last20"] is None and one["interactions_median_last20"] == 10**10
 
 
 def test_creator_without_history_gets_nulls_not_a_crash() -> None:

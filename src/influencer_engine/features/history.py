@@ -310,7 +310,7 @@ def _count_cv(x: np.ndarray) -> np.ndarray:
     big = np.abs(xi).max(axis=1, initial=0) >= _INT_SAFE
     with np.errstate(invalid="ignore", divide="ignore"):
         spread = (n * s2 - s1 * s1).astype(np.float64) / (n * (n - 1)).astype(np.float64)
-        for i in np.flatnonzero(big):  # exact in Python's integers
+        for i in np.flatnonzero(big & (n > 1)):  # exact in Python's integers (one count has no spread)
             v = [int(a) for a in xi[i][known[i]]]
             spread[i] = float(len(v) * sum(a * a for a in v) - sum(v) ** 2) / float(len(v) * (len(v) - 1))
         mean = s1.astype(np.float64) / n
