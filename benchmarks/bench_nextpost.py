@@ -1,11 +1,16 @@
 """Issue 18 benchmark: next-post engagement on real post histories, against the trailing median of 20 posts.
 
-    python benchmarks/bench_nextpost.py [--real ../shared/data/real] [--data DIR ...] [--simulated 4000] [--drift 0.1]
+    python benchmarks/bench_nextpost.py [--real ../shared/data/real] [--data DIR ...] [--simulated 4000] [--drift 0.2]
+        [--trend 0.3] [--without-captions]
 
 - the shared Instagram histories (imported from ``--real``, read where they are, never copied into the repo);
 - any other dataset folder with creators and posts (``--data``, repeatable): a real set of another platform;
 - with ``--drift STEP``, the Instagram set with each creator's level on a random walk (levels that move, so the last
   few posts say more than the last twenty; a check of the short-memory features, not a real figure);
+- with ``--trend SD``, the Instagram set with each creator's level on a steady trend, a yearly log slope drawn from
+  N(0, SD) per creator (levels that grow or fade for years, as on a young platform: later posts sit outside the
+  levels the training period saw; a check of the model's form, not a real figure);
+- with ``--without-captions``, each of the above also with the captions removed (most exports have none);
 - with ``--simulated N``, each platform of a simulated world of N creators (its posts are drawn around a stable level,
   so the trailing median is close to the best there is: a check that nothing breaks, not of the features).
 
@@ -42,6 +47,11 @@ def _one(name: str, folder: Path) -> dict[str, object]:
     print(f"\n{name}: {r.rows['test']:,} test posts of {r.rows['creators']:,} creators ({seconds:.1f} s)")
     for method, v in m.items():
         print(f"  {method:28s} MAE log1p {v['mae_log1p']:.4f}  Spearman {v['spearman']:.3f}")
+    b = r.boosters
+    print(
+        f"  boosters: level alone {b['level']:.4f}, ratio to the trailing median alone {b['ratio']:.4f}, "
+        f"the model (their log average) {b['model']:.4f}"
+    )
     print(f"  improvement over the trailing median of 20: {r.improvement_vs_trailing_median:+.1%} "
           f"(halves of the creators: {', '.join(f'{v:+.1%}' for v in r.by_half.values())}); "
           f"caption score {'used' if r.caption_score else 'not available'}")  # fmt: skip
@@ -74,6 +84,35 @@ def drifted(folder: Path, out: Path, step: float, seed: int) -> Path:
     return out
 
 
+def trended(folder: Path, out: Path, sd: float, seed: int) -> Path:
+    """A copy of a dataset whose creators' engagement levels trend: each creator's likes and comments are scaled by
+    exp(slope x years since the first post of the set), the slope drawn from N(0, ``sd``) per creator."""
+    import numpy as np
+
+    out.mkdir(parents=True)
+    for f in folder.glob("*.parquet"):
+        if f.name != "posts.parquet":
+            (out / f.name).write_bytes(f.read_bytes())
+    posts = pl.read_parquet(folder / "posts.parquet")
+    ids = posts["creator_id"].unique().sort()
+    slopes = pl.DataFrame({"creator_id": ids, "_s": np.random.default_rng(seed).normal(0.0, sd, ids.len())})
+    years = (pl.col("posted_at") - pl.col("posted_at").min()).dt.total_seconds() / (365.25 * 86400)
+    posts = posts.join(slopes, on="creator_id", how="left").with_columns((years * pl.col("_s")).exp().alias("_m"))
+    scaled = [(pl.col(c).cast(pl.Float64) * pl.col("_m")).round().cast(posts.schema[c]).alias(c)
+              for c in ("likes", "comments")]  # fmt: skip
+    posts.with_columns(*scaled).drop("_s", "_m").write_parquet(out / "posts.parquet")
+    return out
+
+
+def without_captions(folder: Path, out: Path) -> Path:
+    """A copy of a dataset with its posts' captions removed."""
+    out.mkdir(parents=True)
+    for f in folder.glob("*.parquet"):
+        frame = pl.read_parquet(f)
+        frame.drop("caption", strict=False).write_parquet(out / f.name)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--real", type=Path, default=ROOT.parent / "shared" / "data" / "real")
@@ -85,6 +124,13 @@ def main() -> None:
         default=0.0,
         help="also the Instagram set with each creator's level on a random walk of this step per post",
     )
+    ap.add_argument(
+        "--trend",
+        type=float,
+        default=0.0,
+        help="also the Instagram set with each creator's level on a yearly trend, slope ~ N(0, this)",
+    )
+    ap.add_argument("--without-captions", action="store_true", help="also every set with its captions removed")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "nextpost.json")
     a = ap.parse_args()
     results: dict[str, object] = {}
@@ -92,10 +138,18 @@ def main() -> None:
         ig = a.real / "instagram_posts_2015_2020"
         if ig.is_dir():
             import_instagram_posts(ig, Path(tmp) / "instagram")
-            results["shared instagram (2015-2020)"] = _one("shared instagram (2015-2020)", Path(tmp) / "instagram")
+            sets = {"shared instagram (2015-2020)": Path(tmp) / "instagram"}
             if a.drift:
                 name = f"shared instagram, levels drifting (random walk, step {a.drift:g} per post)"
-                results[name] = _one(name, drifted(Path(tmp) / "instagram", Path(tmp) / "drift", a.drift, 7))
+                sets[name] = drifted(Path(tmp) / "instagram", Path(tmp) / "drift", a.drift, 7)
+            if a.trend:
+                name = f"shared instagram, levels trending (yearly log slope ~ N(0, {a.trend:g}) per creator)"
+                sets[name] = trended(Path(tmp) / "instagram", Path(tmp) / "trend", a.trend, 7)
+            for i, (name, folder) in enumerate(list(sets.items())):
+                results[name] = _one(name, folder)
+                if a.without_captions:
+                    bare = without_captions(folder, Path(tmp) / f"bare{i}")
+                    results[f"{name}, without captions"] = _one(f"{name}, without captions", bare)
         else:
             print(f"{ig} not found: the shared Instagram histories are skipped")
         for folder in a.data:

@@ -397,6 +397,29 @@ def test_next_post_without_captions_or_sponsorship(tmp_path: Path, tiers: TierCo
     assert a.row(1, named=True)["post_caption_chars"] is None
 
 
+def test_next_post_ratio_booster_follows_levels_past_the_training_range(tmp_path: Path, tiers: TierConfig) -> None:
+    """Every creator's engagement grows x20 a year: the test period's levels lie above anything the training period
+    saw. A booster of the level cannot extrapolate there; the one of the ratio to the creator's trailing median can,
+    and the model averages the two (RESIDUAL_WEIGHT on the ratio)."""
+    from influencer_engine.config import load_simulator_config
+    from influencer_engine.evaluation.nextpost import RESIDUAL_WEIGHT, next_post_backtest
+    from influencer_engine.simulate.generate import simulate_market
+    from influencer_engine.simulate.world import write_world
+
+    cfg = load_simulator_config()
+    write_world(simulate_market(cfg, tiers, 300, 3), cfg, tiers, 3, tmp_path / "w")
+    posts = pl.read_parquet(tmp_path / "w" / "posts.parquet")
+    growth = ((pl.col("posted_at") - pl.col("posted_at").min()).dt.total_seconds() / (365.25 * 86400) * 3.0).exp()
+    posts.with_columns(
+        *((pl.col(c).cast(pl.Float64) * growth).round().cast(posts.schema[c]).alias(c) for c in ("likes", "comments"))
+    ).write_parquet(tmp_path / "w" / "posts.parquet")
+    r = next_post_backtest(tmp_path / "w", tiers, n_estimators=30, ablation=False)
+    b = r.boosters
+    assert b["model"] == r.metrics["model"]["mae_log1p"] and 0.5 < RESIDUAL_WEIGHT < 1.0
+    assert b["ratio"] < 0.8 * b["level"] and b["model"] < b["level"]
+    assert b["model"] < r.metrics["trailing_median_last20"]["mae_log1p"]
+
+
 def test_shifted_world_is_deterministic_and_bounded() -> None:
     from influencer_engine.config import load_simulator_config
     from influencer_engine.simulate.shift import shifted_config

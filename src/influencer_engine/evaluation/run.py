@@ -123,6 +123,9 @@ def evaluate_models(
             f"creators {', '.join(f'{v:+.1%}' for v in r.by_half.values())}"
         )
         base = m[f"trailing_median_last{r.window}"]["mae_log1p"]
+        notes.append(f"next-post boosters: the level alone MAE log1p {r.boosters['level']:.3f}, the ratio to the "
+                     f"trailing median alone {r.boosters['ratio']:.3f}, their log average (the model) "
+                     f"{r.boosters['model']:.3f}")  # fmt: skip
         notes += [f"next-post features, {step}: MAE log1p {mae:.3f} ({1 - mae / base:+.1%})"
                   for step, mae in r.ablation.items()]  # fmt: skip
     paths = write_report(out, sections, title="KPI model evaluation", extra=extra, notes=notes)
