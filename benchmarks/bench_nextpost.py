@@ -55,6 +55,13 @@ def _one(name: str, folder: Path) -> dict[str, object]:
     print(f"  improvement over the trailing median of 20: {r.improvement_vs_trailing_median:+.1%} "
           f"(halves of the creators: {', '.join(f'{v:+.1%}' for v in r.by_half.values())}); "
           f"caption score {'used' if r.caption_score else 'not available'}")  # fmt: skip
+    cov = r.coverage
+    print(f"  P10-P90 coverage of the test posts: pooled bands {cov['pooled']:.1%}, "
+          f"bands per history bucket {cov['by_history']:.1%}")  # fmt: skip
+    for bucket, h in r.by_history.items():
+        print(f"    {bucket:8s} posts before: {h['rows']:6,.0f} posts, MAE log1p model {h['mae_model']:.3f} "
+              f"trailing median {h['mae_trailing_median']:.3f}, coverage pooled {h['coverage_pooled']:.1%} "
+              f"per bucket {h['coverage_by_history']:.1%}")  # fmt: skip
     base = m["trailing_median_last20"]["mae_log1p"]
     for step, mae in r.ablation.items():
         print(f"    {step:80s} {mae:.4f} ({1 - mae / base:+.1%})")

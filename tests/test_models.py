@@ -373,6 +373,10 @@ def test_next_post_on_real_instagram(real_data: Path, tmp_path: Path, tiers: Tie
     # the set has captions: the caption score is used, and the ablation ends at the model's own figure
     assert r.caption_score and list(r.ablation.values())[-1] == m["model"]["mae_log1p"]
     assert set(r.by_half) == {"half_0", "half_1"}
+    # P10-P90 bands calibrated out of fold: near 80% of the test posts, and every test post in one history bucket
+    assert set(r.coverage) == {"pooled", "by_history"} and all(0.7 < v < 0.9 for v in r.coverage.values())
+    assert sum(h["rows"] for h in r.by_history.values()) == r.rows["test"]
+    assert set(r.by_history) <= {"0_5", "6_20", "21_50", "51_plus"}
 
 
 def test_next_post_without_captions_or_sponsorship(tmp_path: Path, tiers: TierConfig) -> None:
@@ -387,6 +391,7 @@ def test_next_post_without_captions_or_sponsorship(tmp_path: Path, tiers: TierCo
     write_world(simulate_market(cfg, tiers, 300, 3), cfg, tiers, 3, tmp_path / "w")
     r = next_post_backtest(tmp_path / "w", tiers, n_estimators=30, ablation=False)
     assert not r.caption_score and r.ablation == {}
+    assert sum(h["rows"] for h in r.by_history.values()) == r.rows["test"] and 0.5 < r.coverage["by_history"] < 1.0
     assert r.rows["posts_scored"] == r.rows["train"] + r.rows["test"] + r.rows["without_earlier_post"]
     posts = pl.DataFrame({"post_id": ["a", "b"], "posted_at": [datetime(2024, 3, 4, 13, tzinfo=UTC)] * 2,
                           "caption": ["Hi #one #two @x\nbye", None]})  # fmt: skip

@@ -126,6 +126,11 @@ def evaluate_models(
         notes.append(f"next-post boosters: the level alone MAE log1p {r.boosters['level']:.3f}, the ratio to the "
                      f"trailing median alone {r.boosters['ratio']:.3f}, their log average (the model) "
                      f"{r.boosters['model']:.3f}")  # fmt: skip
+        notes.append(f"next-post P10-P90 coverage of the test posts: pooled bands {r.coverage['pooled']:.1%}, bands "
+                     f"per history bucket {r.coverage['by_history']:.1%}; by posts before: " + "; ".join(
+                         f"{b} {h['rows']:,.0f} posts MAE {h['mae_model']:.3f} (trailing median "
+                         f"{h['mae_trailing_median']:.3f}) coverage {h['coverage_pooled']:.1%} / "
+                         f"{h['coverage_by_history']:.1%}" for b, h in r.by_history.items()))  # fmt: skip
         notes += [f"next-post features, {step}: MAE log1p {mae:.3f} ({1 - mae / base:+.1%})"
                   for step, mae in r.ablation.items()]  # fmt: skip
     paths = write_report(out, sections, title="KPI model evaluation", extra=extra, notes=notes)
