@@ -57,11 +57,12 @@ def _one(name: str, folder: Path) -> dict[str, object]:
           f"caption score {'used' if r.caption_score else 'not available'}")  # fmt: skip
     cov = r.coverage
     print(f"  P10-P90 coverage of the test posts: pooled bands {cov['pooled']:.1%}, "
-          f"bands per history bucket {cov['by_history']:.1%}")  # fmt: skip
+          f"bands per history bucket {cov['by_history']:.1%}, auto {cov['auto']:.1%} "
+          f"({'per bucket' if r.auto_per_bucket else 'pooled'})")  # fmt: skip
     for bucket, h in r.by_history.items():
         print(f"    {bucket:8s} posts before: {h['rows']:6,.0f} posts, MAE log1p model {h['mae_model']:.3f} "
               f"trailing median {h['mae_trailing_median']:.3f}, coverage pooled {h['coverage_pooled']:.1%} "
-              f"per bucket {h['coverage_by_history']:.1%}")  # fmt: skip
+              f"per bucket {h['coverage_by_history']:.1%} auto {h['coverage_auto']:.1%}")  # fmt: skip
     base = m["trailing_median_last20"]["mae_log1p"]
     for step, mae in r.ablation.items():
         print(f"    {step:80s} {mae:.4f} ({1 - mae / base:+.1%})")

@@ -6,13 +6,14 @@
 A simulated world's creators all have long histories by the time they are hired, so the 0-5 bucket is empty there.
 Real candidate bases are not like that: an export holds a few posts per creator. So the benchmark also thins the
 world: for a random ``--thin-share`` of creators, each post is kept with probability ``--keep`` (the campaigns,
-outcomes and truth are untouched). On each world, one time-split backtest with bands per history bucket
-(``intervals.by_history = true``, the default) and one with pooled bands, same data, same seed: P10-P90 coverage of
-every KPI overall and per bucket (0-5, 6-20, 21-50, 51+ posts before the campaign), and the median band width
-(log1p P90 - log1p P10) per bucket. ``--periods N`` tests N consecutive periods of ``--period-share`` of the campaigns
-each (expanding window: each forecast by a bundle trained on every campaign before it) and reports each period's
-coverage beside the pooled one: one period's coverage moves with that period's luck. ``--pooled-only`` skips the bands
-per history bucket (off by default in the config). Figures land in benchmarks/results/uncertainty.json and on stdout.
+outcomes and truth are untouched). On each world, time-split backtests with pooled bands, with bands per history
+bucket (``intervals.by_history = true``) and with bands per bucket only for the KPIs whose pooled bands miss a
+bucket's calibration rows by more than ``history_tolerance`` (``"auto"``, the default), same data, same seed: P10-P90
+coverage of every KPI overall and per bucket (0-5, 6-20, 21-50, 51+ posts before the campaign), and the median band
+width (log1p P90 - log1p P10) per bucket. ``--periods N`` tests N consecutive periods of ``--period-share`` of the
+campaigns each (expanding window: each forecast by a bundle trained on every campaign before it) and reports each
+period's coverage beside the pooled one: one period's coverage moves with that period's luck. ``--pooled-only`` skips
+the bands per history bucket. Figures land in benchmarks/results/uncertainty.json and on stdout.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def thin(world: Path, out: Path, share: float, keep: float, seed: int) -> None:
     posts.filter(~drop).write_parquet(out / "posts.parquet")
 
 
-def _by_history(cfg: ModelConfig, on: bool) -> ModelConfig:
+def _by_history(cfg: ModelConfig, on: bool | str) -> ModelConfig:
     return cfg.model_copy(update={"intervals": cfg.intervals.model_copy(update={"by_history": on})})
 
 
@@ -83,7 +84,10 @@ def measure(folder: Path, cfg: ModelConfig, pooled_only: bool = False) -> dict[s
     tiers = load_tier_config()
     table = load_training_table(folder, tiers).frame
     out: dict[str, object] = {}
-    for label, on in (("pooled bands", False), *(() if pooled_only else (("bands per history bucket", True),))):
+    variants: tuple[tuple[str, bool | str], ...] = (("pooled bands", False),)
+    if not pooled_only:
+        variants += (("bands per history bucket", True), ("bands per bucket where pooled miss one (auto)", "auto"))
+    for label, on in variants:
         t0 = time.perf_counter()
         r = backtest(table, _by_history(cfg, on), truth=load_truth(folder), seed=0)
         preds = r.predictions

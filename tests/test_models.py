@@ -207,6 +207,27 @@ def test_bands_per_history_bucket_cover_within_each_bucket() -> None:
     assert borrowed.history_rows == ("with neighbours", "own", "own", "own")
 
 
+def test_bands_per_history_bucket_only_where_pooled_bands_miss_a_bucket() -> None:
+    """``tolerance``: bands per bucket where the pooled ones miss a bucket's calibration rows by more than it (the
+    thin-history bucket above), pooled bands where every bucket is within it (the same noise in every bucket);
+    ``history_coverage`` says what the pooled bands held of each bucket, and survives the bundle's JSON."""
+    rng = np.random.default_rng(2)
+    n = 30_000
+    history = rng.choice([2, 12, 35, 120], size=n).astype(float)
+    mean = np.exp(rng.uniform(2, 8, n))
+    for sd, split_expected in ((np.select([history <= 5], [1.0], 0.4), True), (np.full(n, 0.5), False)):
+        y = rng.poisson(mean * np.exp(rng.normal(0, sd))).astype(float)
+        bands = ConformalBands.fit(y, mean, (0.1, 0.5, 0.9), bins=5, history=history, tolerance=0.05)
+        assert bool(bands.history) == split_expected and len(bands.history_coverage) == 4
+        if split_expected:
+            assert bands.history_coverage[0] < 0.75 and bands.history_rows == ("own",) * 4
+        else:
+            assert all(abs(c - 0.8) <= 0.05 for c in bands.history_coverage)
+        assert ConformalBands.from_dict(bands.to_dict()) == bands
+    # no tolerance: per bucket whatever the pooled bands hold, as before
+    assert ConformalBands.fit(y, mean, (0.1, 0.5, 0.9), bins=5, history=history).history
+
+
 def test_baselines(table: pl.DataFrame) -> None:
     cfg = load_model_config()
     b = Baselines.fit(table.select(FEATURES), targets(table), cfg.media_kit)
@@ -374,7 +395,7 @@ def test_next_post_on_real_instagram(real_data: Path, tmp_path: Path, tiers: Tie
     assert r.caption_score and list(r.ablation.values())[-1] == m["model"]["mae_log1p"]
     assert set(r.by_half) == {"half_0", "half_1"}
     # P10-P90 bands calibrated out of fold: near 80% of the test posts, and every test post in one history bucket
-    assert set(r.coverage) == {"pooled", "by_history"} and all(0.7 < v < 0.9 for v in r.coverage.values())
+    assert set(r.coverage) == {"pooled", "by_history", "auto"} and all(0.7 < v < 0.9 for v in r.coverage.values())
     assert sum(h["rows"] for h in r.by_history.values()) == r.rows["test"]
     assert set(r.by_history) <= {"0_5", "6_20", "21_50", "51_plus"}
 

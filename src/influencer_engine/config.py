@@ -469,7 +469,10 @@ class IntervalSection(_Frozen):
     levels: tuple[float, float, float] = (0.1, 0.5, 0.9)
     calibration_share: float = 0.2
     bins: int = 5
-    by_history: bool = False  # bands of their own per history bucket (0-5, 6-20, 21-50, 51+ posts)
+    # bands of their own per history bucket (0-5, 6-20, 21-50, 51+ posts): always, never, or "auto": where the pooled
+    # bands hold a bucket's calibration rows more than ``history_tolerance`` off their share
+    by_history: bool | Literal["auto"] = "auto"
+    history_tolerance: float = 0.05
     # the bands' residuals: every training row out of fold (the mean correction's folds), or the latest rows only
     calibrate_on: Literal["latest", "out_of_fold"] = "out_of_fold"
     balance_folds: int = 3  # folds of creators for the out-of-fold mean correction (0: none)

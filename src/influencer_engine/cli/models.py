@@ -107,6 +107,9 @@ def train(
     split = split_summary(predictor)
     if split:
         typer.echo(f"  bands (share of log variance out of fold): {split}")
+    by_history = history_bands_summary(predictor)
+    if by_history:
+        typer.echo(f"  bands per history bucket (0-5, 6-20, 21-50, 51+ posts before): {by_history}")
     about = expected_error_summary(predictor)
     if about:
         typer.echo(f"  the forecasts' error about the true expected values (the backtest's later campaigns, "
@@ -248,6 +251,19 @@ def expected_error_summary(predictor: Predictor) -> str:
         if e.share is not None:
             parts.append(f"{kpi} {e.share:.0%} ({e.common:.0%} of it common)")
     return ", ".join(parts)
+
+
+def history_bands_summary(predictor: Predictor) -> str:
+    """Which KPIs got bands per history bucket and what the pooled bands held of each bucket's calibration rows
+    (``intervals.by_history = "auto"``); "" when the pooled bands were not measured per bucket."""
+    parts = []
+    for kpi, m in predictor.forecaster.models_.items():
+        bands = getattr(m, "bands_", None)
+        if bands is None or not bands.history_coverage:
+            continue
+        held = " / ".join("-" if math.isnan(c) else f"{c:.0%}" for c in bands.history_coverage)
+        parts.append(f"{kpi} {'per bucket' if bands.history else 'pooled'} (pooled held {held})")
+    return "; ".join(parts)
 
 
 def split_summary(predictor: Predictor) -> str:

@@ -38,7 +38,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from influencer_engine.config import TierConfig
+from influencer_engine.config import IntervalSection, TierConfig
 from influencer_engine.dataset import validate_dataset
 from influencer_engine.errors import InputError
 from influencer_engine.features.build import build_features, feature_columns
@@ -151,9 +151,12 @@ class NextPostResult:
     # MAE log1p of the model's two boosters alone and averaged: "level" (log1p engagement), "ratio" (over the
     # trailing median), "model" (their log average, RESIDUAL_WEIGHT on the ratio)
     boosters: dict[str, float]
-    # how often the test posts fall inside the model's P10-P90 band: "pooled" (one set of bands) and "by_history"
-    # (bands of each history bucket's own), calibrated on the training posts out of fold
+    # how often the test posts fall inside the model's P10-P90 band: "pooled" (one set of bands), "by_history"
+    # (bands of each history bucket's own) and "auto" (per bucket only where the pooled ones miss a bucket's
+    # calibration posts by more than the KPI models' ``intervals.history_tolerance``), calibrated on the training
+    # posts out of fold
     coverage: dict[str, float]
+    auto_per_bucket: bool  # whether "auto" chose bands per bucket
     # per bucket of the posts before (HISTORY_BUCKETS): rows, MAE log1p of the model and of the trailing median, and
     # the coverage of both kinds of band
     by_history: dict[str, dict[str, float]]
@@ -162,7 +165,8 @@ class NextPostResult:
         return {"metrics": self.metrics, "rows": self.rows, "window": self.window,
                 "improvement_vs_trailing_median": self.improvement_vs_trailing_median, "ablation": self.ablation,
                 "by_half": self.by_half, "caption_score": self.caption_score, "boosters": self.boosters,
-                "coverage": self.coverage, "by_history": self.by_history}  # fmt: skip
+                "coverage": self.coverage, "auto_per_bucket": self.auto_per_bucket,
+                "by_history": self.by_history}  # fmt: skip
 
 
 def _booster(train: pl.DataFrame, test: pl.DataFrame, names: list[str], y: npt.NDArray[np.float64],
@@ -207,12 +211,13 @@ def _anchors(train: pl.DataFrame, test: pl.DataFrame,
 
 
 def _bands(train: pl.DataFrame, test: pl.DataFrame, names: list[str], model: npt.NDArray[np.float64], window: int,
-           seed: int, n_estimators: int) -> dict[str, npt.NDArray[np.float64]]:  # fmt: skip
+           seed: int, n_estimators: int) -> tuple[dict[str, npt.NDArray[np.float64]], bool]:  # fmt: skip
     """P10 and P90 of each test post, by split conformal prediction on log1p residuals: every training post forecast
     out of fold (``BAND_FOLDS`` folds of creators, each forecast by the model refitted on the others, as the KPI
     models' bands are calibrated), whose residuals per bin of the forecast (``modeling.intervals.ConformalBands``)
     give the bands of the test posts' forecasts ``model``. "pooled": one set of bands; "by_history": each bucket of
-    the posts before its own (Mondrian by history length)."""
+    the posts before its own (Mondrian by history length); "auto": the latter only where the pooled bands miss a
+    bucket (as the KPI models' ``intervals.by_history = "auto"``), and whether it did."""
     _, codes = np.unique(train["creator_id"].cast(pl.String).fill_null("").to_numpy(), return_inverse=True)
     fold = (np.random.default_rng(seed).permutation(int(codes.max()) + 1) % BAND_FOLDS)[codes]
     forecast = np.full(train.height, np.nan)
@@ -224,11 +229,13 @@ def _bands(train: pl.DataFrame, test: pl.DataFrame, names: list[str], model: npt
         forecast[fold == j] = _blend(*_fit_predict(rest, held, names, y_rest, _anchors(rest, held, window), seed,
                                                    n_estimators))  # fmt: skip
     y = train["__y"].cast(pl.Float64).to_numpy()
-    out = {}
-    for kind, hist in (("pooled", None), ("by_history", history_of(train))):
-        bands = ConformalBands.fit(y, forecast, (0.1, 0.9), _BAND_BINS, history=hist)
+    out, history, auto_per_bucket = {}, history_of(train), False
+    tolerance = IntervalSection().history_tolerance
+    for kind, hist, tol in (("pooled", None, None), ("by_history", history, None), ("auto", history, tolerance)):
+        bands = ConformalBands.fit(y, forecast, (0.1, 0.9), _BAND_BINS, history=hist, tolerance=tol)
         out[kind] = bands.apply(model, None if hist is None else history_of(test))
-    return out
+        auto_per_bucket = auto_per_bucket or (kind == "auto" and bool(bands.history))
+    return out, auto_per_bucket
 
 
 def _blend(level: npt.NDArray[np.float64], ratio: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -309,7 +316,7 @@ def next_post_backtest(
             "test": test.height, "creators": frame["creator_id"].n_unique()}  # fmt: skip
     boosters = {"level": mae_log1p(y, np.expm1(level)), "ratio": mae_log1p(y, np.expm1(ratio)),
                 "model": metrics["model"]["mae_log1p"]}  # fmt: skip
-    bands = _bands(train, test, names, model, window, seed, n_estimators)
+    bands, auto_per_bucket = _bands(train, test, names, model, window, seed, n_estimators)
     inside = {k: (b[:, 0] <= y) & (y <= b[:, 1]) for k, b in bands.items()}
     coverage = {k: float(v.mean()) for k, v in inside.items()}
     test_history = history_of(test)
@@ -322,4 +329,5 @@ def next_post_backtest(
     }  # fmt: skip
     return NextPostResult(metrics=metrics, rows=rows, improvement_vs_trailing_median=improvement, window=window,
                           ablation=steps, by_half=by_half, caption_score=scores is not None,
-                          boosters=boosters, coverage=coverage, by_history=by_history)  # fmt: skip
+                          boosters=boosters, coverage=coverage, auto_per_bucket=auto_per_bucket,
+                          by_history=by_history)  # fmt: skip

@@ -127,7 +127,8 @@ def evaluate_models(
                      f"trailing median alone {r.boosters['ratio']:.3f}, their log average (the model) "
                      f"{r.boosters['model']:.3f}")  # fmt: skip
         notes.append(f"next-post P10-P90 coverage of the test posts: pooled bands {r.coverage['pooled']:.1%}, bands "
-                     f"per history bucket {r.coverage['by_history']:.1%}; by posts before: " + "; ".join(
+                     f"per history bucket {r.coverage['by_history']:.1%}, auto {r.coverage['auto']:.1%} "
+                     f"({'per bucket' if r.auto_per_bucket else 'pooled'}); by posts before: " + "; ".join(
                          f"{b} {h['rows']:,.0f} posts MAE {h['mae_model']:.3f} (trailing median "
                          f"{h['mae_trailing_median']:.3f}) coverage {h['coverage_pooled']:.1%} / "
                          f"{h['coverage_by_history']:.1%}" for b, h in r.by_history.items()))  # fmt: skip

@@ -289,11 +289,13 @@ class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         self.n_features_in_ = len(names)
         return self
 
-    def calibrate(self, y: F64, forecast: F64, *, history: F64 | None = None) -> KPIModel:
+    def calibrate(self, y: F64, forecast: F64, *, history: F64 | None = None,
+                  tolerance: float | None = None) -> KPIModel:  # fmt: skip
         """Set the bands from held-out targets and their forecasts (by a model that did not see them); ``history``
-        (posts before each row) gives each history bucket bands of its own."""
+        (posts before each row) gives each history bucket bands of its own (with ``tolerance``: only if the pooled
+        bands miss a bucket by more, ``ConformalBands.fit``)."""
         self.bands_ = ConformalBands.fit(np.asarray(y, dtype=np.float64), forecast, self.levels, self.bins,
-                                         history=history)  # fmt: skip
+                                         history=history, tolerance=tolerance)  # fmt: skip
         return self
 
     def set_error_split(self, split: ErrorSplit) -> KPIModel:

@@ -290,6 +290,8 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
         self.calibration_rows_ = n_cal
         # the posts each row had before it, for bands per history bucket (None: pooled bands)
         history = history_of(X) if self.config.intervals.by_history else None
+        # "auto": bands per bucket only where the pooled ones miss a bucket's share by more than the tolerance
+        tolerance = self.config.intervals.history_tolerance if self.config.intervals.by_history == "auto" else None
         price = price_of(X)
         bands = {}
         for kpi, pred in cal_pred.items():
@@ -314,13 +316,15 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
                 y_all, p_all = sub[kpi], self.oof_[kpi]
                 ok = np.isfinite(y_all) & np.isfinite(p_all)
                 expected = model.balanced(p_all[ok], None if price is None else price[ok])
-                model.calibrate(y_all[ok], expected, history=None if history is None else history[ok])
+                model.calibrate(
+                    y_all[ok], expected, history=None if history is None else history[ok], tolerance=tolerance
+                )
                 if groups is not None and campaigns is not None:
                     split = ErrorSplit.fit(y_all[ok], expected, np.asarray(groups)[ok], np.asarray(campaigns)[ok])
                     model.set_error_split(split)
             elif kpi in bands and len(bands[kpi][0]) >= 20:
                 y_cal, raw_cal, hist_cal, price_cal = bands[kpi]
-                model.calibrate(y_cal, model.balanced(raw_cal, price_cal), history=hist_cal)
+                model.calibrate(y_cal, model.balanced(raw_cal, price_cal), history=hist_cal, tolerance=tolerance)
             if kpi in balances and self.transfer_.get(kpi):
                 model.set_balance(balances[kpi][0].with_transfer(self.transfer_[kpi]))
         self.features_ = list(X.columns)

@@ -16,6 +16,7 @@ and a planner's P10 can prefer the creator who is well known.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -213,6 +214,9 @@ class ConformalBands:
     # per HISTORY_BUCKETS: that bucket's own bands (from its rows, or its neighbours'), None: the pooled ones
     history: tuple[ConformalBands | None, ...] = ()
     history_rows: tuple[str, ...] = ()  # per bucket, whose rows calibrated it ("own", "with neighbours", "pooled")
+    # per HISTORY_BUCKETS, the share of its calibration rows inside the pooled bands' outer band (NaN: fewer than
+    # MIN_PER_BIN rows); measured when bands per bucket were asked for "only if needed" (``fit``'s ``tolerance``)
+    history_coverage: tuple[float, ...] = ()
 
     @classmethod
     def _pooled(cls, y: F64, forecast: F64, levels: Sequence[float], bins: int) -> ConformalBands:
@@ -230,7 +234,11 @@ class ConformalBands:
 
     @classmethod
     def fit(cls, y: F64, forecast: F64, levels: Sequence[float], bins: int,
-            history: F64 | None = None) -> ConformalBands:  # fmt: skip
+            history: F64 | None = None, tolerance: float | None = None) -> ConformalBands:  # fmt: skip
+        """Bands from held-out targets ``y`` and their ``forecast``; with ``history`` (posts before each row), each
+        history bucket gets bands of its own. With ``tolerance`` as well, only if needed: when the pooled bands' outer
+        band holds the share it should of every bucket's calibration rows (those with ``MIN_PER_BIN`` rows), within
+        ``tolerance``, the pooled bands are kept (``history_coverage`` says what each bucket held)."""
         ok = np.isfinite(y) & np.isfinite(forecast)
         y, forecast = y[ok], forecast[ok]
         if len(y) < 20:
@@ -239,6 +247,15 @@ class ConformalBands:
         if history is None:
             return pooled
         bucket = history_bucket(np.asarray(history, dtype=np.float64)[ok])
+        held: tuple[float, ...] = ()
+        if tolerance is not None:
+            outer = pooled._apply_pooled(forecast)
+            inside = (outer[:, 0] <= y) & (y <= outer[:, -1])
+            held = tuple(float(inside[bucket == b].mean()) if (bucket == b).sum() >= MIN_PER_BIN else float("nan")
+                         for b in range(len(HISTORY_BUCKETS)))  # fmt: skip
+            nominal = levels[-1] - levels[0]
+            if all(not abs(h - nominal) > tolerance for h in held):  # NaN (too few rows) counts as within
+                return dataclasses.replace(pooled, history_coverage=held)
         own: list[ConformalBands | None] = []
         rows: list[str] = []
         for b in range(len(HISTORY_BUCKETS)):
@@ -251,7 +268,7 @@ class ConformalBands:
             else:
                 own.append(None)
                 rows.append("pooled")
-        return cls(pooled.levels, pooled.edges, pooled.quantiles, pooled.counts, tuple(own), tuple(rows))
+        return cls(pooled.levels, pooled.edges, pooled.quantiles, pooled.counts, tuple(own), tuple(rows), held)
 
     def _apply_pooled(self, forecast: F64) -> F64:
         lf = np.log1p(np.maximum(forecast, 0.0))
@@ -284,7 +301,8 @@ class ConformalBands:
         return {"levels": list(self.levels), "edges": list(self.edges),
                 "quantiles": [list(q) for q in self.quantiles], "counts": list(self.counts),
                 "history": [None if h is None else h.to_dict() for h in self.history],
-                "history_rows": list(self.history_rows)}  # fmt: skip
+                "history_rows": list(self.history_rows),
+                "history_coverage": [None if math.isnan(v) else v for v in self.history_coverage]}  # fmt: skip
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ConformalBands:
@@ -295,4 +313,5 @@ class ConformalBands:
             counts=tuple(int(v) for v in d["counts"]),
             history=tuple(None if h is None else cls.from_dict(h) for h in d.get("history", [])),
             history_rows=tuple(str(v) for v in d.get("history_rows", [])),
+            history_coverage=tuple(float("nan") if v is None else float(v) for v in d.get("history_coverage", [])),
         )
