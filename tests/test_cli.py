@@ -118,6 +118,17 @@ def test_train_writes_bundle_report_and_mlflow(trained: dict[str, Path]) -> None
 
     carried = [v["state"]["balance"]["transfer"] for v in manifest["kpis"].values()]
     assert all(abs(t) <= TRANSFER_LIMIT for t in carried) and any(t != 0.0 for t in carried)
+    # by_history = "auto": every KPI's bands say what the pooled ones held per history bucket, and the ones that got
+    # bands per bucket are those whose pooled bands missed a bucket by more than the tolerance
+    from influencer_engine.cli.models import history_bands_summary
+    from influencer_engine.training.bundle import load_bundle
+
+    for v in manifest["kpis"].values():
+        bands = v["state"]["bands"]
+        held = [c for c in bands["history_coverage"] if c is not None]
+        assert len(bands["history_coverage"]) == 4 and held
+        assert bool(bands["history"]) == any(abs(c - 0.8) > 0.05 for c in held)
+    assert history_bands_summary(load_bundle(bundle)).count("pooled held") == 6
     assert (bundle / "report" / "evaluation.md").is_file() and (
         bundle / "report" / "calibration_backtest.png"
     ).is_file()

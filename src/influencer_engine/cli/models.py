@@ -109,7 +109,8 @@ def train(
         typer.echo(f"  bands (share of log variance out of fold): {split}")
     by_history = history_bands_summary(predictor)
     if by_history:
-        typer.echo(f"  bands per history bucket (0-5, 6-20, 21-50, 51+ posts before): {by_history}")
+        typer.echo("  bands per history bucket (0-5, 6-20, 21-50, 51+ posts before; per bucket where the pooled bands "
+                   f"miss one by more than the tolerance): {by_history}")  # fmt: skip
     about = expected_error_summary(predictor)
     if about:
         typer.echo(f"  the forecasts' error about the true expected values (the backtest's later campaigns, "
@@ -261,7 +262,7 @@ def history_bands_summary(predictor: Predictor) -> str:
         bands = getattr(m, "bands_", None)
         if bands is None or not bands.history_coverage:
             continue
-        held = " / ".join("-" if math.isnan(c) else f"{c:.0%}" for c in bands.history_coverage)
+        held = " / ".join("-" if math.isnan(c) else f"{c:.1%}" for c in bands.history_coverage)
         parts.append(f"{kpi} {'per bucket' if bands.history else 'pooled'} (pooled held {held})")
     return "; ".join(parts)
 
