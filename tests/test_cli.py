@@ -113,6 +113,9 @@ def test_train_writes_bundle_report_and_mlflow(trained: dict[str, Path]) -> None
     # simulated data carry their expected values: the backtest measured the forecasts' error about them
     errors = {k: v["state"]["expected_error"] for k, v in manifest["kpis"].items()}
     assert all(e["rows"] >= 200 and 0.0 < e["share"] <= 1.0 and 0.0 <= e["common"] <= 1.0 for e in errors.values())
+    # and what creators share of it on the scale of sums, where the later campaigns held enough pairs of each kind
+    measured = [e[kind] for e in errors.values() for kind in ("segment", "context") if e[kind] is not None]
+    assert measured and all(v >= 0.0 for v in measured)
     # the market's creators no model trained on carried each mean correction over to the final model
     from influencer_engine.modeling.balance import TRANSFER_LIMIT
 
@@ -129,6 +132,9 @@ def test_train_writes_bundle_report_and_mlflow(trained: dict[str, Path]) -> None
         assert len(bands["history_coverage"]) == 4 and held
         assert bool(bands["history"]) == any(abs(c - 0.8) > 0.05 for c in held)
     assert history_bands_summary(load_bundle(bundle)).count("pooled held") == 6
+    from influencer_engine.cli.models import expected_error_summary
+
+    assert "sd " in expected_error_summary(load_bundle(bundle))
     assert (bundle / "report" / "evaluation.md").is_file() and (
         bundle / "report" / "calibration_backtest.png"
     ).is_file()

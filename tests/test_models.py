@@ -32,6 +32,7 @@ from influencer_engine.modeling.intervals import (
     ErrorSplit,
     ExpectedError,
     band_variance,
+    sum_covariances,
 )
 from influencer_engine.modeling.matrix import CATEGORIES_OF, check_features, to_matrix
 from influencer_engine.modeling.metrics import poisson_deviance, relative_poisson_deviance
@@ -388,6 +389,7 @@ def test_next_post_on_real_instagram(real_data: Path, tmp_path: Path, tiers: Tie
     r = next_post_backtest(tmp_path / "ig", tiers, n_estimators=100)
     assert r.rows["train"] > 0 and r.rows["test"] > 0
     assert r.rows["posts_scored"] == r.rows["train"] + r.rows["test"] + r.rows["without_earlier_post"]
+    assert r.rows["posts_in"] == r.rows["posts_scored"] + r.rows["without_likes"]
     m = r.metrics
     assert m["model"]["mae_log1p"] < m["followers_x_tier_rate"]["mae_log1p"]
     assert m["model"]["mae_log1p"] < m["trailing_median_last20"]["mae_log1p"]
@@ -410,10 +412,17 @@ def test_next_post_without_captions_or_sponsorship(tmp_path: Path, tiers: TierCo
 
     cfg = load_simulator_config()
     write_world(simulate_market(cfg, tiers, 300, 3), cfg, tiers, 3, tmp_path / "w")
+    # hidden like counts: those posts have no engagement to score, and the report counts them
+    posts_file = tmp_path / "w" / "posts.parquet"
+    hidden = pl.read_parquet(posts_file).with_row_index("i")
+    hidden.with_columns(pl.when(pl.col("i") % 50 == 0).then(None).otherwise(pl.col("likes")).alias("likes")).drop(
+        "i").write_parquet(posts_file)  # fmt: skip
     r = next_post_backtest(tmp_path / "w", tiers, n_estimators=30, ablation=False)
+    assert r.rows["without_likes"] == (hidden.height + 49) // 50
     assert not r.caption_score and r.ablation == {}
     assert sum(h["rows"] for h in r.by_history.values()) == r.rows["test"] and 0.5 < r.coverage["by_history"] < 1.0
     assert r.rows["posts_scored"] == r.rows["train"] + r.rows["test"] + r.rows["without_earlier_post"]
+    assert r.rows["posts_in"] == r.rows["posts_scored"] + r.rows["without_likes"]
     posts = pl.DataFrame({"post_id": ["a", "b"], "posted_at": [datetime(2024, 3, 4, 13, tzinfo=UTC)] * 2,
                           "caption": ["Hi #one #two @x\nbye", None]})  # fmt: skip
     a = post_attributes(posts)
@@ -658,6 +667,39 @@ def test_expected_error_measures_the_forecasts_error_about_known_expected_values
     assert ExpectedError.from_dict(None) == ExpectedError() and ExpectedError().share is None
     exact = ExpectedError.fit(forecast, forecast, quantiles, c, k)  # forecasts equal to the truth: no error
     assert exact.share == pytest.approx(0.0, abs=1e-9)
+
+
+def test_sum_covariances_read_what_creators_share_on_the_scale_of_sums() -> None:
+    """A level missed for a whole segment (platform and tier) and one missed for a whole campaign come back as the
+    relative covariances of sums that pairs of other creators show, each without the other; a level missed for one
+    creator alone is not shared; too few pairs of a kind claim nothing."""
+    rng = np.random.default_rng(5)
+    creators, campaigns, segments, rows = 8_000, 2_000, 12, 20_000
+    c = rng.integers(0, creators, rows)
+    k = rng.integers(0, campaigns, rows)
+    seg = (c % segments).astype(str)  # a creator's segment is fixed
+    forecast = np.exp(rng.normal(3.0, 1.0, rows))
+    s_seg, s_camp, s_own = 0.25, 0.15, 0.5  # log sds: segment, campaign, the creator's own
+    levels = rng.normal(0, s_seg, segments)
+    briefs = rng.normal(0, s_camp, campaigns)
+    true = forecast * np.exp(levels[c % segments] + briefs[k] + rng.normal(0, s_own, creators)[c]
+                             - (s_seg**2 + s_camp**2 + s_own**2) / 2)  # fmt: skip
+    segment, context = sum_covariances(true, forecast, seg, k, c)
+    assert segment is not None and context is not None
+    # 12 segments are a small sample of levels: compare with the squared misses drawn, not with the population's (a
+    # campaign's pairs span segments, whose mean miss is shared by all: the level missed for every creator)
+    seg_miss, brief_miss = np.exp(levels - s_seg**2 / 2), np.exp(briefs - s_camp**2 / 2)
+    assert segment == pytest.approx(float(np.mean((seg_miss * brief_miss.mean() - 1.0) ** 2)), rel=0.3)
+    assert context == pytest.approx(float(np.mean((brief_miss * seg_miss.mean() - 1.0) ** 2)), rel=0.3)
+    own_only = forecast * np.exp(rng.normal(0, s_own, creators)[c] - s_own**2 / 2)
+    assert all(v is not None and v < 0.01 for v in sum_covariances(own_only, forecast, seg, k, c))
+    assert sum_covariances(true[:20], forecast[:20], seg[:20], k[:20], c[:20]) == (None, None)
+    z = 1.2815515655446004
+    q = np.column_stack([forecast * np.exp(-z), forecast, forecast * np.exp(z)])
+    error = ExpectedError.fit(true, forecast, q, c, k, seg)
+    assert (error.segment, error.context) == (segment, context)
+    assert ExpectedError.from_dict(error.to_dict()) == error
+    assert ExpectedError.fit(true, forecast, q, c, k).segment is None  # no segments given: not measured
 
 
 def test_expected_errors_need_known_expected_values() -> None:

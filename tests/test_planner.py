@@ -565,6 +565,36 @@ def test_a_rosters_expected_total_is_drawn_from_the_forecasts_error_alone() -> N
         expected_draws(q, ExpectedError(), 10, np.random.default_rng(4))
 
 
+def test_a_rosters_expected_total_carries_what_its_segments_and_campaign_share() -> None:
+    """Where the error creators share was measured on the scale of sums, a roster's expected total draws it: a
+    context factor for the whole roster and one factor per segment (platform and tier). Forty creators of one segment
+    then spread as the two factors do (their own errors average out), forty creators of four segments less, and
+    every creator still averages to its forecast."""
+    from influencer_engine.evaluation.planner_eval import expected_draws
+    from influencer_engine.modeling.intervals import ExpectedError
+
+    rows = 40
+    q = np.tile(np.array([50.0, 100.0, 200.0, 110.0]), (rows, 1))
+    error = ExpectedError(0.2, 0.5, 1000, segment=0.04, context=0.01)
+    one = expected_draws(q, error, 20_000, np.random.default_rng(4), np.array(["tiktok/nano"] * rows))
+    four = expected_draws(q, error, 20_000, np.random.default_rng(4),
+                          np.array(["tiktok/nano", "tiktok/micro", "instagram/nano", "youtube/mid"] * 10))  # fmt: skip
+    np.testing.assert_allclose(one.mean(axis=0), q[:, 3], rtol=0.03)
+    np.testing.assert_allclose(four.mean(axis=0), q[:, 3], rtol=0.03)
+
+    def rel_var(x: npt.NDArray[np.float64]) -> float:
+        total = x.sum(axis=1)
+        return float(total.var() / total.mean() ** 2)
+
+    own = rel_var(expected_draws(q, ExpectedError(0.2, 0.0, 1000, segment=0.0, context=0.0), 20_000,
+                                 np.random.default_rng(4)))  # fmt: skip
+    assert rel_var(one) == pytest.approx((1 + own) * 1.04 * 1.01 - 1, rel=0.1)
+    assert rel_var(four) == pytest.approx((1 + own) * (1 + 0.04 / 4) * 1.01 - 1, rel=0.15)
+    # before the covariances of sums were measured (None), the log1p common part moves the roster instead
+    before = expected_draws(q, ExpectedError(0.2, 0.5, 1000), 20_000, np.random.default_rng(4))
+    assert rel_var(before) > 5 * own
+
+
 def test_a_common_error_moves_a_rosters_creators_together() -> None:
     """The share of each band that the models measured to be common to a campaign's creators is drawn once per
     roster: the roster's band widens with it, every creator's draws still average to its forecast, and a band made

@@ -244,13 +244,17 @@ def per_dollar_summary(predictor: Predictor) -> str:
 
 
 def expected_error_summary(predictor: Predictor) -> str:
-    """Each KPI's measured share of its bands that is the forecast's error about the expected value, and the part of it
-    common to a campaign (``intervals.ExpectedError``); "" where the data carried no expected values."""
+    """Each KPI's measured share of its bands that is the forecast's error about the expected value, the part of it
+    common to a campaign, and the error creators share on the scale of sums as a log sd (one platform and tier; one
+    campaign: ``intervals.ExpectedError``); "" where the data carried no expected values."""
     parts = []
     for kpi, m in predictor.forecaster.models_.items():
         e = m.expected_error
-        if e.share is not None:
-            parts.append(f"{kpi} {e.share:.0%} ({e.common:.0%} of it common)")
+        if e.share is None:
+            continue
+        shared = [f"{name} sd {math.sqrt(math.log1p(v)):.2f}" for name, v in (("segment", e.segment),
+                  ("campaign", e.context)) if v is not None]  # fmt: skip
+        parts.append(f"{kpi} {e.share:.0%} ({e.common:.0%} of it common" + "".join(f"; {p}" for p in shared) + ")")
     return ", ".join(parts)
 
 

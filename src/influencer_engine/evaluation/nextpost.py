@@ -254,6 +254,8 @@ def next_post_backtest(
         raise InputError(f"{data} has no posts table.", fix="import post histories first (`ie import instagram-posts`)")
     creators, posts = ds.results["creators"].valid, ds.results["posts"].valid
     posts = posts.with_columns((pl.col("likes").fill_null(0) + pl.col("comments").fill_null(0)).alias("__y"))
+    # a post without a like count (hidden, or a set that counts views only) has no engagement to score: counted
+    n_in = posts.height
     posts = posts.filter(pl.col("likes").is_not_null())
     requests = posts.select(
         pl.col("post_id").alias("request_id"),
@@ -311,7 +313,8 @@ def next_post_backtest(
             y, _blend(*_fit_predict(train, test, names[:-1], y_tr, anchors, seed, n_estimators))
         )
         steps["+ the caption score (the model)"] = metrics["model"]["mae_log1p"]
-    rows = {"posts_scored": n_all, "without_earlier_post": n_all - frame.height, "train": train.height,
+    rows = {"posts_in": n_in, "without_likes": n_in - n_all, "posts_scored": n_all,
+            "without_earlier_post": n_all - frame.height, "train": train.height,
             "test": test.height, "creators": frame["creator_id"].n_unique()}  # fmt: skip
     boosters = {"level": mae_log1p(y, np.expm1(level)), "ratio": mae_log1p(y, np.expm1(ratio)),
                 "model": metrics["model"]["mae_log1p"]}  # fmt: skip

@@ -8,6 +8,7 @@ planned roster's true value as a share of the oracle's, at the same budget and c
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -207,24 +208,62 @@ def cost_figures_of(spend: float, kpis: dict[str, Any]) -> dict[str, float]:
     return {name: float("nan") if v is None else v for name, v in figures.items()}
 
 
-def expected_draws(quantiles: F64, error: ExpectedError, draws: int, rng: np.random.Generator) -> F64:
+def expected_draws(quantiles: F64, error: ExpectedError, draws: int, rng: np.random.Generator,
+                   segments: npt.NDArray[Any] | None = None) -> F64:  # fmt: skip
     """(draws, rows) samples of each row's expected value from the forecasts' error about it alone: ``quantiles`` is
     (rows, 4), P10, P50, P90 and the forecast mean (``planner.totals.kpi_quantiles``); each row's draw has the
     share ``error.share`` of its band's log1p variance (each half of the band its own scale, as the plan's delivery
-    draws), the part ``error.common`` of it drawn once for every row, and the draws are rescaled to average to the
-    forecast mean. Needs a measured share."""
+    draws), rescaled to average to the forecast mean.
+
+    What the rows share: where the backtest measured it on the scale of sums (``error.segment`` and
+    ``error.context``, ``intervals.sum_covariances``), every row is multiplied by a mean-one log-normal factor of
+    relative variance ``context`` drawn once (the rows are one roster, one campaign) and by one of relative variance
+    ``segment`` drawn once per segment (``segments``: each row's platform and tier; None: all rows one segment);
+    the row's own draw is then what is left of its share once the factors' log variance is taken out (the factors are
+    part of the error the share measured). Otherwise the part ``error.common`` of each row's log1p draw is drawn once
+    for every row. Needs a measured share."""
     if error.share is None:
         raise ValueError("the error about expected values was not measured (ExpectedError.share is None)")
     q = np.log1p(np.maximum(quantiles[:, :3], 0.0)).T
     lo_s, hi_s = (q[1] - q[0]) / _Z90, (q[2] - q[1]) / _Z90
-    scale = np.sqrt(min(max(error.share, 0.0), 1.0))
-    common = min(max(error.common, 0.0), 1.0)
-    z = rng.standard_normal((draws, quantiles.shape[0]))
+    share = min(max(error.share, 0.0), 1.0)
+    # bench_economics lays this module over builds whose ExpectedError has no covariances of sums
+    seg, ctx = getattr(error, "segment", None), getattr(error, "context", None)
+    on_sums = seg is not None or ctx is not None
+    common = 0.0 if on_sums else min(max(error.common, 0.0), 1.0)
+    if on_sums:
+        # the shared factors are part of each row's measured error: its own part is what is left of it (log scale)
+        shared = math.log1p((seg or 0.0) + (ctx or 0.0))
+        lo_s = np.sqrt(np.maximum(share * lo_s**2 - shared, 0.0))
+        hi_s = np.sqrt(np.maximum(share * hi_s**2 - shared, 0.0))
+    else:
+        lo_s, hi_s = np.sqrt(share) * lo_s, np.sqrt(share) * hi_s
+    rows = quantiles.shape[0]
+    z = rng.standard_normal((draws, rows))
     z = np.sqrt(1.0 - common) * z + np.sqrt(common) * rng.standard_normal((draws, 1))
     mean = np.maximum(quantiles[:, 3], 0.0)
-    x = np.expm1(np.log1p(mean) + z * scale * np.where(z < 0, lo_s, hi_s))
+    x = np.expm1(np.log1p(mean) + z * np.where(z < 0, lo_s, hi_s))
     drawn = x.mean(axis=0)
-    return np.asarray(x * np.where(drawn > 0, mean / np.where(drawn > 0, drawn, 1.0), 0.0), dtype=np.float64)
+    x = x * np.where(drawn > 0, mean / np.where(drawn > 0, drawn, 1.0), 0.0)
+    if on_sums:
+        groups = np.zeros(rows, dtype=np.int64)
+        if segments is not None and rows:
+            groups = np.unique(np.asarray(segments).astype(str), return_inverse=True)[1].astype(np.int64)
+        for kappa, shape in ((ctx, (draws, 1)), (seg, (draws, int(groups.max(initial=0)) + 1))):
+            sd = math.sqrt(math.log1p(kappa or 0.0))
+            factor = np.exp(sd * rng.standard_normal(shape) - sd * sd / 2.0)
+            x = x * (factor if shape[1] == 1 else factor[:, groups])
+    return np.asarray(x, dtype=np.float64)
+
+
+def _segments(roster: pl.DataFrame) -> npt.NDArray[Any] | None:
+    """The roster's platform and tier per row (``intervals.segments_of``); None on builds without it (bench_economics
+    lays this module over older builds)."""
+    try:
+        from influencer_engine.modeling.intervals import segments_of
+    except ImportError:
+        return None
+    return segments_of(roster)
 
 
 def _picked(
@@ -260,7 +299,8 @@ def _picked(
     lo = hi = expected_holds = None
     error = errors.get(g.kpi)
     if error is not None and error.share is not None and g.kpi in prep.quantiles:
-        drawn = expected_draws(prep.quantiles[g.kpi][planned], error, EXPECTED_DRAWS, rng).sum(axis=1)
+        segments = _segments(table[planned.tolist()])
+        drawn = expected_draws(prep.quantiles[g.kpi][planned], error, EXPECTED_DRAWS, rng, segments).sum(axis=1)
         lo, hi = (float(v) for v in np.quantile(drawn, [0.1, 0.9]))
         expected_holds = bool(lo <= float(t.sum()) <= hi)
     known = np.isfinite(true_kpis[g.kpi]) & np.isfinite(forecast_kpi)

@@ -122,6 +122,9 @@ def evaluate_models(
             f"{m['followers_x_tier_rate']['mae_log1p']:.3f}; {r.rows['test']:,} test posts; on each half of the "
             f"creators {', '.join(f'{v:+.1%}' for v in r.by_half.values())}"
         )
+        notes.append(f"next-post rows: {r.rows['posts_in']:,} posts in; {r.rows['without_likes']:,} without a like "
+                     f"count (no engagement to score), {r.rows['without_earlier_post']:,} without an earlier post (no "
+                     f"history to forecast from), {r.rows['train']:,} train, {r.rows['test']:,} test")  # fmt: skip
         base = m[f"trailing_median_last{r.window}"]["mae_log1p"]
         notes.append(f"next-post boosters: the level alone MAE log1p {r.boosters['level']:.3f}, the ratio to the "
                      f"trailing median alone {r.boosters['ratio']:.3f}, their log average (the model) "

@@ -20,7 +20,7 @@ from influencer_engine.features.build import feature_columns
 from influencer_engine.modeling.baselines import BASELINES, Baselines
 from influencer_engine.modeling.estimator import BoosterTrainer
 from influencer_engine.modeling.forecaster import KPIForecaster, targets_of
-from influencer_engine.modeling.intervals import HISTORY_BUCKETS, ExpectedError, history_bucket
+from influencer_engine.modeling.intervals import HISTORY_BUCKETS, ExpectedError, history_bucket, segments_of
 from influencer_engine.modeling.metrics import (
     coverage,
     interval_width,
@@ -151,13 +151,14 @@ def expected_errors(preds: pl.DataFrame) -> dict[str, ExpectedError]:
     if not needed <= set(preds.columns):
         return {}
     out: dict[str, ExpectedError] = {}
+    segments = segments_of(preds)
     for k in KPI_NAMES:
         cols = [f"true_{k}", f"model__{k}", f"model__{k}_p10", f"model__{k}_p50", f"model__{k}_p90"]
         if not all(c in preds.columns for c in cols):
             continue
         m = preds.select(pl.col(c).cast(pl.Float64) for c in cols).to_numpy()
         out[k] = ExpectedError.fit(m[:, 0], m[:, 1], m[:, 2:5], preds["creator_id"].to_numpy(),
-                                   preds["campaign_id"].to_numpy())  # fmt: skip
+                                   preds["campaign_id"].to_numpy(), segments)  # fmt: skip
     return out
 
 

@@ -37,6 +37,8 @@ __all__ = [
     "band_variance",
     "history_bucket",
     "history_of",
+    "segments_of",
+    "sum_covariances",
 ]
 
 F64 = npt.NDArray[np.float64]
@@ -154,31 +156,85 @@ def band_variance(quantiles: F64) -> F64:
     return np.asarray((lo**2 + hi**2) / 2.0, dtype=np.float64)
 
 
+def segments_of(frame: pl.DataFrame) -> npt.NDArray[Any] | None:
+    """Each row's segment, its platform and tier, as text (``sum_covariances``); None without those columns."""
+    if not {"platform", "tier"} <= set(frame.columns):
+        return None
+    return frame.select(pl.concat_str([pl.col("platform").cast(pl.String), pl.col("tier").cast(pl.String)],
+                                      separator="/", ignore_nulls=True)).to_series().to_numpy()  # fmt: skip
+
+
+def _pair_sums(x: F64, keys: Sequence[npt.NDArray[Any]]) -> float:
+    """The sum of ``x_i * x_j`` over every pair of rows that agree on each of ``keys``."""
+    code = np.zeros(len(x), dtype=np.int64)
+    for key in keys:
+        _, idx = np.unique(np.asarray(key).astype(str), return_inverse=True)
+        code = code * (int(idx.max()) + 1 if len(idx) else 1) + idx
+    _, code = np.unique(code, return_inverse=True)
+    s, s2 = np.bincount(code, x), np.bincount(code, x * x)
+    return float(((s * s - s2) / 2.0).sum())
+
+
+def sum_covariances(true: F64, forecast: F64, segments: npt.NDArray[Any], campaigns: npt.NDArray[Any],
+                    creators: npt.NDArray[Any]) -> tuple[float | None, float | None]:  # fmt: skip
+    """The error two creators' forecasts share, as a relative covariance of sums: over pairs of rows of different
+    creators, ``sum((t_i - f_i) (t_j - f_j)) / sum(f_i f_j)``, (1) for pairs in one segment (platform and tier) but in
+    different campaigns (``segment``: a level the models get wrong for a kind of creator), (2) for pairs in one
+    campaign but different segments (``context``: a level they get wrong for a campaign's brief, such as its brand
+    category's season). A roster's total is a forecast-weighted sum, so this is the scale its common error lives on:
+    the relative variance of a sum of many creators of one segment in one campaign tends to ``segment + context``.
+    Read on the ratio scale, not on log1p residuals, whose pairs hardly see a shared 20% miss of small counts (a
+    creator's 0.5 expected conversions). Non-negative (a negative estimate is noise: 0); None with fewer than
+    ``MIN_PAIRS`` pairs of the kind."""
+    t, f = np.asarray(true, dtype=np.float64), np.asarray(forecast, dtype=np.float64)
+    d = t - f
+    seg, camp, cr = np.asarray(segments), np.asarray(campaigns), np.asarray(creators)
+    ones = np.ones(len(f))
+
+    def kind(first: npt.NDArray[Any], other: npt.NDArray[Any]) -> tuple[float, float]:
+        # pairs sharing ``first``, minus those sharing ``other`` or the creator too (inclusion-exclusion)
+        def pairs(x: F64) -> float:
+            return (_pair_sums(x, [first]) - _pair_sums(x, [first, other]) - _pair_sums(x, [first, cr])
+                    + _pair_sums(x, [first, other, cr]))  # fmt: skip
+
+        return pairs(d) / max(pairs(f), 1e-300), pairs(ones)
+
+    out: list[float | None] = []
+    for first, other in ((seg, camp), (camp, seg)):
+        kappa, n = kind(first, other)
+        out.append(round(max(kappa, 0.0), 6) if n >= MIN_PAIRS else None)
+    return out[0], out[1]
+
+
 @dataclass(frozen=True)
 class ExpectedError:
     """How far a forecast is from the expected value it forecasts, where that value is known (the simulator's truth):
-    the share of a band's variance that is this error (``share``; the rest is delivery noise) and the part of it
-    common to a campaign's creators (``common``). The planner evaluation bands a roster's expected total with this
-    error alone (``evaluation.planner_eval.expected_draws``), beside the plan's band of deliveries, which draws the
-    whole band; plans do not show it (README, "Totals": the rosters a plan picks are forecast with a bias this share
-    does not hold).
+    the share of a band's variance that is this error (``share``; the rest is delivery noise), the part of it common
+    to a campaign's creators (``common``), and what creators share of it on the scale of sums (``segment``,
+    ``context``: ``sum_covariances``). The planner evaluation bands a roster's expected total with this error alone
+    (``evaluation.planner_eval.expected_draws``), beside the plan's band of deliveries, which draws the whole band;
+    plans do not show it (README, "Totals").
 
     Measured on the backtest's later campaigns (forecast by models that saw only earlier ones), with
     ``e = log1p(true) - log1p(forecast)``: ``share`` is the forecast-weighted variance of ``e`` about its weighted
     mean over the weighted band variance (``band_variance``), weighted by the forecast because a roster's total is
     made of its large creators, and centred because a mean forecast sits above the typical value on the log scale;
-    ``common`` is ``ErrorSplit``'s common share read on ``e``. Observed outcomes cannot measure it: they hold the
-    expected value and the delivery's luck together (``ErrorSplit`` gets a lower bound), so without known expected
-    values (``rows`` below ``MIN_EXPECTED_ROWS``) the share is unknown (``share`` None).
+    ``common`` is ``ErrorSplit``'s common share read on ``e``. ``segment`` and ``context`` are read on ``true -
+    forecast`` (not centred: a level the models miss for every creator is common error too); None where not measured
+    (bundles from before them, or too few pairs). Observed outcomes cannot measure ``share``: they hold the expected
+    value and the delivery's luck together (``ErrorSplit`` gets a lower bound), so without known expected values
+    (``rows`` below ``MIN_EXPECTED_ROWS``) the share is unknown (``share`` None).
     """
 
     share: float | None = None
     common: float = 0.0
     rows: int = 0
+    segment: float | None = None
+    context: float | None = None
 
     @classmethod
     def fit(cls, true: F64, forecast: F64, quantiles: F64, creators: npt.NDArray[Any],
-            campaigns: npt.NDArray[Any]) -> ExpectedError:  # fmt: skip
+            campaigns: npt.NDArray[Any], segments: npt.NDArray[Any] | None = None) -> ExpectedError:  # fmt: skip
         t, f = np.asarray(true, dtype=np.float64), np.asarray(forecast, dtype=np.float64)
         q = np.asarray(quantiles, dtype=np.float64)
         ok = np.isfinite(t) & np.isfinite(f) & np.isfinite(q).all(axis=1) & (f > 0)
@@ -191,18 +247,24 @@ class ExpectedError:
         centred = e - float(np.sum(w * e))
         base = float(np.sum(w * band_variance(q)))
         share = min(float(np.sum(w * centred**2)) / base, 1.0) if base > 0 else 1.0
-        common = ErrorSplit.fit(t, f, np.asarray(creators)[ok], np.asarray(campaigns)[ok]).common
-        return cls(round(share, 6), round(common, 6), n)
+        cr, camp = np.asarray(creators)[ok], np.asarray(campaigns)[ok]
+        common = ErrorSplit.fit(t, f, cr, camp).common
+        segment = context = None
+        if segments is not None:
+            segment, context = sum_covariances(t, f, np.asarray(segments)[ok], camp, cr)
+        return cls(round(share, 6), round(common, 6), n, segment, context)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"share": self.share, "common": self.common, "rows": self.rows}
+        return {"share": self.share, "common": self.common, "rows": self.rows, "segment": self.segment,
+                "context": self.context}  # fmt: skip
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> ExpectedError:
         if not d:
             return cls()
-        share = d.get("share")
-        return cls(None if share is None else float(share), float(d.get("common", 0.0)), int(d.get("rows", 0)))
+        share, seg, ctx = d.get("share"), d.get("segment"), d.get("context")
+        return cls(None if share is None else float(share), float(d.get("common", 0.0)), int(d.get("rows", 0)),
+                   None if seg is None else float(seg), None if ctx is None else float(ctx))  # fmt: skip
 
 
 @dataclass(frozen=True)
