@@ -79,13 +79,16 @@ def _conformal_quantile(r: F64, level: float) -> float:
     return float(np.quantile(r, 0.5))
 
 
+def _pair_total(x: F64, groups: npt.NDArray[np.int64]) -> float:
+    """The sum of ``x_i * x_j`` over every pair of rows in one group (``groups``: a code per row)."""
+    s, s2 = np.bincount(groups, x), np.bincount(groups, x * x)
+    return float(((s * s - s2) / 2.0).sum())
+
+
 def _pair_mean(r: F64, groups: npt.NDArray[np.int64]) -> tuple[float, float]:
     """The mean product of the residuals ``r`` over every pair of rows in one group, and the number of pairs."""
-    s = np.bincount(groups, r)
-    s2 = np.bincount(groups, r * r)
-    c = np.bincount(groups).astype(np.float64)
-    pairs = float((c * (c - 1.0) / 2.0).sum())
-    return (float(((s * s - s2) / 2.0).sum()) / pairs if pairs > 0 else 0.0), pairs
+    pairs = _pair_total(np.ones(len(r)), groups)
+    return (_pair_total(r, groups) / pairs if pairs > 0 else 0.0), pairs
 
 
 @dataclass(frozen=True)
@@ -164,15 +167,13 @@ def segments_of(frame: pl.DataFrame) -> npt.NDArray[Any] | None:
                                       separator="/", ignore_nulls=True)).to_series().to_numpy()  # fmt: skip
 
 
-def _pair_sums(x: F64, keys: Sequence[npt.NDArray[Any]]) -> float:
-    """The sum of ``x_i * x_j`` over every pair of rows that agree on each of ``keys``."""
-    code = np.zeros(len(x), dtype=np.int64)
+def _codes(keys: Sequence[npt.NDArray[Any]]) -> npt.NDArray[np.int64]:
+    """One code per row for the rows that agree on each of ``keys`` (``_pair_total``'s groups)."""
+    code = np.zeros(len(keys[0]), dtype=np.int64)
     for key in keys:
         _, idx = np.unique(np.asarray(key).astype(str), return_inverse=True)
         code = code * (int(idx.max()) + 1 if len(idx) else 1) + idx
-    _, code = np.unique(code, return_inverse=True)
-    s, s2 = np.bincount(code, x), np.bincount(code, x * x)
-    return float(((s * s - s2) / 2.0).sum())
+    return np.unique(code, return_inverse=True)[1].astype(np.int64)
 
 
 def sum_covariances(true: F64, forecast: F64, segments: npt.NDArray[Any], campaigns: npt.NDArray[Any],
@@ -193,9 +194,11 @@ def sum_covariances(true: F64, forecast: F64, segments: npt.NDArray[Any], campai
 
     def kind(first: npt.NDArray[Any], other: npt.NDArray[Any]) -> tuple[float, float]:
         # pairs sharing ``first``, minus those sharing ``other`` or the creator too (inclusion-exclusion)
+        groups = [_codes(k) for k in ([first], [first, other], [first, cr], [first, other, cr])]
+
         def pairs(x: F64) -> float:
-            return (_pair_sums(x, [first]) - _pair_sums(x, [first, other]) - _pair_sums(x, [first, cr])
-                    + _pair_sums(x, [first, other, cr]))  # fmt: skip
+            a, b, c, e = (_pair_total(x, g) for g in groups)
+            return a - b - c + e
 
         return pairs(d) / max(pairs(f), 1e-300), pairs(ones)
 
