@@ -1,7 +1,7 @@
 """Does the model know a brand category's season? One command:
 
     python benchmarks/bench_context.py [--seeds 7,8] [--creators 20000] [--categories fitness,fashion,travel,food]
-        [--work DIR]
+        [--work DIR] [--season-prior 0.15]
 
 The simulator multiplies conversions by a season per brand category and month (configs/simulator.toml: fitness
 x1.35 in January, retail x1.25 in November, travel x1.25 in June and July; six categories flat). The example brief is
@@ -18,6 +18,12 @@ a fitness brief in January. For each seed (a world of ``--creators``, trained as
    (the mean correction's folds): per cell, forecast over true sums of conversions; its spread across cells against
    the spread of sums of the same number of rows drawn at random (what per-row error alone gives), and the excess:
    the error common to a category and month that a plan's creators share.
+4. **Could a season be learned from the campaigns?** Per category, a smooth yearly curve (a constant and the first
+   harmonic of the start date's day of the year) fitted to the campaigns' sums of observed conversions over their
+   out-of-fold forecasts (quasi-Poisson, each coefficient with a normal prior of sd ``--season-prior``), taken
+   relative to the overall level (the mean correction's job). Applied to part 1's candidate levels, the months after
+   the data end: the spread of log(forecast / true) across the contexts before and after, and the curve beside the
+   true season. The same fit to the true sums instead of the observed ones says what the luck of delivery costs.
 
 Figures land in benchmarks/results/context.json (``--out``) and on stdout.
 """
@@ -135,6 +141,66 @@ def cells(
     return grouped.to_dicts(), spread
 
 
+def _harmonics(day_of_year: np.ndarray) -> np.ndarray:
+    a = 2 * np.pi * np.asarray(day_of_year, dtype=np.float64) / 365.25
+    return np.column_stack([np.ones_like(a), np.sin(a), np.cos(a)])
+
+
+def _quasi_poisson(y: np.ndarray, f: np.ndarray, x: np.ndarray, prior_sd: float, phi: float) -> np.ndarray:
+    """Coefficients b of y ~ f exp(x b), dispersion ``phi``, normal prior N(0, prior_sd^2) on each (Newton)."""
+    b, prior = np.zeros(x.shape[1]), np.eye(x.shape[1]) / prior_sd**2
+    for _ in range(100):
+        mu = f * np.exp(x @ b)
+        step = np.linalg.solve((x * mu[:, None]).T @ x / phi + prior, x.T @ (y - mu) / phi - prior @ b)
+        b += step
+        if np.abs(step).max() < 1e-9:
+            break
+    return b
+
+
+def learned_seasons(table: pl.DataFrame, oof: np.ndarray, world_dir: Path, prior_sd: float
+                    ) -> dict[str, dict[str, list[float]]]:  # fmt: skip
+    """Part 4: per category, a yearly curve by month (the 15th) relative to the overall level, fitted to campaign
+    sums of observed conversions (``observed``) and of true ones (``true``) over the out-of-fold forecasts."""
+    truth = read_table(world_dir / "truth" / "expected_outcomes.parquet")
+    frame = (
+        table.select("campaign_id", "creator_id", pl.col("brand_category").cast(pl.String), "as_of", "conversions")
+        .with_columns(pl.Series("oof", oof))
+        .join(
+            truth.select("campaign_id", "creator_id", pl.col("true_conversions").alias("t")),
+            on=["campaign_id", "creator_id"],
+            how="left",
+        )
+        .filter(pl.col("oof").is_not_nan() & pl.col("conversions").is_not_null() & pl.col("t").is_not_null())
+    )
+    days = np.array([date(2025, m, 15).timetuple().tm_yday for m in range(1, 13)])
+    out: dict[str, dict[str, list[float]]] = {}
+    for name, col in (("observed", "conversions"), ("true", "t")):
+        camp = frame.group_by("campaign_id", "brand_category").agg(
+            pl.col(col).sum().cast(pl.Float64).alias("y"), pl.col("oof").sum().alias("f"),
+            pl.col("as_of").first().dt.ordinal_day().alias("day"),
+        ).filter(pl.col("f") > 0).sort("campaign_id")  # fmt: skip
+        y, f = camp["y"].to_numpy(), camp["f"].to_numpy()
+        level = y.sum() / f.sum()
+        phi = float(np.sum((y - level * f) ** 2 / (level * f)) / max(len(y) - 1, 1))  # Pearson, one level
+        for cat in sorted(set(camp["brand_category"].to_list())):
+            sel = (camp["brand_category"] == cat).to_numpy()
+            b = _quasi_poisson(y[sel], f[sel] * level, _harmonics(camp["day"].to_numpy()[sel]), prior_sd, phi)
+            out.setdefault(cat, {})[name] = [float(v) for v in np.exp(_harmonics(days) @ b)]
+    return out
+
+
+def season_check(levels: list[dict[str, Any]], learned: dict[str, dict[str, list[float]]]) -> dict[str, Any]:
+    """Part 4 applied to part 1: sd across contexts of log(candidates' conversions forecast / true), as forecast and
+    times each learned curve."""
+    lv = np.array([r["conversions"] for r in levels])
+    out: dict[str, Any] = {"contexts": len(levels), "sd_as_forecast": float(np.log(lv).std())}
+    for name in ("observed", "true"):
+        curve = np.array([learned.get(r["category"], {}).get(name, [1.0] * 12)[r["month"] - 1] for r in levels])
+        out[f"sd_with_{name}_curve"] = float(np.log(lv * curve).std())
+    return out
+
+
 def out_of_fold(table: pl.DataFrame, seed: int) -> np.ndarray:
     """The mean correction's out-of-fold raw forecasts of conversions (funnels fitted on the other folds' creators)."""
     m = KPIForecaster(load_model_config(), random_state=seed)
@@ -143,7 +209,7 @@ def out_of_fold(table: pl.DataFrame, seed: int) -> np.ndarray:
     return np.asarray(m.oof_["conversions"], dtype=np.float64)
 
 
-def run_seed(seed: int, creators: int, categories: list[str], work: Path) -> dict[str, Any]:
+def run_seed(seed: int, creators: int, categories: list[str], work: Path, prior_sd: float) -> dict[str, Any]:
     t0 = time.perf_counter()
     world, model = work / f"world_{seed}", work / f"model_{seed}"
     if not (world / "truth" / "world.json").is_file():
@@ -152,8 +218,17 @@ def run_seed(seed: int, creators: int, categories: list[str], work: Path) -> dic
         train_models(world, model, load_model_config(), load_tier_config(), seed=0, track=False, register=False)
     levels = candidate_levels(world, model, categories)
     table = load_training_table(world, load_tier_config()).frame  # read once for both
-    cell_rows, spread = cells(world, table, out_of_fold(table, 0))
-    return {"levels": levels, "cells": cell_rows, "spread": spread, "seconds": time.perf_counter() - t0}
+    oof = out_of_fold(table, 0)
+    cell_rows, spread = cells(world, table, oof)
+    learned = learned_seasons(table, oof, world, prior_sd)
+    return {
+        "levels": levels,
+        "cells": cell_rows,
+        "spread": spread,
+        "learned_seasons": learned,
+        "season_check": season_check(levels, learned),
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def report(seed: str, r: dict[str, Any]) -> str:
@@ -191,6 +266,23 @@ def report(seed: str, r: dict[str, Any]) -> str:
             f"Out of fold, log(forecast / true) per cell: sd {s['cells_sd']:.3f}; random rows of the same "
             f"counts {s['random_rows_sd']:.3f}; excess (common to a category and month) {s['excess_sd']:.3f}"
         )
+    if "season_check" in r:
+        s = r["season_check"]
+        lines.append(
+            f"\nA season learned per category (part 4), applied to the {s['contexts']} contexts above: sd of "
+            f"log(forecast / true) {s['sd_as_forecast']:.3f} as forecast, {s['sd_with_observed_curve']:.3f} with the "
+            f"curve learned from observed conversions, {s['sd_with_true_curve']:.3f} from true ones. Curves (Jan, "
+            "Apr, Jul, Oct; observed / true / the simulator's):"
+        )
+        season = seasons()
+        for cat, curves in r["learned_seasons"].items():
+            pick = (0, 3, 6, 9)
+            lines.append(
+                f"- {cat}: "
+                + " / ".join(
+                    ", ".join(f"{v[i]:.2f}" for i in pick) for v in (curves["observed"], curves["true"], season[cat])
+                )
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -200,11 +292,12 @@ def main() -> None:
     ap.add_argument("--creators", type=int, default=20_000)
     ap.add_argument("--categories", default="fitness,fashion,travel,food")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "bench_context")
+    ap.add_argument("--season-prior", type=float, default=0.15, help="prior sd of a learned season's coefficients")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "context.json")
     a = ap.parse_args()
     results = {}
     for seed in (int(s) for s in a.seeds.split(",")):
-        results[str(seed)] = run_seed(seed, a.creators, a.categories.split(","), a.work)
+        results[str(seed)] = run_seed(seed, a.creators, a.categories.split(","), a.work, a.season_prior)
         print(report(str(seed), results[str(seed)]), flush=True)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps({"creators": a.creators, "seeds": results}, indent=1) + "\n", encoding="utf-8")

@@ -313,3 +313,23 @@ def test_one_creator_is_forecast_as_in_the_whole_base(trained: dict[str, Path]) 
     expected = whole.filter(pl.col("creator_id").is_in(ids)).sort("creator_id")
     np.testing.assert_allclose(alone.sort("creator_id")["conversions"].to_numpy(), expected["conversions"].to_numpy(),
                                rtol=1e-12)  # fmt: skip
+
+
+def test_revenue_says_which_order_value_it_assumes(trained: dict[str, Path]) -> None:
+    """A brief with an average order value gets revenue = conversions x it; one without gets the revenue model's, and a
+    note with the value per conversion that assumes (the forecast-weighted one over the candidates)."""
+    from influencer_engine.brief import load_brief
+    from influencer_engine.config import load_tier_config
+    from influencer_engine.forecast import forecast_brief
+
+    p, brief, tiers = load_bundle(trained["bundle"]), load_brief(BRIEF), load_tier_config()
+    given = forecast_brief(p, trained["world"], brief, tiers)
+    assert brief.average_order_value and any("the brief's average order value" in n for n in given.notes)
+    assert not any("assumes the value per conversion" in n for n in given.notes)
+    unstated = forecast_brief(p, trained["world"], brief.model_copy(update={"average_order_value": None}), tiers)
+    t = unstated.table
+    implied = float(t["revenue"].sum() / t["conversions"].sum())
+    note = [n for n in unstated.notes if "assumes the value per conversion" in n]
+    assert len(note) == 1 and f"${implied:,.2f} a conversion" in note[0] and "average_order_value" in note[0]
+    # the revenue model's own value per conversion, not the brief's
+    assert not np.allclose(t["revenue"].to_numpy(), t["conversions"].to_numpy() * brief.average_order_value)

@@ -699,3 +699,19 @@ def test_branched_bound_equals_each_leaf_solved_afresh() -> None:
         assert _branched_bound(p, values, frac, frac, 60.0) == pytest.approx(reference, rel=1e-7), trial
         compared += 1
     assert compared >= 3
+
+
+def test_the_truth_with_noise_reference_puts_a_net_returns_error_on_its_revenue() -> None:
+    """The reference rosters planned on the truth with a known error: for a KPI goal the error scales each value; for
+    net return (revenue minus price) it is the revenue's error, so a creator who barely pays back can be planned as
+    losing money and one who barely loses as paying back, as a forecast of revenue would have them."""
+    from influencer_engine.evaluation.planner_eval import noisy_values
+
+    price = np.array([100.0, 100.0, 100.0])
+    net = np.array([5.0, -5.0, 300.0])  # revenue 105, 95, 400
+    error = np.array([-0.1, 0.1, 0.0])
+    got = noisy_values(net, "roas", price, error)
+    np.testing.assert_allclose(got, [105 * np.exp(-0.1) - 100, 95 * np.exp(0.1) - 100, 300.0])
+    assert got[0] < 0 < got[1]  # both signs flipped
+    conversions = np.array([10.0, 20.0, 0.0])
+    np.testing.assert_allclose(noisy_values(conversions, "conversions", price, error), conversions * np.exp(error))

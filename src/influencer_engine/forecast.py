@@ -335,7 +335,20 @@ def _share(v: Any) -> str:
 
 
 def _with_order_value(fc: Forecast, brief: Brief, notes: list[str]) -> Forecast:
-    if not brief.average_order_value or "conversions" not in fc.mean:
+    """Revenue from the brief's average order value when it states one; else the revenue model's, whose value per
+    conversion was learned from past campaigns' brands, and a note says what that assumes."""
+    if "conversions" not in fc.mean:
+        return fc
+    if not brief.average_order_value:
+        if "revenue" in fc.mean:
+            conv, rev = np.asarray(fc.mean["conversions"]), np.asarray(fc.mean["revenue"])
+            ok = np.isfinite(conv) & np.isfinite(rev)
+            if ok.any() and conv[ok].sum() > 0:
+                notes.append(
+                    f"revenue assumes the value per conversion of past campaigns' brands (about "
+                    f"${rev[ok].sum() / conv[ok].sum():,.2f} a conversion over these candidates): set "
+                    "average_order_value in the brief to use your own"
+                )
         return fc
     aov = float(brief.average_order_value)
     notes.append(f"revenue = conversions x the brief's average order value ${aov:,.2f}")

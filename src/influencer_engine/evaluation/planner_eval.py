@@ -46,12 +46,14 @@ __all__ = [
     "expected_draws",
     "market_figures",
     "market_median_figures",
+    "noisy_values",
     "random_context",
 ]
 
 _ORACLE_GAP = 1e-4
 # References that say how good forecasts must be: rosters planned on the truth times exp(sigma * z), z standard
-# normal per creator (the same draws at every sigma). A lognormal error of log sd sigma has MAE log ~0.8 sigma.
+# normal per creator (the same draws at every sigma); for net return the KPI (revenue) carries the error, not the net
+# value (``noisy_values``). A lognormal error of log sd sigma has MAE log ~0.8 sigma.
 ERROR_LEVELS = (0.1, 0.2, 0.3)
 
 
@@ -158,7 +160,9 @@ def evaluate_planner(
             downside = _risk_downside(world, brief, goal, planned.chosen, table, forecast, cfg, score,
                                       np.random.default_rng([seed, k, GOAL_NAMES.index(goal), 2]))  # fmt: skip
             z = np.random.default_rng([seed, k, GOAL_NAMES.index(goal), 1]).standard_normal(len(reference))
-            compared.update({error_reference(sg): score(_plan_on(problem, reference * np.exp(sg * z), cfg, audience))
+            price = true_rows["price"].cast(pl.Float64).fill_null(0.0).to_numpy()
+            compared.update({error_reference(sg): score(_plan_on(problem, noisy_values(reference, goal, price, sg * z),
+                                                                 cfg, audience))
                              for sg in ERROR_LEVELS})  # fmt: skip
             # the reference is the best roster known on the truth: the oracle solve, or a compared roster if one
             # beats it (possible within the oracle's certified gap, and for unique reach, whose solver has a gap)
@@ -367,6 +371,15 @@ def _risk_downside(world: World, brief: Brief, goal: str, planned: I64, table: p
         out[f"risk_{name}_true_value"] = score(idx)
         out[f"risk_{name}_delivered_p10"] = float(np.quantile(drawn, 0.1))
     return out
+
+
+def noisy_values(values: F64, goal: str, price: F64, log_error: F64) -> F64:
+    """Goal values as a forecast with a known log error of its KPI would give them: the KPI times exp(error). For a
+    net-return goal (the KPI minus the price) the error is the revenue's, so a creator near paying back can land on
+    either side; an error on the net value itself would never flip its sign."""
+    if GOALS[goal].value == "net_return":
+        return np.asarray((values + price) * np.exp(log_error) - price, dtype=np.float64)
+    return np.asarray(values * np.exp(log_error), dtype=np.float64)
 
 
 def _plan_on(problem: Problem, values: F64, cfg: PlannerConfig, audience: AudienceModel | None) -> I64:
