@@ -181,6 +181,44 @@ def test_tampered_bundles_are_refused_in_one_line(case: BundleCase, trained: dic
     assert _one_clean_line(code, err) and case.words in err, (case.name, err)
 
 
+def test_a_bundle_made_before_a_setting_existed_still_loads_and_is_still_checked(
+    trained: dict[str, Path], tmp_path: Path
+) -> None:
+    """A bundle written by an engine whose model settings lacked a field added since (``intervals.history_tolerance``
+    here) was hashed without it; read now, the field takes its default. It loads, keeps its checksum, and an edit to
+    it is still refused."""
+    import hashlib
+
+    import pydantic_core
+
+    from influencer_engine.training.bundle import BundleError, load_bundle
+
+    def rewrite(folder: Path, change: Any) -> None:
+        m = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        change(m)
+        (folder / "manifest.json").write_text(json.dumps(m), encoding="utf-8")
+
+    def as_an_older_engine_wrote_it(m: dict[str, Any]) -> None:
+        del m["config"]["intervals"]["history_tolerance"]
+        content = {k: v for k, v in m.items() if k != "checksum" and not (k == "prior" and v is None)}
+        m["checksum"] = hashlib.sha256(pydantic_core.to_json(content)).hexdigest()  # that engine's JSON form
+
+    older = tmp_path / "older"
+    shutil.copytree(trained["bundle"], older)
+    rewrite(older, as_an_older_engine_wrote_it)
+    loaded = load_bundle(older)
+    assert loaded.manifest.config.intervals.history_tolerance == 0.05  # the default, not in the file
+    edited = tmp_path / "edited"
+    shutil.copytree(older, edited)
+
+    def intercept_plus_5(m: dict[str, Any]) -> None:
+        m["kpis"]["reach"]["state"]["intercept"] += 5
+
+    rewrite(edited, intercept_plus_5)
+    with pytest.raises(BundleError, match="its own checksum"):
+        load_bundle(edited)
+
+
 # ------------------------------------------------------------------------------------------------ exports, API
 def test_csv_exports_neutralise_formulas(tmp_path: Path) -> None:
     evil = ['=HYPERLINK("http://x","y")', "+cmd|' /C calc'!A0", "@SUM(1)", "-2+3", "\tx", "\rx", "fine"]

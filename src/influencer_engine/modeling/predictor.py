@@ -102,11 +102,21 @@ class BundleManifest(_Frozen):
     prior: PriorInfo | None = None  # set when trained from a prior on the user's own campaigns
     checksum: str = ""  # sha256 of the manifest's content without this field (see ``content_sha256``)
 
-    def content_sha256(self) -> str:
-        """sha256 of everything but ``checksum``, in the manifest's one JSON form: a changed value changes it."""
+    def content_sha256(self, *, as_read: bool = False) -> str:
+        """sha256 of everything but ``checksum``, in the manifest's one JSON form: a changed value changes it.
+
+        ``as_read``: only the fields the manifest file held (pydantic's unset fields left out). A bundle made before a
+        field with a default existed (a setting added to ``configs/models.toml`` later) was hashed without it; read
+        now, the field takes its default, which the plain hash counts and the one as read does not. Either matching
+        the stored checksum means the content is as it was written.
+        """
         # a manifest without a prior hashes as before the field existed: older bundles keep their checksums
         skip = {"checksum"} | ({"prior"} if self.prior is None else set())
-        return hashlib.sha256(self.model_dump_json(exclude=skip).encode("utf-8")).hexdigest()
+        return hashlib.sha256(self.model_dump_json(exclude=skip, exclude_unset=as_read).encode("utf-8")).hexdigest()
+
+    def checksum_holds(self) -> bool:
+        """Whether the stored checksum is this content's, as hashed now or as the file held it (``content_sha256``)."""
+        return self.checksum in (self.content_sha256(), self.content_sha256(as_read=True))
 
     def sealed(self) -> BundleManifest:
         """This manifest with its checksum set."""

@@ -164,7 +164,7 @@ def _read_manifest(path: Path) -> BundleManifest:
     except ValidationError as exc:
         problem = describe_problems(exc, BundleManifest)[0]
         raise BundleError(f"{mpath}: {problem}.", fix="retrain with `ie train`, or restore the bundle") from exc
-    if manifest.checksum != manifest.content_sha256():
+    if not manifest.checksum_holds():
         raise BundleError(f"{mpath} does not match its own checksum (changed after training, or corrupted).",
                           fix="restore the bundle from its source, or retrain with `ie train`")  # fmt: skip
     return manifest
