@@ -246,6 +246,29 @@ def test_api_answers_every_4xx_in_its_own_format_with_safe_headers(api: Any) -> 
     assert api.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
 
 
+def test_a_run_is_not_resumed_with_a_bundle_of_the_same_trees_and_other_corrections(
+    trained: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Scores depend on the bundle's corrections and bands as well as its trees: an --out folder scored with one bundle
+    is not resumed with another whose model texts are the same but whose manifest is not (retrained with other band
+    settings, or corrected on more of the user's rows)."""
+    from influencer_engine.modeling.predictor import BundleManifest
+
+    other = tmp_path / "other"
+    shutil.copytree(trained["bundle"], other)
+    m = json.loads((other / "manifest.json").read_text(encoding="utf-8"))
+    m["kpis"]["reach"]["state"]["intercept"] += 0.1  # a correction, not a tree
+    m["checksum"] = BundleManifest.model_validate(m).content_sha256()
+    (other / "manifest.json").write_text(json.dumps(m), encoding="utf-8")
+    out = tmp_path / "scored"
+    args = ["score", "--candidates", str(trained["world"]), "--brief", str(BRIEF), "--out", str(out),
+            "--chunk-creators", "1000"]  # fmt: skip
+    assert _run([*args, "--model", str(trained["bundle"])], capsys)[0] == 0
+    code, _, err = _run([*args, "--model", str(other)], capsys)
+    assert code != 0 and "holds a scoring run of other inputs" in err, err
+    assert _run([*args, "--model", str(other), "--restart"], capsys)[0] == 0
+
+
 def test_a_resumed_run_clears_killed_part_writes(trained: dict[str, Path], tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
     out = tmp_path / "scored"
