@@ -105,17 +105,21 @@ def candidate_levels(world_dir: Path, model_dir: Path, categories: list[str]) ->
     return rows
 
 
-def cells(
-    world_dir: Path, table: pl.DataFrame, oof: np.ndarray | None
-) -> tuple[list[dict[str, Any]], dict[str, float]]:
-    """Parts 2 and 3: per (category, month) cell of the training campaigns, observed and out-of-fold forecast over
-    true sums of conversions; and the spread of the latter across cells against random rows of the same counts."""
+def with_truth(world_dir: Path, table: pl.DataFrame, oof: np.ndarray) -> pl.DataFrame:
+    """The training rows with their out-of-fold forecast of conversions (``oof``) and true expected conversions
+    (``t``), where both the truth and the observed conversions are known (parts 2-4)."""
     truth = read_table(world_dir / "truth" / "expected_outcomes.parquet")
-    frame = table.select("campaign_id", "creator_id", "brand_category", "month", "conversions").with_columns(
-        pl.Series("oof", np.full(table.height, np.nan) if oof is None else oof)
+    frame = table.select("campaign_id", "creator_id", "brand_category", "month", "as_of", "conversions").with_columns(
+        pl.Series("oof", oof)
     ).join(truth.select("campaign_id", "creator_id", pl.col("true_conversions").alias("t")),
            on=["campaign_id", "creator_id"], how="left")  # fmt: skip
-    frame = frame.filter(pl.col("t").is_not_null() & pl.col("conversions").is_not_null())
+    return frame.filter(pl.col("t").is_not_null() & pl.col("conversions").is_not_null())
+
+
+def cells(frame: pl.DataFrame) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Parts 2 and 3: per (category, month) cell of the training campaigns (``with_truth``), observed and out-of-fold
+    forecast over true sums of conversions; and the spread of the latter across cells against random rows of the same
+    counts."""
     grouped = (
         frame.group_by(pl.col("brand_category").cast(pl.String).alias("category"), "month")
         .agg(
@@ -126,18 +130,16 @@ def cells(
         )
         .sort("category", "month")
     )
-    spread: dict[str, float] = {}
-    if oof is not None:
-        lr = np.log(grouped["oof_over_true"].to_numpy())
-        f, t = frame["oof"].to_numpy(), frame["t"].to_numpy()
-        rng = np.random.default_rng(0)
-        drawn = []
-        for _ in range(20):
-            for n in grouped["rows"].to_numpy():
-                idx = rng.integers(0, len(f), n)
-                drawn.append(np.log(f[idx].sum() / t[idx].sum()))
-        spread = {"cells_sd": float(lr.std()), "random_rows_sd": float(np.std(drawn)),
-                  "excess_sd": float(np.sqrt(max(lr.var() - np.var(drawn), 0.0)))}  # fmt: skip
+    lr = np.log(grouped["oof_over_true"].to_numpy())
+    f, t = frame["oof"].to_numpy(), frame["t"].to_numpy()
+    rng = np.random.default_rng(0)
+    drawn = []
+    for _ in range(20):
+        for n in grouped["rows"].to_numpy():
+            idx = rng.integers(0, len(f), n)
+            drawn.append(np.log(f[idx].sum() / t[idx].sum()))
+    spread = {"cells_sd": float(lr.std()), "random_rows_sd": float(np.std(drawn)),
+              "excess_sd": float(np.sqrt(max(lr.var() - np.var(drawn), 0.0)))}  # fmt: skip
     return grouped.to_dicts(), spread
 
 
@@ -158,21 +160,11 @@ def _quasi_poisson(y: np.ndarray, f: np.ndarray, x: np.ndarray, prior_sd: float,
     return b
 
 
-def learned_seasons(table: pl.DataFrame, oof: np.ndarray, world_dir: Path, prior_sd: float
-                    ) -> dict[str, dict[str, list[float]]]:  # fmt: skip
+def learned_seasons(frame: pl.DataFrame, prior_sd: float) -> dict[str, dict[str, list[float]]]:
     """Part 4: per category, a yearly curve by month (the 15th) relative to the overall level, fitted to campaign
-    sums of observed conversions (``observed``) and of true ones (``true``) over the out-of-fold forecasts."""
-    truth = read_table(world_dir / "truth" / "expected_outcomes.parquet")
-    frame = (
-        table.select("campaign_id", "creator_id", pl.col("brand_category").cast(pl.String), "as_of", "conversions")
-        .with_columns(pl.Series("oof", oof))
-        .join(
-            truth.select("campaign_id", "creator_id", pl.col("true_conversions").alias("t")),
-            on=["campaign_id", "creator_id"],
-            how="left",
-        )
-        .filter(pl.col("oof").is_not_nan() & pl.col("conversions").is_not_null() & pl.col("t").is_not_null())
-    )
+    sums of observed conversions (``observed``) and of true ones (``true``) over the out-of-fold forecasts
+    (``with_truth``'s rows)."""
+    frame = frame.with_columns(pl.col("brand_category").cast(pl.String)).filter(pl.col("oof").is_not_nan())
     days = np.array([date(2025, m, 15).timetuple().tm_yday for m in range(1, 13)])
     out: dict[str, dict[str, list[float]]] = {}
     for name, col in (("observed", "conversions"), ("true", "t")):
@@ -219,8 +211,9 @@ def run_seed(seed: int, creators: int, categories: list[str], work: Path, prior_
     levels = candidate_levels(world, model, categories)
     table = load_training_table(world, load_tier_config()).frame  # read once for both
     oof = out_of_fold(table, 0)
-    cell_rows, spread = cells(world, table, oof)
-    learned = learned_seasons(table, oof, world, prior_sd)
+    joined = with_truth(world, table, oof)
+    cell_rows, spread = cells(joined)
+    learned = learned_seasons(joined, prior_sd)
     return {
         "levels": levels,
         "cells": cell_rows,

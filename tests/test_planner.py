@@ -708,10 +708,10 @@ def test_the_truth_with_noise_reference_puts_a_net_returns_error_on_its_revenue(
     from influencer_engine.evaluation.planner_eval import noisy_values
 
     price = np.array([100.0, 100.0, 100.0])
-    net = np.array([5.0, -5.0, 300.0])  # revenue 105, 95, 400
+    conversions = np.array([10.0, 20.0, 0.0])
+    rows = pl.DataFrame({"price": price, "revenue": [105.0, 95.0, 400.0], "conversions": conversions})  # net 5, -5, 300
     error = np.array([-0.1, 0.1, 0.0])
-    got = noisy_values(net, "roas", price, error)
+    got = noisy_values(rows, "roas", error, emv_cpm_usd=10.0)
     np.testing.assert_allclose(got, [105 * np.exp(-0.1) - 100, 95 * np.exp(0.1) - 100, 300.0])
     assert got[0] < 0 < got[1]  # both signs flipped
-    conversions = np.array([10.0, 20.0, 0.0])
-    np.testing.assert_allclose(noisy_values(conversions, "conversions", price, error), conversions * np.exp(error))
+    np.testing.assert_allclose(noisy_values(rows, "conversions", error, emv_cpm_usd=10.0), conversions * np.exp(error))

@@ -127,9 +127,9 @@ def _fingerprint(files: list[Path], brief: Brief, predictor: Predictor, chunks: 
         st = f.stat()
         h.update(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     h.update(brief.model_dump_json().encode())
-    h.update(json.dumps(predictor.kpi_hashes, sort_keys=True).encode())  # the model: every KPI's model text
-    # and everything else the forecasts read from the bundle: corrections, bands, completion, a prior's corrections
-    # (the same trees under other settings, such as bands per history bucket, give other scores)
+    # the model: its manifest's checksum covers every KPI's model text (their sha256) and everything else the forecasts
+    # read from the bundle: corrections, bands, completion, a prior's corrections (the same trees under other
+    # settings, such as bands per history bucket, give other scores)
     h.update(predictor.manifest.checksum.encode())
     h.update(f"{chunks}|{pl.__version__}".encode())
     return h.hexdigest()

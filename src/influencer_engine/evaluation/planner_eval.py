@@ -160,10 +160,9 @@ def evaluate_planner(
             downside = _risk_downside(world, brief, goal, planned.chosen, table, forecast, cfg, score,
                                       np.random.default_rng([seed, k, GOAL_NAMES.index(goal), 2]))  # fmt: skip
             z = np.random.default_rng([seed, k, GOAL_NAMES.index(goal), 1]).standard_normal(len(reference))
-            price = true_rows["price"].cast(pl.Float64).fill_null(0.0).to_numpy()
-            compared.update({error_reference(sg): score(_plan_on(problem, noisy_values(reference, goal, price, sg * z),
-                                                                 cfg, audience))
-                             for sg in ERROR_LEVELS})  # fmt: skip
+            compared.update({error_reference(sg): score(_plan_on(
+                problem, noisy_values(true_rows, goal, sg * z, emv_cpm_usd=emv_cpm), cfg, audience))
+                for sg in ERROR_LEVELS})  # fmt: skip
             # the reference is the best roster known on the truth: the oracle solve, or a compared roster if one
             # beats it (possible within the oracle's certified gap, and for unique reach, whose solver has a gap)
             oracle_value = max(score(oracle.chosen), *compared.values())
@@ -373,13 +372,14 @@ def _risk_downside(world: World, brief: Brief, goal: str, planned: I64, table: p
     return out
 
 
-def noisy_values(values: F64, goal: str, price: F64, log_error: F64) -> F64:
-    """Goal values as a forecast with a known log error of its KPI would give them: the KPI times exp(error). For a
-    net-return goal (the KPI minus the price) the error is the revenue's, so a creator near paying back can land on
-    either side; an error on the net value itself would never flip its sign."""
-    if GOALS[goal].value == "net_return":
-        return np.asarray((values + price) * np.exp(log_error) - price, dtype=np.float64)
-    return np.asarray(values * np.exp(log_error), dtype=np.float64)
+def noisy_values(rows: pl.DataFrame, goal: str, log_error: F64, *, emv_cpm_usd: float) -> F64:
+    """Goal values (``planner.problem.goal_values``) of ``rows`` (true KPIs and prices) as a forecast with a known log
+    error of the goal's KPI would give them: the KPI times exp(error), then the goal's value rule. For net return (the
+    KPI minus the price) a creator near paying back can so land on either side; an error on the net value itself
+    would never flip its sign."""
+    kpi = GOALS[goal].kpi
+    noisy = rows.with_columns(pl.col(kpi).cast(pl.Float64).fill_null(0.0) * pl.Series(np.exp(log_error)))
+    return goal_values(noisy, goal, "expected", emv_cpm_usd=emv_cpm_usd)
 
 
 def _plan_on(problem: Problem, values: F64, cfg: PlannerConfig, audience: AudienceModel | None) -> I64:

@@ -116,7 +116,7 @@ class BundleManifest(_Frozen):
 
     def checksum_holds(self) -> bool:
         """Whether the stored checksum is this content's, as hashed now or as the file held it (``content_sha256``)."""
-        return self.checksum in (self.content_sha256(), self.content_sha256(as_read=True))
+        return self.checksum == self.content_sha256() or self.checksum == self.content_sha256(as_read=True)
 
     def sealed(self) -> BundleManifest:
         """This manifest with its checksum set."""
