@@ -205,7 +205,9 @@ def test_bundle_carries_its_completion_and_refuses_a_changed_one(trained: dict[s
     p = load_bundle(trained["bundle"])
     assert p.completion is not None and p.completion.price is not None and p.completion.credibility is not None
     manifest = json.loads((trained["bundle"] / "manifest.json").read_text())["completion"]
-    assert set(manifest["widening"]) == {"audience", "credibility", "price"}
+    assert set(manifest["widening"]) == {"audience", "credibility", "price", "history"}
+    # a creator without history: measured on the data's creators with and without their posts (features.averages)
+    assert set(manifest["history_level"]) == set(p.kpis) and all(v > 0 for v in manifest["history_level"].values())
     assert all(v >= 0 for kinds in manifest["widening"].values() for v in kinds.values())
     copy = tmp_path / "b"
     shutil.copytree(trained["bundle"], copy)
@@ -268,7 +270,8 @@ def test_real_instagram_histories_import_score_and_plan(
 def test_real_rankings_without_posts_plan_with_estimated_prices(
     trained: dict[str, Path], real_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The rankings set has no posts at all: prices come from the rate card on followers and platform alone."""
+    """The rankings set has no posts at all: prices come from the rate card, histories from each snapshot's averages
+    per post (features.averages), and the plan says so."""
     data = tmp_path / "rk"
     code, _, err = _run(["import", "rankings", str(real_data / "top1000_creators_2022"), "--out", str(data)], capsys)
     assert code == 0, err
@@ -279,11 +282,14 @@ def test_real_rankings_without_posts_plan_with_estimated_prices(
                          "--out", str(out)], capsys)  # fmt: skip
     assert code == 0, err
     roster = pl.read_parquet(out / "roster.parquet")
-    assert roster.height >= 5 and (roster["history_posts"] == 0).all()
+    assert roster.height >= 5 and (roster["history_posts"] == 11).all()
+    assert set(roster["history_source"]) == {"averages"}
     assert set(roster["price_source"]) == {"estimated"}
     assert (roster["price_p10"] < roster["price"]).all() and (roster["price"] < roster["price_p90"]).all()
     totals = json.loads((out / "totals.json").read_text())["totals"]
     assert totals["assumptions"]["estimated_price"] == roster.height
+    assert totals["assumptions"]["averaged_history"] == roster.height
+    assert any("their history is their export's averages per post" in n for n in totals["assumptions"]["notes"])
 
 
 def test_an_empty_roster_names_the_filters_that_emptied_it(

@@ -242,6 +242,7 @@ def featurize(base: CandidateBase, brief: Brief, tiers: TierConfig, *, peers: pl
                            history=history).collect(engine=FEATURES_ENGINE)  # fmt: skip
     need = needs(base.creators, feats)
     done, provenance = (completion or _NO_COMPLETION).complete(base.creators, feats)
+    provenance = _with_history_source(provenance, requests, history)
     if completion is None or not need.any():
         return Featurized(base, brief, feats, provenance)
     ids = base.creators.filter(need).select("creator_id")
@@ -254,6 +255,22 @@ def featurize(base: CandidateBase, brief: Brief, tiers: TierConfig, *, peers: pl
                                              maintain_order="left")  # fmt: skip
     completed = dataclasses.replace(base, creators=done)
     return Featurized(completed, brief, merged, provenance)
+
+
+def _with_history_source(provenance: pl.DataFrame, requests: pl.LazyFrame, history: pl.DataFrame) -> pl.DataFrame:
+    """``provenance`` with ``history_source``: what each creator's history was read from ("posts", "averages": its
+    export's averages per post, "none"; ``features.build.request_history``)."""
+    if "history_source" not in history.columns:
+        return provenance.with_columns(pl.lit(None, dtype=pl.String).alias("history_source"))
+    source = (
+        requests.select("request_id", "creator_id").collect()
+        .join(history.select("request_id", "history_source"), on="request_id", how="inner")
+        .unique("creator_id", keep="first")
+        .select("creator_id", "history_source")
+    )  # fmt: skip
+    return provenance.join(source, on="creator_id", how="left", maintain_order="left").with_columns(
+        pl.col("history_source").fill_null("none")
+    )
 
 
 # ---------------------------------------------------------------------------------------------- 3. forecasts
@@ -362,6 +379,7 @@ def _with_order_value(fc: Forecast, brief: Brief, notes: list[str]) -> Forecast:
 PROVENANCE_SCHEMA: dict[str, pl.DataType] = {
     "creator_id": pl.String(), "price_source": pl.String(), "price_p10": pl.Float64(), "price_p90": pl.Float64(),
     "credibility_source": pl.String(), "audience_source": pl.String(), "history_posts": pl.Int64(),
+    "history_source": pl.String(),
 }  # fmt: skip
 
 
@@ -378,6 +396,9 @@ def assumed_kinds(provenance: pl.DataFrame) -> dict[str, np.ndarray]:
         "audience": provenance["audience_source"].is_in(["assumed", "unknown"]).fill_null(False).to_numpy(),
         "credibility": (provenance["credibility_source"] == "estimated").fill_null(False).to_numpy(),
         "price": (provenance["price_source"] == "estimated").fill_null(False).to_numpy(),
+        "history": (provenance["history_source"] == "none").fill_null(False).to_numpy()
+        if "history_source" in provenance.columns
+        else np.zeros(provenance.height, dtype=bool),
     }
 
 
@@ -386,10 +407,25 @@ def _widened(fc: Forecast, provenance: pl.DataFrame, completion: Completion | No
     if completion is None or not completion.widening or provenance.height == 0:
         return fc
     kinds = assumed_kinds(provenance)
+    fc = _history_leveled(fc, kinds["history"], completion)
     quantiles = {kpi: widen(q, np.sqrt(_assumed_var(kinds, completion, kpi))) for kpi, q in fc.quantiles.items()}
     # reach's band can widen more than impressions': capped again, as the forecaster caps its own bands (uncapped,
     # 88 of 200k scored candidates had a reach P90 above their impressions P90)
     return Forecast(mean=fc.mean, quantiles=reach_within_impressions(quantiles), levels=fc.levels)
+
+
+def _history_leveled(fc: Forecast, rows: npt.NDArray[np.bool_], completion: Completion) -> Forecast:
+    """Rows with no post history, their means and bands multiplied by the level measured for them at training
+    (``Completion.history_level``: the funnel, trained on hires that all had posts, puts them low); reach is kept
+    within impressions."""
+    if not completion.history_level or not rows.any():
+        return fc
+    factor = {k: np.where(rows, completion.history_level.get(k, 1.0), 1.0) for k in fc.mean}
+    mean = {k: v * factor[k] for k, v in fc.mean.items()}
+    if "reach" in mean and "impressions" in mean:
+        mean["reach"] = np.minimum(mean["reach"], mean["impressions"])
+    quantiles = {k: q * factor[k][:, None] if k in factor else q for k, q in fc.quantiles.items()}
+    return Forecast(mean=mean, quantiles=quantiles, levels=fc.levels)
 
 
 def _assumed_var(kinds: dict[str, np.ndarray], completion: Completion, kpi: str) -> F64:

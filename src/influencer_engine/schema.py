@@ -22,6 +22,7 @@ from influencer_engine.registry import FORMATS, GOAL_NAMES, KPIS, PLATFORMS, TIE
 __all__ = [
     "AGE_BANDS",
     "AUDIENCE_COUNTRIES",
+    "AVERAGE_METRICS",
     "CATEGORIES",
     "CONTRACTS",
     "GENDERS",
@@ -186,6 +187,27 @@ def _price_cols() -> tuple[Col, ...]:
     )
 
 
+# What exports report instead of posts (ranking sites, creator databases): averages per recent post. A creator with no
+# posts is read from them (features.averages); a creator with posts is read from its posts.
+AVERAGE_METRICS = ("views", "likes", "comments", "shares", "engagement")
+
+
+def _average_cols() -> tuple[Col, ...]:
+    meaning = {"engagement": "likes + comments per recent post, where the export does not split them"}
+    return tuple(
+        Col(
+            f"avg_{m}",
+            "float",
+            meaning.get(m, f"{m} per recent post, as the export reports it (used when the creator has no posts)"),
+            required=False,
+            nullable=True,
+            min=0,
+            max=MAX_COUNT,
+        )
+        for m in AVERAGE_METRICS
+    )
+
+
 _COUNT_MEANING = "{} of the post (null when unknown)"
 _TARGET_COLS = (
     Col("target_age", "enum_list", "target age bands, '|'-separated (null: all)", required=False, nullable=True,
@@ -230,6 +252,7 @@ CREATORS = TableContract(
             values=TIERS,
         ),
         *_price_cols(),
+        *_average_cols(),
         Col(
             "audience_credibility",
             "share",

@@ -79,6 +79,8 @@ def forecast(
     source = row.get("audience_source")
     fit = f"audience fit {row['audience_fit'] or 0:.0%}" + ("" if source in (None, "given") else f" ({source})")
     history = f", {row.get('history_posts') or 0} posts of history" if "history_posts" in row else ""
+    if row.get("history_source") == "averages":
+        history = ", history from the export's averages per post (no posts)"
     typer.echo(f"{creator}: {row['platform']} {row['tier']}, {row['format']}, {price}, {fit}{history}")
     if row.get("credibility_source") == "estimated":
         typer.echo(f"  audience credibility {row['audience_credibility']:.0%} (estimated from engagement)")

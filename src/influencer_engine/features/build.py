@@ -10,6 +10,7 @@ import polars as pl
 
 from influencer_engine.config import TierConfig
 from influencer_engine.features.audience import affinity_features, audience_fit_features
+from influencer_engine.features.averages import averaged_creators, with_average_posts
 from influencer_engine.features.catalog import WINDOWS, catalog, history_name
 from influencer_engine.features.creator import (
     CATEGORY_ENUM,
@@ -55,8 +56,28 @@ def _planned(requests: pl.LazyFrame, creators: pl.LazyFrame) -> pl.LazyFrame:
 
 def request_history(creators: pl.LazyFrame, posts: pl.LazyFrame, requests: pl.LazyFrame) -> pl.DataFrame:
     """The history group of every request (``history.history_features`` for its planned format), keyed by
-    request_id: built once, it serves ``build_features`` (``history=``) and ``rates_from_history`` alike."""
-    return history_features(_planned(requests, creators), posts).collect()
+    request_id: built once, it serves ``build_features`` (``history=``) and ``rates_from_history`` alike.
+
+    A creator with no posts but its export's averages per post is read from those (``features.averages``);
+    ``history_source`` says what each request's history was read from: "posts", "averages" or "none"."""
+    planned = _planned(requests, creators)
+    built = history_features(planned, with_average_posts(creators, posts, planned.select("creator_id", "as_of")))
+    averaged = averaged_creators(creators, posts).select("creator_id", pl.lit(True).alias("_averaged"))
+    source = (
+        planned.select("request_id", "creator_id")
+        .join(averaged, on="creator_id", how="left")
+        .join(built.select("request_id", "posts_before"), on="request_id", how="left")
+        .select(
+            "request_id",
+            pl.when(pl.col("posts_before").fill_null(0) == 0)
+            .then(pl.lit("none"))
+            .when(pl.col("_averaged").fill_null(False))
+            .then(pl.lit("averages"))
+            .otherwise(pl.lit("posts"))
+            .alias("history_source"),
+        )
+    )
+    return built.join(source, on="request_id", how="left").collect()
 
 
 def build_features(
@@ -76,7 +97,11 @@ def build_features(
     """
     creators = derive_tier(creators, tiers)
     requests = _planned(requests, creators)
-    built = history_features(requests, posts) if history is None else history.lazy()
+    built = (
+        (request_history(creators, posts, requests) if history is None else history)
+        .lazy()
+        .drop("history_source", strict=False)
+    )
     frame = (
         requests.join(creators, on="creator_id", how="inner", maintain_order="left")
         .join(built, on="request_id", how="left", maintain_order="left")
@@ -97,9 +122,10 @@ def engagement_rates(creators: pl.LazyFrame, posts: pl.LazyFrame, as_of: datetim
     """creator_id, platform, tier and ``er_median_last20`` as of ``as_of`` (the value ``build_features`` gives)."""
     hi = WINDOWS[-1]
     inter = history_name("interactions", "median", hi)
+    read = with_average_posts(creators, posts, creators.select("creator_id", pl.lit(as_of).alias("as_of")))
     return (
         derive_tier(creators.select("creator_id", "platform", "followers", "tier"), tiers)
-        .join(recent_interactions(posts, as_of), on="creator_id", how="left")
+        .join(recent_interactions(read, as_of), on="creator_id", how="left")
         .select(
             "creator_id",
             "platform",

@@ -6,7 +6,8 @@ Instagram file, columns shifted by one. The importer maps each file's header to 
 reads numbers from either spelling, and turns every unusable row into a reject with its reason.
 
 Output: ``rankings`` (one row per creator and snapshot, rows conserved against the files) and ``creators``
-(the latest snapshot of each account, mapped to the creators contract).
+(the latest snapshot of each account, mapped to the creators contract, with its averages per recent post:
+``avg_views``, ``avg_likes``, ``avg_comments``, ``avg_shares``, ``avg_engagement``).
 """
 
 from __future__ import annotations
@@ -239,6 +240,8 @@ def import_rankings(src: Path, out: Path) -> Manifest:
         pl.col("followers").round(0).cast(pl.Int64, strict=False).alias("followers"),
         pl.col("country"),
         pl.col("categories").str.to_lowercase(),
+        # the snapshot's averages per recent post: a creator without posts is read from them (features.averages)
+        *(pl.col(c) for c in ("avg_views", "avg_likes", "avg_comments", "avg_shares", "avg_engagement")),
     )
     creators = validate(creators_raw, CONTRACTS["creators"], source="rankings (latest snapshot per account)")
     manifest.add_result("creators", creators, ["rankings"])

@@ -37,6 +37,7 @@ from influencer_engine.schema import audience_columns
 
 __all__ = [
     "ASSUMPTION_KINDS",
+    "COLUMN_KINDS",
     "CREDIBILITY_FEATURES",
     "PRICE_FEATURES",
     "Completion",
@@ -71,7 +72,9 @@ CREDIBILITY_FEATURES = (
     "posts_per_week_last90d",
 )
 # what can be assumed about a creator, in the order the flags are listed
-ASSUMPTION_KINDS = ("audience", "credibility", "price")
+COLUMN_KINDS = ("audience", "credibility", "price")  # assumptions that stand in for creators' columns
+# ... and "history": a creator with no posts (nor averages per post), forecast from its size, platform and peers
+ASSUMPTION_KINDS = (*COLUMN_KINDS, "history")
 MIN_ROWS = 200  # fewer known values than this: no model (the value stays unknown)
 MIN_MIX_CREATORS = 30  # a platform x country audience mix needs this many creators, else the platform's is used
 _PARAMS = {
@@ -199,6 +202,8 @@ class Completion:
     credibility: Estimator | None
     audience_mix: pl.DataFrame  # platform, country (null: any), creators, every audience share column
     widening: dict[str, dict[str, float]] = field(default_factory=dict)  # kind -> KPI -> extra log sd
+    # KPI -> what a forecast without any post history is multiplied by (training.completion measures it)
+    history_level: dict[str, float] = field(default_factory=dict)
 
     # ----------------------------------------------------------------------------------- what is missing
     def assumed_audience(self, creators: pl.DataFrame) -> pl.DataFrame:
@@ -343,7 +348,8 @@ class Completion:
             if e is not None:
                 name = f"completion_{e.name}.txt"
                 models[e.name] = {"file": name, "sha256": sha256[name], "state": e.state()}
-        return {"models": models, "audience_mix": self.audience_mix.to_dicts(), "widening": self.widening}
+        return {"models": models, "audience_mix": self.audience_mix.to_dicts(), "widening": self.widening,
+                "history_level": self.history_level}  # fmt: skip
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any], texts: Mapping[str, str]) -> Completion:
@@ -357,6 +363,7 @@ class Completion:
             if state["audience_mix"]
             else pl.DataFrame(schema=schema),
             widening={k: {kk: float(vv) for kk, vv in v.items()} for k, v in state["widening"].items()},
+            history_level={k: float(v) for k, v in state.get("history_level", {}).items()},
         )
 
 

@@ -311,7 +311,7 @@ def readable_roster(roster: pl.DataFrame, goal: str) -> pl.DataFrame:
                     ("audience_credibility", "real_followers_pct")):  # fmt: skip
         if c in have:
             add(name, (100 * pl.col(c)).round(1))
-    for c in ("audience_source", "credibility_source", "reasons"):
+    for c in ("audience_source", "credibility_source", "history_source", "reasons"):
         if c in have:
             add(c, pl.col(c))
     return roster.select(cols)

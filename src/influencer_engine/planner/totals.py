@@ -16,6 +16,7 @@ import numpy.typing as npt
 import polars as pl
 from pydantic import BaseModel, ConfigDict
 
+from influencer_engine.features.averages import AVERAGE_POSTS
 from influencer_engine.planner.coverage import AudienceModel
 from influencer_engine.planner.knapsack import Solution
 from influencer_engine.planner.slack import BudgetLeft
@@ -70,6 +71,8 @@ class Assumptions(_Frozen):
     assumed_audience: int = 0  # platform (or category) average audience assumed
     unknown_audience: int = 0  # no audience and no average to assume
     estimated_credibility: int = 0
+    averaged_history: int = 0  # no posts: the history read from the export's averages per post
+    no_history: int = 0  # no posts and no averages: forecast from size, platform and peers
     notes: list[str] = []
 
 
@@ -88,6 +91,8 @@ def assumptions_of(roster: pl.DataFrame, assumed_reach_share: float) -> Assumpti
         assumed_audience=int(counts.get("assumed", 0)),
         unknown_audience=int(counts.get("unknown", 0)),
         estimated_credibility=int((roster["credibility_source"] == "estimated").sum()),
+        averaged_history=_count(roster, "history_source", "averages"),
+        no_history=_count(roster, "history_source", "none"),
     )
     n = roster.height
     notes = []
@@ -105,7 +110,19 @@ def assumptions_of(roster: pl.DataFrame, assumed_reach_share: float) -> Assumpti
     if a.estimated_credibility:
         notes.append(f"{a.estimated_credibility} of {n} audience credibilities are estimated from engagement "
                      f"(not reported)")  # fmt: skip
+    if a.averaged_history:
+        notes.append(f"{a.averaged_history} of {n} creators have no posts in the data: their history is their export's "
+                     f"averages per post, read as {AVERAGE_POSTS} weekly posts up to the day before the brief, spread "
+                     "like a typical creator's (features.averages)")  # fmt: skip
+    if a.no_history:
+        notes.append(f"{a.no_history} of {n} creators have no posts and no averages per post in the data: forecast "
+                     "from their size, platform and peers, at the level measured for such creators at training, with "
+                     "wider bands")  # fmt: skip
     return a.model_copy(update={"notes": notes})
+
+
+def _count(roster: pl.DataFrame, column: str, value: str) -> int:
+    return int((roster[column] == value).sum()) if column in roster.columns else 0
 
 
 class GoalTotal(Band):
