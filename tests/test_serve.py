@@ -324,7 +324,7 @@ def test_the_page_plans_a_brief_in_chromium(live: str, tmp_path: Path) -> None:
         with page.expect_download() as dl:
             page.click("#export")
         csv = pl.read_csv(dl.value.path())
-        assert csv.height == rows and "conversions_p90" in csv.columns
+        assert csv.height == rows and "conversions_p90" in csv.columns and "history_source" in csv.columns
         page.fill("#wf-steps", "5")
         page.click("#whatif")
         page.wait_for_selector("#frontier-chart .main-svg", timeout=120_000)

@@ -57,8 +57,10 @@ function who(r) {
   const url = safeUrl(r.url);
   const link = url ? ` <a href="${escapeHtml(url)}" target="_blank" rel="noopener noreferrer" title="open on ${escapeHtml(r.platform)}">↗</a>` : "";
   return `<div class="who">${avatar(r.handle || r.creator_id)}<div><a class="open" data-profile="${escapeHtml(r.creator_id)}">@${escapeHtml(String(r.handle || r.creator_id).replace(/^@/, ""))}</a>${link}` +
-    `<div class="sub">${[r.platform, r.tier, r.country].filter(Boolean).map(escapeHtml).join(" · ")}</div></div></div>`;
+    `<div class="sub">${[r.platform, r.tier, r.country, HISTORY_NOTE[r.history_source]].filter(Boolean).map(escapeHtml).join(" · ")}</div></div></div>`;
 }
+// what a creator's history was read from, when not its posts (features.averages)
+const HISTORY_NOTE = { averages: "history from averages per post", none: "no post history" };
 function whyList(items) {
   if (!items || !items.length) return "";
   return `<ul class="why">${items.map((x) => {
@@ -390,7 +392,7 @@ function exportCsv() {
     }),
     ...["", "_p10", "_p90"].map((s) => [`emv_usd${s}`, (r) => round(2)(r["emv" + s])]),
     ["audience_fit_pct", (r) => round(1)(r.audience_fit === null || r.audience_fit === undefined ? null : 100 * r.audience_fit)],
-    ["audience_source", (r) => r.audience_source], ["reasons", (r) => (r.why || []).map((x) => x.text).join("; ") || r.reasons || ""],
+    ["audience_source", (r) => r.audience_source], ["history_source", (r) => r.history_source], ["reasons", (r) => (r.why || []).map((x) => x.text).join("; ") || r.reasons || ""],
   ];
   // text a spreadsheet would run as a formula (= + - @ tab CR first) gets a leading ' (OWASP, CSV injection)
   const cell = (v) => {
