@@ -111,6 +111,11 @@ def train(
     if by_history:
         typer.echo("  bands per history bucket (0-5, 6-20, 21-50, 51+ posts before; per bucket where the pooled bands "
                    f"miss one by more than the tolerance): {by_history}")  # fmt: skip
+    c = predictor.completion
+    if c is not None and c.history_level:
+        level = ", ".join(f"{k} x{v:.2f}" for k, v in c.history_level.items())
+        typer.echo(f"  creators with no posts and no averages per post: forecasts multiplied by {level} (with their "
+                   "posts over without, on the data's creators), bands widened by what that leaves")  # fmt: skip
     about = expected_error_summary(predictor)
     if about:
         typer.echo(f"  the forecasts' error about the true expected values (the backtest's later campaigns, "
