@@ -3,13 +3,13 @@
 One command:
 
     .venv/bin/python benchmarks/bench_averages.py --data runs/demo --model models/demo [--creators 3000] [--briefs 4]
-        [--rankings ../shared/data/real/top1000_creators_2022]
+        [--plan-briefs 5] [--rankings ../shared/data/real/top1000_creators_2022]
 
 1. **Simulated** (the truth scores it): ``--creators`` random creators of the world ``--data``, forecast for
    ``--briefs`` random briefs as three candidate bases of the same creators:
    - ``posts``: the creators and their posts (what the engine had before and still uses when posts exist);
-   - ``none``: the creators alone (size, platform and peers), with the bundle's level and band widening for a
-     creator without history, and ``none, before``: the same without them (as the engine was before);
+   - ``none``: the creators alone (size, platform and peers), with the bundle's band widening for a creator without
+     history, and ``none, before``: the same without it (as the engine was before);
    - ``averages``: the creators with the mean views, likes, comments and shares of their last ``AVERAGE_POSTS``
      posts before the brief as ``avg_*`` columns, and no posts (read by ``features.averages``).
    Per KPI: the median of forecast / true expected value, the ratio of their sums, the mean |log(forecast / true)|
@@ -19,6 +19,10 @@ One command:
    impressions over the reported average views and the forecast engagements over the reported average likes +
    comments (median, P10, P90; a sponsored post is expected under an average organic one). No outcomes exist
    there: this says how far the forecasts sit from what the export itself reports, not how accurate they are.
+
+3. **Plans** (``--plan-briefs`` random briefs per goal: reach, clicks, conversions, revenue and net return) on the
+   whole world as the three bases: each roster's true value over the oracle's, and the roster's forecast conversions
+   over their truth (median, P10, P90 over every plan).
 
 Figures land in benchmarks/results/averages.json and on stdout.
 """
@@ -85,10 +89,10 @@ def _scored(predictor: Any, base: CandidateBase, brief: Brief, truth: pl.DataFra
 
 def simulated(data: Path, model: Path, n: int, briefs: int, seed: int) -> dict[str, Any]:
     world, predictor = World.load(data), load_bundle(model)
-    # the same bundle as before the no-history level existed: no level, no widening for it
+    # the same bundle as before the no-history widening existed
     c = predictor.completion
     before = predictor if c is None else dataclasses.replace(predictor, completion=dataclasses.replace(
-        c, history_level={}, widening={k: v for k, v in c.widening.items() if k != "history"}))  # fmt: skip
+        c, widening={k: v for k, v in c.widening.items() if k != "history"}))  # fmt: skip
     creators = pl.read_parquet(data / "creators.parquet")
     posts = pl.read_parquet(data / "posts.parquet")
     rng = np.random.default_rng(seed)
@@ -122,6 +126,69 @@ def simulated(data: Path, model: Path, n: int, briefs: int, seed: int) -> dict[s
                              for m in ("median_ratio", "sum_ratio", "mean_abs_log", "coverage")}
                          for k in KPIS}  # fmt: skip
     return {"creators": len(ids), "briefs": per_brief, "mean_over_briefs": summary}
+
+
+PLAN_GOALS = ("reach", "clicks", "conversions", "revenue", "roas")
+
+
+def plans(data: Path, model: Path, briefs: int, seed: int) -> dict[str, Any]:
+    """Random briefs per goal planned on the whole world as three bases (posts, averages, none): each roster's true
+    value over the oracle's (the solver on the true values at the quoted prices, under the brief's constraints), and
+    its forecast conversions over its true ones."""
+    from influencer_engine.config import load_planner_config
+    from influencer_engine.forecast import load_candidate_base
+    from influencer_engine.planner.knapsack import solve_additive
+    from influencer_engine.planner.plan import plan_candidates, prepare
+    from influencer_engine.planner.problem import PlanInfeasible, goal_values
+
+    predictor, world, cfg, tiers = load_bundle(model), World.load(data), load_planner_config(), load_tier_config()
+    full = load_candidate_base(data)
+    bare = full.creators.drop(average_columns(), strict=False)
+    rng = np.random.default_rng(seed + 1)
+    shares: dict[str, dict[str, list[float]]] = {}
+    picked: dict[str, list[float]] = {}
+    for k in range(briefs):
+        context = random_context(world.now, rng, k, prefix="averages-plan")
+        probe = Brief(**context, goal="conversions")
+        truth = world.expected_outcomes(probe)
+        averaged = bare.join(_averages(full.posts, brief_as_of(probe)), on="creator_id", how="left")
+        fcs = {"posts": forecast_base(predictor, full, probe, tiers),
+               "averages": forecast_base(predictor, candidate_base(averaged, None, source="averages"), probe, tiers),
+               "none": forecast_base(predictor, candidate_base(bare, None, source="none"), probe, tiers)}  # fmt: skip
+        for goal in PLAN_GOALS:
+            brief = _random_brief(context, goal, rng)
+            prep0 = prepare(fcs["posts"], brief, cfg)
+            table = prep0.candidates.table
+            true_rows = table.select("creator_id", "price").join(
+                truth.drop("platform", "tier", "followers", "format", "audience_fit", "affinity"), on="creator_id",
+                how="left", maintain_order="left")  # fmt: skip
+            values = goal_values(true_rows, goal, "expected", emv_cpm_usd=predictor.emv_cpm_usd)
+            oracle = solve_additive(prep0.candidates.problem, values, gap=1e-4, time_limit=cfg.solver.time_limit_s)
+            best = float(values[oracle.chosen].sum())
+            value_of = dict(zip(table["creator_id"].to_list(), values.tolist(), strict=True))
+            for name, fc in fcs.items():
+                try:
+                    prep = prepare(fc, brief, cfg)
+                    plan, _ = plan_candidates(prep, cfg)
+                except PlanInfeasible:
+                    shares.setdefault(name, {}).setdefault(goal, []).append(float("nan"))
+                    continue
+                rows = prep.candidates.table[plan.chosen.tolist()]
+                ids = rows["creator_id"].to_list()
+                shares.setdefault(name, {}).setdefault(goal, []).append(sum(value_of.get(i, 0.0) for i in ids) / best)
+                t = float(truth.filter(pl.col("creator_id").is_in(ids))["conversions"].sum())
+                if t > 0:
+                    picked.setdefault(name, []).append(float(rows["conversions"].sum()) / t)
+        done = "; ".join(f"{n} " + ", ".join(f"{g} {v[-1]:.2f}" for g, v in shares[n].items()) for n in fcs)
+        print(f"plan brief {k + 1}/{briefs}: {done}", flush=True)
+    return {
+        "briefs_per_goal": briefs,
+        "oracle_share": {n: {g: float(np.nanmean(v)) for g, v in by.items()} for n, by in shares.items()},
+        "picked_conversions_forecast_over_true": {
+            n: {"median": float(np.median(v)), "p10": float(np.quantile(v, 0.1)), "p90": float(np.quantile(v, 0.9))}
+            for n, v in picked.items()
+        },
+    }
 
 
 def real(rankings: Path, model: Path) -> dict[str, Any]:
@@ -166,6 +233,7 @@ def main() -> None:
     ap.add_argument("--creators", type=int, default=3000)
     ap.add_argument("--briefs", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--plan-briefs", type=int, default=5, help="random briefs per goal planned on each base (0: none)")
     ap.add_argument("--rankings", type=Path, default=ROOT.parent / "shared" / "data" / "real" / "top1000_creators_2022")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "averages.json")
     a = ap.parse_args()
@@ -175,6 +243,13 @@ def main() -> None:
         print(f"{name:12s} " + "; ".join(f"{k} {v['median_ratio']:.2f}x (sums {v['sum_ratio']:.2f}x) |log| "
                                          f"{v['mean_abs_log']:.3f} cover {v['coverage']:.1%}"
                                          for k, v in s.items()))  # fmt: skip
+    if a.plan_briefs:
+        result["plans"] = p = plans(a.data, a.model, a.plan_briefs, a.seed)
+        for name, by in p["oracle_share"].items():
+            f = p["picked_conversions_forecast_over_true"].get(name, {})
+            print(f"plans on {name:9s}: oracle share " + ", ".join(f"{g} {v:.1%}" for g, v in by.items())
+                  + (f"; picked creators' forecast / true conversions median {f['median']:.2f} "
+                     f"(P10 {f['p10']:.2f}, P90 {f['p90']:.2f})" if f else ""))  # fmt: skip
     if a.rankings.is_dir():
         result["real"] = real(a.rankings, a.model)
     else:

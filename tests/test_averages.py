@@ -82,26 +82,27 @@ def test_the_rankings_carry_their_averages_to_the_creators(real_data: Path, tmp_
     assert one["avg_views"] == rankings.filter(pl.col("handle") == "c.tangana")["avg_views"].max()
 
 
-def test_a_creator_without_any_history_gets_the_level_measured_for_such_creators(trained: dict[str, Path]) -> None:
+def test_a_creator_without_any_history_gets_the_band_widening_measured_for_such_creators(
+    trained: dict[str, Path],
+) -> None:
     import dataclasses
 
     predictor = load_bundle(trained["bundle"])
-    assert predictor.completion is not None and predictor.completion.history_level
+    assert predictor.completion is not None and "history" in predictor.completion.widening
     plain = dataclasses.replace(predictor, completion=dataclasses.replace(
-        predictor.completion, history_level={},
+        predictor.completion,
         widening={k: v for k, v in predictor.completion.widening.items() if k != "history"}))  # fmt: skip
     brief = load_brief(BRIEF)
     creators = _creators(avg_views=[None, 2e5], avg_likes=[None, 1e4], avg_comments=[None, 100.0])
     base = candidate_base(creators, None, source="t")
     a = forecast_base(predictor, base, brief, load_tier_config()).table.sort("creator_id")
     b = forecast_base(plain, base, brief, load_tier_config()).table.sort("creator_id")
-    level = predictor.completion.history_level
     assert a["history_source"].to_list() == ["none", "averages"]
+    widening = predictor.completion.widening["history"]
     for kpi in ("impressions", "engagements", "clicks", "conversions"):
-        assert a[kpi][0] == pytest.approx(b[kpi][0] * level[kpi], rel=1e-9)  # no history: the measured level
-        assert a[kpi][1] == pytest.approx(b[kpi][1], rel=1e-12)  # read from its averages: as the funnel gives it
-    spread = np.log(a["clicks_p90"][0] / a["clicks_p10"][0]) - np.log(b["clicks_p90"][0] / b["clicks_p10"][0])
-    assert spread > 0 if predictor.completion.widening["history"]["clicks"] > 0 else spread == pytest.approx(0)
+        assert a[kpi].to_list() == b[kpi].to_list()  # the forecast itself is the funnel's
+        wider = (a[f"{kpi}_p90"] - a[f"{kpi}_p10"]) / (b[f"{kpi}_p90"] - b[f"{kpi}_p10"])
+        assert (wider[0] > 1 + 1e-9) == (widening[kpi] > 0) and wider[1] == pytest.approx(1.0, abs=1e-12)
     notes = _plan_notes(a)
     assert any("no posts and no averages" in n for n in notes) and any("averages per post" in n for n in notes)
 

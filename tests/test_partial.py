@@ -206,8 +206,7 @@ def test_bundle_carries_its_completion_and_refuses_a_changed_one(trained: dict[s
     assert p.completion is not None and p.completion.price is not None and p.completion.credibility is not None
     manifest = json.loads((trained["bundle"] / "manifest.json").read_text())["completion"]
     assert set(manifest["widening"]) == {"audience", "credibility", "price", "history"}
-    # a creator without history: measured on the data's creators with and without their posts (features.averages)
-    assert set(manifest["history_level"]) == set(p.kpis) and all(v > 0 for v in manifest["history_level"].values())
+    assert set(manifest["widening"]["history"]) == set(p.kpis)  # no posts nor averages: measured on the latest hires
     assert all(v >= 0 for kinds in manifest["widening"].values() for v in kinds.values())
     copy = tmp_path / "b"
     shutil.copytree(trained["bundle"], copy)

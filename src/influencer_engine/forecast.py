@@ -407,25 +407,10 @@ def _widened(fc: Forecast, provenance: pl.DataFrame, completion: Completion | No
     if completion is None or not completion.widening or provenance.height == 0:
         return fc
     kinds = assumed_kinds(provenance)
-    fc = _history_leveled(fc, kinds["history"], completion)
     quantiles = {kpi: widen(q, np.sqrt(_assumed_var(kinds, completion, kpi))) for kpi, q in fc.quantiles.items()}
     # reach's band can widen more than impressions': capped again, as the forecaster caps its own bands (uncapped,
     # 88 of 200k scored candidates had a reach P90 above their impressions P90)
     return Forecast(mean=fc.mean, quantiles=reach_within_impressions(quantiles), levels=fc.levels)
-
-
-def _history_leveled(fc: Forecast, rows: npt.NDArray[np.bool_], completion: Completion) -> Forecast:
-    """Rows with no post history, their means and bands multiplied by the level measured for them at training
-    (``Completion.history_level``: the funnel, trained on hires that all had posts, puts them low); reach is kept
-    within impressions."""
-    if not completion.history_level or not rows.any():
-        return fc
-    factor = {k: np.where(rows, completion.history_level.get(k, 1.0), 1.0) for k in fc.mean}
-    mean = {k: v * factor[k] for k, v in fc.mean.items()}
-    if "reach" in mean and "impressions" in mean:
-        mean["reach"] = np.minimum(mean["reach"], mean["impressions"])
-    quantiles = {k: q * factor[k][:, None] if k in factor else q for k, q in fc.quantiles.items()}
-    return Forecast(mean=mean, quantiles=quantiles, levels=fc.levels)
 
 
 def _assumed_var(kinds: dict[str, np.ndarray], completion: Completion, kpi: str) -> F64:

@@ -112,10 +112,10 @@ def train(
         typer.echo("  bands per history bucket (0-5, 6-20, 21-50, 51+ posts before; per bucket where the pooled bands "
                    f"miss one by more than the tolerance): {by_history}")  # fmt: skip
     c = predictor.completion
-    if c is not None and c.history_level:
-        level = ", ".join(f"{k} x{v:.2f}" for k, v in c.history_level.items())
-        typer.echo(f"  creators with no posts and no averages per post: forecasts multiplied by {level} (with their "
-                   "posts over without, on the data's creators), bands widened by what that leaves")  # fmt: skip
+    if c is not None and c.widening.get("history"):
+        wide = ", ".join(f"{k} {v:.2f}" for k, v in c.widening["history"].items())
+        typer.echo(f"  creators with no posts and no averages per post: bands widened by log sd {wide} (the error "
+                   "their forecasts add on the latest hires)")  # fmt: skip
     about = expected_error_summary(predictor)
     if about:
         typer.echo(f"  the forecasts' error about the true expected values (the backtest's later campaigns, "

@@ -202,8 +202,6 @@ class Completion:
     credibility: Estimator | None
     audience_mix: pl.DataFrame  # platform, country (null: any), creators, every audience share column
     widening: dict[str, dict[str, float]] = field(default_factory=dict)  # kind -> KPI -> extra log sd
-    # KPI -> what a forecast without any post history is multiplied by (training.completion measures it)
-    history_level: dict[str, float] = field(default_factory=dict)
 
     # ----------------------------------------------------------------------------------- what is missing
     def assumed_audience(self, creators: pl.DataFrame) -> pl.DataFrame:
@@ -348,8 +346,7 @@ class Completion:
             if e is not None:
                 name = f"completion_{e.name}.txt"
                 models[e.name] = {"file": name, "sha256": sha256[name], "state": e.state()}
-        return {"models": models, "audience_mix": self.audience_mix.to_dicts(), "widening": self.widening,
-                "history_level": self.history_level}  # fmt: skip
+        return {"models": models, "audience_mix": self.audience_mix.to_dicts(), "widening": self.widening}
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any], texts: Mapping[str, str]) -> Completion:
@@ -363,7 +360,6 @@ class Completion:
             if state["audience_mix"]
             else pl.DataFrame(schema=schema),
             widening={k: {kk: float(vv) for kk, vv in v.items()} for k, v in state["widening"].items()},
-            history_level={k: float(v) for k, v in state.get("history_level", {}).items()},
         )
 
 

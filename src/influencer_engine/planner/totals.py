@@ -115,9 +115,9 @@ def assumptions_of(roster: pl.DataFrame, assumed_reach_share: float) -> Assumpti
                      f"averages per post, read as {AVERAGE_POSTS} weekly posts up to the day before the brief, spread "
                      "like a typical creator's (features.averages)")  # fmt: skip
     if a.no_history:
-        notes.append(f"{a.no_history} of {n} creators have no posts and no averages per post in the data: forecast "
-                     "from their size, platform and peers, at the level measured for such creators at training, with "
-                     "wider bands")  # fmt: skip
+        notes.append(f"{a.no_history} of {n} creators have no posts and no averages per post in the data: "
+                     "forecast from their size, platform and peers alone (their bands carry what that was measured "
+                     "to add)")  # fmt: skip
     return a.model_copy(update={"notes": notes})
 
 

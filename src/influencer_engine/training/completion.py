@@ -22,7 +22,7 @@ from influencer_engine.features.build import build_features
 from influencer_engine.modeling.completion import COLUMN_KINDS, Completion, fit_completion
 from influencer_engine.modeling.forecaster import KPIForecaster
 from influencer_engine.schema import audience_columns
-from influencer_engine.training.data import TrainingTable, market_requests
+from influencer_engine.training.data import TrainingTable
 
 __all__ = ["MEASURE_ROWS", "fit_bundle_completion", "strip"]
 
@@ -87,32 +87,12 @@ def fit_bundle_completion(table: TrainingTable, model: KPIForecaster, tiers: Tie
         completed, _ = completion.complete(bare, seen.sort("as_of", "request_id", descending=True))
         after = forecast(completed)
         widening[kind] = {kpi: extra_sd(m0, after[kpi], observed(kpi, len(m0))) or 0.0 for kpi, m0 in before.items()}
-    # no post history. Trained on hires that all had posts, the funnel puts a creator without any low (on the demo
-    # world, 0.37-0.85x of the truth down the funnel). Its level is brought, per KPI, to the sums the same creators'
-    # forecasts with their posts give, read on rows as a plan scores them (``market_requests``: the data's creators
-    # under past campaigns' targets after the data end, no outcome needed; the hires are a selected few, whose
-    # level did not carry over to candidates); the band is widened by the error left on the latest hires.
-    history_level = _history_level(table, model, tiers, peers, seed)
+    # no post history (no posts, no averages per post): the same rows forecast without their posts. The band is
+    # widened by the error that adds; the forecast itself is left as the funnel gives it. (A level measured on the
+    # market's sums, with posts over without, made the typical such creator right but over-stated the ones a planner
+    # picks by value per dollar 2.4x, and net-return plans lost money: README, "Partial data".)
     without = forecast(base_creators, posts.head(0))
-    widening["history"] = {
-        kpi: extra_sd(m0, without[kpi] * history_level.get(kpi, 1.0), observed(kpi, len(m0))) or 0.0
-        for kpi, m0 in before.items()
-    }
+    widening["history"] = {kpi: extra_sd(m0, without[kpi], observed(kpi, len(m0))) or 0.0
+                           for kpi, m0 in before.items()}  # fmt: skip
     return Completion(price=completion.price, credibility=completion.credibility,
-                      audience_mix=completion.audience_mix, widening=widening,
-                      history_level=history_level)  # fmt: skip
-
-
-def _history_level(table: TrainingTable, model: KPIForecaster, tiers: TierConfig, peers: pl.DataFrame | None,
-                   seed: int) -> dict[str, float]:  # fmt: skip
-    """Per KPI: the sum of the forecasts of market rows with their posts over the sum without them."""
-    requests = market_requests(table, seed=seed, contexts=4)
-    if requests is None:
-        return {}
-    creators, posts = table.inputs["creators"], table.inputs["posts"]
-    features = list(model.features_)
-    sums = []
-    for p in (posts, posts.head(0)):
-        built = build_features(creators.lazy(), p.lazy(), requests.lazy(), tiers, peers=peers).collect()
-        sums.append({k: np.nan_to_num(v, nan=0.0).sum() for k, v in model.predict_mean(built.select(features)).items()})
-    return {k: round(float(sums[0][k] / sums[1][k]), 4) for k in sums[0] if sums[1][k] > 0}
+                      audience_mix=completion.audience_mix, widening=widening)  # fmt: skip

@@ -22,7 +22,7 @@ from influencer_engine.features.requests import outcome_request_id, training_req
 from influencer_engine.registry import KPI_NAMES
 from influencer_engine.schema import CONTRACTS
 
-__all__ = ["TrainingTable", "fingerprint", "load_training_table", "market_requests", "market_rows", "training_table"]
+__all__ = ["TrainingTable", "fingerprint", "load_training_table", "market_rows", "training_table"]
 
 
 @dataclass(frozen=True)
@@ -123,16 +123,6 @@ def market_rows(table: TrainingTable, tiers: TierConfig, *, seed: int = 0, conte
     over time, each starting ``MARKET_LEAD_DAYS`` after the data end (the latest post or campaign start; features as
     of then read every post). No model trains on them; ``KPIForecaster.fit`` reads the final funnel's level against
     its fold funnels' on them. None when the table was not built from a dataset folder."""
-    requests = market_requests(table, seed=seed, contexts=contexts, per_context=per_context)
-    if requests is None:
-        return None
-    return build_features(table.inputs["creators"].lazy(), table.inputs["posts"].lazy(), requests.lazy(),
-                          tiers).collect()  # fmt: skip
-
-
-def market_requests(table: TrainingTable, *, seed: int = 0, contexts: int = 8,
-                    per_context: int = 2_500) -> pl.DataFrame | None:  # fmt: skip
-    """The requests of ``market_rows`` (request_id, creator_id, as_of, format, brand category and target)."""
     requests, creators = table.inputs.get("requests"), table.inputs.get("creators")
     posts = table.inputs.get("posts")
     if requests is None or creators is None or posts is None or requests.height == 0 or creators.height == 0:
@@ -160,4 +150,4 @@ def market_requests(table: TrainingTable, *, seed: int = 0, contexts: int = 8,
             pl.lit(None, dtype=pl.String).alias("format"),
             *(pl.lit(row[c], dtype=pl.String).alias(c) for c in ctx_cols),
         ))  # fmt: skip
-    return pl.concat(parts)
+    return build_features(creators.lazy(), posts.lazy(), pl.concat(parts).lazy(), tiers).collect()
