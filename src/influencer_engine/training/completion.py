@@ -90,7 +90,7 @@ def fit_bundle_completion(table: TrainingTable, model: KPIForecaster, tiers: Tie
     # no post history (no posts, no averages per post): the same rows forecast without their posts. The band is
     # widened by the error that adds; the forecast itself is left as the funnel gives it. (A level measured on the
     # market's sums, with posts over without, made the typical such creator right but over-stated the ones a planner
-    # picks by value per dollar 2.4x, and net-return plans lost money: README, "Partial data".)
+    # picks by value per dollar 2.3x, and net-return plans lost money: README, "Partial data".)
     without = forecast(base_creators, posts.head(0))
     widening["history"] = {kpi: extra_sd(m0, without[kpi], observed(kpi, len(m0))) or 0.0
                            for kpi, m0 in before.items()}  # fmt: skip
