@@ -68,32 +68,28 @@ def spread_multipliers(n: int = AVERAGE_POSTS, sigma: float = AVERAGE_LOG_SPREAD
     return np.asarray(m[latest_first[:n]][::-1], dtype=np.float64)
 
 
-def _has_averages(creators: pl.LazyFrame) -> pl.Expr:
-    have = set(creators.collect_schema().names())
-    cols = [pl.col(c).is_not_null() for c in average_columns() if c in have]
-    return pl.any_horizontal(cols) if cols else pl.lit(False)
+def averaged_creators(creators: pl.LazyFrame, posts: pl.LazyFrame) -> pl.DataFrame:
+    """The creators read from their averages (averages given, no post at all): creator_id, platform and their
+    average columns. Empty without a look at the posts when no creator has an average (the usual base)."""
+    given = [c for c in average_columns() if c in set(creators.collect_schema().names())]
+    if not given:
+        return pl.DataFrame(schema={"creator_id": pl.String, "platform": pl.String})
+    with_avg = creators.filter(pl.any_horizontal(pl.col(c).is_not_null() for c in given)).select(
+        "creator_id", pl.col("platform").cast(pl.String), *given
+    ).collect()  # fmt: skip
+    if with_avg.height == 0:
+        return with_avg
+    return with_avg.join(posts.select("creator_id").unique().collect(), on="creator_id", how="anti")
 
 
-def averaged_creators(creators: pl.LazyFrame, posts: pl.LazyFrame) -> pl.LazyFrame:
-    """creator_id (and platform) of the creators read from their averages: averages given, no post at all."""
-    return (
-        creators.filter(_has_averages(creators))
-        .select("creator_id", "platform")
-        .join(posts.select("creator_id").unique(), on="creator_id", how="anti")
-    )
-
-
-def average_posts(creators: pl.LazyFrame, posts: pl.LazyFrame, anchors: pl.LazyFrame) -> pl.LazyFrame:
-    """The posts that ``creators``' averages stand for (``_POST_COLUMNS``, in the posts' types), for the creators
-    with averages and no posts that have an anchor (``anchors``: creator_id, as_of; the posts end a day before it)."""
+def average_posts(averaged: pl.DataFrame, posts: pl.LazyFrame, anchors: pl.LazyFrame) -> pl.LazyFrame:
+    """The posts that the ``averaged`` creators' averages stand for (``_POST_COLUMNS``, in the posts' types), for
+    those with an anchor (``anchors``: creator_id, as_of; the posts end a day before the earliest)."""
     schema = posts.collect_schema()
-    have = set(creators.collect_schema().names())
-    avg = {m: (pl.col(f"avg_{m}") if f"avg_{m}" in have else pl.lit(None, dtype=pl.Float64)) for m in AVERAGE_METRICS}
-    who = averaged_creators(creators, posts).join(
-        anchors.group_by("creator_id").agg(pl.col("as_of").min()), on="creator_id", how="inner"
-    )
-    given = [f"avg_{m}" for m in AVERAGE_METRICS if f"avg_{m}" in have]
-    who = who.join(creators.select("creator_id", *given), on="creator_id", how="left")
+    avg = {m: (pl.col(f"avg_{m}") if f"avg_{m}" in averaged.columns else pl.lit(None, dtype=pl.Float64))
+           for m in AVERAGE_METRICS}  # fmt: skip
+    who = averaged.lazy().join(anchors.group_by("creator_id").agg(pl.col("as_of").min()), on="creator_id",
+                               how="inner")  # fmt: skip
     mult = spread_multipliers()
     n = len(mult)
     ago = [timedelta(days=1 + AVERAGE_SPACING_DAYS * (n - 1 - i)) for i in range(n)]  # oldest first
@@ -104,7 +100,7 @@ def average_posts(creators: pl.LazyFrame, posts: pl.LazyFrame, anchors: pl.LazyF
     rows = who.join(steps, how="cross").select(
         "creator_id",
         (pl.col("as_of") - pl.col("_ago")).alias("posted_at"),
-        pl.col("platform").cast(pl.String).replace_strict(BASE_FORMAT, default=None).alias("format"),
+        pl.col("platform").replace_strict(BASE_FORMAT, default=None).alias("format"),
         pl.lit(None, dtype=pl.Boolean).alias("sponsored"),
         *(pl.lit(None).alias(c) for c in ("impressions", "reach", "saves")),
         *((v * pl.col("_m")).round().alias(c) for c, v in values.items()),
@@ -112,8 +108,9 @@ def average_posts(creators: pl.LazyFrame, posts: pl.LazyFrame, anchors: pl.LazyF
     return rows.select(pl.col(c).cast(schema[c]) for c in _POST_COLUMNS)
 
 
-def with_average_posts(creators: pl.LazyFrame, posts: pl.LazyFrame, anchors: pl.LazyFrame) -> pl.LazyFrame:
-    """``posts`` (the columns the history group reads) and the posts of the creators read from their averages."""
-    if not set(average_columns()) & set(creators.collect_schema().names()):
+def with_average_posts(averaged: pl.DataFrame, posts: pl.LazyFrame, anchors: pl.LazyFrame) -> pl.LazyFrame:
+    """``posts`` and the posts of the ``averaged`` creators (``averaged_creators``); ``posts`` as they are when
+    there are none."""
+    if averaged.height == 0:
         return posts
-    return pl.concat([posts.select(_POST_COLUMNS), average_posts(creators, posts, anchors)], how="vertical")
+    return pl.concat([posts.select(_POST_COLUMNS), average_posts(averaged, posts, anchors)], how="vertical")

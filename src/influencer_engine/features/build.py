@@ -60,24 +60,27 @@ def request_history(creators: pl.LazyFrame, posts: pl.LazyFrame, requests: pl.La
 
     A creator with no posts but its export's averages per post is read from those (``features.averages``);
     ``history_source`` says what each request's history was read from: "posts", "averages" or "none"."""
-    planned = _planned(requests, creators)
-    built = history_features(planned, with_average_posts(creators, posts, planned.select("creator_id", "as_of")))
-    averaged = averaged_creators(creators, posts).select("creator_id", pl.lit(True).alias("_averaged"))
+    return _history(creators, posts, _planned(requests, creators))
+
+
+def _history(creators: pl.LazyFrame, posts: pl.LazyFrame, planned: pl.LazyFrame) -> pl.DataFrame:
+    """``request_history`` of requests already given their planned format (``_planned``)."""
+    averaged = averaged_creators(creators, posts)
+    read = with_average_posts(averaged, posts, planned.select("creator_id", "as_of"))
+    built = history_features(planned, read).collect()
+    from_averages = pl.lit(False)
+    if averaged.height:
+        ids = planned.select("request_id", "creator_id").join(averaged.lazy().select("creator_id"), on="creator_id",
+                                                               how="semi").collect()  # fmt: skip
+        from_averages = pl.col("request_id").is_in(ids["request_id"].implode())
     source = (
-        planned.select("request_id", "creator_id")
-        .join(averaged, on="creator_id", how="left")
-        .join(built.select("request_id", "posts_before"), on="request_id", how="left")
-        .select(
-            "request_id",
-            pl.when(pl.col("posts_before").fill_null(0) == 0)
-            .then(pl.lit("none"))
-            .when(pl.col("_averaged").fill_null(False))
-            .then(pl.lit("averages"))
-            .otherwise(pl.lit("posts"))
-            .alias("history_source"),
-        )
+        pl.when(pl.col("posts_before").fill_null(0) == 0)
+        .then(pl.lit("none"))
+        .when(from_averages)
+        .then(pl.lit("averages"))
+        .otherwise(pl.lit("posts"))
     )
-    return built.join(source, on="request_id", how="left").collect()
+    return built.with_columns(source.alias("history_source"))
 
 
 def build_features(
@@ -98,7 +101,7 @@ def build_features(
     creators = derive_tier(creators, tiers)
     requests = _planned(requests, creators)
     built = (
-        (request_history(creators, posts, requests) if history is None else history)
+        (_history(creators, posts, requests) if history is None else history)
         .lazy()
         .drop("history_source", strict=False)
     )
@@ -122,7 +125,8 @@ def engagement_rates(creators: pl.LazyFrame, posts: pl.LazyFrame, as_of: datetim
     """creator_id, platform, tier and ``er_median_last20`` as of ``as_of`` (the value ``build_features`` gives)."""
     hi = WINDOWS[-1]
     inter = history_name("interactions", "median", hi)
-    read = with_average_posts(creators, posts, creators.select("creator_id", pl.lit(as_of).alias("as_of")))
+    anchors = creators.select("creator_id", pl.lit(as_of).alias("as_of"))
+    read = with_average_posts(averaged_creators(creators, posts), posts, anchors)
     return (
         derive_tier(creators.select("creator_id", "platform", "followers", "tier"), tiers)
         .join(recent_interactions(read, as_of), on="creator_id", how="left")
