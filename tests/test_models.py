@@ -498,13 +498,43 @@ def test_balance_level_carries_a_standard_error_clustered_by_creator() -> None:
 
     y, f, g = rows(400)
     clustered, plain = Balance.fit(y, f, groups=g), Balance.fit(y, f)
-    assert clustered.overall == plain.overall  # the level itself does not depend on the clusters
+    # the level deals whole creators into its median of means; where no creator stands out, that is the ratio of sums
+    assert clustered.overall == pytest.approx(plain.overall, abs=0.01)
+    assert clustered.overall == pytest.approx(math.log(y.sum() / f.sum()), abs=0.01)
     assert clustered.overall_se > 1.5 * plain.overall_se > 0
     y10, f10, g10 = rows(4_000)
     assert Balance.fit(y10, f10, groups=g10).overall_se == pytest.approx(clustered.overall_se / np.sqrt(10), rel=0.35)
     assert Balance.from_dict(clustered.to_dict()) == clustered
     old = {k: v for k, v in clustered.to_dict().items() if k != "overall_se"}
     assert Balance.from_dict(old).overall_se == 0.0
+
+
+def test_balance_level_is_not_decided_by_one_creator() -> None:
+    """The level is a median of means over creators: one creator whose campaigns delivered fifteen times their
+    forecast (a fifth of every outcome) moves the ratio of sums by half, the level by a few percent. Deterministic;
+    with too few creators for three groups it is the plain ratio of sums."""
+    from influencer_engine.modeling.balance import MOM_MIN_CREATORS
+
+    rng = np.random.default_rng(9)
+    creators, per = 3_000, 3
+    f = np.repeat(np.exp(rng.normal(1.0, 1.0, creators)), per)
+    g = np.repeat(np.arange(creators), per).astype(str)
+    y = rng.poisson(1.2 * f).astype(np.float64)  # the forecasts run 20% low for every creator
+    base = Balance.fit(y, f, groups=g)
+    assert base.overall == pytest.approx(math.log(1.2), abs=0.03)
+    star = g == "7"
+    y_star = y.copy()
+    y_star[star] = 15 * 1.2 * f[star] * (0.25 * y.sum() / (15 * 1.2 * f[star].sum()))  # a fifth of all outcomes
+    f_star = f.copy()
+    f_star[star] = y_star[star] / 15
+    plain = math.log(y_star.sum() / f_star.sum())
+    robust = Balance.fit(y_star, f_star, groups=g)
+    assert plain - base.overall > 0.15  # the ratio of sums follows the one creator
+    assert abs(robust.overall - base.overall) < 0.05  # the level does not
+    assert Balance.fit(y_star, f_star, groups=g) == robust  # the same rows give the same correction
+    few = 3 * MOM_MIN_CREATORS - 1  # two groups at most: the plain ratio of sums
+    sel = np.isin(g, [str(i) for i in range(few)])
+    assert Balance.fit(y[sel], f[sel], groups=g[sel]).overall == pytest.approx(math.log(y[sel].sum() / f[sel].sum()))
 
 
 def test_a_correction_carries_over_to_a_model_whose_level_differs() -> None:

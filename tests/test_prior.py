@@ -62,14 +62,23 @@ def test_corrections_recover_a_shifted_market(prior_rows: tuple) -> None:
 
 
 def test_rows_like_the_prior_leave_it_nearly_as_it_is(prior_rows: tuple) -> None:
+    """Outcomes drawn from the prior's own expected values: the corrections leave every KPI within 12% (median over
+    held-out rows) in most draws, and within 3% on average over draws. Not in every draw: trees are taken when they
+    beat the level by one standard error of held-out deviance, which noise on 400 rows sometimes does (one draw of
+    eight moved conversions by 14% with a 40-tree correction)."""
     prior, frame, mean = prior_rows
     rows = frame.head(400)
-    y = {k: v[:400] for k, v in _user(frame, mean, 1.0, 3).items()}
-    fit = fit_from_prior(prior.forecaster, rows.select(feature_columns()), y, groups=rows["creator_id"].to_numpy())
     held = frame.tail(300).select(feature_columns())
-    before, after = prior.forecaster.predict_mean(held), fit.forecaster.predict_mean(held)
-    for kpi in before:
-        assert abs(np.median(after[kpi] / before[kpi]) - 1) < 0.12, kpi
+    before = prior.forecaster.predict_mean(held)
+    moves = []
+    for draw in (3, 4, 5):
+        y = {k: v[:400] for k, v in _user(frame, mean, 1.0, draw).items()}
+        fit = fit_from_prior(prior.forecaster, rows.select(feature_columns()), y, groups=rows["creator_id"].to_numpy())
+        after = fit.forecaster.predict_mean(held)
+        moves.append([abs(float(np.median(after[kpi] / before[kpi])) - 1) for kpi in before])
+    move = np.array(moves)
+    assert (move.max(axis=1) < 0.12).sum() >= 2, move  # most draws leave every KPI within 12%
+    assert move.mean() < 0.03, move
     # too few rows: every KPI keeps the prior, bands and all
     few = fit_from_prior(prior.forecaster, rows.head(MIN_USER_ROWS - 1).select(feature_columns()),
                          {k: v[: MIN_USER_ROWS - 1] for k, v in y.items()})  # fmt: skip

@@ -244,7 +244,7 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
         for kpi, p in oof.items():
             y = np.asarray(targets[kpi], dtype=np.float64)
             first = Balance.fit(y, p, groups=groups)
-            per_dollar = (Balance.fit(y, first.apply(p), quantiles=PER_DOLLAR_QUANTILES, price=price)
+            per_dollar = (Balance.fit(y, first.apply(p), quantiles=PER_DOLLAR_QUANTILES, price=price, groups=groups)
                           if price is not None else Balance.identity(key="per_dollar"))  # fmt: skip
             out_[kpi] = (first, per_dollar)
         return out_
