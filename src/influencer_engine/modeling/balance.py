@@ -89,15 +89,15 @@ UNCERTAIN = 0.15
 TRANSFER_LIMIT = float(np.log(1.5))
 
 
-def _log_ratio(y: F64, f: F64, groups: npt.NDArray[np.intp] | None = None) -> tuple[float, float]:
-    """log(sum y / sum f) and its standard error (delta method on the ratio estimator; with ``groups``, integer codes
-    of the rows' clusters, the residuals are summed per cluster first)."""
+def _log_ratio_se(y: F64, f: F64, groups: npt.NDArray[np.intp] | None = None) -> float:
+    """The standard error of log(sum y / sum f) (delta method on the ratio estimator; with ``groups``, integer codes
+    of the rows' clusters, the residuals are summed per cluster first). The level itself is ``_level``'s."""
     r = float(y.sum() / f.sum())
     res = y - r * f
     if groups is not None:
         res = np.asarray(np.bincount(groups, weights=res), dtype=np.float64)
     se = float(np.sqrt(np.sum(res**2)) / f.sum())
-    return float(np.log(np.clip(r, *LIMITS))), se / max(r, 1e-12)
+    return se / max(r, 1e-12)
 
 
 def _level(y: F64, f: F64, codes: npt.NDArray[np.intp] | None = None) -> float:
@@ -150,7 +150,7 @@ class Balance:
         if len(yv) < MIN_BIN_ROWS or fv.sum() <= 0 or yv.sum() <= 0:
             return cls.identity(len(yv), key)
         codes = None if groups is None else np.unique(np.asarray(groups)[ok].astype(str), return_inverse=True)[1]
-        _, overall_se = _log_ratio(yv, fv, codes)
+        overall_se = _log_ratio_se(yv, fv, codes)
         overall = _level(yv, fv, codes)
         lf = np.log(fv) if price is None else np.log(fv / np.asarray(price, dtype=np.float64)[ok])
         edges = np.unique(np.quantile(lf, list(quantiles)))
@@ -160,7 +160,7 @@ class Balance:
             sel = which == b
             if sel.sum() < MIN_BIN_ROWS:
                 continue
-            _, se = _log_ratio(yv[sel], fv[sel])
+            se = _log_ratio_se(yv[sel], fv[sel])
             own = _level(yv[sel], fv[sel], None if codes is None else np.unique(codes[sel], return_inverse=True)[1])
             w = PRIOR_SD**2 / (PRIOR_SD**2 + se**2)  # shrink a noisy bin toward the overall ratio
             knots.append(float(np.median(lf[sel])))
