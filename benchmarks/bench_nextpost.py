@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from influencer_engine.config import load_tier_config  # noqa: E402
-from influencer_engine.evaluation.nextpost import next_post_backtest  # noqa: E402
+from influencer_engine.evaluation.nextpost import NEIGHBOURS, next_post_backtest  # noqa: E402
 from influencer_engine.importers.instagram_posts import import_instagram_posts  # noqa: E402
 
 
@@ -55,6 +55,12 @@ def _one(name: str, folder: Path) -> dict[str, object]:
     print(f"  improvement over the trailing median of 20: {r.improvement_vs_trailing_median:+.1%} "
           f"(halves of the creators: {', '.join(f'{v:+.1%}' for v in r.by_half.values())}); "
           f"caption score {'used' if r.caption_score else 'not available'}")  # fmt: skip
+    c = r.level_ceiling
+    print(
+        f"  the level ceiling (reads later posts, not a forecast): the median of the creator's {NEIGHBOURS} posts "
+        f"before and after {c['neighbours_median']:+.1%}, "
+        f"the model with that median {c['model_with_neighbours']:+.1%}"
+    )
     cov = r.coverage
     print(f"  P10-P90 coverage of the test posts: pooled bands {cov['pooled']:.1%}, "
           f"bands per history bucket {cov['by_history']:.1%}, auto {cov['auto']:.1%} "

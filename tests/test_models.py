@@ -400,6 +400,9 @@ def test_next_post_on_real_instagram(real_data: Path, tmp_path: Path, tiers: Tie
     assert set(r.coverage) == {"pooled", "by_history", "auto"} and all(0.7 < v < 0.9 for v in r.coverage.values())
     assert sum(h["rows"] for h in r.by_history.values()) == r.rows["test"]
     assert set(r.by_history) <= {"0_5", "6_20", "21_50", "51_plus"}
+    # the level ceiling is reported, and knowing the creator's level from later posts does not do worse than the model
+    assert set(r.level_ceiling) == {"neighbours_median", "model_with_neighbours"}
+    assert r.level_ceiling["model_with_neighbours"] > r.improvement_vs_trailing_median - 0.01
 
 
 def test_next_post_without_captions_or_sponsorship(tmp_path: Path, tiers: TierConfig) -> None:
@@ -453,6 +456,31 @@ def test_next_post_ratio_booster_follows_levels_past_the_training_range(tmp_path
     assert b["model"] == r.metrics["model"]["mae_log1p"] and 0.5 < RESIDUAL_WEIGHT < 1.0
     assert b["ratio"] < 0.8 * b["level"] and b["model"] < b["level"]
     assert b["model"] < r.metrics["trailing_median_last20"]["mae_log1p"]
+    # levels that grow: the median of the posts about each post (later ones too) beats the trailing median
+    assert r.level_ceiling["neighbours_median"] > 0.05
+
+
+def test_next_post_neighbours_median_reads_the_creators_other_posts_about_each_post() -> None:
+    """The level ceiling's median: the creator's NEIGHBOURS posts before and after, never the post itself nor another
+    creator's, whatever the frame's row order."""
+    from influencer_engine.evaluation.nextpost import NEIGHBOURS, _neighbours_median
+
+    n = 2 * NEIGHBOURS + 5
+    frame = pl.DataFrame({
+        "request_id": [f"a{i:02d}" for i in range(n)] + ["b0", "c0", "c1"],
+        "creator_id": ["a"] * n + ["b", "c", "c"],
+        "as_of": [datetime(2024, 1, 1 + i, tzinfo=UTC) for i in range(n)] + [datetime(2024, 1, 1, tzinfo=UTC)] * 3,
+        "__y": [float(np.expm1(i)) for i in range(n)] + [5.0, 1.0, 3.0],
+    })  # fmt: skip
+    shuffled = frame.sample(fraction=1.0, shuffle=True, seed=1)
+    got = dict(zip(shuffled["request_id"], _neighbours_median(shuffled).to_list(), strict=True))
+    assert got["b0"] is None or np.isnan(got["b0"])  # a creator with one post has no neighbours
+    assert got["c0"] == pytest.approx(3.0) and got["c1"] == pytest.approx(1.0)
+    # the first post: the median of the 10 after it (log1p 1..10 -> 5.5); one in the middle: 10 each side
+    assert np.log1p(got["a00"]) == pytest.approx(np.median(np.arange(1, NEIGHBOURS + 1)))
+    mid = NEIGHBOURS + 2
+    around = [i for i in range(mid - NEIGHBOURS, mid + NEIGHBOURS + 1) if i != mid]
+    assert np.log1p(got[f"a{mid:02d}"]) == pytest.approx(np.median(around))
 
 
 def test_shifted_world_is_deterministic_and_bounded() -> None:

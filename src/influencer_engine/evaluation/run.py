@@ -16,7 +16,7 @@ from typing import Any
 
 from influencer_engine.config import PlannerConfig, TierConfig, load_simulator_config
 from influencer_engine.errors import InputError
-from influencer_engine.evaluation.nextpost import next_post_backtest
+from influencer_engine.evaluation.nextpost import NEIGHBOURS, next_post_backtest
 from influencer_engine.evaluation.planner_eval import PlannerEvaluation, evaluate_planner, summary_lines
 from influencer_engine.io import write_json
 from influencer_engine.modeling.backtest import BacktestResult, backtest
@@ -129,6 +129,11 @@ def evaluate_models(
         notes.append(f"next-post boosters: the level alone MAE log1p {r.boosters['level']:.3f}, the ratio to the "
                      f"trailing median alone {r.boosters['ratio']:.3f}, their log average (the model) "
                      f"{r.boosters['model']:.3f}")  # fmt: skip
+        c = r.level_ceiling
+        notes.append(f"next-post level ceiling (reads later posts, not a forecast): the median of the creator's "
+                     f"{NEIGHBOURS} posts before and after {c['neighbours_median']:+.1%} over the trailing median, "
+                     f"the model with that median {c['model_with_neighbours']:+.1%}: what the model misses beyond "
+                     f"it is each post's own")  # fmt: skip
         notes.append(f"next-post P10-P90 coverage of the test posts: pooled bands {r.coverage['pooled']:.1%}, bands "
                      f"per history bucket {r.coverage['by_history']:.1%}, auto {r.coverage['auto']:.1%} "
                      f"({'per bucket' if r.auto_per_bucket else 'pooled'}); by posts before: " + "; ".join(
