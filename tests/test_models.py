@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 import pytest
 from sklearn.base import clone
@@ -563,6 +564,47 @@ def test_balance_level_is_not_decided_by_one_creator() -> None:
     few = 3 * MOM_MIN_CREATORS - 1  # two groups at most: the plain ratio of sums
     sel = np.isin(g, [str(i) for i in range(few)])
     assert Balance.fit(y[sel], f[sel], groups=g[sel]).overall == pytest.approx(math.log(y[sel].sum() / f[sel].sum()))
+
+
+def test_per_dollar_balance_of_each_platform_reads_its_own_top() -> None:
+    """A brief limited to one platform picks that platform's top forecasts per dollar. On both platforms the top 10%
+    by forecast per dollar deliver 0.6 of their forecast, but YouTube's value per dollar sits far below TikTok's, so
+    the pooled bins put all its rows in the lowest bin: the pooled correction misses YouTube's top, the platform's own
+    bins (about the pooled level) correct it. A platform with too few rows keeps the pooled correction; the segments
+    survive a round trip through the bundle's dict."""
+    from influencer_engine.modeling.balance import MIN_SEGMENT_ROWS
+
+    rng = np.random.default_rng(5)
+    n = 6_000
+    platform = np.where(np.arange(n) < n // 2, "tiktok", "youtube")
+    price = np.where(platform == "tiktok", 1.0, 20.0) * np.exp(rng.normal(0, 0.5, n))
+    f = np.exp(rng.normal(3.0, 1.0, n))
+    pd = f / price
+    top = np.zeros(n, dtype=bool)
+    for p in ("tiktok", "youtube"):
+        sel = platform == p
+        top |= sel & (pd >= np.quantile(pd[sel], 0.9))
+    delivered = np.where(top, 0.6, 1.0)
+    y = rng.poisson(f * delivered).astype(np.float64)
+    g = np.arange(n).astype(str)
+    pooled = Balance.fit(y, f, quantiles=(0.5, 0.9), price=price, groups=g)
+    own = Balance.fit(y, f, quantiles=(0.5, 0.9), price=price, groups=g, segments=platform)
+    assert set(own.segments) == {"tiktok", "youtube"} and not pooled.segments
+    yt_top = top & (platform == "youtube")
+
+    def level(b: Balance, rows: npt.NDArray[np.bool_]) -> float:
+        return float(y[rows].sum() / b.apply(f[rows], price[rows], platform[rows]).sum())
+
+    assert abs(level(pooled, yt_top) - 1.0) > 0.3  # the pooled bins run YouTube's top ~1.6x over what it delivered
+    assert level(own, yt_top) == pytest.approx(1.0, abs=0.1)
+    assert level(own, platform == "tiktok") == pytest.approx(1.0, abs=0.1)
+    # without a platform per row (a caller that has none) the pooled correction applies
+    assert np.array_equal(own.apply(f, price), pooled.apply(f, price))
+    assert Balance.from_dict(json.loads(json.dumps(own.to_dict()))) == own
+    few = (platform == "tiktok") | (np.arange(n) < n // 2 + MIN_SEGMENT_ROWS - 1)
+    assert set(Balance.fit(y[few], f[few], price=price[few], groups=g[few], segments=platform[few]).segments) == {
+        "tiktok"
+    }
 
 
 def test_a_correction_carries_over_to_a_model_whose_level_differs() -> None:

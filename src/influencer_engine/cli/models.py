@@ -103,7 +103,8 @@ def train(
         typer.echo(f"  warning: {loose}", err=True)
     top = per_dollar_summary(predictor)
     if top:
-        typer.echo(f"  the top forecasts per dollar, corrected out of fold by: {top}")
+        typer.echo(f"  the top forecasts per dollar, corrected out of fold by: {top} (each platform's own top in "
+                   "brackets)")  # fmt: skip
     split = split_summary(predictor)
     if split:
         typer.echo(f"  bands (share of log variance out of fold): {split}")
@@ -242,10 +243,16 @@ def uncertain_levels(predictor: Predictor) -> str:
 
 
 def per_dollar_summary(predictor: Predictor) -> str:
-    """Each KPI's correction at the top of its forecasts per dollar ("" when none was measured)."""
-    models = predictor.forecaster.models_.items()
-    return ", ".join(f"{kpi} x{math.exp(m.per_dollar_.log_factors[-1]):.2f}" for kpi, m in models
-                     if getattr(m, "per_dollar_", None) is not None and len(m.per_dollar_.knots) > 1)  # fmt: skip
+    """Each KPI's correction at the top of its forecasts per dollar, and of each platform's own top where it has one
+    ("" when none was measured)."""
+    parts = []
+    for kpi, m in predictor.forecaster.models_.items():
+        b = getattr(m, "per_dollar_", None)
+        if b is None or len(b.knots) < 2:
+            continue
+        own = ", ".join(f"{p} x{math.exp(s.log_factors[-1]):.2f}" for p, s in sorted(b.segments.items()))
+        parts.append(f"{kpi} x{math.exp(b.log_factors[-1]):.2f}" + (f" ({own})" if own else ""))
+    return ", ".join(parts)
 
 
 def expected_error_summary(predictor: Predictor) -> str:

@@ -331,14 +331,14 @@ class KPIModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         self.per_dollar_ = balance
         return self
 
-    def balanced(self, forecast: F64, price: F64 | None = None) -> F64:
+    def balanced(self, forecast: F64, price: F64 | None = None, platform: npt.NDArray[Any] | None = None) -> F64:
         """Expected values from this model's raw forecasts (``predict``): the out-of-fold mean correction applied
-        (the raw forecast where none was measured), then, with ``price``, the correction by forecast per dollar. Raw
-        forecasts are what the funnel's offsets were trained on."""
+        (the raw forecast where none was measured), then, with ``price``, the correction by forecast per dollar (each
+        row's ``platform``'s own where it has one). Raw forecasts are what the funnel's offsets were trained on."""
         balance = getattr(self, "balance_", None)
         out = forecast if balance is None else balance.apply(forecast)
         per_dollar = getattr(self, "per_dollar_", None)
-        return out if per_dollar is None or price is None else per_dollar.apply(out, price)
+        return out if per_dollar is None or price is None else per_dollar.apply(out, price, platform)
 
     # -- prediction -------------------------------------------------------------------------------------
     def _raw(self, X: pl.DataFrame, base_margin: F64 | None, matrix: F64 | None = None) -> F64:

@@ -91,6 +91,13 @@ def price_of(X: pl.DataFrame) -> F64 | None:
     return X["price"].cast(pl.Float64).fill_null(np.nan).to_numpy()
 
 
+def platform_of(X: pl.DataFrame) -> npt.NDArray[Any] | None:
+    """Each row's platform (None without a platform column): the segment of the per-dollar correction."""
+    if "platform" not in X.columns:
+        return None
+    return X["platform"].cast(pl.String).fill_null("").to_numpy()
+
+
 def _labelled(on_fit: Callable[[str], None] | None, stage: str) -> Callable[[str], None] | None:
     return None if on_fit is None else (lambda kpi: on_fit(f"{stage}: {kpi}"))
 
@@ -244,7 +251,8 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
         for kpi, p in oof.items():
             y = np.asarray(targets[kpi], dtype=np.float64)
             first = Balance.fit(y, p, groups=groups)
-            per_dollar = (Balance.fit(y, first.apply(p), quantiles=PER_DOLLAR_QUANTILES, price=price, groups=groups)
+            per_dollar = (Balance.fit(y, first.apply(p), quantiles=PER_DOLLAR_QUANTILES, price=price, groups=groups,
+                                      segments=platform_of(X))
                           if price is not None else Balance.identity(key="per_dollar"))  # fmt: skip
             out_[kpi] = (first, per_dollar)
         return out_
@@ -292,13 +300,14 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
         history = history_of(X) if self.config.intervals.by_history else None
         # "auto": bands per bucket only where the pooled ones miss a bucket's share by more than the tolerance
         tolerance = self.config.intervals.history_tolerance if self.config.intervals.by_history == "auto" else None
-        price = price_of(X)
+        price, platform = price_of(X), platform_of(X)
         bands = {}
         for kpi, pred in cal_pred.items():
             y = sub[kpi][cal_idx]
             ok = np.isfinite(y)
             bands[kpi] = (y[ok], pred[ok], None if history is None else history[cal_idx][ok],
-                          None if price is None else price[cal_idx][ok])  # fmt: skip
+                          None if price is None else price[cal_idx][ok],
+                          None if platform is None else platform[cal_idx][ok])  # fmt: skip
         unlabeled = None if unlabeled is None else unlabeled.select(X.columns)
         balances = self._cross_fit(X, sub, groups, trainer, on_fit, unlabeled)
         models, _ = self._fit_funnel(X, sub, trainer=trainer, on_fit=_labelled(on_fit, "final"))
@@ -315,7 +324,8 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
             if self.config.intervals.calibrate_on == "out_of_fold" and kpi in self.oof_:
                 y_all, p_all = sub[kpi], self.oof_[kpi]
                 ok = np.isfinite(y_all) & np.isfinite(p_all)
-                expected = model.balanced(p_all[ok], None if price is None else price[ok])
+                expected = model.balanced(p_all[ok], None if price is None else price[ok],
+                                          None if platform is None else platform[ok])  # fmt: skip
                 model.calibrate(
                     y_all[ok], expected, history=None if history is None else history[ok], tolerance=tolerance
                 )
@@ -323,8 +333,9 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
                     split = ErrorSplit.fit(y_all[ok], expected, np.asarray(groups)[ok], np.asarray(campaigns)[ok])
                     model.set_error_split(split)
             elif kpi in bands and len(bands[kpi][0]) >= 20:
-                y_cal, raw_cal, hist_cal, price_cal = bands[kpi]
-                model.calibrate(y_cal, model.balanced(raw_cal, price_cal), history=hist_cal, tolerance=tolerance)
+                y_cal, raw_cal, hist_cal, price_cal, platform_cal = bands[kpi]
+                model.calibrate(y_cal, model.balanced(raw_cal, price_cal, platform_cal), history=hist_cal,
+                                tolerance=tolerance)  # fmt: skip
             if kpi in balances and self.transfer_.get(kpi):
                 model.set_balance(balances[kpi][0].with_transfer(self.transfer_[kpi]))
         self.features_ = list(X.columns)
@@ -356,8 +367,8 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
         return mean
 
     def _expected(self, X: pl.DataFrame) -> dict[str, F64]:
-        price = price_of(X)
-        return {kpi: self.models_[kpi].balanced(raw, price) for kpi, raw in self._chain(X).items()}
+        price, platform = price_of(X), platform_of(X)
+        return {kpi: self.models_[kpi].balanced(raw, price, platform) for kpi, raw in self._chain(X).items()}
 
     def predict_mean(self, X: pl.DataFrame) -> dict[str, F64]:
         """Every KPI's expected value (no bands: also for a funnel whose models are not calibrated)."""
@@ -387,12 +398,12 @@ class KPIForecaster(BaseEstimator):  # type: ignore[misc]
             pm = pm + self.prior_.models_[kpi].intercept_
             log_prior = np.maximum(pm + pc.sum(axis=1), np.log(1e-9))
             raw = np.exp(np.minimum(rc.sum(axis=1) + log_prior + model.intercept_, 700.0))
-            return pc + rc, pm + np.log(model.balanced(raw, price_of(X)) / np.maximum(raw, 1e-300))
+            return pc + rc, pm + np.log(model.balanced(raw, price_of(X), platform_of(X)) / np.maximum(raw, 1e-300))
         prior = self._chain(X, stop=kpi) if base in KPI_NAMES else {}
         contrib, margin = model.contributions(X), self._margin(kpi, X, prior)
         # the mean correction belongs to the offset: offset + row sum is still the log of the expected value
         raw = np.exp(np.minimum(contrib.sum(axis=1) + margin + model.intercept_, 700.0))
-        return contrib, margin + np.log(model.balanced(raw, price_of(X)) / np.maximum(raw, 1e-300))
+        return contrib, margin + np.log(model.balanced(raw, price_of(X), platform_of(X)) / np.maximum(raw, 1e-300))
 
     def base_of(self, kpi: str) -> str:
         check_is_fitted(self, "models_")
