@@ -25,7 +25,7 @@ from influencer_engine.modeling.baselines import Baselines
 from influencer_engine.modeling.costs import per_cost
 from influencer_engine.modeling.estimator import KPIModel
 from influencer_engine.modeling.explain import explain
-from influencer_engine.modeling.forecaster import Forecast, KPIForecaster, fold_of, price_of
+from influencer_engine.modeling.forecaster import Forecast, KPIForecaster, fold_of, platform_of, price_of
 from influencer_engine.modeling.intervals import (
     MIN_EXPECTED_ROWS,
     MIN_PAIRS,
@@ -601,6 +601,7 @@ def test_per_dollar_balance_of_each_platform_reads_its_own_top() -> None:
     # without a platform per row (a caller that has none) the pooled correction applies
     assert np.array_equal(own.apply(f, price), pooled.apply(f, price))
     assert Balance.from_dict(json.loads(json.dumps(own.to_dict()))) == own
+    assert all(b.transfer == 0.1 for b in own.with_transfer(0.1).segments.values())  # carried over with the pooled
     few = (platform == "tiktok") | (np.arange(n) < n // 2 + MIN_SEGMENT_ROWS - 1)
     assert set(Balance.fit(y[few], f[few], price=price[few], groups=g[few], segments=platform[few]).segments) == {
         "tiktok"
@@ -830,7 +831,7 @@ def test_forecaster_means_are_corrected_out_of_fold(forecaster: KPIForecaster, t
     for kpi, model in forecaster.models_.items():
         assert model.balance_.rows > 0, kpi
         assert model.per_dollar_.key == "per_dollar", kpi
-        expected = model.balanced(raw[kpi], price_of(X))
+        expected = model.balanced(raw[kpi], price_of(X), platform_of(X))
         if kpi == "reach":
             expected = np.minimum(expected, mean["impressions"])
         np.testing.assert_allclose(mean[kpi], expected, rtol=1e-9)

@@ -244,10 +244,11 @@ class Balance:
     def with_transfer(self, log_ratio: float) -> Balance:
         """This correction for a model whose forecasts run ``exp(log_ratio)`` times those of the models it was
         measured on: a forecast F is corrected as theirs of F / r would be, then divided by r. A correction measured
-        on too few rows (none applied) carries nothing over."""
+        on too few rows (none applied) carries nothing over; each segment's own correction carries it over too."""
         if self.rows < MIN_BIN_ROWS:
             return self
-        return dataclasses.replace(self, transfer=float(log_ratio))
+        own = {k: v.with_transfer(log_ratio) for k, v in self.segments.items()}
+        return dataclasses.replace(self, transfer=float(log_ratio), segments=own)
 
     def apply(self, forecast: F64, price: F64 | None = None, segment: npt.NDArray[Any] | None = None) -> F64:
         return np.asarray(forecast, dtype=np.float64) * self.factor(forecast, price, segment)
