@@ -2,7 +2,7 @@
 
 One command measures a baseline build and this build on the same seeds and prints them side by side:
 
-    .venv/bin/python benchmarks/bench_economics.py --baseline 802aa5e --out /tmp/econ
+    .venv/bin/python benchmarks/bench_economics.py --baseline REV --out /tmp/econ
 
 For each build (``measure``): simulate the demo world for seeds 7, 8 and 9 (20,000 creators each), train the KPI
 models on seed 7 (with their backtest), plan the example brief (configs/briefs/fitness_january.toml) and score its
@@ -12,9 +12,12 @@ value, and the true CPM, CPA and ROAS of the planned and the oracle rosters agai
 
 The baseline is a ``git worktree`` of ``--baseline`` run with this checkout's evaluation harness
 (evaluation/planner_eval.py and the brief generator simulate/briefs.py) laid over it, so both builds are measured
-by the same instrument. The tail rows of the calibration report are computed by this build's report, with this
-build's published ranges, on both builds' worlds. The market is the median simulated campaign (its cost over its
-true expected results), for both builds.
+by the same instrument. The harness imports what later builds added (``planner.totals.cost_figures``,
+``simulate.libm``): the oldest baseline it imports on is feacf58. 802aa5e (the build before the plausible-economics
+work), d22b6e8 and 8579fed fail to import it; their figures are the README's, from runs of their time. Without
+``--baseline`` only this build is measured. The tail rows of the calibration report are computed by this build's
+report, with this build's published ranges, on both builds' worlds. The market is the median simulated campaign (its
+cost over its true expected results), for both builds.
 ``--reuse`` keeps a measure already written (the baseline takes about as long as this build).
 """
 
@@ -141,8 +144,11 @@ def _run_baseline(rev: str, out: Path, args: argparse.Namespace) -> None:
     cmd = [sys.executable, str(Path(__file__).resolve()), "measure", "--out", str(out / "baseline"),
            "--creators", str(args.creators), "--per-goal", str(args.per_goal),
            "--seeds", *map(str, args.seeds)]  # fmt: skip
-    # the baseline reads its own configs: run it from its checkout
-    subprocess.run(cmd, cwd=src, env=env, check=True)
+    # the baseline reads its own configs: run it from its checkout; the worktree goes either way
+    try:
+        subprocess.run(cmd, cwd=src, env=env, check=True)
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(src)], cwd=ROOT, check=False)
 
 
 def _f(v: Any, kind: str = "") -> str:
@@ -268,7 +274,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("stage", nargs="?", default="all", choices=("all", "measure", "compare"))
     ap.add_argument("--out", type=Path, default=Path("/tmp/bench_economics"))
-    ap.add_argument("--baseline", help="a git revision to measure beside this build (e.g. 802aa5e)")
+    ap.add_argument("--baseline", help="a git revision to measure beside this build (feacf58 or later)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[7, 8, 9])
     ap.add_argument("--creators", type=int, default=20_000)
     ap.add_argument("--per-goal", type=int, default=20)
